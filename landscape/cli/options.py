@@ -1,0 +1,63 @@
+"""Options and helpers shared by every command (defined once, as in rasterio's ``rio``)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+
+import click
+
+from landscape.errors import InputError, LandscapeError
+
+out_option = click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="landscape-out",
+    show_default=True,
+    help="Folder for the outputs (created if missing).",
+)
+seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+
+
+def library_errors(command: Callable) -> Callable:
+    """Turn the library's typed errors into one-line CLI errors: bad input exits 2, any other
+    failure (I/O, format, resume mismatch) exits 1. No tracebacks for user mistakes."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except InputError as exc:
+            raise click.UsageError(str(exc)) from exc
+        except LandscapeError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+def make_out_dir(path: str) -> str:
+    """Create ``path`` (and parents) and check that it is writable."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"cannot create `--out` folder {path}: {exc.strerror}") from exc
+    if not os.access(path, os.W_OK):
+        raise click.ClickException(f"`--out` folder {path} is not writable")
+    return path
+
+
+def progress(total: int, desc: str, *, quiet: bool, unit: str = "it"):
+    """A tqdm bar on stderr that goes silent with ``--quiet``."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=quiet, file=sys.stderr, leave=False,
+                dynamic_ncols=True)
+
+
+def echo_outputs(paths: list[str]) -> None:
+    """Print the output paths, one per line, at the end of a command."""
+    for path in paths:
+        click.echo(path)

@@ -1,0 +1,50 @@
+"""Built-in workloads and the loader for user workloads given as ``package.module:function``.
+
+Loading a user workload imports and runs that module's code: that is code execution by design.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from landscape.errors import InputError
+from landscape.workload import Workload
+
+_BUILTIN: dict[str, tuple[str, str]] = {
+    "sine": ("landscape.data.sine", "sine"),
+}
+
+
+def names() -> list[str]:
+    """Names of the built-in workloads."""
+    return sorted(_BUILTIN)
+
+
+def get_workload(name: str) -> Workload:
+    """A built-in workload by name, or a user one given as ``package.module:function``."""
+    if ":" in name:
+        module_name, _, attr = name.partition(":")
+    elif name in _BUILTIN:
+        module_name, attr = _BUILTIN[name]
+    else:
+        raise InputError(
+            f"`--workload` (={name!r}) is not a built-in workload; choose one of "
+            f"{', '.join(names())} or give `package.module:function`"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InputError(f"workload module {module_name!r} could not be imported: {exc}") from exc
+    factory: Callable[[], Workload] | None = getattr(module, attr, None)
+    if not callable(factory):
+        raise InputError(f"workload {name!r}: module {module_name!r} has no function {attr!r}")
+    try:
+        workload = factory()
+    except Exception as exc:  # user code: report, don't crash with a traceback
+        raise InputError(f"workload {name!r} raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(workload, Workload):
+        raise InputError(
+            f"workload {name!r} returned {type(workload).__name__}, expected landscape.Workload"
+        )
+    return workload

@@ -1,0 +1,193 @@
+"""Grid specs and the surface evaluator.
+
+Points are flattened in C order over (y, x), so a metric stored as ``Z[iy, ix]`` has shape
+(ny, nx): the layout Li et al.'s plotting scripts read. The evaluator vmaps the loss over a chunk
+of points (the data batches are scanned *inside*, so a batch is read once per chunk), shards the
+chunk over the devices of a mesh, and compiles once per scan (the last chunk is padded).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from landscape.directions import Plane
+from landscape.errors import InputError
+from landscape.workload import Params, State, Workload, dataset_mean
+
+ACC_PERCENT = 100.0  # accuracies are fractions inside the library, percent in surface files
+
+
+def parse_axis(spec: str, *, name: str = "--x") -> np.ndarray:
+    """``"MIN:MAX:N"`` → ``np.linspace(MIN, MAX, N)`` (float64), with errors that say what is wrong."""
+    parts = str(spec).split(":")
+    if len(parts) != 3:
+        raise InputError(f"`{name}` (={spec}) must look like MIN:MAX:N, e.g. -1:1:51")
+    try:
+        lo, hi = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise InputError(f"`{name}` (={spec}): MIN and MAX must be numbers") from None
+    try:
+        n = int(parts[2])
+    except ValueError:
+        raise InputError(f"`{name}` (={spec}): N must be a whole number") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise InputError(f"`{name}` (={spec}): MIN and MAX must be finite")
+    if not lo < hi:
+        raise InputError(f"`{name}` (={spec}) must have MIN < MAX")
+    if n < 2:
+        raise InputError(f"`{name}` (={spec}) must have N >= 2")
+    return np.linspace(lo, hi, n)
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """x coordinates and, for a 2D grid, y coordinates (both float64)."""
+
+    x: np.ndarray  # (nx,)
+    y: np.ndarray | None = None  # (ny,)
+
+    @classmethod
+    def from_specs(cls, x: str, y: str | None = None) -> "Grid":
+        return cls(parse_axis(x, name="--x"), None if y is None else parse_axis(y, name="--y"))
+
+    @property
+    def ndim(self) -> int:
+        return 1 if self.y is None else 2
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """(nx,) for 1D, (ny, nx) for 2D."""
+        return (len(self.x),) if self.y is None else (len(self.y), len(self.x))
+
+    @property
+    def num_points(self) -> int:
+        return math.prod(self.shape)
+
+    def coordinates(self) -> np.ndarray:
+        """(num_points, 2) float64 (alpha, beta) in C order over (y, x); beta = 0 in 1D."""
+        if self.y is None:
+            return np.stack([self.x, np.zeros_like(self.x)], axis=1)
+        yy, xx = np.meshgrid(self.y, self.x, indexing="ij")
+        return np.stack([xx.ravel(), yy.ravel()], axis=1)
+
+
+def metric_names(workload: Workload, metrics: Sequence[str], splits: Sequence[str]) -> list[str]:
+    """File names of the requested metrics, e.g. ``train_loss``, ``test_acc``; validated."""
+    available = ("loss", *workload.metrics)
+    names = []
+    for split in splits:
+        workload.dataset(split)  # raises for a missing split
+        for metric in metrics:
+            if metric not in available:
+                raise InputError(
+                    f"`--metrics` (={metric!r}) is not computed by workload `{workload.name}`; "
+                    f"available: {', '.join(available)}"
+                )
+            names.append(f"{split}_{metric}")
+    return names
+
+
+def point_params(plane: Plane, alpha: jax.Array, beta: jax.Array) -> Params:
+    """θ = origin + α d1 + β d2 (β ignored on a 1D line)."""
+    if plane.d2 is None:
+        return jax.tree.map(lambda o, a: o + alpha * a, plane.origin, plane.d1)
+    return jax.tree.map(lambda o, a, b: o + alpha * a + beta * b, plane.origin, plane.d1, plane.d2)
+
+
+def default_mesh() -> Mesh:
+    """A 1-D mesh named ``points`` over every device of the runtime."""
+    return jax.make_mesh(
+        (jax.device_count(),), ("points",), axis_types=(jax.sharding.AxisType.Auto,)
+    )
+
+
+def evaluate_surface(
+    workload: Workload,
+    state: State,
+    plane: Plane,
+    grid: Grid,
+    *,
+    metrics: Sequence[str] = ("loss",),
+    splits: Sequence[str] = ("train",),
+    chunk: int | None = None,
+    mesh: Mesh | None = None,
+    done: np.ndarray | None = None,
+    on_chunk: Callable[[np.ndarray, dict[str, np.ndarray]], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Evaluate the requested metrics at every grid point of ``plane``.
+
+    The points are ``plane.origin + α plane.d1 + β plane.d2`` for (α, β) on the grid; ``state``
+    is the model's untrained state (BatchNorm statistics), the same at every point.
+
+    Args:
+      metrics: ``loss`` and any name in ``workload.metrics`` (``acc`` is returned in percent).
+      splits: datasets to evaluate on (``train``, ``test``), each over every sample.
+      chunk: points per compiled call (rounded up to a multiple of the device count).
+      mesh: devices to shard each chunk over (default: every device, one mesh axis).
+      done: boolean mask shaped like ``grid.shape``; points already done are skipped (resume).
+      on_chunk: called with (flat point indices, {name: values}) after every chunk, e.g. to
+        flush results to a file.
+
+    Returns:
+      ``{f"{split}_{metric}": array shaped grid.shape}``; points not evaluated are NaN.
+    """
+    if plane.ndim != grid.ndim:
+        raise InputError(f"a {plane.ndim}D plane cannot be scanned over a {grid.ndim}D grid")
+    names = metric_names(workload, metrics, splits)
+    mesh = mesh or default_mesh()
+    num_devices = mesh.devices.size
+    coords_all = grid.coordinates()
+    todo = np.arange(grid.num_points)
+    if done is not None:
+        if done.shape != grid.shape:
+            raise InputError(f"`done` mask shape {done.shape} differs from the grid's {grid.shape}")
+        todo = todo[~done.ravel()]
+    results = {name: np.full(grid.num_points, np.nan) for name in names}
+    if todo.size:
+        chunk = chunk or min(256, todo.size)
+        chunk = -(-chunk // num_devices) * num_devices
+        evaluate_chunk, constants = _compile_chunk_evaluator(
+            workload, state, plane, metrics, splits, mesh
+        )
+        coords_sharding = NamedSharding(mesh, PartitionSpec("points"))
+        for start in range(0, todo.size, chunk):
+            index = todo[start : start + chunk]
+            coords = np.zeros((chunk, 2), np.float32)
+            coords[: index.size] = coords_all[index]
+            coords[index.size :] = coords_all[index[-1]]  # pad by repeating the last point
+            out = evaluate_chunk(jax.device_put(coords, coords_sharding), *constants)
+            values = {name: np.asarray(out[name], np.float64)[: index.size] for name in names}
+            for name in names:
+                results[name][index] = values[name]
+            if on_chunk is not None:
+                on_chunk(index, values)
+    return {name: value.reshape(grid.shape) for name, value in results.items()}
+
+
+def _compile_chunk_evaluator(workload, state, plane, metrics, splits, mesh):
+    """A jitted ``f(coords (chunk, 2), *constants) -> {name: (chunk,)}`` and its replicated
+    constants (plane, state and the data batches, placed on the mesh once)."""
+    replicated = NamedSharding(mesh, PartitionSpec())
+    data = {split: workload.dataset(split).split_batches(workload.batch_size) for split in splits}
+    constants = jax.device_put((plane.origin, plane.d1, plane.d2, state, data), replicated)
+
+    def at_point(ab, origin, d1, d2, state, data):
+        local = dataclasses.replace(plane, origin=origin, d1=d1, d2=d2)
+        theta = point_params(local, ab[0], ab[1])
+        out = {}
+        for split, (full, rest) in data.items():
+            means = dataset_mean(workload.loss, theta, state, full, rest)
+            for metric in metrics:
+                scale = ACC_PERCENT if metric == "acc" else 1.0
+                out[f"{split}_{metric}"] = means[metric] * scale
+        return out
+
+    vmapped = jax.vmap(at_point, in_axes=(0, None, None, None, None, None))
+    return jax.jit(vmapped), constants

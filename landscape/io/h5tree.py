@@ -1,0 +1,61 @@
+"""Pytrees of arrays stored in an HDF5 group, one dataset per leaf, named by its key path.
+
+``{"dense0": {"kernel": ...}}`` becomes the dataset ``<group>/dense0/kernel``. Reading returns
+nested dicts; pass ``like=`` a reference pytree to get its exact structure back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import h5py
+import jax
+import numpy as np
+
+from landscape.errors import ReadError
+
+
+def leaf_path(path: tuple) -> str:
+    """A jax key path as an HDF5 path: ``('dense0', 'kernel')`` → ``dense0/kernel``."""
+    parts = []
+    for entry in path:
+        for attr in ("key", "idx", "name"):
+            if hasattr(entry, attr):
+                parts.append(str(getattr(entry, attr)))
+                break
+        else:
+            parts.append(str(entry))
+    return "/".join(parts) or "_"
+
+
+def write_tree(group: h5py.Group, tree: Any) -> None:
+    """Write every leaf of ``tree`` as a dataset under ``group``."""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        group.create_dataset(leaf_path(path), data=np.asarray(leaf))
+
+
+def read_tree(group: h5py.Group, like: Any | None = None) -> Any:
+    """Read a pytree written by :func:`write_tree` (as nested dicts, or shaped like ``like``)."""
+    if like is not None:
+        paths, treedef = jax.tree_util.tree_flatten_with_path(like)
+        leaves = []
+        for path, ref in paths:
+            name = leaf_path(path)
+            if name not in group:
+                raise ReadError(f"{group.file.filename}: {group.name}/{name} is missing")
+            value = group[name][()]
+            if np.shape(value) != np.shape(ref):
+                raise ReadError(
+                    f"{group.file.filename}: {group.name}/{name} has shape {np.shape(value)}, "
+                    f"expected {np.shape(ref)}"
+                )
+            leaves.append(value)
+        return jax.tree.unflatten(treedef, leaves)
+
+    def visit(node: h5py.Group) -> dict:
+        return {
+            key: visit(item) if isinstance(item, h5py.Group) else item[()]
+            for key, item in node.items()
+        }
+
+    return visit(group)

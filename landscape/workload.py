@@ -1,0 +1,144 @@
+"""The one contract between models/data and everything else: :class:`Workload`.
+
+A workload bundles a model (``init``), a pure, jit-able ``loss`` and in-memory datasets. The loss
+returns the *mean* over its batch; :func:`dataset_mean` turns that into the exact mean over a
+whole dataset (a short last batch is weighted by its size, so every sample counts once).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from landscape.errors import InputError
+
+PyTree = Any
+Params = PyTree
+State = PyTree  # model state that is not trained (BatchNorm statistics); {} when there is none
+
+
+class Batch(NamedTuple):
+    inputs: jax.Array  # (batch, *input_shape)
+    targets: jax.Array  # (batch, ...)
+
+
+LossFn = Callable[[Params, State, Batch], tuple[jax.Array, dict[str, jax.Array]]]
+InitFn = Callable[[jax.Array], tuple[Params, State]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """Inputs and targets held in host memory, first axis = sample."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+
+    def __post_init__(self) -> None:
+        if len(self.inputs) != len(self.targets):
+            raise InputError(
+                f"dataset inputs ({len(self.inputs)} samples) and targets "
+                f"({len(self.targets)} samples) must have the same length"
+            )
+        if len(self.inputs) == 0:
+            raise InputError("dataset is empty")
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def split_batches(self, batch_size: int) -> tuple[Batch | None, Batch | None]:
+        """The dataset as ``(full, rest)``: ``full`` stacks the whole batches on a leading axis
+        (num_full, batch_size, ...) for a scan, ``rest`` is the short last batch (or None)."""
+        if batch_size < 1:
+            raise InputError(f"`batch_size` (={batch_size}) must be >= 1")
+        n = len(self)
+        num_full, rest = divmod(n, batch_size)
+        full = None
+        if num_full:
+            cut = num_full * batch_size
+            full = Batch(
+                self.inputs[:cut].reshape(num_full, batch_size, *self.inputs.shape[1:]),
+                self.targets[:cut].reshape(num_full, batch_size, *self.targets.shape[1:]),
+            )
+        last = Batch(self.inputs[n - rest :], self.targets[n - rest :]) if rest else None
+        return full, last
+
+    def shuffled_batches(self, batch_size: int, key: jax.Array) -> Iterator[Batch]:
+        """One epoch of batches in a random order; the short last batch is dropped."""
+        order = np.asarray(jax.random.permutation(key, len(self)))
+        for start in range(0, len(self) - batch_size + 1, batch_size):
+            idx = order[start : start + batch_size]
+            yield Batch(self.inputs[idx], self.targets[idx])
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """A model, its loss and its data.
+
+    Attributes:
+      name: registry name (``sine``, ``digits`` ...).
+      init: ``init(key) -> (params, state)``; params and state are plain pytrees.
+      loss: ``loss(params, state, batch) -> (mean loss, metrics)``, pure and jit-able; metrics
+        are batch means too (``acc`` as a fraction in [0, 1]).
+      train, test: the datasets (``test`` may be None).
+      metrics: names of the entries ``loss`` returns in its metrics dict.
+      task: ``"regression"`` or ``"classification"``.
+      input_shape: shape of one input sample.
+      batch_size: the batch size used to evaluate full-dataset means.
+      apply: optional ``apply(params, state, inputs) -> outputs`` of the model.
+    """
+
+    name: str
+    init: InitFn
+    loss: LossFn
+    train: Dataset
+    test: Dataset | None = None
+    metrics: tuple[str, ...] = ()
+    task: str = "regression"
+    input_shape: tuple[int, ...] = ()
+    batch_size: int = 1024
+    apply: Callable[..., jax.Array] | None = None
+
+    def dataset(self, split: str) -> Dataset:
+        if split == "train":
+            return self.train
+        if split == "test":
+            if self.test is None:
+                raise InputError(f"workload `{self.name}` has no test split")
+            return self.test
+        raise InputError(f"`split` (={split!r}) must be one of: train, test")
+
+
+def dataset_mean(
+    loss: LossFn, params: Params, state: State, full: Batch | None, rest: Batch | None
+) -> dict[str, jax.Array]:
+    """Exact mean of the loss and its metrics over ``full`` (scanned) and ``rest`` batches.
+
+    Returns ``{"loss": ..., **metrics}``. Jit-able and vmap-able over ``params``.
+    """
+
+    def weighted(batch: Batch) -> dict[str, jax.Array]:
+        value, metrics = loss(params, state, batch)
+        n = batch.inputs.shape[0]
+        return {k: v * n for k, v in {"loss": value, **metrics}.items()}
+
+    sums = None
+    count = 0
+    if full is not None:
+        def body(carry, batch):
+            return jax.tree.map(jnp.add, carry, weighted(batch)), None
+
+        first = weighted(Batch(full.inputs[0], full.targets[0]))
+        sums, _ = jax.lax.scan(body, first, Batch(full.inputs[1:], full.targets[1:]))
+        count += full.inputs.shape[0] * full.inputs.shape[1]
+    if rest is not None:
+        out = weighted(rest)
+        sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
+        count += rest.inputs.shape[0]
+    if sums is None:
+        raise InputError("dataset_mean needs at least one batch")
+    return {k: v / count for k, v in sums.items()}

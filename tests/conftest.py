@@ -1,0 +1,35 @@
+"""Shared fixtures. Four virtual CPU devices so that sharded code paths run in every test
+(must be set before JAX starts its backend)."""
+
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+
+import jax  # noqa: E402
+import optax  # noqa: E402
+import pytest  # noqa: E402
+
+import landscape  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def sine():
+    return landscape.get_workload("sine")
+
+
+@pytest.fixture(scope="session")
+def small_sine():
+    """The sine task with a narrow MLP and few samples (fast to compile and to loop over)."""
+    from landscape.data.sine import sine
+
+    return sine(num_train=200, num_test=50, hidden=(16, 16))
+
+
+@pytest.fixture(scope="session")
+def trained_small_sine(small_sine):
+    return landscape.train(small_sine, optax.adam(1e-2), steps=300, seed=0, record_every=100)
+
+
+@pytest.fixture(scope="session")
+def devices():
+    return jax.devices()

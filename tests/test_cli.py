@@ -1,0 +1,100 @@
+import os
+import subprocess
+import sys
+
+import click
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from landscape.cli import main
+from landscape.io import surface_h5
+
+FAST = ["--steps", "50", "--grid", "5", "--quiet"]
+
+
+def _walk(group: click.Group, prefix=()):
+    yield prefix
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _walk(command, (*prefix, name))
+        else:
+            yield (*prefix, name)
+
+
+@pytest.mark.parametrize("path", list(_walk(main)))
+def test_every_command_has_help(path):
+    result = CliRunner().invoke(main, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output and len(result.output) > 200
+
+
+def test_scan_writes_surface_and_png(tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["scan", *FAST, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert str(out / "surface.h5") in result.output and str(out / "surface.png") in result.output
+    surface = surface_h5.read(out / "surface.h5")
+    assert surface.done.all() and surface.values["train_loss"].shape == (5, 5)
+    # The centre of a filter-normalized plane (biases ignored) is the trained model itself.
+    np.testing.assert_allclose(
+        surface.values["train_loss"][2, 2], surface.attrs["train_loss_at_origin"], rtol=1e-5
+    )
+    assert (out / "surface.png").stat().st_size > 10_000
+
+
+def test_rerun_resumes_and_other_arguments_are_refused(tmp_path):
+    out = str(tmp_path / "out")
+    assert CliRunner().invoke(main, ["scan", *FAST, "--out", out]).exit_code == 0
+    result = CliRunner().invoke(main, ["scan", *FAST, "--out", out, "--seed", "1"])
+    assert result.exit_code == 1
+    assert "made with other arguments" in result.output and "--overwrite" in result.output
+    assert "Traceback" not in result.output
+    result = CliRunner().invoke(main, ["scan", *FAST, "--out", out, "--seed", "1", "--overwrite"])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--norm", "filters"], "'filters' is not one of"),
+        (["--x", "1:-1:5"], "must have MIN < MAX"),
+        (["--grid", "1"], "--grid"),
+        (["--workload", "nope"], "not a built-in workload"),
+        (["--range", "0"], "MIN:MAX"),
+    ],
+)
+def test_bad_input_is_one_line_usage_error(tmp_path, args, message):
+    result = CliRunner().invoke(main, ["scan", *FAST, "--out", str(tmp_path / "o"), *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_unwritable_out_is_one_line_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = CliRunner().invoke(main, ["scan", *FAST, "--out", str(blocker / "sub")])
+    assert result.exit_code == 1
+    assert "cannot create `--out` folder" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_default_scan_as_a_real_subprocess(tmp_path):
+    """`landscape scan` with no arguments: the README's main job, run as a user would."""
+    env = {**os.environ, "XLA_FLAGS": ""}
+    exe = os.path.join(os.path.dirname(sys.executable), "landscape")
+    proc = subprocess.run([exe, "scan", "--quiet"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "landscape-out"
+    assert proc.stdout.split() == [str(os.path.join("landscape-out", "surface.h5")),
+                                   str(os.path.join("landscape-out", "surface.png"))]
+    surface = surface_h5.read(out / "surface.h5")
+    z = surface.values["train_loss"]
+    assert z.shape == (51, 51) and surface.done.all() and np.isfinite(z).all()
+    centre = (25, 25)
+    np.testing.assert_allclose(z[centre], surface.attrs["train_loss_at_origin"], rtol=1e-5)
+    iy, ix = np.unravel_index(np.argmin(z), z.shape)
+    assert abs(iy - 25) <= 2 and abs(ix - 25) <= 2, (iy, ix)
+    assert z.max() > 10 * z[centre]

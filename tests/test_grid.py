@@ -1,0 +1,93 @@
+import jax
+import numpy as np
+import pytest
+
+import landscape
+from landscape.directions import random_plane
+from landscape.errors import InputError
+from landscape.grid import Grid, evaluate_surface, parse_axis, point_params
+from landscape.workload import dataset_mean
+
+
+def _direct(workload, state, plane, grid):
+    """Per-point reference: loop over points, build θ, evaluate the full-dataset loss."""
+    full, rest = workload.train.split_batches(workload.batch_size)
+    loss = jax.jit(lambda p: dataset_mean(workload.loss, p, state, full, rest)["loss"])
+    z = np.empty(grid.num_points)
+    for i, (a, b) in enumerate(grid.coordinates()):
+        z[i] = float(loss(point_params(plane, np.float32(a), np.float32(b))))
+    return z.reshape(grid.shape)
+
+
+@pytest.mark.parametrize("chunk", [None, 5])
+def test_surface_equals_direct_per_point_evaluation(small_sine, trained_small_sine, chunk):
+    plane = random_plane(trained_small_sine.params, seed=1)
+    grid = Grid.from_specs("-1:1:7", "-0.5:1:4")  # non-square on purpose
+    got = evaluate_surface(small_sine, trained_small_sine.state, plane, grid, chunk=chunk)
+    want = _direct(small_sine, trained_small_sine.state, plane, grid)
+    assert got["train_loss"].shape == (4, 7)
+    np.testing.assert_allclose(got["train_loss"], want, rtol=1e-5, atol=1e-7)
+
+
+def test_non_square_orientation_is_ny_nx(small_sine, trained_small_sine):
+    plane = random_plane(trained_small_sine.params, seed=2)
+    grid = Grid(np.array([-1.0, 0.0, 1.0]), np.array([0.0, 0.5]))
+    z = evaluate_surface(small_sine, trained_small_sine.state, plane, grid)["train_loss"]
+    assert z.shape == (2, 3)
+    # Z[iy, ix] is the point (x[ix], y[iy]): Z[0, 1] is the origin itself.
+    np.testing.assert_allclose(z[0, 1], trained_small_sine.losses[-1], rtol=1e-5)
+    theta = point_params(plane, np.float32(1.0), np.float32(0.5))
+    full, rest = small_sine.train.split_batches(small_sine.batch_size)
+    np.testing.assert_allclose(
+        z[1, 2], float(dataset_mean(small_sine.loss, theta, {}, full, rest)["loss"]), rtol=1e-5
+    )
+
+
+def test_one_dimensional_line(small_sine, trained_small_sine):
+    plane = random_plane(trained_small_sine.params, seed=3, dims=1)
+    grid = Grid.from_specs("-1:1:5")
+    got = evaluate_surface(small_sine, trained_small_sine.state, plane, grid)["train_loss"]
+    np.testing.assert_allclose(got, _direct(small_sine, {}, plane, grid), rtol=1e-5)
+
+
+def test_done_points_are_skipped_and_reported(small_sine, trained_small_sine):
+    plane = random_plane(trained_small_sine.params, seed=1)
+    grid = Grid.from_specs("-1:1:4", "-1:1:3")
+    done = np.zeros(grid.shape, bool)
+    done[0] = True
+    seen = []
+    got = evaluate_surface(small_sine, {}, plane, grid, done=done, chunk=4,
+                           on_chunk=lambda index, values: seen.extend(index.tolist()))
+    assert sorted(seen) == list(range(4, 12))
+    assert np.all(np.isnan(got["train_loss"][0])) and np.all(np.isfinite(got["train_loss"][1:]))
+
+
+def test_unknown_metric_and_split_are_refused(small_sine, trained_small_sine):
+    plane = random_plane(trained_small_sine.params)
+    grid = Grid.from_specs("-1:1:3", "-1:1:3")
+    with pytest.raises(InputError, match="available: loss"):
+        evaluate_surface(small_sine, {}, plane, grid, metrics=("acc",))
+    with pytest.raises(InputError, match="train, test"):
+        evaluate_surface(small_sine, {}, plane, grid, splits=("valid",))
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [("1:-1:5", "MIN < MAX"), ("0:1:0", "N >= 2"), ("a:1:5", "numbers"), ("0:1", "MIN:MAX:N"),
+     ("0:1:2.5", "whole number"), ("0:inf:3", "finite")],
+)
+def test_parse_axis_errors_name_the_option(spec, message):
+    with pytest.raises(InputError, match=message) as info:
+        parse_axis(spec, name="--x")
+    assert "`--x`" in str(info.value)
+
+
+def test_parse_axis_is_linspace():
+    np.testing.assert_array_equal(parse_axis("-1:1:5"), np.linspace(-1, 1, 5))
+
+
+def test_coordinates_c_order_over_y_then_x():
+    grid = Grid(np.array([0.0, 1.0, 2.0]), np.array([10.0, 20.0]))
+    c = grid.coordinates()
+    assert c.tolist() == [[0, 10], [1, 10], [2, 10], [0, 20], [1, 20], [2, 20]]
+    assert landscape.Grid is Grid

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -108,6 +109,10 @@ def default_mesh() -> Mesh:
     )
 
 
+PointFn = Callable[[Params, Any], dict[str, jax.Array]]
+"""``point_fn(theta, data) -> {name: scalar}``: what to compute at one point θ of a plane."""
+
+
 def evaluate_surface(
     workload: Workload,
     state: State,
@@ -129,34 +134,78 @@ def evaluate_surface(
     Args:
       metrics: ``loss`` and any name in ``workload.metrics`` (``acc`` is returned in percent).
       splits: datasets to evaluate on (``train``, ``test``), each over every sample.
-      chunk: points per compiled call (rounded up to a multiple of the device count).
+      chunk, mesh, done, on_chunk: as in :func:`evaluate_points`.
+
+    Returns:
+      ``{f"{split}_{metric}": array shaped grid.shape}``; points not evaluated are NaN.
+    """
+    metric_names(workload, metrics, splits)  # validates
+    data = {
+        "state": state,
+        "batches": {s: workload.dataset(s).split_batches(workload.batch_size) for s in splits},
+    }
+
+    def at_point(theta, data):
+        out = {}
+        for split, (full, rest) in data["batches"].items():
+            means = dataset_mean(workload.loss, theta, data["state"], full, rest)
+            for metric in metrics:
+                scale = ACC_PERCENT if metric == "acc" else 1.0
+                out[f"{split}_{metric}"] = means[metric] * scale
+        return out
+
+    return evaluate_points(
+        at_point, data, plane, grid, chunk=chunk, mesh=mesh, done=done, on_chunk=on_chunk
+    )
+
+
+def evaluate_points(
+    point_fn: PointFn,
+    data: Any,
+    plane: Plane,
+    grid: Grid,
+    *,
+    chunk: int | None = None,
+    mesh: Mesh | None = None,
+    done: np.ndarray | None = None,
+    on_chunk: Callable[[np.ndarray, dict[str, np.ndarray]], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Evaluate ``point_fn(θ, data)`` at every grid point θ of ``plane``: the engine behind
+    :func:`evaluate_surface` (and the Hessian eigen maps).
+
+    ``data`` (arrays: state, data batches ...) is placed on every device once and passed to
+    ``point_fn`` rather than closed over, so it is not baked into the compiled program.
+
+    Args:
+      chunk: points per compiled call (rounded up to a multiple of the device count); the last
+        chunk is padded, so the scan compiles once.
       mesh: devices to shard each chunk over (default: every device, one mesh axis).
       done: boolean mask shaped like ``grid.shape``; points already done are skipped (resume).
       on_chunk: called with (flat point indices, {name: values}) after every chunk, e.g. to
         flush results to a file.
 
     Returns:
-      ``{f"{split}_{metric}": array shaped grid.shape}``; points not evaluated are NaN.
+      ``{name: array shaped grid.shape}`` (float64); points not evaluated are NaN.
     """
     if plane.ndim != grid.ndim:
         raise InputError(f"a {plane.ndim}D plane cannot be scanned over a {grid.ndim}D grid")
-    names = metric_names(workload, metrics, splits)
     mesh = mesh or default_mesh()
     num_devices = mesh.devices.size
-    coords_all = grid.coordinates()
     todo = np.arange(grid.num_points)
     if done is not None:
         if done.shape != grid.shape:
             raise InputError(f"`done` mask shape {done.shape} differs from the grid's {grid.shape}")
         todo = todo[~done.ravel()]
+    names = sorted(jax.eval_shape(point_fn, plane.origin, data))
     results = {name: np.full(grid.num_points, np.nan) for name in names}
     if todo.size:
         chunk = chunk or min(256, todo.size)
         chunk = -(-chunk // num_devices) * num_devices
-        evaluate_chunk, constants = _compile_chunk_evaluator(
-            workload, state, plane, metrics, splits, mesh
-        )
+        replicated = NamedSharding(mesh, PartitionSpec())
+        constants = jax.device_put((plane.origin, plane.d1, plane.d2, data), replicated)
         coords_sharding = NamedSharding(mesh, PartitionSpec("points"))
+        evaluate_chunk = _chunk_evaluator(point_fn, plane)
+        coords_all = grid.coordinates()
         for start in range(0, todo.size, chunk):
             index = todo[start : start + chunk]
             coords = np.zeros((chunk, 2), np.float32)
@@ -171,23 +220,11 @@ def evaluate_surface(
     return {name: value.reshape(grid.shape) for name, value in results.items()}
 
 
-def _compile_chunk_evaluator(workload, state, plane, metrics, splits, mesh):
-    """A jitted ``f(coords (chunk, 2), *constants) -> {name: (chunk,)}`` and its replicated
-    constants (plane, state and the data batches, placed on the mesh once)."""
-    replicated = NamedSharding(mesh, PartitionSpec())
-    data = {split: workload.dataset(split).split_batches(workload.batch_size) for split in splits}
-    constants = jax.device_put((plane.origin, plane.d1, plane.d2, state, data), replicated)
+def _chunk_evaluator(point_fn: PointFn, plane: Plane):
+    """A jitted ``f(coords (chunk, 2), origin, d1, d2, data) -> {name: (chunk,)}``."""
 
-    def at_point(ab, origin, d1, d2, state, data):
+    def at_point(ab, origin, d1, d2, data):
         local = dataclasses.replace(plane, origin=origin, d1=d1, d2=d2)
-        theta = point_params(local, ab[0], ab[1])
-        out = {}
-        for split, (full, rest) in data.items():
-            means = dataset_mean(workload.loss, theta, state, full, rest)
-            for metric in metrics:
-                scale = ACC_PERCENT if metric == "acc" else 1.0
-                out[f"{split}_{metric}"] = means[metric] * scale
-        return out
+        return point_fn(point_params(local, ab[0], ab[1]), data)
 
-    vmapped = jax.vmap(at_point, in_axes=(0, None, None, None, None, None))
-    return jax.jit(vmapped), constants
+    return jax.jit(jax.vmap(at_point, in_axes=(0, None, None, None, None)))

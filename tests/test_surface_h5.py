@@ -64,3 +64,18 @@ def test_reading_garbage_raises_read_error(tmp_path):
         surface_h5.read(path)
     with pytest.raises(ReadError, match="missing.h5"):
         surface_h5.read(tmp_path / "missing.h5")
+
+
+def test_trajectory_round_trip_and_replace(tmp_path):
+    grid = Grid(np.linspace(-1, 1, 3), np.linspace(-1, 1, 3))
+    path = tmp_path / "s.h5"
+    surface_h5.create(path, grid, ["train_loss"], random_plane(PARAMS), {"spec_hash": "x"})
+    surface_h5.write_trajectory(path, "adam", x=np.arange(4.0), y=-np.arange(4.0),
+                                loss=np.ones(4), step=np.arange(4) * 10)
+    surface_h5.write_trajectory(path, "adam", x=np.arange(2.0), y=np.zeros(2), loss=np.ones(2),
+                                step=np.arange(2))
+    got = surface_h5.read(path).trajectories
+    assert list(got) == ["adam"]
+    np.testing.assert_array_equal(got["adam"]["x"], [0.0, 1.0])
+    with pytest.raises(Exception, match="one common shape"):
+        surface_h5.write_trajectory(path, "bad", x=np.arange(3.0), y=None, loss=np.ones(2), step=np.arange(2))

@@ -124,6 +124,36 @@ def _row_segments(index: np.ndarray, nx: int):
         yield int(rows[a]), slice(int(cols[a]), int(cols[a]) + int(b - a)), slice(int(a), int(b))
 
 
+def write_trajectory(
+    path: str | os.PathLike,
+    name: str,
+    *,
+    x: np.ndarray,
+    y: np.ndarray | None,
+    loss: np.ndarray,
+    step: np.ndarray,
+    **extra: np.ndarray,
+) -> None:
+    """Store (or replace) ``trajectories/<name>/`` with projected ``x``, ``y``, the true ``loss``
+    and ``step`` (all shaped (num_recorded,)), plus any ``extra`` arrays (e.g. ``residual``)."""
+    columns = {"x": x, "loss": loss, "step": step, **extra}
+    if y is not None:
+        columns["y"] = y
+    lengths = {key: np.shape(value) for key, value in columns.items()}
+    if len({shape for shape in lengths.values()}) != 1:
+        raise WriteError(f"trajectory {name!r}: arrays must have one common shape, got {lengths}")
+    try:
+        with h5py.File(path, "r+") as f:
+            group = f.require_group("trajectories")
+            if name in group:
+                del group[name]
+            entry = group.create_group(name)
+            for key, value in columns.items():
+                entry.create_dataset(key, data=np.asarray(value))
+    except OSError as exc:
+        raise WriteError(f"cannot write trajectory {name!r} to {path}: {exc}") from exc
+
+
 def read(path: str | os.PathLike) -> Surface:
     """Read a surface file (ours, or one of Li et al.'s: ``done`` is then ~isnan of the values)."""
     try:

@@ -15,6 +15,7 @@ from landscape.cli.options import (
     quiet_option,
     seed_option,
 )
+from landscape.cli.source import model_options, trained_model
 from landscape.directions import IGNORE_RULES, NORMALIZATIONS
 
 EXAMPLES = """
@@ -28,12 +29,7 @@ Examples:
 
 
 @click.command(epilog=EXAMPLES)
-@click.option("--workload", default="sine", show_default=True,
-              help="Built-in workload name or `package.module:function`.")
-@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True,
-              help="Training steps before the scan.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-2, show_default=True,
-              help="Adam learning rate for training.")
+@model_options
 @click.option("--grid", "num", type=click.IntRange(min=2), default=51, show_default=True,
               help="Points per axis (used with --range when --x/--y are not given).")
 @click.option("--range", "span", default="-1:1", show_default=True,
@@ -61,15 +57,11 @@ def scan(workload, steps, lr, num, span, x_spec, y_spec, dims, normalization, ig
     filter-normalized random plane over [-1, 1]^2 and writes OUT/surface.h5 and OUT/surface.png.
     Re-running the same command resumes an unfinished scan.
     """
-    import optax
-
     from landscape import __version__
-    from landscape.data import get_workload
     from landscape.directions import random_plane
     from landscape.grid import Grid, evaluate_surface, metric_names
     from landscape.io import surface_h5
     from landscape.plot import surface_figure
-    from landscape.train import train
 
     lo_hi = span.split(":")
     if len(lo_hi) != 2:
@@ -77,16 +69,13 @@ def scan(workload, steps, lr, num, span, x_spec, y_spec, dims, normalization, ig
     default_axis = f"{lo_hi[0]}:{lo_hi[1]}:{num}"
     grid = Grid.from_specs(x_spec or default_axis, (y_spec or default_axis) if dims == "2" else None)
     out = make_out_dir(out)
-    wl = get_workload(workload)
-
-    with progress(steps, "training", quiet=quiet, unit="step") as bar:
-        result = train(wl, optax.adam(lr), steps=steps, seed=seed, record_every=steps,
-                       callback=lambda step, loss: bar.update(1))
-    plane = random_plane(result.params, seed=seed, normalization=normalization, ignore=ignore,
+    model = trained_model(workload, steps=steps, lr=lr, seed=seed, quiet=quiet)
+    wl = model.workload
+    plane = random_plane(model.params, seed=seed, normalization=normalization, ignore=ignore,
                          dims=int(dims))
     names = metric_names(wl, ["loss"], ["train"])
     spec = {
-        "workload": workload, "optimizer": "adam", "lr": lr, "steps": steps, "seed": seed,
+        **model.description,
         "normalization": normalization, "ignore": ignore, "dims": int(dims),
         "x": [float(grid.x[0]), float(grid.x[-1]), len(grid.x)],
         "y": None if grid.y is None else [float(grid.y[0]), float(grid.y[-1]), len(grid.y)],
@@ -95,7 +84,7 @@ def scan(workload, steps, lr, num, span, x_spec, y_spec, dims, normalization, ig
     attrs = {
         "tool": "landscape", "tool_version": __version__, "workload": workload,
         "direction_kind": plane.kind, "normalization": normalization, "ignore": ignore,
-        "seed": seed, "grid": spec, "train_loss_at_origin": float(result.losses[-1]),
+        "seed": seed, "grid": spec, "train_loss_at_origin": model.train_loss,
         "spec_hash": surface_h5.spec_hash(spec),
     }
     h5_path = os.path.join(out, "surface.h5")
@@ -108,7 +97,7 @@ def scan(workload, steps, lr, num, span, x_spec, y_spec, dims, normalization, ig
             surface_h5.write_points(h5_path, index, values)
             bar.update(len(index))
 
-        evaluate_surface(wl, result.state, plane, grid, chunk=chunk, done=done, on_chunk=flush)
+        evaluate_surface(wl, model.state, plane, grid, chunk=chunk, done=done, on_chunk=flush)
 
     surface = surface_h5.read(h5_path)
     png_path = os.path.join(out, "surface.png")

@@ -1,0 +1,49 @@
+"""Where a command's model comes from: trained on the spot (the default), or — once run
+directories exist — loaded from one. Shared by ``scan``, ``hessian`` and friends."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import click
+
+from landscape.cli.options import progress
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSource:
+    """A workload and the point in its parameter space to analyse."""
+
+    workload: Any  # landscape.Workload
+    params: Any
+    state: Any
+    train_loss: float  # full-train-set loss at ``params``
+    description: dict  # provenance for output files (workload, optimizer, lr, steps, seed)
+
+
+def model_options(command):
+    """``--workload --steps --lr`` for commands that train their model on the spot."""
+    command = click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-2,
+                           show_default=True, help="Adam learning rate for training.")(command)
+    command = click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True,
+                           help="Training steps before the analysis.")(command)
+    command = click.option("--workload", default="sine", show_default=True,
+                           help="Built-in workload name or `package.module:function`.")(command)
+    return command
+
+
+def trained_model(workload_name: str, *, steps: int, lr: float, seed: int, quiet: bool) -> ModelSource:
+    """Train ``workload_name`` with Adam for ``steps`` steps, with a progress bar."""
+    import optax
+
+    from landscape.data import get_workload
+    from landscape.train import train
+
+    workload = get_workload(workload_name)
+    with progress(steps, "training", quiet=quiet, unit="step") as bar:
+        result = train(workload, optax.adam(lr), steps=steps, seed=seed, record_every=steps,
+                       callback=lambda step, loss: bar.update(1))
+    description = {"workload": workload_name, "optimizer": "adam", "lr": lr, "steps": steps,
+                   "seed": seed}
+    return ModelSource(workload, result.params, result.state, float(result.losses[-1]), description)

@@ -50,3 +50,14 @@ def pure_model(
         return nnx.merge(graphdef, params, state)(x)
 
     return init, apply
+
+
+def mlp_after_stem(params: Params, pre: jax.Array) -> jax.Array:
+    """An :class:`MLP`'s output computed from its first layer's pre-activation ``pre``
+    (``x @ dense0.kernel + dense0.bias``); the same arithmetic as ``MLP.__call__``, in plain jnp
+    so the grid evaluator can share the first layer across grid points (see ``LinearStem``)."""
+    h = pre
+    for i in range(1, len(params)):
+        layer = params[f"dense{i}"]
+        h = jax.nn.relu(h) @ layer["kernel"] + layer["bias"]
+    return h

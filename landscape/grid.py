@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +20,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from landscape.directions import Plane
 from landscape.errors import InputError
-from landscape.workload import Params, State, Workload, dataset_mean
+from landscape.workload import Params, State, Workload, mean_over_batches
 
 ACC_PERCENT = 100.0  # accuracies are fractions inside the library, percent in surface files
 
@@ -96,7 +96,8 @@ def metric_names(workload: Workload, metrics: Sequence[str], splits: Sequence[st
 
 
 def point_params(plane: Plane, alpha: jax.Array, beta: jax.Array) -> Params:
-    """θ = origin + α d1 + β d2 (β ignored on a 1D line)."""
+    """θ = origin + α d1 + β d2 (β ignored on a 1D line). ``plane`` may be any object with
+    ``origin``, ``d1``, ``d2`` (under jit: the arrays of a Plane)."""
     if plane.d2 is None:
         return jax.tree.map(lambda o, a: o + alpha * a, plane.origin, plane.d1)
     return jax.tree.map(lambda o, a, b: o + alpha * a + beta * b, plane.origin, plane.d1, plane.d2)
@@ -112,6 +113,9 @@ def default_mesh() -> Mesh:
 PointFn = Callable[[Params, Any], dict[str, jax.Array]]
 """``point_fn(theta, data) -> {name: scalar}``: what to compute at one point θ of a plane."""
 
+ChunkFn = Callable[..., dict[str, jax.Array]]
+"""``chunk_fn(coords (chunk, 2), plane, data) -> {name: (chunk,)}``: a whole chunk at once."""
+
 
 def evaluate_surface(
     workload: Workload,
@@ -125,11 +129,15 @@ def evaluate_surface(
     mesh: Mesh | None = None,
     done: np.ndarray | None = None,
     on_chunk: Callable[[np.ndarray, dict[str, np.ndarray]], None] | None = None,
+    use_stem: bool = True,
 ) -> dict[str, np.ndarray]:
     """Evaluate the requested metrics at every grid point of ``plane``.
 
     The points are ``plane.origin + α plane.d1 + β plane.d2`` for (α, β) on the grid; ``state``
-    is the model's untrained state (BatchNorm statistics), the same at every point.
+    is the model's untrained state (BatchNorm statistics), the same at every point. Each data
+    batch is read once per chunk of points; when the workload declares a
+    :class:`~landscape.workload.LinearStem` (and ``use_stem``), its first layer is computed once
+    per batch for the whole chunk (exact: the layer is linear in its weights).
 
     Args:
       metrics: ``loss`` and any name in ``workload.metrics`` (``acc`` is returned in percent).
@@ -144,23 +152,59 @@ def evaluate_surface(
         "state": state,
         "batches": {s: workload.dataset(s).split_batches(workload.batch_size) for s in splits},
     }
+    stem = workload.stem if use_stem else None
 
-    def at_point(theta, data):
+    def chunk_fn(coords, plane, data):
+        alpha, beta = coords[:, 0], coords[:, 1]
+        at = jax.vmap(lambda a, b: point_params(plane, a, b))
+
+        def batch_means(batch):  # {metric: (chunk,)} over one data batch
+            if stem is None:
+                loss = lambda theta: workload.loss(theta, data["state"], batch)  # noqa: E731
+                values, extra = jax.vmap(loss)(at(alpha, beta))
+            else:
+                pre = [stem.pre_activation(d, batch.inputs) for d in (plane.origin, plane.d1, plane.d2)
+                       if d is not None]
+
+                def finish(theta, a, b):
+                    point_pre = pre[0] + a * pre[1] + (b * pre[2] if len(pre) == 3 else 0.0)
+                    return stem.finish(theta, data["state"], point_pre, batch)
+
+                values, extra = jax.vmap(finish)(at(alpha, beta), alpha, beta)
+            return {"loss": values, **extra}
+
         out = {}
         for split, (full, rest) in data["batches"].items():
-            means = dataset_mean(workload.loss, theta, data["state"], full, rest)
+            means = mean_over_batches(batch_means, full, rest)
             for metric in metrics:
                 scale = ACC_PERCENT if metric == "acc" else 1.0
                 out[f"{split}_{metric}"] = means[metric] * scale
         return out
 
-    return evaluate_points(
-        at_point, data, plane, grid, chunk=chunk, mesh=mesh, done=done, on_chunk=on_chunk
+    return evaluate_chunks(
+        chunk_fn, data, plane, grid, chunk=chunk, mesh=mesh, done=done, on_chunk=on_chunk
     )
 
 
 def evaluate_points(
     point_fn: PointFn,
+    data: Any,
+    plane: Plane,
+    grid: Grid,
+    **options: Any,
+) -> dict[str, np.ndarray]:
+    """Evaluate ``point_fn(θ, data)`` at every grid point θ of ``plane`` (vmapped over each
+    chunk); ``options`` as in :func:`evaluate_chunks`. Used e.g. for Hessian eigen maps."""
+
+    def chunk_fn(coords, plane, data):
+        at_point = lambda ab: point_fn(point_params(plane, ab[0], ab[1]), data)  # noqa: E731
+        return jax.vmap(at_point)(coords)
+
+    return evaluate_chunks(chunk_fn, data, plane, grid, **options)
+
+
+def evaluate_chunks(
+    chunk_fn: ChunkFn,
     data: Any,
     plane: Plane,
     grid: Grid,
@@ -170,11 +214,10 @@ def evaluate_points(
     done: np.ndarray | None = None,
     on_chunk: Callable[[np.ndarray, dict[str, np.ndarray]], None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Evaluate ``point_fn(θ, data)`` at every grid point θ of ``plane``: the engine behind
-    :func:`evaluate_surface` (and the Hessian eigen maps).
+    """The engine: run ``chunk_fn`` over the grid's points, chunk by chunk.
 
-    ``data`` (arrays: state, data batches ...) is placed on every device once and passed to
-    ``point_fn`` rather than closed over, so it is not baked into the compiled program.
+    ``data`` (arrays: state, data batches ...) and the plane are placed on every device once and
+    passed to ``chunk_fn`` rather than closed over, so they are not baked into the program.
 
     Args:
       chunk: points per compiled call (rounded up to a multiple of the device count); the last
@@ -196,15 +239,17 @@ def evaluate_points(
         if done.shape != grid.shape:
             raise InputError(f"`done` mask shape {done.shape} differs from the grid's {grid.shape}")
         todo = todo[~done.ravel()]
-    names = sorted(jax.eval_shape(point_fn, plane.origin, data))
+    arrays = _PlaneArrays(plane.origin, plane.d1, plane.d2)
+    probe = jax.ShapeDtypeStruct((num_devices, 2), np.float32)
+    names = sorted(jax.eval_shape(chunk_fn, probe, arrays, data))
     results = {name: np.full(grid.num_points, np.nan) for name in names}
     if todo.size:
         chunk = chunk or min(256, todo.size)
         chunk = -(-chunk // num_devices) * num_devices
         replicated = NamedSharding(mesh, PartitionSpec())
-        constants = jax.device_put((plane.origin, plane.d1, plane.d2, data), replicated)
+        constants = jax.device_put((arrays, data), replicated)
         coords_sharding = NamedSharding(mesh, PartitionSpec("points"))
-        evaluate_chunk = _chunk_evaluator(point_fn, plane)
+        evaluate_chunk = jax.jit(chunk_fn)
         coords_all = grid.coordinates()
         for start in range(0, todo.size, chunk):
             index = todo[start : start + chunk]
@@ -220,11 +265,9 @@ def evaluate_points(
     return {name: value.reshape(grid.shape) for name, value in results.items()}
 
 
-def _chunk_evaluator(point_fn: PointFn, plane: Plane):
-    """A jitted ``f(coords (chunk, 2), origin, d1, d2, data) -> {name: (chunk,)}``."""
+class _PlaneArrays(NamedTuple):
+    """The arrays of a :class:`Plane` (a pytree; ``point_params`` accepts it like a Plane)."""
 
-    def at_point(ab, origin, d1, d2, data):
-        local = dataclasses.replace(plane, origin=origin, d1=d1, d2=d2)
-        return point_fn(point_params(local, ab[0], ab[1]), data)
-
-    return jax.jit(jax.vmap(at_point, in_axes=(0, None, None, None, None)))
+    origin: Params
+    d1: Params
+    d2: Params | None

@@ -151,10 +151,25 @@ def dataset_mean(
     Returns ``{"loss": ..., **metrics}``. Jit-able and vmap-able over ``params``.
     """
 
-    def weighted(batch: Batch) -> dict[str, jax.Array]:
+    def batch_means(batch: Batch) -> dict[str, jax.Array]:
         value, metrics = loss(params, state, batch)
+        return {"loss": value, **metrics}
+
+    return mean_over_batches(batch_means, full, rest)
+
+
+def mean_over_batches(
+    batch_means: Callable[[Batch], dict[str, jax.Array]], full: Batch | None, rest: Batch | None
+) -> dict[str, jax.Array]:
+    """The exact dataset mean of per-batch means: each batch's means are weighted by its size.
+
+    ``full`` holds whole batches stacked on a leading axis (scanned, so each is read once);
+    ``rest`` is the short last batch or None. Values may be arrays (e.g. one per grid point).
+    """
+
+    def weighted(batch: Batch) -> dict[str, jax.Array]:
         n = batch.inputs.shape[0]
-        return {k: v * n for k, v in {"loss": value, **metrics}.items()}
+        return {k: v * n for k, v in batch_means(batch).items()}
 
     sums = None
     count = 0
@@ -170,5 +185,5 @@ def dataset_mean(
         sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
         count += rest.inputs.shape[0]
     if sums is None:
-        raise InputError("dataset_mean needs at least one batch")
+        raise InputError("a dataset mean needs at least one batch")
     return {k: v / count for k, v in sums.items()}

@@ -19,11 +19,13 @@ def _direct(workload, state, plane, grid):
     return z.reshape(grid.shape)
 
 
-@pytest.mark.parametrize("chunk", [None, 5])
-def test_surface_equals_direct_per_point_evaluation(small_sine, trained_small_sine, chunk):
-    plane = random_plane(trained_small_sine.params, seed=1)
+@pytest.mark.parametrize("chunk, use_stem", [(None, True), (5, True), (5, False)])
+def test_surface_equals_direct_per_point_evaluation(small_sine, trained_small_sine, chunk, use_stem):
+    assert small_sine.stem is not None  # the shared-first-layer path is the one under test
+    plane = random_plane(trained_small_sine.params, seed=1, ignore="none")
     grid = Grid.from_specs("-1:1:7", "-0.5:1:4")  # non-square on purpose
-    got = evaluate_surface(small_sine, trained_small_sine.state, plane, grid, chunk=chunk)
+    got = evaluate_surface(small_sine, trained_small_sine.state, plane, grid, chunk=chunk,
+                           use_stem=use_stem)
     want = _direct(small_sine, trained_small_sine.state, plane, grid)
     assert got["train_loss"].shape == (4, 7)
     np.testing.assert_allclose(got["train_loss"], want, rtol=1e-5, atol=1e-7)
@@ -91,3 +93,26 @@ def test_coordinates_c_order_over_y_then_x():
     c = grid.coordinates()
     assert c.tolist() == [[0, 10], [1, 10], [2, 10], [0, 20], [1, 20], [2, 20]]
     assert landscape.Grid is Grid
+
+
+def test_four_devices_equal_one_device(small_sine, trained_small_sine):
+    assert len(jax.devices()) == 4  # tests/conftest.py
+    plane = random_plane(trained_small_sine.params, seed=4)
+    grid = Grid.from_specs("-1:1:5", "-1:1:3")
+    one = jax.make_mesh((1,), ("points",), axis_types=(jax.sharding.AxisType.Auto,),
+                        devices=jax.devices()[:1])
+    got1 = evaluate_surface(small_sine, {}, plane, grid, mesh=one, chunk=4)
+    got4 = evaluate_surface(small_sine, {}, plane, grid, chunk=4)  # all four devices
+    np.testing.assert_allclose(got4["train_loss"], got1["train_loss"], rtol=1e-6)
+
+
+def test_evaluate_points_runs_any_point_function(small_sine, trained_small_sine):
+    plane = random_plane(trained_small_sine.params, seed=5)
+    grid = Grid.from_specs("-1:1:3", "0:1:2")
+    norms = landscape.grid.evaluate_points(
+        lambda theta, data: {"sq": sum(jax.numpy.sum(w**2) for w in jax.tree.leaves(theta)) * data},
+        2.0, plane, grid)
+    for (a, b), value in zip(grid.coordinates(), norms["sq"].ravel()):
+        theta = point_params(plane, a, b)
+        want = 2.0 * sum(float(np.sum(np.asarray(w, np.float64) ** 2)) for w in jax.tree.leaves(theta))
+        np.testing.assert_allclose(value, want, rtol=1e-5)

@@ -28,6 +28,10 @@ class Batch(NamedTuple):
 
 
 LossFn = Callable[[Params, State, Batch], tuple[jax.Array, dict[str, jax.Array]]]
+# Training-mode loss: batch statistics, and the updated model state beside the metrics.
+TrainLossFn = Callable[
+    [Params, State, Batch], tuple[jax.Array, tuple[dict[str, jax.Array], State]]
+]
 InitFn = Callable[[jax.Array], tuple[Params, State]]
 
 
@@ -119,6 +123,10 @@ class Workload:
       batch_size: the batch size used to evaluate full-dataset means.
       apply: optional ``apply(params, state, inputs) -> outputs`` of the model.
       stem: optional :class:`LinearStem` (an exact speed-up for grid scans).
+      train_loss: optional training-mode loss ``train_loss(params, state, batch) -> (mean loss,
+        (metrics, new_state))`` for models with state (BatchNorm: batch statistics, updated
+        running averages). None: training uses ``loss`` and keeps the state unchanged.
+        ``loss`` itself is always the evaluation mode (what grids and Hessians measure).
     """
 
     name: str
@@ -132,6 +140,7 @@ class Workload:
     batch_size: int = 1024
     apply: Callable[..., jax.Array] | None = None
     stem: LinearStem | None = None
+    train_loss: TrainLossFn | None = None
 
     def dataset(self, split: str) -> Dataset:
         if split == "train":

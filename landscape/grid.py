@@ -244,7 +244,7 @@ def evaluate_chunks(
     names = sorted(jax.eval_shape(chunk_fn, probe, arrays, data))
     results = {name: np.full(grid.num_points, np.nan) for name in names}
     if todo.size:
-        chunk = chunk or min(256, todo.size)
+        chunk = min(chunk or 256, todo.size)
         chunk = -(-chunk // num_devices) * num_devices
         replicated = NamedSharding(mesh, PartitionSpec())
         constants = jax.device_put((arrays, data), replicated)

@@ -20,6 +20,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from landscape.errors import InputError
 from landscape.workload import Params
@@ -95,15 +96,101 @@ def random_plane(
     normalization: str = "filter",
     ignore: str = "biasbn",
     dims: int = 2,
+    same: bool = False,
+    orthogonal: bool = False,
 ) -> Plane:
-    """A plane through ``params`` spanned by one or two normalized random directions."""
+    """A plane through ``params`` spanned by one or two normalized random directions.
+
+    ``same`` uses the first direction for both axes (a diagonal slice); ``orthogonal`` makes the
+    second direction orthogonal to the first (after normalization; see :func:`orthogonalize`).
+    """
     if dims not in (1, 2):
         raise InputError(f"`dims` (={dims}) must be 1 or 2")
     k1, k2 = jax.random.split(jax.random.key(seed))
-    d1 = normalize_direction(random_direction(k1, params), params, normalization=normalization, ignore=ignore)
+    norm = dict(normalization=normalization, ignore=ignore)
+    d1 = normalize_direction(random_direction(k1, params), params, **norm)
     d2 = None
     if dims == 2:
-        d2 = normalize_direction(random_direction(k2, params), params, normalization=normalization, ignore=ignore)
+        d2 = d1 if same else normalize_direction(random_direction(k2, params), params, **norm)
+        if orthogonal and not same:
+            d2 = orthogonalize(d1, d2)
     kind = "random" if normalization == "none" else f"random-{normalization}"
-    to_host = lambda t: None if t is None else jax.tree.map(np.asarray, t)  # noqa: E731
-    return Plane(to_host(params), to_host(d1), to_host(d2), kind, normalization, ignore, seed)
+    return Plane(_host(params), _host(d1), _host(d2), kind, normalization, ignore, seed)
+
+
+def _host(tree: Params | None) -> Params | None:
+    return None if tree is None else jax.tree.map(np.asarray, tree)
+
+
+def orthogonalize(d1: Params, d2: Params) -> Params:
+    """``d2`` made orthogonal to ``d1`` (one Gram–Schmidt step over all leaves together) and
+    rescaled to its original norm, so a normalized direction keeps its overall scale."""
+    flat1, _ = ravel_pytree(d1)
+    flat2, unravel = ravel_pytree(d2)
+    v1, v2 = np.asarray(flat1, np.float64), np.asarray(flat2, np.float64)
+    denom = v1 @ v1
+    if denom == 0:
+        raise InputError("cannot orthogonalize against a zero direction")
+    ortho = v2 - (v1 @ v2) / denom * v1
+    ortho *= np.linalg.norm(v2) / max(np.linalg.norm(ortho), 1e-30)
+    return _host(unravel(jnp.asarray(ortho, flat2.dtype)))
+
+
+def pca_plane(trajectory: list[Params], *, dims: int = 2) -> Plane:
+    """The plane through the trajectory's last point spanned by the top principal components of
+    the rows θ_i − θ_final (centred PCA by SVD, as Li et al. with sklearn's ``PCA``).
+
+    Directions are unit vectors in parameter space; ``explained_variance`` holds the explained
+    variance ratios of the components used.
+    """
+    if dims not in (1, 2):
+        raise InputError(f"`dims` (={dims}) must be 1 or 2")
+    if len(trajectory) < dims + 1:
+        raise InputError(
+            f"PCA directions need at least {dims + 1} recorded steps, the trajectory has "
+            f"{len(trajectory)}; record more often (`--record-every`)"
+        )
+    final = trajectory[-1]
+    final_vec, unravel = ravel_pytree(final)
+    rows = np.stack([np.asarray(ravel_pytree(p)[0], np.float64) for p in trajectory])
+    rows -= np.asarray(final_vec, np.float64)
+    rows -= rows.mean(axis=0)
+    _, singular, vt = np.linalg.svd(rows, full_matrices=False)
+    variance = singular**2
+    total = variance.sum()
+    if total == 0:
+        raise InputError("the trajectory never moves: PCA directions are undefined")
+    ratios = tuple(float(v) for v in variance[:dims] / total)
+    dtype = np.asarray(final_vec).dtype
+    ds = [_host(unravel(jnp.asarray(vt[i].astype(dtype)))) for i in range(dims)]
+    return Plane(_host(final), ds[0], ds[1] if dims == 2 else None, kind="pca",
+                 normalization="none", ignore="none", explained_variance=ratios)
+
+
+def interpolation_plane(start: Params, end: Params, third: Params | None = None) -> Plane:
+    """The line θ(α) = start + α (end − start) (Goodfellow et al. 2015), or with ``third`` the
+    plane through three points: start + α (end − start) + β (third − start).
+
+    α = 0 is ``start`` and α = 1 is ``end``; scan e.g. ``--x -0.5:1.5:41``.
+    """
+    def minus(a, b):
+        if jax.tree.structure(a) != jax.tree.structure(b):
+            raise InputError("interpolation endpoints have different parameter structures")
+        shapes_a, shapes_b = jax.tree.map(np.shape, a), jax.tree.map(np.shape, b)
+        if shapes_a != shapes_b:
+            raise InputError("interpolation endpoints have different parameter shapes")
+        return jax.tree.map(lambda x, y: np.asarray(x) - np.asarray(y), a, b)
+
+    d1 = minus(end, start)
+    d2 = None if third is None else minus(third, start)
+    return Plane(_host(start), d1, d2, kind="interpolation", normalization="none", ignore="none")
+
+
+def plane_from_directions(origin: Params, d1: Params, d2: Params | None, *, kind: str = "file") -> Plane:
+    """A plane through ``origin`` along given directions (e.g. read from a surface file), with
+    their shapes checked against the params."""
+    want = jax.tree.map(np.shape, origin)
+    for name, d in (("d1", d1), ("d2", d2)):
+        if d is not None and jax.tree.map(np.shape, d) != want:
+            raise InputError(f"direction `{name}` does not match the model's parameter shapes")
+    return Plane(_host(origin), _host(d1), _host(d2), kind=kind, normalization="none", ignore="none")

@@ -19,6 +19,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from landscape.directions import Plane
+from landscape.distributed import put_global, to_host
 from landscape.errors import InputError
 from landscape.workload import Params, State, Workload, mean_over_batches
 
@@ -247,7 +248,7 @@ def evaluate_chunks(
         chunk = min(chunk or 256, todo.size)
         chunk = -(-chunk // num_devices) * num_devices
         replicated = NamedSharding(mesh, PartitionSpec())
-        constants = jax.device_put((arrays, data), replicated)
+        constants = put_global((arrays, data), replicated)
         coords_sharding = NamedSharding(mesh, PartitionSpec("points"))
         evaluate_chunk = jax.jit(chunk_fn)
         coords_all = grid.coordinates()
@@ -256,8 +257,8 @@ def evaluate_chunks(
             coords = np.zeros((chunk, 2), np.float32)
             coords[: index.size] = coords_all[index]
             coords[index.size :] = coords_all[index[-1]]  # pad by repeating the last point
-            out = evaluate_chunk(jax.device_put(coords, coords_sharding), *constants)
-            values = {name: np.asarray(out[name], np.float64)[: index.size] for name in names}
+            out = evaluate_chunk(put_global(coords, coords_sharding), *constants)
+            values = {name: to_host(out[name]).astype(np.float64)[: index.size] for name in names}
             for name in names:
                 results[name][index] = values[name]
             if on_chunk is not None:

@@ -190,3 +190,24 @@ def _attr(value: Any) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
     return value
+
+
+def read_density(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] | None:
+    """The Hessian spectral density stored in group ``density/`` (datasets ``grid``, the
+    eigenvalues, and ``density``, both (num_bins,)), or None if the file has none."""
+    try:
+        with h5py.File(path, "r") as f:
+            if "density" not in f or not isinstance(f["density"], h5py.Group):
+                return None
+            group = f["density"]
+            if "grid" not in group or "density" not in group:
+                raise ReadError(f"{path}: group `density` needs datasets `grid` and `density`, "
+                                f"found {', '.join(group) or 'none'}")
+            eigenvalues = group["grid"][()].astype(np.float64)
+            density = group["density"][()].astype(np.float64)
+    except OSError as exc:
+        raise ReadError(f"cannot read surface file {path}: {exc}") from exc
+    if eigenvalues.shape != density.shape or eigenvalues.ndim != 1:
+        raise ReadError(f"{path}: density/grid {eigenvalues.shape} and density/density "
+                        f"{density.shape} must be equal 1-D shapes")
+    return eigenvalues, density

@@ -42,8 +42,9 @@ def initialize(
             raise InputError(
                 f"`--process-id` (={process_id}) must be in [0, --num-processes={num_processes})"
             )
-        if jax.default_backend() == "cpu" or os.environ.get("JAX_PLATFORMS", "") == "cpu":
-            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        # Only the CPU client reads this (GPUs use NCCL); asking the backend which platform
+        # runs would start it, which must not happen before ``initialize``.
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(
             coordinator_address=coordinator, num_processes=num_processes, process_id=process_id
         )

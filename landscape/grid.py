@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -222,7 +223,8 @@ def evaluate_chunks(
 
     Args:
       chunk: points per compiled call (rounded up to a multiple of the device count); the last
-        chunk is padded, so the scan compiles once.
+        chunk is padded, so the scan compiles once. Default: what fits in a quarter of the
+        available memory by XLA's estimate, at most ``MAX_CHUNK``.
       mesh: devices to shard each chunk over (default: every device, one mesh axis).
       done: boolean mask shaped like ``grid.shape``; points already done are skipped (resume).
       on_chunk: called with (flat point indices, {name: values}) after every chunk, e.g. to
@@ -235,22 +237,25 @@ def evaluate_chunks(
         raise InputError(f"a {plane.ndim}D plane cannot be scanned over a {grid.ndim}D grid")
     mesh = mesh or default_mesh()
     num_devices = mesh.devices.size
+    arrays = _PlaneArrays(plane.origin, plane.d1, plane.d2)
+    probe = jax.ShapeDtypeStruct((num_devices, 2), np.float32)
+    names = sorted(jax.eval_shape(chunk_fn, probe, arrays, data))
+    _check_fits_in_memory(grid, len(names))
     todo = np.arange(grid.num_points)
     if done is not None:
         if done.shape != grid.shape:
             raise InputError(f"`done` mask shape {done.shape} differs from the grid's {grid.shape}")
         todo = todo[~done.ravel()]
-    arrays = _PlaneArrays(plane.origin, plane.d1, plane.d2)
-    probe = jax.ShapeDtypeStruct((num_devices, 2), np.float32)
-    names = sorted(jax.eval_shape(chunk_fn, probe, arrays, data))
     results = {name: np.full(grid.num_points, np.nan) for name in names}
     if todo.size:
-        chunk = min(chunk or 256, todo.size)
-        chunk = -(-chunk // num_devices) * num_devices
         replicated = NamedSharding(mesh, PartitionSpec())
         constants = put_global((arrays, data), replicated)
         coords_sharding = NamedSharding(mesh, PartitionSpec("points"))
         evaluate_chunk = jax.jit(chunk_fn)
+        if chunk is None:
+            chunk = _chunk_from_memory(evaluate_chunk, constants, coords_sharding, num_devices)
+        chunk = min(chunk, todo.size)
+        chunk = -(-chunk // num_devices) * num_devices
         coords_all = grid.coordinates()
         for start in range(0, todo.size, chunk):
             index = todo[start : start + chunk]
@@ -264,6 +269,48 @@ def evaluate_chunks(
             if on_chunk is not None:
                 on_chunk(index, values)
     return {name: value.reshape(grid.shape) for name, value in results.items()}
+
+
+MAX_CHUNK = 256  # points per call beyond which larger chunks stop paying off on CPU
+MEMORY_FRACTION = 0.25  # of the memory available now, for one chunk's temporaries
+
+
+def available_memory_bytes() -> int:
+    """Memory available to this process now (Linux ``MemAvailable``, else total physical)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _check_fits_in_memory(grid: Grid, num_outputs: int) -> None:
+    """Refuse up front a grid whose result arrays alone would not fit in memory."""
+    needed = grid.num_points * 8 * (num_outputs + 3)  # results + coordinates + done mask
+    available = available_memory_bytes()
+    if needed > available // 2:
+        raise InputError(
+            f"a grid of {grid.num_points:,} points ({' x '.join(map(str, grid.shape))}) needs about "
+            f"{needed / 2**30:.1f} GiB for its results alone; {available / 2**30:.1f} GiB is "
+            f"available. Use fewer points per axis."
+        )
+
+
+def _chunk_from_memory(evaluate_chunk, constants, coords_sharding, num_devices: int) -> int:
+    """Points per chunk: as many as fit in ``MEMORY_FRACTION`` of the available memory (per
+    device, from XLA's own estimate for a probe chunk), at most ``MAX_CHUNK``."""
+    probe = num_devices * 4
+    coords = jax.ShapeDtypeStruct((probe, 2), np.float32, sharding=coords_sharding)
+    try:
+        analysis = evaluate_chunk.lower(coords, *constants).compile().memory_analysis()
+        per_point = max(analysis.temp_size_in_bytes * num_devices / probe, 1)
+    except Exception:  # no estimate on this backend: fall back to the default
+        return MAX_CHUNK
+    fit = int(available_memory_bytes() * MEMORY_FRACTION / per_point)
+    return max(num_devices, min(MAX_CHUNK, fit))
 
 
 class _PlaneArrays(NamedTuple):

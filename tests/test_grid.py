@@ -116,3 +116,19 @@ def test_evaluate_points_runs_any_point_function(small_sine, trained_small_sine)
         theta = point_params(plane, a, b)
         want = 2.0 * sum(float(np.sum(np.asarray(w, np.float64) ** 2)) for w in jax.tree.leaves(theta))
         np.testing.assert_allclose(value, want, rtol=1e-5)
+
+
+def test_huge_grid_is_refused_up_front_with_the_estimate(small_sine, trained_small_sine):
+    plane = random_plane(trained_small_sine.params)
+    with pytest.raises(InputError, match=r"needs about .* GiB .* available"):
+        evaluate_surface(small_sine, {}, plane, Grid.from_specs("-1:1:200000", "-1:1:200000"))
+
+
+def test_default_chunk_comes_from_memory_and_is_capped(small_sine, trained_small_sine):
+    from landscape import grid as grid_module
+
+    plane = random_plane(trained_small_sine.params)
+    g = Grid.from_specs("-1:1:30", "-1:1:20")
+    sizes = []
+    evaluate_surface(small_sine, {}, plane, g, on_chunk=lambda index, values: sizes.append(index.size))
+    assert max(sizes) == grid_module.MAX_CHUNK and sum(sizes) == g.num_points

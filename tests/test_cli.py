@@ -98,3 +98,35 @@ def test_default_scan_as_a_real_subprocess(tmp_path):
     iy, ix = np.unravel_index(np.argmin(z), z.shape)
     assert abs(iy - 25) <= 2 and abs(ix - 25) <= 2, (iy, ix)
     assert z.max() > 10 * z[centre]
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_interrupted_scan_resumes_to_the_same_file(tmp_path, monkeypatch):
+    args = ["scan", "--steps", "50", "--x", "-1:1:6", "--y", "-1:1:5", "--chunk", "4", "--quiet"]
+    assert CliRunner().invoke(main, [*args, "--out", str(tmp_path / "whole")]).exit_code == 0
+
+    real_write = surface_h5.write_points
+    calls = []
+
+    def crash_after_three(path, index, values):
+        if len(calls) == 3:
+            raise _Crash("simulated kill")
+        calls.append(index.copy())
+        real_write(path, index, values)
+
+    monkeypatch.setattr(surface_h5, "write_points", crash_after_three)
+    crashed = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "part")])
+    assert isinstance(crashed.exception, _Crash)
+    partial = surface_h5.read(tmp_path / "part" / "surface.h5")
+    assert partial.done.sum() == 12 and np.isnan(partial.values["train_loss"][~partial.done]).all()
+
+    monkeypatch.setattr(surface_h5, "write_points", real_write)
+    resumed = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "part")])
+    assert resumed.exit_code == 0, resumed.output
+    whole = surface_h5.read(tmp_path / "whole" / "surface.h5")
+    again = surface_h5.read(tmp_path / "part" / "surface.h5")
+    assert again.done.all()
+    np.testing.assert_array_equal(again.values["train_loss"], whole.values["train_loss"])

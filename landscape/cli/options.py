@@ -22,6 +22,34 @@ seed_option = click.option("--seed", type=int, default=0, show_default=True, hel
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 
 
+def distributed_options(command: Callable) -> Callable:
+    """``--coordinator --num-processes --process-id`` for multi-host runs (jax.distributed)."""
+    command = click.option("--process-id", type=click.IntRange(min=0), default=None,
+                           help="This process's index in [0, --num-processes).")(command)
+    command = click.option("--num-processes", type=click.IntRange(min=1), default=None,
+                           help="Number of processes in a multi-host run.")(command)
+    command = click.option("--coordinator", default=None, metavar="HOST:PORT",
+                           help="Address of process 0 for a multi-host run (jax.distributed); "
+                                "without these flags a cluster environment (SLURM ...) is "
+                                "detected, else the run is single-process.")(command)
+    return command
+
+
+def comma_list(allowed: tuple[str, ...]) -> Callable:
+    """A click callback parsing ``a,b`` into a tuple, each item checked against ``allowed``."""
+
+    def parse(ctx, param, value: str) -> tuple[str, ...]:
+        items = tuple(item.strip() for item in value.split(",") if item.strip())
+        bad = [item for item in items if item not in allowed]
+        if bad or not items:
+            raise click.BadParameter(
+                f"(={value}) must be a comma-separated list of: {', '.join(allowed)}"
+            )
+        return items
+
+    return parse
+
+
 def library_errors(command: Callable) -> Callable:
     """Turn the library's typed errors into one-line CLI errors: bad input exits 2, any other
     failure (I/O, format, resume mismatch) exits 1. No tracebacks for user mistakes."""

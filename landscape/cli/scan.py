@@ -7,6 +7,8 @@ import os
 import click
 
 from landscape.cli.options import (
+    comma_list,
+    distributed_options,
     echo_outputs,
     library_errors,
     make_out_dir,
@@ -25,11 +27,28 @@ Examples:
   landscape scan --grid 101 --range -2:2 --out runs/sine
   landscape scan --x -1:1:41 --y -0.5:0.5:21       # any nx != ny
   landscape scan --x -1:1:101 --dims 1             # a 1D line
+  landscape scan --directions layer --orthogonal
+\b
+Multi-host (run the same command on every host, process 0 writes):
+  landscape scan --coordinator host0:1234 --num-processes 2 --process-id 0
 """
+
+DIRECTION_KINDS = ("filter", "layer", "random")
 
 
 @click.command(epilog=EXAMPLES)
 @model_options
+@click.option("--directions", "kind", type=click.Choice(DIRECTION_KINDS), default="filter",
+              show_default=True,
+              help="filter/layer: random Gaussian directions normalized per filter/per layer "
+                   "(Li et al. 2018); random: Gaussian, normalized by --norm (default none).")
+@click.option("--norm", "normalization", type=click.Choice(NORMALIZATIONS), default=None,
+              help="Override the normalization of random directions.")
+@click.option("--ignore", type=click.Choice(IGNORE_RULES), default="biasbn", show_default=True,
+              help="biasbn: zero the directions of 1-D parameters (biases, norm scales); "
+                   "none: they copy the weights (Li et al.).")
+@click.option("--orthogonal", is_flag=True, help="Make the second direction orthogonal to the first.")
+@click.option("--same-direction", is_flag=True, help="Use the first direction for both axes.")
 @click.option("--grid", "num", type=click.IntRange(min=2), default=51, show_default=True,
               help="Points per axis (used with --range when --x/--y are not given).")
 @click.option("--range", "span", default="-1:1", show_default=True,
@@ -38,31 +57,36 @@ Examples:
 @click.option("--y", "y_spec", default=None, help="y axis as MIN:MAX:N (overrides --grid/--range).")
 @click.option("--dims", type=click.Choice(["1", "2"]), default="2", show_default=True,
               help="Scan a 1D line or a 2D plane.")
-@click.option("--norm", "normalization", type=click.Choice(NORMALIZATIONS), default="filter",
-              show_default=True, help="Direction normalization (Li et al. 2018).")
-@click.option("--ignore", type=click.Choice(IGNORE_RULES), default="biasbn", show_default=True,
-              help="biasbn: zero the directions of 1-D parameters (biases, norm scales).")
+@click.option("--metrics", default="loss", show_default=True,
+              callback=comma_list(("loss", "acc")), help="Comma-separated: loss,acc.")
+@click.option("--split", "splits", default="train", show_default=True,
+              callback=comma_list(("train", "test")), help="Comma-separated: train,test.")
 @click.option("--chunk", type=click.IntRange(min=1), default=None,
               help="Grid points per compiled call (default: up to 256).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing surface made with other arguments.")
+@distributed_options
 @out_option
 @seed_option
 @quiet_option
 @library_errors
-def scan(workload, steps, lr, num, span, x_spec, y_spec, dims, normalization, ignore, chunk,
-         overwrite, out, seed, quiet):
+def scan(workload, steps, lr, kind, normalization, ignore, orthogonal, same_direction, num, span,
+         x_spec, y_spec, dims, metrics, splits, chunk, overwrite, coordinator, num_processes,
+         process_id, out, seed, quiet):
     """Train a model, then evaluate its loss over a plane of weight perturbations.
 
     With no arguments: trains the seed article's sine MLP (1-64-64-1) with Adam, scans a 51x51
     filter-normalized random plane over [-1, 1]^2 and writes OUT/surface.h5 and OUT/surface.png.
-    Re-running the same command resumes an unfinished scan.
+    Every chunk of points is flushed to the file as it finishes; re-running the same command
+    resumes an unfinished scan.
     """
-    from landscape import __version__
+    from landscape import distributed
     from landscape.directions import random_plane
-    from landscape.grid import Grid, evaluate_surface, metric_names
-    from landscape.io import surface_h5
-    from landscape.plot import surface_figure
+    from landscape.grid import Grid
 
+    if orthogonal and same_direction:
+        raise click.UsageError("`--orthogonal` and `--same-direction` exclude each other")
+    multi = distributed.initialize(coordinator, num_processes, process_id)
+    quiet = quiet or (multi and not distributed.is_writer())
     lo_hi = span.split(":")
     if len(lo_hi) != 2:
         raise click.BadParameter(f"(={span}) must look like MIN:MAX, e.g. -1:1", param_hint="--range")
@@ -70,40 +94,71 @@ def scan(workload, steps, lr, num, span, x_spec, y_spec, dims, normalization, ig
     grid = Grid.from_specs(x_spec or default_axis, (y_spec or default_axis) if dims == "2" else None)
     out = make_out_dir(out)
     model = trained_model(workload, steps=steps, lr=lr, seed=seed, quiet=quiet)
-    wl = model.workload
+    normalization = normalization or {"random": "none"}.get(kind, kind)
     plane = random_plane(model.params, seed=seed, normalization=normalization, ignore=ignore,
-                         dims=int(dims))
-    names = metric_names(wl, ["loss"], ["train"])
+                         dims=int(dims), same=same_direction, orthogonal=orthogonal)
     spec = {
-        **model.description,
-        "normalization": normalization, "ignore": ignore, "dims": int(dims),
-        "x": [float(grid.x[0]), float(grid.x[-1]), len(grid.x)],
-        "y": None if grid.y is None else [float(grid.y[0]), float(grid.y[-1]), len(grid.y)],
-        "metrics": names,
+        **model.description, "directions": kind, "normalization": normalization,
+        "ignore": ignore, "orthogonal": orthogonal, "same_direction": same_direction,
+        "dims": int(dims), "metrics": list(metrics), "splits": list(splits),
     }
+    paths = scan_to_file(model, plane, grid, out, spec=spec, metrics=metrics, splits=splits,
+                         chunk=chunk, overwrite=overwrite, quiet=quiet)
+    if distributed.is_writer():
+        echo_outputs(paths)
+
+
+def scan_to_file(model, plane, grid, out: str, *, spec: dict, metrics, splits, chunk, overwrite,
+                 quiet) -> list[str]:
+    """Evaluate ``plane`` over ``grid`` into ``OUT/surface.h5`` (resumable, flushed per chunk,
+    written by process 0 only) and draw ``OUT/surface.png``. Returns the output paths."""
+    from landscape import __version__, distributed
+    from landscape.grid import evaluate_surface, metric_names
+    from landscape.io import surface_h5
+
+    names = metric_names(model.workload, metrics, splits)
+    spec = {**spec, "x": [float(grid.x[0]), float(grid.x[-1]), len(grid.x)],
+            "y": None if grid.y is None else [float(grid.y[0]), float(grid.y[-1]), len(grid.y)]}
     attrs = {
-        "tool": "landscape", "tool_version": __version__, "workload": workload,
-        "direction_kind": plane.kind, "normalization": normalization, "ignore": ignore,
-        "seed": seed, "grid": spec, "train_loss_at_origin": model.train_loss,
-        "spec_hash": surface_h5.spec_hash(spec),
+        "tool": "landscape", "tool_version": __version__, "workload": model.workload.name,
+        "direction_kind": plane.kind, "normalization": plane.normalization, "ignore": plane.ignore,
+        "seed": -1 if plane.seed is None else plane.seed, "grid": spec,
+        "train_loss_at_origin": model.train_loss, "spec_hash": surface_h5.spec_hash(spec),
     }
+    if plane.explained_variance is not None:
+        attrs["explained_variance"] = list(plane.explained_variance)
     h5_path = os.path.join(out, "surface.h5")
-    _, done = surface_h5.create(h5_path, grid, names, plane, attrs, overwrite=overwrite)
+    writer = distributed.is_writer()
+    done = None
+    if writer:
+        _, done = surface_h5.create(h5_path, grid, names, plane, attrs, overwrite=overwrite)
+    import numpy as np
+
+    done = distributed.broadcast_from_writer(done if writer else np.zeros(grid.shape, bool))
 
     with progress(grid.num_points, "scanning", quiet=quiet, unit="pt") as bar:
         bar.update(int(done.sum()))
 
         def flush(index, values):
-            surface_h5.write_points(h5_path, index, values)
+            if writer:
+                surface_h5.write_points(h5_path, index, values)
             bar.update(len(index))
 
-        evaluate_surface(wl, model.state, plane, grid, chunk=chunk, done=done, on_chunk=flush)
-
-    surface = surface_h5.read(h5_path)
+        evaluate_surface(model.workload, model.state, plane, grid, metrics=metrics, splits=splits,
+                         chunk=chunk, done=done, on_chunk=flush)
+    if not writer:
+        return []
     png_path = os.path.join(out, "surface.png")
-    figure = surface_figure(surface.grid, surface.values["train_loss"],
-                            title=f"{workload}: train loss, {plane.kind} directions", log=True)
-    tmp = png_path + ".part.png"
+    _save_figure(surface_h5.read(h5_path), names[0], plane.kind, png_path)
+    return [h5_path, png_path]
+
+
+def _save_figure(surface, name: str, kind: str, path: str) -> None:
+    from landscape.plot import surface_figure
+
+    log = name.endswith("loss")
+    figure = surface_figure(surface.grid, surface.values[name], log=log,
+                            title=f"{surface.attrs.get('workload', '')}: {name}, {kind} directions")
+    tmp = path + ".part.png"
     figure.savefig(tmp, dpi=120)
-    os.replace(tmp, png_path)
-    echo_outputs([h5_path, png_path])
+    os.replace(tmp, path)

@@ -149,7 +149,7 @@ def pure_modes(build: Callable[[nnx.Rngs], nnx.Module]) -> PureModel:
     running statistics as the new state). Both graphs are fixed here, once, with ``nnx.view``,
     so nothing about the mode is decided inside a trace.
     """
-    template = build(nnx.Rngs(0))
+    template = nnx.eval_shape(lambda: build(nnx.Rngs(0)))  # structure only: no compute
     eval_graph, *_ = nnx.split(
         nnx.view(template, use_running_average=True, deterministic=True, raise_if_not_found=False),
         nnx.Param, ...,
@@ -159,6 +159,7 @@ def pure_modes(build: Callable[[nnx.Rngs], nnx.Module]) -> PureModel:
         nnx.Param, ...,
     )
 
+    @jax.jit  # one compiled program instead of one eager dispatch per initializer
     def init(key: jax.Array) -> tuple[Params, State]:
         _, params, state = nnx.split(build(nnx.Rngs(key)), nnx.Param, ...)
         return nnx.to_pure_dict(params), nnx.to_pure_dict(state)

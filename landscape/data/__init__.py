@@ -8,11 +8,18 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from landscape.errors import InputError
+from landscape.errors import InputError, LandscapeError
 from landscape.workload import Workload
 
 _BUILTIN: dict[str, tuple[str, str]] = {
     "sine": ("landscape.data.sine", "sine"),
+    "spirals": ("landscape.data.spirals", "spirals"),
+    "digits": ("landscape.data.digits", "digits"),
+    "digits-cnn": ("landscape.data.digits", "digits_cnn"),
+    # File-backed: read from $LANDSCAPE_DATA/<name> or ~/.cache/landscape/data/<name>.
+    "mnist": ("landscape.data.mnist", "mnist"),
+    "fashion-mnist": ("landscape.data.mnist", "fashion_mnist"),
+    "cifar10": ("landscape.data.cifar", "cifar10"),
 }
 
 
@@ -41,6 +48,8 @@ def get_workload(name: str) -> Workload:
         raise InputError(f"workload {name!r}: module {module_name!r} has no function {attr!r}")
     try:
         workload = factory()
+    except LandscapeError:  # already says what is wrong (a missing or truncated data file ...)
+        raise
     except Exception as exc:  # user code: report, don't crash with a traceback
         raise InputError(f"workload {name!r} raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(workload, Workload):

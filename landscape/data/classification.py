@@ -1,0 +1,99 @@
+"""Classification workloads from a model and labelled data: softmax cross-entropy and accuracy.
+
+The loss is the mean softmax cross-entropy over the batch; the metrics dict holds ``acc``, the
+fraction of samples whose largest logit is the label (a number in [0, 1]).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from landscape.models import PureModel, mlp_after_stem
+from landscape.workload import Batch, Dataset, LinearStem, Workload
+
+
+def cross_entropy_and_accuracy(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, dict]:
+    """Mean softmax cross-entropy of ``logits`` (batch, classes) against integer ``labels``
+    (batch,), and ``{"acc": fraction correct}``."""
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    acc = jnp.mean(jnp.argmax(logits, axis=-1) == labels)
+    return loss, {"acc": acc}
+
+
+def classification_workload(
+    name: str,
+    model: PureModel,
+    train: Dataset,
+    test: Dataset | None,
+    *,
+    input_shape: tuple[int, ...],
+    batch_size: int,
+    preprocess: Callable[[jax.Array], jax.Array] | None = None,
+    has_state: bool = False,
+    mlp_stem: bool = False,
+) -> Workload:
+    """A :class:`Workload` with ``metrics=("acc",)`` and ``task="classification"``.
+
+    Args:
+      model: the model's pure functions (:func:`landscape.models.pure_modes`).
+      preprocess: applied to the inputs inside the loss (e.g. uint8 pixels → standardized
+        floats), so that large data sets stay compact in memory.
+      has_state: the model has state (BatchNorm): training uses ``model.apply_train`` (batch
+        statistics, updated running averages) through ``Workload.train_loss``.
+      mlp_stem: the model is a :class:`landscape.models.MLP` fed the raw inputs: declare its
+        first layer as a :class:`LinearStem` (exact, faster grid scans).
+    """
+    prep = preprocess if preprocess is not None else (lambda x: x)
+
+    def apply(params, state, inputs):
+        return model.apply(params, state, prep(inputs))
+
+    def loss(params, state, batch: Batch):
+        return cross_entropy_and_accuracy(apply(params, state, batch.inputs), batch.targets)
+
+    def train_loss(params, state, batch: Batch):
+        logits, new_state = model.apply_train(params, state, prep(batch.inputs))
+        value, metrics = cross_entropy_and_accuracy(logits, batch.targets)
+        return value, (metrics, new_state)
+
+    stem = None
+    if mlp_stem:
+        if preprocess is not None:
+            raise ValueError("`mlp_stem` needs the raw inputs to feed the first layer")
+
+        def loss_after_stem(params, state, pre, batch: Batch):
+            return cross_entropy_and_accuracy(mlp_after_stem(params, pre), batch.targets)
+
+        stem = LinearStem(("dense0", "kernel"), ("dense0", "bias"), loss_after_stem)
+
+    return Workload(
+        name=name,
+        init=model.init,
+        loss=loss,
+        train=train,
+        test=test,
+        metrics=("acc",),
+        task="classification",
+        input_shape=input_shape,
+        batch_size=batch_size,
+        apply=apply,
+        stem=stem,
+        train_loss=train_loss if has_state else None,
+    )
+
+
+def standardize(
+    train_inputs: np.ndarray, *others: np.ndarray, axis: int | tuple[int, ...] | None = 0,
+    min_std: float = 1e-6,
+) -> tuple[np.ndarray, ...]:
+    """Standardize with the training set's mean and standard deviation over ``axis`` (features
+    with a smaller std are only centred, as in scikit-learn's ``StandardScaler``); float32."""
+    mean = train_inputs.mean(axis=axis, keepdims=True)
+    std = train_inputs.std(axis=axis, keepdims=True)
+    std = np.where(std < min_std, 1.0, std)
+    return tuple(((x - mean) / std).astype(np.float32) for x in (train_inputs, *others))

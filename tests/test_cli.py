@@ -130,3 +130,32 @@ def test_interrupted_scan_resumes_to_the_same_file(tmp_path, monkeypatch):
     again = surface_h5.read(tmp_path / "part" / "surface.h5")
     assert again.done.all()
     np.testing.assert_array_equal(again.values["train_loss"], whole.values["train_loss"])
+
+
+def test_directions_from_a_surface_file_reproduce_it(tmp_path):
+    first = tmp_path / "first"
+    args = ["scan", "--steps", "50", "--x", "-1:1:5", "--y", "-1:1:3", "--quiet"]
+    assert CliRunner().invoke(main, [*args, "--seed", "3", "--out", str(first)]).exit_code == 0
+    # The same seed trains the same model, so its own directions give back the same surface.
+    again = CliRunner().invoke(main, [*args, "--seed", "3", "--directions-from",
+                                      str(first / "surface.h5"), "--out", str(tmp_path / "again")])
+    assert again.exit_code == 0, again.output
+    a = surface_h5.read(first / "surface.h5")
+    b = surface_h5.read(tmp_path / "again" / "surface.h5")
+    assert b.attrs["direction_kind"] == "file"
+    np.testing.assert_allclose(b.values["train_loss"], a.values["train_loss"], rtol=1e-6)
+
+
+def test_directions_from_a_file_of_another_model_is_refused(tmp_path):
+    import h5py
+
+    first = tmp_path / "first"
+    args = ["scan", "--steps", "20", "--grid", "3", "--quiet"]
+    assert CliRunner().invoke(main, [*args, "--out", str(first)]).exit_code == 0
+    with h5py.File(first / "surface.h5", "r+") as f:
+        del f["directions/d1/dense1/kernel"]
+        f["directions/d1/dense1/kernel"] = np.zeros((3, 3), np.float32)
+    result = CliRunner().invoke(main, [*args, "--directions-from", str(first / "surface.h5"),
+                                       "--out", str(tmp_path / "b")])
+    assert result.exit_code == 1
+    assert "dense1/kernel has shape (3, 3), expected (64, 64)" in result.output

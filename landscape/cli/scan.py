@@ -42,6 +42,9 @@ DIRECTION_KINDS = ("filter", "layer", "random")
               show_default=True,
               help="filter/layer: random Gaussian directions normalized per filter/per layer "
                    "(Li et al. 2018); random: Gaussian, normalized by --norm (default none).")
+@click.option("--directions-from", "directions_file", default=None,
+              type=click.Path(exists=True, dir_okay=False),
+              help="Reuse the directions stored in a surface file (overrides --directions).")
 @click.option("--norm", "normalization", type=click.Choice(NORMALIZATIONS), default=None,
               help="Override the normalization of random directions.")
 @click.option("--ignore", type=click.Choice(IGNORE_RULES), default="biasbn", show_default=True,
@@ -69,7 +72,7 @@ DIRECTION_KINDS = ("filter", "layer", "random")
 @seed_option
 @quiet_option
 @library_errors
-def scan(workload, steps, lr, kind, normalization, ignore, orthogonal, same_direction, num, span,
+def scan(workload, steps, lr, kind, directions_file, normalization, ignore, orthogonal, same_direction, num, span,
          x_spec, y_spec, dims, metrics, splits, chunk, overwrite, coordinator, num_processes,
          process_id, out, seed, quiet):
     """Train a model, then evaluate its loss over a plane of weight perturbations.
@@ -80,8 +83,9 @@ def scan(workload, steps, lr, kind, normalization, ignore, orthogonal, same_dire
     resumes an unfinished scan.
     """
     from landscape import distributed
-    from landscape.directions import random_plane
+    from landscape.directions import plane_from_directions, random_plane
     from landscape.grid import Grid
+    from landscape.io import surface_h5
 
     if orthogonal and same_direction:
         raise click.UsageError("`--orthogonal` and `--same-direction` exclude each other")
@@ -91,14 +95,22 @@ def scan(workload, steps, lr, kind, normalization, ignore, orthogonal, same_dire
     if len(lo_hi) != 2:
         raise click.BadParameter(f"(={span}) must look like MIN:MAX, e.g. -1:1", param_hint="--range")
     default_axis = f"{lo_hi[0]}:{lo_hi[1]}:{num}"
-    grid = Grid.from_specs(x_spec or default_axis, (y_spec or default_axis) if dims == "2" else None)
     out = make_out_dir(out)
     model = trained_model(workload, steps=steps, lr=lr, seed=seed, quiet=quiet)
-    normalization = normalization or {"random": "none"}.get(kind, kind)
-    plane = random_plane(model.params, seed=seed, normalization=normalization, ignore=ignore,
-                         dims=int(dims), same=same_direction, orthogonal=orthogonal)
+    if directions_file:
+        d1, d2 = surface_h5.read_directions(directions_file, like=model.params)
+        plane = plane_from_directions(model.params, d1, d2)
+        kind, normalization, dims = "file", "none", "1" if d2 is None else "2"
+    else:
+        normalization = normalization or {"random": "none"}.get(kind, kind)
+        plane = random_plane(model.params, seed=seed, normalization=normalization, ignore=ignore,
+                             dims=int(dims), same=same_direction, orthogonal=orthogonal)
+    if dims == "1" and y_spec:
+        raise click.UsageError("`--y` was given for a 1D line (--dims 1 or 1D --directions-from)")
+    grid = Grid.from_specs(x_spec or default_axis, (y_spec or default_axis) if dims == "2" else None)
     spec = {
-        **model.description, "directions": kind, "normalization": normalization,
+        **model.description, "directions": kind, "directions_from": directions_file,
+        "normalization": normalization,
         "ignore": ignore, "orthogonal": orthogonal, "same_direction": same_direction,
         "dims": int(dims), "metrics": list(metrics), "splits": list(splits),
     }

@@ -184,6 +184,20 @@ def read(path: str | os.PathLike) -> Surface:
     return Surface(grid, values, done, attrs, directions, trajectories)
 
 
+def read_directions(path: str | os.PathLike, like: Any) -> tuple[Any, Any | None]:
+    """The ``d1`` and ``d2`` (None on a line) stored in a surface file, shaped like the params
+    pytree ``like``; a leaf missing or of another shape raises :class:`ReadError`."""
+    try:
+        with h5py.File(path, "r") as f:
+            if "directions/d1" not in f:
+                raise ReadError(f"{path}: no `directions/d1` group; not a surface file of ours")
+            d1 = read_tree(f["directions/d1"], like=like)
+            d2 = read_tree(f["directions/d2"], like=like) if "directions/d2" in f else None
+    except OSError as exc:
+        raise ReadError(f"cannot read directions from {path}: {exc}") from exc
+    return d1, d2
+
+
 def _attr(value: Any) -> Any:
     if isinstance(value, bytes):
         value = value.decode()

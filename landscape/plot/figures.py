@@ -1,0 +1,205 @@
+"""Whole figures, built on ``matplotlib.figure.Figure`` (no pyplot state); the CLI saves them.
+
+One figure per view, sized for a paper column, colour bars labelled with the metric and its
+scale, the plane's axes labelled with what its directions are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import LogNorm
+from matplotlib.contour import ContourSet
+from matplotlib.figure import Figure
+
+from landscape.grid import Grid
+from landscape.plot.hessian import plot_eigen_maps, plot_spectral_density
+from landscape.plot.overlay import mark_points, plane_axis_labels, plot_trajectories
+from landscape.plot.surface import (
+    Levels,
+    plot_contour,
+    plot_curves,
+    plot_heatmap,
+    plot_surface_3d,
+)
+
+KINDS_2D = ("contour", "filled", "heatmap", "surface3d")
+
+
+def _label(metric: str, log: bool) -> str:
+    return f"{metric} (log scale)" if log else metric
+
+
+def _colorbar(fig: Figure, drawn, ax, *, label: str, **kwargs):
+    """A colour bar; for contours on a log scale a continuous one, so that its ticks are decades
+    rather than the (arbitrary) level values."""
+    if isinstance(drawn, ContourSet) and isinstance(drawn.norm, LogNorm):
+        drawn = ScalarMappable(norm=drawn.norm, cmap=drawn.cmap)
+    return fig.colorbar(drawn, ax=ax, label=label, **kwargs)
+
+
+def surface_figure(grid: Grid, z: np.ndarray, *, title: str = "", log: bool = False) -> Figure:
+    """Filled contours and a 3D surface side by side (2D grids), or a curve (1D grids)."""
+    if grid.ndim == 1:
+        return curves_figure(grid, {"loss": z}, log=log, title=title)
+    fig = Figure(figsize=(12, 5), layout="constrained")
+    ax = fig.add_subplot(1, 2, 1)
+    contours = plot_contour(ax, grid, z, log=log)
+    _colorbar(fig, contours, ax, label=_label("loss", log))
+    ax.set_xlabel("α (direction 1)")
+    ax.set_ylabel("β (direction 2)")
+    ax3d = fig.add_subplot(1, 2, 2, projection="3d")
+    plot_surface_3d(ax3d, grid, z, log=log)
+    ax3d.set_xlabel("α")
+    ax3d.set_ylabel("β")
+    ax3d.set_zlabel("log10 loss" if log else "loss")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def kind_figure(
+    kind: str,
+    grid: Grid,
+    z: np.ndarray,  # (ny, nx)
+    *,
+    metric: str = "train_loss",
+    attrs: Mapping[str, Any] | None = None,
+    trajectories: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+    levels: Levels = 30,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    log: bool = False,
+    title: str = "",
+) -> Figure:
+    """One view of a 2D surface: ``contour``, ``filled``, ``heatmap`` or ``surface3d``, with the
+    trajectories (if any) drawn over the 2D views and a legend naming them."""
+    if kind not in KINDS_2D:
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS_2D)}")
+    xlabel, ylabel = plane_axis_labels(attrs or {})
+    if kind == "surface3d":
+        fig = Figure(figsize=(6.4, 5.2), layout="constrained")
+        ax = fig.add_subplot(projection="3d")
+        drawn = plot_surface_3d(ax, grid, z, log=log, vmin=vmin, vmax=vmax)
+        ax.set_zlabel(f"log10 {metric}" if log else metric)
+        fig.colorbar(drawn, ax=ax, shrink=0.6, pad=0.1,
+                     label=f"log10 {metric}" if log else metric)
+        ax.view_init(elev=35, azim=-60)
+    else:
+        fig = Figure(figsize=(5.6, 4.6), layout="constrained")
+        ax = fig.add_subplot()
+        if kind == "heatmap":
+            drawn = plot_heatmap(ax, grid, z, vmin=vmin, vmax=vmax, log=log)
+        else:
+            drawn = plot_contour(ax, grid, z, levels=levels, vmin=vmin, vmax=vmax, log=log,
+                                 filled=kind == "filled")
+            if kind == "contour":
+                ax.clabel(drawn, inline=True, fontsize=7, fmt="%.3g",
+                          levels=drawn.levels[:: max(1, len(drawn.levels) // 6)])
+        _colorbar(fig, drawn, ax, label=_label(metric, log))
+        if trajectories:
+            plot_trajectories(ax, trajectories)
+            ax.legend(loc="best", fontsize=8, framealpha=0.85)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def curves_figure(grid: Grid, values: Mapping[str, np.ndarray], *, log: bool = False,
+                  title: str = "", xlabel: str = "α (direction 1)") -> Figure:
+    """1D surfaces: losses on the left axis, accuracies (percent) on the right, one legend."""
+    fig = Figure(figsize=(5.6, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    lines = plot_curves(ax, grid, values, log=log)
+    ax.set_xlabel(xlabel)
+    ax.legend(lines, [line.get_label() for line in lines], loc="best", fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def hessian_figure(grid: Grid, max_eig: np.ndarray, min_eig: np.ndarray, *,
+                   attrs: Mapping[str, Any] | None = None, title: str = "") -> Figure:
+    """λmax, λmin and |λmin/λmax| side by side, each with its colour bar."""
+    fig = Figure(figsize=(15, 4.4), layout="constrained")
+    axes = [fig.add_subplot(1, 3, k + 1) for k in range(3)]
+    drawn = plot_eigen_maps(axes, grid, max_eig, min_eig)
+    xlabel, ylabel = plane_axis_labels(attrs or {})
+    for ax, artist in zip(axes, drawn):
+        ax.set_xlabel(xlabel)
+        if grid.ndim == 2:
+            ax.set_ylabel(ylabel)
+            fig.colorbar(artist, ax=ax)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def density_figure(eigenvalues: np.ndarray, density: np.ndarray, *, log: bool = True,
+                   title: str = "Hessian spectral density") -> Figure:
+    fig = Figure(figsize=(5.6, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    plot_spectral_density(ax, eigenvalues, density, log=log)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def function_figure(
+    grid: Grid,
+    z: np.ndarray,  # (ny, nx)
+    *,
+    minima: Sequence[Sequence[float]] = (),
+    saddles: Sequence[Sequence[float]] = (),
+    path: np.ndarray | None = None,  # (steps + 1, 2)
+    path_label: str = "gradient descent",
+    log: bool = True,
+    levels: Levels = 25,
+    title: str = "",
+) -> Figure:
+    """The seed article's Figure 1 layout: contour lines (log-spaced levels when ``log``) with
+    the known minima starred and an optional descent path, and the 3D surface beside them."""
+    fig = Figure(figsize=(12, 5), layout="constrained")
+    ax = fig.add_subplot(1, 2, 1)
+    if log:
+        finite = z[np.isfinite(z) & (z > 0)]
+        hi = float(finite.max()) if finite.size else 1.0
+        lo = max(float(finite.min()) if finite.size else hi, hi * 1e-5)
+        levels = np.geomspace(lo, hi, levels) if isinstance(levels, int) else levels
+    contours = plot_contour(ax, grid, z, levels=levels, log=log, filled=False, mark_origin=False)
+    _colorbar(fig, contours, ax, label=_label("f(x, y)", log))
+    mark_points(ax, minima, label="global minimum")
+    mark_points(ax, saddles, label="saddle point", marker="X", color="orange", size=11)
+    if path is not None:
+        plot_trajectories(ax, {path_label: {"x": path[:, 0], "y": path[:, 1]}}, colors=["C3"])
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.set_aspect("equal")
+    if len(minima) or len(saddles) or path is not None:
+        ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
+    ax3d = fig.add_subplot(1, 2, 2, projection="3d", computed_zorder=False)
+    plot_surface_3d(ax3d, grid, z, log=False)
+    if path is not None and len(path):
+        heights = _lift(grid, z, path)
+        ax3d.plot(path[:, 0], path[:, 1], heights, color="C3", linewidth=2, zorder=10)
+    ax3d.set_xlabel("x")
+    ax3d.set_ylabel("y")
+    ax3d.set_zlabel("f(x, y)")
+    ax3d.view_init(elev=35, azim=-70)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _lift(grid: Grid, z: np.ndarray, path: np.ndarray) -> np.ndarray:
+    """Heights of the path's points on the gridded surface (bilinear; NaN off the grid)."""
+    from scipy.interpolate import RegularGridInterpolator
+
+    table = RegularGridInterpolator((grid.y, grid.x), np.asarray(z, np.float64),
+                                    bounds_error=False, fill_value=np.nan)
+    return table(np.asarray(path, np.float64)[:, ::-1])

@@ -39,6 +39,14 @@ def main() -> None:
     _configure_jax()
 
 
+from landscape.cli.export import export  # noqa: E402
+from landscape.cli.info import info  # noqa: E402
+from landscape.cli.plot import plot  # noqa: E402
+from landscape.cli.plot_function import plot_function  # noqa: E402
 from landscape.cli.scan import scan  # noqa: E402
 
 main.add_command(scan)
+main.add_command(info)
+main.add_command(export)
+main.add_command(plot)
+main.add_command(plot_function)

@@ -1,0 +1,119 @@
+"""``landscape info FILE``: what a surface file holds, as a readable table."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import click
+import numpy as np
+
+from landscape.cli.options import library_errors
+
+EXAMPLES = """
+\b
+Examples:
+  landscape info landscape-out/surface.h5
+"""
+
+surface_file = click.argument("file", type=click.Path(exists=True, dir_okay=False))
+
+
+@click.command(epilog=EXAMPLES)
+@surface_file
+@library_errors
+def info(file):
+    """Print what a surface file holds: grid, metrics (min/max/NaN count), completeness,
+    provenance attributes, direction leaves, trajectories and Hessian density.
+
+    Reads our files and Li et al.'s (datasets only, no attributes) alike.
+    """
+    from landscape.io import surface_h5
+
+    surface = surface_h5.read(file)
+    density = surface_h5.read_density(file)
+    click.echo("\n".join(describe(file, surface, density)))
+
+
+def _number(value: float) -> str:
+    return "nan" if not math.isfinite(value) else f"{value:.6g}"
+
+
+def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
+    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+    return [indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+            for row in rows]
+
+
+def _leaves(tree: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(tree, Mapping):
+        out = []
+        for key in sorted(tree):
+            out += _leaves(tree[key], f"{prefix}/{key}" if prefix else str(key))
+        return out
+    return [(prefix, tree)]
+
+
+def _attr_text(value: Any, width: int = 100) -> str:
+    if isinstance(value, str):
+        try:  # JSON attributes (grid spec, explained variance) on one compact line
+            value = json.dumps(json.loads(value), separators=(", ", ": "))
+        except ValueError:
+            pass
+    text = str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def describe(path: str, surface, density: tuple[np.ndarray, np.ndarray] | None = None) -> list[str]:
+    """The lines ``landscape info`` prints for a :class:`~landscape.io.surface_h5.Surface`."""
+    grid = surface.grid
+    lines = [f"file          {path}"]
+    x = f"x: {len(grid.x)} points in [{_number(grid.x[0])}, {_number(grid.x[-1])}]"
+    if grid.y is None:
+        lines.append(f"grid          1D, {x}")
+    else:
+        lines.append(f"grid          2D, nx × ny = {len(grid.x)} × {len(grid.y)}; {x}; "
+                     f"y: {len(grid.y)} points in [{_number(grid.y[0])}, {_number(grid.y[-1])}]")
+    done, total = int(surface.done.sum()), surface.done.size
+    state = "complete" if done == total else "incomplete (resume with the same `scan` command)"
+    lines.append(f"completeness  {done} / {total} points done ({100 * done / max(total, 1):.1f} %), "
+                 f"{state}")
+    lines += ["", "metrics"]
+    if surface.values:
+        rows = [["name", "min", "max", "NaN", "inf"]]
+        for name in sorted(surface.values):
+            values = surface.values[name]
+            finite = values[np.isfinite(values)]
+            rows.append([name, _number(finite.min()) if finite.size else "-",
+                         _number(finite.max()) if finite.size else "-",
+                         str(int(np.isnan(values).sum())), str(int(np.isinf(values).sum()))])
+        lines += _table(rows)
+    else:
+        lines.append("  (none)")
+    lines += ["", "provenance"]
+    lines += (_table([[key, _attr_text(surface.attrs[key])] for key in sorted(surface.attrs)])
+              if surface.attrs else ["  (no attributes: a file from Li et al.'s scripts?)"])
+    lines += ["", "directions"]
+    leaves = _leaves(surface.directions)
+    lines += (_table([[name, f"{np.shape(leaf)}", str(np.asarray(leaf).dtype)]
+                      for name, leaf in leaves]) if leaves else ["  (none)"])
+    lines += ["", "trajectories"]
+    if surface.trajectories:
+        rows = [["name", "points", "steps", "loss first → last"]]
+        for name in sorted(surface.trajectories):
+            entry = surface.trajectories[name]
+            step, loss = np.ravel(entry.get("step", [])), np.ravel(entry.get("loss", []))
+            rows.append([name, str(len(np.ravel(entry.get("x", [])))),
+                         f"{int(step[0])}..{int(step[-1])}" if step.size else "-",
+                         f"{_number(loss[0])} → {_number(loss[-1])}" if loss.size else "-"])
+        lines += _table(rows)
+    else:
+        lines.append("  (none)")
+    if density is not None:
+        eigenvalues, values = density
+        lines += ["", "density",
+                  f"  {len(eigenvalues)} bins over λ in [{_number(eigenvalues[0])}, "
+                  f"{_number(eigenvalues[-1])}]"]
+    return lines

@@ -1,0 +1,110 @@
+"""``landscape plot FILE``: publication figures of a surface file (PNG or PDF)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from landscape.cli.info import surface_file
+from landscape.cli.options import echo_outputs, library_errors, make_out_dir, out_option
+from landscape.errors import InputError
+
+KINDS = ("contour", "filled", "heatmap", "surface3d", "curve", "hessian", "density", "all")
+
+EXAMPLES = """
+\b
+Examples:
+  landscape plot landscape-out/surface.h5                      # every view the file allows
+  landscape plot surface.h5 --kind contour --log --levels 40 --format pdf
+  landscape plot surface.h5 --kind heatmap --metric train_acc --vmin 50 --vmax 100
+"""
+
+
+def save_figure(figure, path: str, *, dpi: int) -> str:
+    """Save to a temporary name in the same folder, then rename (no half-written figures)."""
+    root, ext = os.path.splitext(path)
+    tmp = f"{root}.part{ext}"
+    try:
+        figure.savefig(tmp, dpi=dpi)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror}") from exc
+    return path
+
+
+@click.command(epilog=EXAMPLES)
+@surface_file
+@click.option("--kind", type=click.Choice(KINDS), default="all", show_default=True,
+              help="Which view; `all`: every view the file allows (2D: contour, filled, heatmap, "
+                   "surface3d; 1D: curve; plus hessian maps and density when present).")
+@click.option("--metric", default="train_loss", show_default=True,
+              help="Dataset to draw in the 2D views.")
+@click.option("--log", is_flag=True, help="Log colour scale with log-spaced levels (log10 heights "
+                                          "in 3D, log y axis for curves).")
+@click.option("--vmin", type=float, default=None, help="Lower end of the colour scale.")
+@click.option("--vmax", type=float, default=None, help="Upper end of the colour scale.")
+@click.option("--levels", type=click.IntRange(min=2), default=30, show_default=True,
+              help="Number of contour levels.")
+@click.option("--format", "fmt", type=click.Choice(["png", "pdf"]), default="png",
+              show_default=True, help="Image format.")
+@click.option("--dpi", type=click.IntRange(min=50), default=200, show_default=True,
+              help="Resolution of PNG output.")
+@click.option("--no-trajectories", is_flag=True,
+              help="Do not draw the file's trajectories over the 2D views.")
+@out_option
+@library_errors
+def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories, out):
+    """Draw a surface file: contour lines, filled contours, heat map, 3D surface (2D files) or
+    loss/accuracy curves (1D files), with trajectories and legends, Hessian eigenvalue maps
+    (datasets max_eig/min_eig) and the spectral density (group density/).
+
+    Writes OUT/<name>_<metric>_<kind>.<format> (and <name>_curves, <name>_hessian,
+    <name>_density) and prints their paths. NaN/inf points are drawn as gaps.
+    """
+    from landscape.io import surface_h5
+    from landscape.plot import (
+        KINDS_2D,
+        curves_figure,
+        density_figure,
+        hessian_figure,
+        kind_figure,
+    )
+
+    if vmin is not None and vmax is not None and not vmin < vmax:
+        raise click.BadParameter(f"(={vmin}) must be below --vmax (={vmax})", param_hint="--vmin")
+    surface = surface_h5.read(file)
+    density = surface_h5.read_density(file)
+    grid, attrs = surface.grid, surface.attrs
+    has_hessian = {"max_eig", "min_eig"} <= set(surface.values)
+    if kind in (*KINDS_2D, "curve", "all") and metric not in surface.values:
+        raise InputError(f"`--metric` (={metric!r}) is not in {file}; it holds "
+                         f"{', '.join(sorted(surface.values)) or 'no metric'}")
+    if kind in KINDS_2D and grid.ndim == 1:
+        raise InputError(f"`--kind {kind}` needs a 2D surface; {file} is 1D (use --kind curve)")
+    if kind == "hessian" and not has_hessian:
+        raise InputError(f"`--kind hessian` needs datasets max_eig and min_eig; {file} has none")
+    if kind == "density" and density is None:
+        raise InputError(f"`--kind density` needs a `density/` group; {file} has none")
+
+    stem = os.path.join(make_out_dir(out), os.path.splitext(os.path.basename(file))[0])
+    workload = attrs.get("workload")
+    title = f"{workload}: {metric}" if workload else metric
+    figures = []
+    if kind == "curve" or (kind == "all" and grid.ndim == 1):
+        curves = {name: v for name, v in surface.values.items() if name not in ("max_eig", "min_eig")}
+        figures.append((f"{stem}_curves", curves_figure(grid, curves, log=log, title=workload or "")))
+    if grid.ndim == 2:
+        trajectories = None if no_trajectories else surface.trajectories
+        for view in (KINDS_2D if kind == "all" else [kind] if kind in KINDS_2D else []):
+            figures.append((f"{stem}_{metric}_{view}", kind_figure(
+                view, grid, surface.values[metric], metric=metric, attrs=attrs,
+                trajectories=trajectories, levels=levels, vmin=vmin, vmax=vmax, log=log,
+                title=title)))
+    if kind == "hessian" or (kind == "all" and has_hessian):
+        figures.append((f"{stem}_hessian", hessian_figure(
+            grid, surface.values["max_eig"], surface.values["min_eig"], attrs=attrs,
+            title="Hessian eigenvalues")))
+    if kind == "density" or (kind == "all" and density is not None):
+        figures.append((f"{stem}_density", density_figure(*density)))
+    echo_outputs([save_figure(figure, f"{path}.{fmt}", dpi=dpi) for path, figure in figures])

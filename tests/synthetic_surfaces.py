@@ -49,7 +49,8 @@ def make_surface(path, *, nx: int = 7, ny: int | None = 4, nan_at=(1, 2), inf_at
         values["min_eig"] = -0.5 + yy
     count = int(round(done_fraction * grid.num_points))
     index = np.arange(count)
-    surface_h5.write_points(path, index, {k: v.ravel()[index] for k, v in values.items()})
+    if count:  # (write_points does not accept an empty index)
+        surface_h5.write_points(path, index, {k: v.ravel()[index] for k, v in values.items()})
     if trajectories:
         t = np.linspace(0.0, 1.0, 9)
         surface_h5.write_trajectory(path, "sgd", x=0.9 - 0.8 * t, y=None if ny is None else 1.2 - t,

@@ -173,3 +173,12 @@ def test_info_as_a_real_subprocess(full_file):
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "metrics" in proc.stdout and "train_loss" in proc.stdout
+
+
+def test_plot_warns_when_the_metric_has_no_finite_value(tmp_path):
+    path = tmp_path / "fresh.h5"
+    make_surface(path, done_fraction=0.0, trajectories=False)
+    result = run("plot", path, "--kind", "heatmap", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "warning: `train_loss` has no finite value" in result.output
+    assert (tmp_path / "fresh_train_loss_heatmap.png").is_file()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import click
+import numpy as np
 
 from landscape.cli.info import surface_file
 from landscape.cli.options import echo_outputs, library_errors, make_out_dir, out_option
@@ -87,6 +88,9 @@ def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories,
     if kind == "density" and density is None:
         raise InputError(f"`--kind density` needs a `density/` group; {file} has none")
 
+    if kind in (*KINDS_2D, "curve", "all") and not np.isfinite(surface.values[metric]).any():
+        click.echo(f"warning: `{metric}` has no finite value in {file} (scan not started?); "
+                   "its figures will be empty", err=True)
     stem = os.path.join(make_out_dir(out), os.path.splitext(os.path.basename(file))[0])
     workload = attrs.get("workload")
     title = f"{workload}: {metric}" if workload else metric

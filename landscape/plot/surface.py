@@ -149,6 +149,8 @@ def plot_surface_3d(
         rcount=min(len(grid.y), max_facets), ccount=min(len(grid.x), max_facets),
     )
     ax.set_zlim(lo, hi)
+    for axis in (ax.xaxis, ax.yaxis):  # 3D tick labels collide sooner than 2D ones
+        axis.set_major_locator(MaxNLocator(5))
     return drawn
 
 

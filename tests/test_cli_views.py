@@ -154,6 +154,8 @@ def _not_hdf5(tmp_path):
     (["plot", "{bad}"], 1, "cannot read surface file"),
     (["export", "{file}"], 2, "choose an export format: --vtk"),
     (["export", "{file}", "--vtk", "--metric", "nope"], 2, "`--metric` (='nope') is not in"),
+    (["export", "{file}", "--vtk", "--log", "--zmax", "-1"], 2, "must be > 0 with `--log`"),
+    (["export", "{bad}", "--vtk"], 1, "cannot read surface file"),
     (["plot-function", "rosenbrok"], 2, "is not a known test function; choose one of"),
     (["plot-function", "rosenbrock", "--path-from", "1"], 2, "must look like X,Y"),
 ])

@@ -185,3 +185,16 @@ def test_paraview_opens_the_files_and_renders_them(tmp_path):
         pixels = imread(tmp_path / name)[..., :3]
         assert pixels.std() > 0.05, f"{name} looks blank (pixel std {pixels.std():.4f})"
     print("pvbatch:", report)
+
+
+def test_readers_refuse_files_they_cannot_read_and_zmax_must_be_positive_under_log(tmp_path):
+    from landscape.errors import ReadError
+
+    bad = tmp_path / "bad.vts"
+    bad.write_text("not vtk")
+    with pytest.raises(ReadError, match="not a file vtk's vtkXMLStructuredGridReader can read"):
+        vtk_io.read_vts(bad)
+    with pytest.raises(ReadError, match="no such file"):
+        vtk_io.read_vtp(tmp_path / "missing.vtp")
+    with pytest.raises(InputError, match="`--zmax` \\(=0.0\\) must be > 0 with `--log`"):
+        vtk_io.heights(np.ones(3), log=True, zmax=0.0)

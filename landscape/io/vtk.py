@@ -51,6 +51,8 @@ def heights(values: np.ndarray, *, log: bool = False, zmax: float | None = None
             ) -> tuple[np.ndarray, np.ndarray]:
     """``(z, valid)``: the values clipped at ``zmax`` (metric units) then ``log10``-ed if asked;
     ``valid`` is False where the value is NaN/inf (or ≤ 0 under ``log``), and z NaN there."""
+    if log and zmax is not None and not zmax > 0:
+        raise InputError(f"`--zmax` (={zmax}) must be > 0 with `--log`")
     values = np.asarray(values, np.float64)
     valid = np.isfinite(values)
     if log:
@@ -316,12 +318,11 @@ def export(surface: Surface, out_dir: str | os.PathLike, *, stem: str = "surface
 def _read(reader: Any, path: str | os.PathLike) -> Any:
     if not os.path.isfile(path):
         raise ReadError(f"{path}: no such file")
+    if not reader.CanReadFile(os.fspath(path)):  # also keeps vtk from printing its own errors
+        raise ReadError(f"{path}: not a file vtk's {type(reader).__name__} can read")
     reader.SetFileName(os.fspath(path))
     reader.Update()
-    data = reader.GetOutput()
-    if data is None or data.GetNumberOfPoints() == 0 and reader.GetErrorCode():
-        raise ReadError(f"{path}: vtk {type(reader).__name__} could not read it")
-    return data
+    return reader.GetOutput()
 
 
 def _arrays(attributes: Any) -> dict[str, np.ndarray]:

@@ -21,6 +21,7 @@ from optimizers.defaults import (
     DEFAULT_LEARNING_RATES,
     ROSENBROCK,
     ROSENBROCK_START,
+    ROSENBROCK_TARGET_LOSS,
     RosenbrockSetting,
 )
 from optimizers.lamb import lamb, scale_by_lamb
@@ -35,7 +36,7 @@ from optimizers.rangerlars import (
     scale_by_paratrooper_trust_ratio,
     scale_by_rangerlars,
 )
-from optimizers.registry import default_learning_rate, get, names
+from optimizers.registry import default_learning_rate, get, names, rosenbrock_optimizer
 from optimizers.rmsprop import RMSPropState, rmsprop, scale_by_rmsprop
 from optimizers.sgd import MomentumState, momentum, nesterov, scale_by_momentum, sgd
 from optimizers.trust_ratio import scale_by_trust_ratio
@@ -54,6 +55,7 @@ __all__ = [
     "RMSPropState",
     "ROSENBROCK",
     "ROSENBROCK_START",
+    "ROSENBROCK_TARGET_LOSS",
     "RosenbrockSetting",
     "adagrad",
     "adam",
@@ -74,6 +76,7 @@ __all__ = [
     "ranger",
     "rangerlars",
     "rmsprop",
+    "rosenbrock_optimizer",
     "scale_by_adagrad",
     "scale_by_adam",
     "scale_by_lamb",

@@ -29,6 +29,7 @@ __all__ = [
     "zeros_accumulator",
     "cast_tree_like",
     "scalar_dtype",
+    "is_number",
     "one_minus_power",
     "layer_norm",
 ]
@@ -59,10 +60,15 @@ def scalar_dtype() -> jnp.dtype:
     return jax.dtypes.canonicalize_dtype(jnp.float64)
 
 
+def is_number(value) -> bool:
+    """True for a plain Python/NumPy number (known at construction, exact in double precision)."""
+    return isinstance(value, (numbers.Real, np.floating, np.integer)) and not isinstance(value, bool)
+
+
 def _log(decay):
     # log(beta) in double precision when beta is a plain number: the float32 rounding of 0.999 alone
     # is a 1.3e-5 relative error in 1 - beta.
-    if isinstance(decay, (numbers.Real, np.floating, np.integer)):
+    if is_number(decay):
         decay = float(decay)
         return -math.inf if decay == 0.0 else math.log(decay)
     return jnp.log(decay)

@@ -16,7 +16,7 @@ import optax
 
 from optimizers.adagrad import adagrad
 from optimizers.adam import adam, adamw, radam
-from optimizers.defaults import DEFAULT_LEARNING_RATES
+from optimizers.defaults import DEFAULT_LEARNING_RATES, ROSENBROCK
 from optimizers.lamb import lamb
 from optimizers.lars import lars
 from optimizers.lookahead import lookahead, ranger
@@ -24,7 +24,7 @@ from optimizers.rangerlars import paratrooper, rangerlars
 from optimizers.rmsprop import rmsprop
 from optimizers.sgd import momentum, nesterov, sgd
 
-__all__ = ["names", "get", "default_learning_rate"]
+__all__ = ["names", "get", "default_learning_rate", "rosenbrock_optimizer"]
 
 _FACTORIES: dict[str, Callable[..., optax.GradientTransformation]] = {
     "sgd": sgd,
@@ -116,3 +116,12 @@ def _get_lookahead(hyperparams: dict[str, Any]) -> optax.GradientTransformation:
             raise ValueError("`inner` of `lookahead` must be another optimizer, not `lookahead`")
         inner_transformation = get(inner, **hyperparams)
     return lookahead(inner_transformation, **own)
+
+
+def rosenbrock_optimizer(name: str) -> optax.GradientTransformation:
+    """``name`` with its tuned Rosenbrock setting (:data:`optimizers.defaults.ROSENBROCK`)."""
+    setting = ROSENBROCK[_canonical(name)]
+    learning_rate = setting.learning_rate
+    if setting.cosine_decay:
+        learning_rate = optax.cosine_decay_schedule(learning_rate, setting.steps)
+    return get(name, learning_rate=learning_rate, **setting.hyperparams)

@@ -1,6 +1,6 @@
 """Surfaces and trajectories as VTK XML files, for ParaView and every other VTK-based viewer.
 
-Format spec: https://docs.vtk.org/en/latest/design_documents/VTKFileFormats.html (XML formats:
+Format spec: https://docs.vtk.org/en/latest/vtk_file_formats/vtkxml_file_format.html (XML formats:
 ``.vts`` StructuredGrid, ``.vtp`` PolyData, ``.pvd`` Collection). Written with the ``vtk`` package
 in appended raw-binary encoding, zlib-compressed.
 

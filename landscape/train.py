@@ -1,102 +1,355 @@
 """Training loop: minibatch steps of any optax transformation, recording the trajectory.
 
-The step is jitted once; the host loop only feeds batches and reads back the loss every
-``record_every`` steps, so recording does not slow training down.
+The step is jitted once per run and gathers its minibatch on the device from the training set
+(placed there once), so the host loop only dispatches steps: it never waits for the device
+except every ``record_every`` steps, when the params are copied to the host and the full train
+and test sets are evaluated. Same workload, seed and arguments give bit-identical trajectories
+on the same machine.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import inspect
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping
+from importlib import metadata
+from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
 from landscape.errors import InputError
 from landscape.workload import Batch, Params, State, Workload, dataset_mean
 
+METRIC_NAMES = ("train_loss", "test_loss", "train_acc", "test_acc")
+
 
 @dataclasses.dataclass(frozen=True)
-class TrainResult:
-    """The outcome of :func:`train`.
+class OptimizerSpec:
+    """An optimizer of the ``optimizers`` suite by name, with its hyperparameters.
 
-    ``trajectory`` holds the params at each recorded step (step 0 = the initial params and the
-    last step always included); ``losses`` the full-train-set mean loss at those steps.
+    ``learning_rate=None`` takes the registry's default for ``name``; ``hyperparams`` are the
+    other keyword arguments of ``optimizers.get``.
     """
 
+    name: str
+    learning_rate: float | None = None
+    hyperparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def build(self) -> optax.GradientTransformation:
+        """``optimizers.get(name, learning_rate=..., **hyperparams)``; a bad name or value is an
+        :class:`InputError` that lists the valid names."""
+        import optimizers
+
+        valid = optimizers.names()
+        if self.name not in valid:
+            raise InputError(
+                f"`--optimizer` (={self.name!r}) is not a known optimizer; choose one of "
+                f"{', '.join(valid)}"
+            )
+        kwargs = dict(self.hyperparams)
+        if self.learning_rate is not None:
+            kwargs["learning_rate"] = self.learning_rate
+        try:
+            return optimizers.get(self.name, **kwargs)
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"optimizer `{self.name}`: {exc}") from exc
+
+    def resolved(self) -> dict[str, Any]:
+        """Name, learning rate and every hyperparameter (given or default), JSON-ready."""
+        import optimizers
+
+        learning_rate = self.learning_rate
+        if learning_rate is None and self.name != "lookahead":
+            learning_rate = optimizers.default_learning_rate(self.name)
+        hyperparams: dict[str, Any] = {}
+        factory = getattr(optimizers, self.name, None)
+        if callable(factory):
+            for parameter in inspect.signature(factory).parameters.values():
+                if parameter.default is not inspect.Parameter.empty:
+                    hyperparams[parameter.name] = _json_value(parameter.default)
+        hyperparams.pop("learning_rate", None)
+        hyperparams.update({k: _json_value(v) for k, v in self.hyperparams.items()})
+        return {"name": self.name, "learning_rate": learning_rate, "hyperparams": hyperparams}
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (tuple, list)):
+        return [_json_value(v) for v in value]
+    return repr(value)  # callables (masks, schedules): recorded by name only
+
+
+@dataclasses.dataclass(frozen=True)
+class Trajectory:
+    """Everything recorded during a run, one entry per recorded step.
+
+    ``params`` and ``state`` are pytrees whose leaves carry a leading step axis (num_recorded,
+    *leaf_shape); metrics are float64, NaN where they do not apply (no test split, no accuracy);
+    ``acc`` values are fractions in [0, 1]. ``epoch`` counts the epochs finished at that step.
+    """
+
+    step: np.ndarray  # (n,) int64
+    epoch: np.ndarray  # (n,) int64
+    train_loss: np.ndarray  # (n,) float64
+    test_loss: np.ndarray  # (n,) float64
+    train_acc: np.ndarray  # (n,) float64, fraction
+    test_acc: np.ndarray  # (n,) float64, fraction
+    params: Params  # leaves (n, ...)
+    state: State  # leaves (n, ...); {} when the model has none
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+    def index(self, step: int) -> int:
+        """Position of training step ``step`` among the recorded ones."""
+        hits = np.flatnonzero(self.step == step)
+        if not len(hits):
+            shown = ", ".join(str(int(s)) for s in self.step[:8]) + (" ..." if len(self) > 8 else "")
+            raise InputError(f"`step` (={step}) was not recorded; recorded steps: {shown} "
+                             f"(every `record_every` steps, {int(self.step[0])}..{int(self.step[-1])})")
+        return int(hits[0])
+
+    def params_at(self, step: int) -> Params:
+        """The params after ``step`` training steps (``step`` must have been recorded)."""
+        i = self.index(step)
+        return jax.tree.map(lambda leaf: leaf[i], self.params)
+
+    def state_at(self, step: int) -> State:
+        i = self.index(step)
+        return jax.tree.map(lambda leaf: leaf[i], self.state)
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A training run: its configuration, final model and recorded trajectory.
+
+    Made by :func:`train`, written by :func:`landscape.runs.save_run` and read back by
+    :func:`landscape.load_run` (then ``path`` is the run directory).
+    """
+
+    workload: str
+    optimizer: dict[str, Any]  # {"name", "learning_rate", "hyperparams"}
+    seed: int
+    num_steps: int
+    batch_size: int
+    record_every: int
     params: Params
     state: State
-    steps: np.ndarray  # (num_recorded,) int
-    losses: np.ndarray  # (num_recorded,) float
-    trajectory: list[Params]
+    trajectory: Trajectory
+    final_metrics: dict[str, float]
+    versions: dict[str, str]
+    wall_time_s: float = math.nan
+    path: str | None = None
+
+    @property
+    def steps(self) -> np.ndarray:
+        """The recorded steps (num_recorded,)."""
+        return self.trajectory.step
+
+    @property
+    def losses(self) -> np.ndarray:
+        """The full-train-set mean loss at the recorded steps (num_recorded,)."""
+        return self.trajectory.train_loss
+
+    def params_at(self, step: int) -> Params:
+        """The params after ``step`` steps (a recorded step)."""
+        return self.trajectory.params_at(step)
+
+    def state_at(self, step: int) -> State:
+        return self.trajectory.state_at(step)
 
 
-def make_train_step(workload: Workload, optimizer: optax.GradientTransformation):
-    """The jitted update ``(params, opt_state, state, batch) -> (params, opt_state, loss)``."""
+TrainResult = Run  # the name this object had before run directories existed
 
-    def step(params, opt_state, state, batch: Batch):
-        (loss, _), grads = jax.value_and_grad(workload.loss, has_aux=True)(params, state, batch)
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that determine a run's numbers."""
+    found = {"python": sys.version.split()[0]}
+    for package in ("landscape", "jax", "jaxlib", "flax", "optax", "numpy"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "unknown"
+    return found
+
+
+def make_train_step(workload: Workload, optimizer: optax.GradientTransformation) -> Callable:
+    """The jitted update ``(params, opt_state, state, data, order, index) -> (params, opt_state,
+    state, loss)``.
+
+    ``data`` is the whole training set on the device, ``order`` (batches_per_epoch, batch_size)
+    this epoch's sample order and ``index`` the batch number: the minibatch is gathered inside
+    the step, so one dispatch per step is all the host does. Training mode: ``train_loss``
+    (batch statistics, updated state) if the workload has one, else ``loss`` with the state
+    unchanged.
+    """
+    if workload.train_loss is not None:
+        objective = workload.train_loss
+    else:
+        def objective(params, state, batch):
+            value, metrics = workload.loss(params, state, batch)
+            return value, (metrics, state)
+
+    def step(params, opt_state, state, data: Batch, order: jax.Array, index: jax.Array):
+        rows = order[index]
+        batch = Batch(data.inputs[rows], data.targets[rows])
+        (loss, (_, new_state)), grads = jax.value_and_grad(objective, has_aux=True)(
+            params, state, batch
+        )
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
+        return optax.apply_updates(params, updates), opt_state, new_state, loss
 
-    return jax.jit(step, donate_argnums=(0, 1))
+    return jax.jit(step, donate_argnums=(0, 1, 2))
+
+
+def make_evaluator(workload: Workload) -> Callable[[Params, State], dict[str, float]]:
+    """``evaluate(params, state) -> {"train_loss", "test_loss", "train_acc", "test_acc"}``: exact
+    full-dataset means in evaluation mode (one compiled call; NaN for what does not apply)."""
+    splits = {"train": workload.train.split_batches(workload.batch_size)}
+    if workload.test is not None:
+        splits["test"] = workload.test.split_batches(workload.batch_size)
+    splits = jax.device_put(splits)
+
+    @jax.jit
+    def means(params, state, splits):
+        return {name: dataset_mean(workload.loss, params, state, *batches)
+                for name, batches in splits.items()}
+
+    def evaluate(params: Params, state: State) -> dict[str, float]:
+        values = jax.device_get(means(params, state, splits))
+        out = {name: math.nan for name in METRIC_NAMES}
+        for split, metrics in values.items():
+            out[f"{split}_loss"] = float(metrics["loss"])
+            if "acc" in metrics:
+                out[f"{split}_acc"] = float(metrics["acc"])
+        return out
+
+    return evaluate
+
+
+def _host_copy(tree: Any) -> Any:
+    # A real copy: on CPU np.asarray may alias a device buffer that the next step donates.
+    return jax.tree.map(lambda leaf: np.array(leaf, copy=True), jax.device_get(tree))
+
+
+def _stack(trees: list[Any]) -> Any:
+    return jax.tree.map(lambda *leaves: np.stack(leaves), *trees)
 
 
 def train(
     workload: Workload,
-    optimizer: optax.GradientTransformation,
+    optimizer: str | OptimizerSpec | optax.GradientTransformation,
     *,
     steps: int,
     batch_size: int | None = None,
     seed: int = 0,
     record_every: int = 1,
+    learning_rate: float | None = None,
+    hyperparams: Mapping[str, Any] | None = None,
     init: tuple[Params, State] | None = None,
-    callback: Callable[[int, float], None] | None = None,
-) -> TrainResult:
-    """Train ``workload`` for ``steps`` minibatch steps of ``optimizer``.
+    callback: Callable[[int, jax.Array], None] | None = None,
+    on_record: Callable[[dict[str, float]], None] | None = None,
+) -> Run:
+    """Train ``workload`` for ``steps`` minibatch steps and record its trajectory.
 
-    ``init`` gives the starting ``(params, state)`` (so several optimizers can start from the same
-    point); by default they come from ``workload.init`` with ``seed``. ``callback(step, loss)`` is
-    called after every step with the minibatch loss (for progress bars).
+    Args:
+      optimizer: a suite name (``"adam"``; built with ``learning_rate`` — default: the
+        registry's — and ``hyperparams``), an :class:`OptimizerSpec`, or any optax
+        transformation (recorded as ``custom``).
+      batch_size: minibatch size (default: the workload's evaluation batch size), at most the
+        training set size. Each epoch is a fresh seeded permutation; its short last batch is
+        dropped, so every step has the same shape (one compilation).
+      seed: seeds the initial params (unless ``init`` is given) and the batch order.
+      record_every: record params, state and full train/test metrics every this many steps
+        (step 0 and the last step are always recorded).
+      init: starting ``(params, state)``, so that several optimizers start from the same point.
+      callback: ``callback(step, loss)`` after every step; ``loss`` is the minibatch loss as a
+        device scalar — converting it with ``float`` waits for the device, so do it rarely.
+      on_record: ``on_record(metrics)`` at every recorded step, with ``step``, ``epoch`` and the
+        full-dataset ``train_loss``, ``test_loss``, ``train_acc``, ``test_acc`` (host floats).
     """
     if steps < 1:
         raise InputError(f"`steps` (={steps}) must be >= 1")
     if record_every < 1:
         raise InputError(f"`record_every` (={record_every}) must be >= 1")
+    if isinstance(optimizer, str):
+        optimizer = OptimizerSpec(optimizer, learning_rate, dict(hyperparams or {}))
+    if isinstance(optimizer, OptimizerSpec):
+        spec, transformation = optimizer.resolved(), optimizer.build()
+    else:
+        spec = {"name": "custom", "learning_rate": learning_rate,
+                "hyperparams": {k: _json_value(v) for k, v in (hyperparams or {}).items()}}
+        transformation = optimizer
+    if batch_size is not None and batch_size < 1:
+        raise InputError(f"`batch_size` (={batch_size}) must be >= 1")
     batch_size = min(batch_size or workload.batch_size, len(workload.train))
+    started = time.perf_counter()
+
     key_init, key_data = jax.random.split(jax.random.key(seed))
     params, state = init if init is not None else workload.init(key_init)
-    params = jax.tree.map(jax.numpy.array, params)  # private copy: the step donates its buffers
-    opt_state = optimizer.init(params)
-    step_fn = make_train_step(workload, optimizer)
-    full, rest = workload.train.split_batches(workload.batch_size)
-    evaluate = jax.jit(lambda p, s: dataset_mean(workload.loss, p, s, full, rest)["loss"])
+    # Private copies: the step donates its buffers, and the caller's arrays must survive.
+    params = jax.tree.map(jnp.array, params)
+    state = jax.tree.map(jnp.array, state)
+    # Copied too: an optimizer may keep the params themselves in its state (Lookahead's slow
+    # weights), and a buffer donated twice in one call is an error.
+    opt_state = jax.tree.map(jnp.array, transformation.init(params))
+    step_fn = make_train_step(workload, transformation)
+    evaluate = make_evaluator(workload)
+    data = jax.device_put(Batch(workload.train.inputs, workload.train.targets))
+    batches_per_epoch = len(workload.train) // batch_size
 
-    recorded_steps, losses, trajectory = [], [], []
+    records: list[dict[str, float]] = []
+    snapshots: list[tuple[Params, State]] = []
 
-    def record(step: int) -> None:
-        recorded_steps.append(step)
-        losses.append(float(evaluate(params, state)))
-        trajectory.append(jax.tree.map(np.asarray, params))
+    def record(step: int, epoch: int) -> None:
+        snapshots.append((_host_copy(params), _host_copy(state)))
+        metrics = {"step": step, "epoch": epoch, **evaluate(params, state)}
+        records.append(metrics)
+        if on_record is not None:
+            on_record(metrics)
 
-    record(0)
+    record(0, 0)
     step, epoch = 0, 0
     while step < steps:
-        for batch in workload.train.shuffled_batches(batch_size, jax.random.fold_in(key_data, epoch)):
-            params, opt_state, loss = step_fn(params, opt_state, state, batch)
+        order = jax.random.permutation(jax.random.fold_in(key_data, epoch), len(workload.train))
+        order = order[: batches_per_epoch * batch_size].reshape(batches_per_epoch, batch_size)
+        for index in range(batches_per_epoch):
+            params, opt_state, state, loss = step_fn(params, opt_state, state, data, order, index)
             step += 1
             if callback is not None:
-                callback(step, float(loss))
+                callback(step, loss)
+            finished_epoch = index == batches_per_epoch - 1
             if step % record_every == 0 or step == steps:
-                record(step)
+                record(step, epoch + finished_epoch)
             if step == steps:
                 break
         epoch += 1
-    return TrainResult(
+
+    trajectory = Trajectory(
+        step=np.asarray([r["step"] for r in records], dtype=np.int64),
+        epoch=np.asarray([r["epoch"] for r in records], dtype=np.int64),
+        **{name: np.asarray([r[name] for r in records], dtype=np.float64) for name in METRIC_NAMES},
+        params=_stack([p for p, _ in snapshots]),
+        state=_stack([s for _, s in snapshots]),
+    )
+    return Run(
+        workload=workload.name,
+        optimizer=spec,
+        seed=seed,
+        num_steps=steps,
+        batch_size=batch_size,
+        record_every=record_every,
         params=params,
         state=state,
-        steps=np.asarray(recorded_steps),
-        losses=np.asarray(losses),
         trajectory=trajectory,
+        final_metrics={name: records[-1][name] for name in METRIC_NAMES},
+        versions=versions(),
+        wall_time_s=time.perf_counter() - started,
     )

@@ -1,0 +1,115 @@
+"""Trajectory files (``trajectory.h5`` of a run directory) in HDF5.
+
+Layout (HDF5: https://docs.hdfgroup.org/hdf5/develop/_h5_d_m__u_g.html), one entry per recorded
+training step, all sharing the leading step axis of length n:
+
+- ``step`` (n,) int64 and ``epoch`` (n,) int64 (epochs finished at that step);
+- ``train_loss``, ``test_loss``, ``train_acc``, ``test_acc`` (n,) float64: full-dataset means,
+  accuracies as fractions in [0, 1], NaN where they do not apply;
+- ``params/<leaf path>`` (n, *leaf_shape): one dataset per params leaf, named by its key path
+  (``params/dense0/kernel``), in the leaf's own dtype;
+- ``state/<leaf path>`` (n, *leaf_shape): the model state (BatchNorm statistics) likewise;
+- root attributes: ``format`` (``landscape-trajectory``), ``format_version`` and
+  ``acc_unit`` (``fraction``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import h5py
+import jax
+import numpy as np
+
+from landscape.errors import ReadError, WriteError
+from landscape.io.h5tree import read_tree, write_tree
+from landscape.train import METRIC_NAMES, Trajectory
+
+FORMAT = "landscape-trajectory"
+FORMAT_VERSION = 1
+COUNTERS = ("step", "epoch")
+
+
+def write(path: str | os.PathLike, trajectory: Trajectory) -> None:
+    """Write ``trajectory`` to ``path`` (replacing the file). The caller's arrays are not changed.
+
+    Raises:
+      WriteError: the file cannot be created, or the arrays disagree on the number of steps.
+    """
+    n = len(trajectory.step)
+    lengths = {name: len(getattr(trajectory, name)) for name in (*COUNTERS, *METRIC_NAMES)}
+    for leaf in _leaves(trajectory.params) + _leaves(trajectory.state):
+        lengths[f"a leaf of shape {np.shape(leaf)}"] = np.shape(leaf)[0] if np.ndim(leaf) else 0
+    wrong = {name: length for name, length in lengths.items() if length != n}
+    if wrong:
+        raise WriteError(f"cannot write trajectory {path}: {n} recorded steps but {wrong}")
+    try:
+        with h5py.File(path, "w") as handle:
+            handle.attrs["format"] = FORMAT
+            handle.attrs["format_version"] = FORMAT_VERSION
+            handle.attrs["acc_unit"] = "fraction"
+            handle.create_dataset("step", data=np.asarray(trajectory.step, dtype=np.int64))
+            handle.create_dataset("epoch", data=np.asarray(trajectory.epoch, dtype=np.int64))
+            for name in METRIC_NAMES:
+                handle.create_dataset(name, data=np.asarray(getattr(trajectory, name), np.float64))
+            write_tree(handle.create_group("params"), trajectory.params)
+            write_tree(handle.create_group("state"), trajectory.state)
+    except OSError as exc:
+        raise WriteError(f"cannot write trajectory {path}: {exc}") from exc
+
+
+def read(path: str | os.PathLike, *, like: Any | None = None, like_state: Any | None = None
+         ) -> Trajectory:
+    """Read a trajectory written by :func:`write`.
+
+    ``like`` / ``like_state``: optional pytrees of *single-step* leaves (e.g. the final params)
+    whose structure the result takes; otherwise leaves come back as nested dicts.
+
+    Raises:
+      ReadError: the file is missing, is not a trajectory file, or its arrays disagree.
+    """
+    try:
+        with h5py.File(path, "r") as handle:
+            if handle.attrs.get("format") != FORMAT:
+                raise ReadError(f"{path}: not a trajectory file (attribute `format` is "
+                                f"{handle.attrs.get('format')!r}, expected {FORMAT!r})")
+            missing = [name for name in (*COUNTERS, *METRIC_NAMES, "params", "state")
+                       if name not in handle]
+            if missing:
+                raise ReadError(f"{path}: trajectory file lacks {', '.join(missing)}")
+            arrays = {name: handle[name][()] for name in (*COUNTERS, *METRIC_NAMES)}
+            params = _read_stacked(handle["params"], like)
+            state = _read_stacked(handle["state"], like_state)
+    except OSError as exc:
+        raise ReadError(f"cannot read trajectory {path}: {exc}") from exc
+    n = len(arrays["step"])
+    lengths = [len(v) for v in arrays.values()]
+    lengths += [np.shape(leaf)[0] for leaf in _leaves(params) + _leaves(state)]
+    if any(length != n for length in lengths):
+        raise ReadError(
+            f"{path}: arrays disagree on the number of recorded steps ({sorted(set(lengths))})"
+        )
+    return Trajectory(params=params, state=state, **arrays)
+
+
+def _read_stacked(group: h5py.Group, like: Any | None) -> Any:
+    if like is None:
+        return read_tree(group)
+    # ``like`` has single-step leaves: check everything but the leading step axis.
+    first = next(iter(group.values()), None)
+    steps = _first_dataset(first).shape[0] if first is not None else 0
+    stacked_like = jax.tree.map(
+        lambda leaf: np.broadcast_to(np.int8(0), (steps, *np.shape(leaf))), like
+    )
+    return read_tree(group, like=stacked_like)
+
+
+def _first_dataset(node: Any) -> h5py.Dataset:
+    while isinstance(node, h5py.Group):
+        node = next(iter(node.values()))
+    return node
+
+
+def _leaves(tree: Any) -> list:
+    return jax.tree.leaves(tree)

@@ -15,7 +15,8 @@ __version__ = "0.1.0"
 from landscape.data import get_workload  # noqa: E402
 from landscape.directions import Plane, normalize_direction, random_direction, random_plane  # noqa: E402
 from landscape.grid import Grid, evaluate_surface  # noqa: E402
-from landscape.train import TrainResult, train  # noqa: E402
+from landscape.runs import load_run  # noqa: E402
+from landscape.train import Run, TrainResult, train  # noqa: E402
 from landscape.workload import Batch, Dataset, Workload, dataset_mean  # noqa: E402
 
 __all__ = [
@@ -23,11 +24,13 @@ __all__ = [
     "Dataset",
     "Grid",
     "Plane",
+    "Run",
     "TrainResult",
     "Workload",
     "dataset_mean",
     "evaluate_surface",
     "get_workload",
+    "load_run",
     "normalize_direction",
     "random_direction",
     "random_plane",

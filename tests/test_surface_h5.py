@@ -79,3 +79,11 @@ def test_trajectory_round_trip_and_replace(tmp_path):
     np.testing.assert_array_equal(got["adam"]["x"], [0.0, 1.0])
     with pytest.raises(Exception, match="one common shape"):
         surface_h5.write_trajectory(path, "bad", x=np.arange(3.0), y=None, loss=np.ones(2), step=np.arange(2))
+
+
+def test_writing_no_points_is_a_no_op(tmp_path):
+    grid = Grid(np.linspace(-1, 1, 3), np.linspace(-1, 1, 2))
+    path = tmp_path / "s.h5"
+    surface_h5.create(path, grid, ["train_loss"], random_plane(PARAMS), {"spec_hash": "x"})
+    surface_h5.write_points(path, np.array([], int), {"train_loss": np.array([])})
+    assert not surface_h5.read(path).done.any()

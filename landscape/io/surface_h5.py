@@ -116,6 +116,8 @@ def write_points(
 def _row_segments(index: np.ndarray, nx: int):
     """Split flat point indices into runs consecutive within one row of width ``nx``:
     yields (row, column slice, slice of positions in ``index``)."""
+    if index.size == 0:
+        return
     rows, cols = np.divmod(index, nx)
     breaks = np.flatnonzero((np.diff(rows) != 0) | (np.diff(cols) != 1)) + 1
     starts = np.concatenate([[0], breaks])

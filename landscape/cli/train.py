@@ -1,0 +1,147 @@
+"""``landscape train``: train a workload with one or more optimizers, one run directory each."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from landscape.cli.options import (
+    echo_outputs,
+    library_errors,
+    make_out_dir,
+    out_option,
+    progress,
+    quiet_option,
+    seed_option,
+)
+
+POSTFIX_EVERY = 25  # steps between progress-bar postfix updates (each one waits for the device)
+
+EXAMPLES = """
+\b
+Examples:
+  landscape train --workload digits --optimizer sgd --optimizer adam --optimizer ranger
+  landscape train --workload spirals --optimizer adam --lr 0.01 --steps 3000 --out runs/spirals
+  landscape train --workload mnist --data-dir ~/data --optimizer sgd --batch-size 256
+  landscape train --workload mypackage.tasks:my_workload --optimizer adam
+"""
+
+
+def _optimizer_names(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
+    import optimizers
+
+    valid = optimizers.names()
+    for name in values:
+        if name not in valid:
+            raise click.BadParameter(
+                f"(={name!r}) is not a known optimizer; choose one of {', '.join(valid)}"
+            )
+    repeated = sorted({name for name in values if values.count(name) > 1})
+    if repeated:
+        raise click.BadParameter(f"(={repeated[0]!r}) is given twice; each optimizer gets one "
+                                 "run directory")
+    return values
+
+
+@click.command(epilog=EXAMPLES)
+@click.option("--workload", default="digits", show_default=True,
+              help="Built-in workload (sine, spirals, digits, digits-cnn, mnist, fashion-mnist, "
+                   "cifar10) or `package.module:function` returning a landscape.Workload.")
+@click.option("--optimizer", "optimizer_names", multiple=True, default=("adam",),
+              show_default=True, callback=_optimizer_names,
+              help="Optimizer from the suite; repeat for several (all start from the same "
+                   "initial parameters).")
+@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Minibatch steps per optimizer.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True,
+              help="Minibatch size (at most the training set size).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Learning rate for every optimizer [default: each optimizer's own default].")
+@click.option("--record-every", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Record params and full train/test metrics every this many steps.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder holding <workload>/ data folders for mnist, fashion-mnist, cifar10 "
+                   "[default: $LANDSCAPE_DATA or ~/.cache/landscape/data].")
+@click.option("--overwrite", is_flag=True, help="Replace existing runs in OUT/<optimizer>/.")
+@out_option
+@seed_option
+@quiet_option
+@library_errors
+def train(workload, optimizer_names, steps, batch_size, lr, record_every, data_dir, overwrite,
+          out, seed, quiet):
+    """Train a workload with each optimizer, recording its trajectory.
+
+    Every optimizer starts from the same initial parameters (drawn with --seed) and sees the
+    same batch order. Each run goes to OUT/<optimizer>/: run.json (configuration, versions,
+    final metrics), trajectory.h5 (params and train/test loss and accuracy at every recorded
+    step) and final/ (an Orbax checkpoint of the params and model state).
+    """
+    import jax
+
+    from landscape.data import get_workload
+    from landscape.data.files import ENV_VAR
+    from landscape.runs import CHECKPOINT, RUN_JSON, save_run
+    from landscape.train import OptimizerSpec
+    from landscape.train import train as train_run
+
+    if data_dir is not None:
+        os.environ[ENV_VAR] = os.path.abspath(os.path.expanduser(data_dir))
+    specs = [OptimizerSpec(name, lr) for name in optimizer_names]
+    for spec in specs:
+        spec.build()  # a bad hyperparameter fails now, not after the first run
+    directories = [os.path.join(out, spec.name) for spec in specs]
+    if not overwrite:
+        for directory in directories:
+            for name in (RUN_JSON, CHECKPOINT):
+                if os.path.exists(os.path.join(directory, name)):
+                    raise click.UsageError(f"{directory} already holds a run; choose another "
+                                           "`--out` or pass `--overwrite` to replace it")
+    wl = get_workload(workload)
+    make_out_dir(out)
+    init = wl.init(jax.random.split(jax.random.key(seed))[0])  # what train(seed=...) would draw
+    extra = {} if workload == wl.name else {"workload_source": workload}
+
+    paths, summaries = [], []
+    for spec, directory in zip(specs, directories):
+        with progress(steps, spec.name, quiet=quiet, unit="step") as bar:
+            shown = {}
+
+            def on_record(metrics, bar=bar, shown=shown):
+                short = _short(metrics)
+                short.pop("train_acc", None)  # keep the bar narrow: test accuracy is what counts
+                shown.update(epoch=metrics["epoch"], **short)
+                bar.set_postfix(shown, refresh=False)
+
+            def callback(step, loss, bar=bar, shown=shown):
+                bar.update(1)
+                if step % POSTFIX_EVERY == 0:  # float() waits for the device: not every step
+                    shown["loss"] = f"{float(loss):.3g}"
+                    bar.set_postfix(shown, refresh=False)
+
+            run = train_run(wl, spec, steps=steps, batch_size=batch_size, seed=seed,
+                            record_every=record_every, init=init, callback=callback,
+                            on_record=on_record)
+        save_run(run, directory, extra=extra, overwrite=overwrite)
+        paths.append(directory)
+        summaries.append(_summary(run))
+    for line in summaries:
+        click.echo(line, err=True)
+    echo_outputs(paths)
+
+
+def _short(metrics: dict) -> dict[str, str]:
+    """The full-dataset metrics that apply, rounded for a progress bar."""
+    shown = {}
+    for name in ("train_loss", "test_loss", "train_acc", "test_acc"):
+        value = metrics[name]
+        if value == value:  # not NaN
+            shown[name] = f"{value:.1%}" if name.endswith("acc") else f"{value:.3g}"
+    return shown
+
+
+def _summary(run) -> str:
+    parts = [f"{run.optimizer['name']}: step {run.num_steps}, epoch {int(run.trajectory.epoch[-1])}"]
+    parts += [f"{name} {value}" for name, value in _short(run.final_metrics).items()]
+    parts.append(f"{run.wall_time_s:.1f} s")
+    return ", ".join(parts)

@@ -44,8 +44,10 @@ from landscape.cli.info import info  # noqa: E402
 from landscape.cli.plot import plot  # noqa: E402
 from landscape.cli.plot_function import plot_function  # noqa: E402
 from landscape.cli.scan import scan  # noqa: E402
+from landscape.cli.train import train  # noqa: E402
 
 main.add_command(scan)
+main.add_command(train)
 main.add_command(info)
 main.add_command(export)
 main.add_command(plot)

@@ -1,10 +1,11 @@
 """Training loop: minibatch steps of any optax transformation, recording the trajectory.
 
 The step is jitted once per run and gathers its minibatch on the device from the training set
-(placed there once), so the host loop only dispatches steps: it never waits for the device
-except every ``record_every`` steps, when the params are copied to the host and the full train
-and test sets are evaluated. Same workload, seed and arguments give bit-identical trajectories
-on the same machine.
+(placed there once), so the host loop only dispatches steps and never waits for the device.
+Every ``record_every`` steps a copy of the params and state and an exact evaluation of the full
+train and test sets are dispatched too; the host fetches them one record later, when they are
+long done. Same workload, seed and arguments give bit-identical trajectories on the same
+machine.
 """
 
 from __future__ import annotations
@@ -209,9 +210,10 @@ def make_train_step(workload: Workload, optimizer: optax.GradientTransformation)
     return jax.jit(step, donate_argnums=(0, 1, 2))
 
 
-def make_evaluator(workload: Workload) -> Callable[[Params, State], dict[str, float]]:
-    """``evaluate(params, state) -> {"train_loss", "test_loss", "train_acc", "test_acc"}``: exact
-    full-dataset means in evaluation mode (one compiled call; NaN for what does not apply)."""
+def make_evaluator(workload: Workload) -> Callable[[Params, State], dict[str, Any]]:
+    """``evaluate(params, state)``: exact full-dataset means of the loss and metrics on the train
+    and test sets, in evaluation mode, as device arrays (one compiled call, dispatched without
+    waiting; :func:`host_metrics` turns them into numbers)."""
     splits = {"train": workload.train.split_batches(workload.batch_size)}
     if workload.test is not None:
         splits["test"] = workload.test.split_batches(workload.batch_size)
@@ -222,21 +224,71 @@ def make_evaluator(workload: Workload) -> Callable[[Params, State], dict[str, fl
         return {name: dataset_mean(workload.loss, params, state, *batches)
                 for name, batches in splits.items()}
 
-    def evaluate(params: Params, state: State) -> dict[str, float]:
-        values = jax.device_get(means(params, state, splits))
-        out = {name: math.nan for name in METRIC_NAMES}
-        for split, metrics in values.items():
-            out[f"{split}_loss"] = float(metrics["loss"])
-            if "acc" in metrics:
-                out[f"{split}_acc"] = float(metrics["acc"])
-        return out
+    return lambda params, state: means(params, state, splits)
 
-    return evaluate
+
+def host_metrics(values: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    """``{"train_loss", "test_loss", "train_acc", "test_acc"}`` as floats (NaN for what does not
+    apply) from :func:`make_evaluator`'s output; waits for the device."""
+    out = {name: math.nan for name in METRIC_NAMES}
+    for split, metrics in jax.device_get(values).items():
+        out[f"{split}_loss"] = float(metrics["loss"])
+        if "acc" in metrics:
+            out[f"{split}_acc"] = float(metrics["acc"])
+    return out
 
 
 def _host_copy(tree: Any) -> Any:
-    # A real copy: on CPU np.asarray may alias a device buffer that the next step donates.
+    # A real copy, never a view of a device buffer.
     return jax.tree.map(lambda leaf: np.array(leaf, copy=True), jax.device_get(tree))
+
+
+_device_copy = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
+
+
+class _Recorder:
+    """Collects the trajectory without stalling training.
+
+    At a recorded step it only *dispatches* a device-side copy of the params and state (the
+    next step donates their buffers) and the full-dataset evaluation; the host fetches them at
+    the next recorded step (or at the end), by when the device has long finished. ``on_record``
+    therefore hears of a record one record late.
+    """
+
+    def __init__(self, evaluate: Callable, on_record: Callable[[dict[str, float]], None] | None):
+        self.evaluate = evaluate
+        self.on_record = on_record
+        self.pending: tuple | None = None
+        self.records: list[dict[str, float]] = []
+        self.snapshots: list[tuple[Params, State]] = []
+
+    def record(self, step: int, epoch: int, params: Params, state: State) -> None:
+        dispatched = (step, epoch, self.evaluate(params, state), _device_copy((params, state)))
+        self.fetch()
+        self.pending = dispatched
+
+    def fetch(self) -> None:
+        if self.pending is None:
+            return
+        step, epoch, values, snapshot = self.pending
+        self.pending = None
+        self.snapshots.append(_host_copy(snapshot))
+        metrics = {"step": step, "epoch": epoch, **host_metrics(values)}
+        self.records.append(metrics)
+        if self.on_record is not None:
+            self.on_record(metrics)
+
+    def trajectory(self) -> Trajectory:
+        self.fetch()
+        records = self.records
+        return Trajectory(
+            step=np.asarray([r["step"] for r in records], dtype=np.int64),
+            epoch=np.asarray([r["epoch"] for r in records], dtype=np.int64),
+            **{name: np.asarray([r[name] for r in records], dtype=np.float64)
+               for name in METRIC_NAMES},
+            params=_stack([p for p, _ in self.snapshots]),
+            state=_stack([s for _, s in self.snapshots]),
+        )
 
 
 def _stack(trees: list[Any]) -> Any:
@@ -272,8 +324,9 @@ def train(
       init: starting ``(params, state)``, so that several optimizers start from the same point.
       callback: ``callback(step, loss)`` after every step; ``loss`` is the minibatch loss as a
         device scalar — converting it with ``float`` waits for the device, so do it rarely.
-      on_record: ``on_record(metrics)`` at every recorded step, with ``step``, ``epoch`` and the
-        full-dataset ``train_loss``, ``test_loss``, ``train_acc``, ``test_acc`` (host floats).
+      on_record: ``on_record(metrics)`` for every recorded step, with ``step``, ``epoch`` and the
+        full-dataset ``train_loss``, ``test_loss``, ``train_acc``, ``test_acc`` (host floats);
+        called when the next record is made (or at the end), so training never waits for it.
     """
     if steps < 1:
         raise InputError(f"`steps` (={steps}) must be >= 1")
@@ -305,17 +358,8 @@ def train(
     data = jax.device_put(Batch(workload.train.inputs, workload.train.targets))
     batches_per_epoch = len(workload.train) // batch_size
 
-    records: list[dict[str, float]] = []
-    snapshots: list[tuple[Params, State]] = []
-
-    def record(step: int, epoch: int) -> None:
-        snapshots.append((_host_copy(params), _host_copy(state)))
-        metrics = {"step": step, "epoch": epoch, **evaluate(params, state)}
-        records.append(metrics)
-        if on_record is not None:
-            on_record(metrics)
-
-    record(0, 0)
+    recorder = _Recorder(evaluate, on_record)
+    recorder.record(0, 0, params, state)
     step, epoch = 0, 0
     while step < steps:
         order = jax.random.permutation(jax.random.fold_in(key_data, epoch), len(workload.train))
@@ -327,18 +371,11 @@ def train(
                 callback(step, loss)
             finished_epoch = index == batches_per_epoch - 1
             if step % record_every == 0 or step == steps:
-                record(step, epoch + finished_epoch)
+                recorder.record(step, epoch + finished_epoch, params, state)
             if step == steps:
                 break
         epoch += 1
-
-    trajectory = Trajectory(
-        step=np.asarray([r["step"] for r in records], dtype=np.int64),
-        epoch=np.asarray([r["epoch"] for r in records], dtype=np.int64),
-        **{name: np.asarray([r[name] for r in records], dtype=np.float64) for name in METRIC_NAMES},
-        params=_stack([p for p, _ in snapshots]),
-        state=_stack([s for _, s in snapshots]),
-    )
+    trajectory = recorder.trajectory()
     return Run(
         workload=workload.name,
         optimizer=spec,
@@ -349,7 +386,7 @@ def train(
         params=params,
         state=state,
         trajectory=trajectory,
-        final_metrics={name: records[-1][name] for name in METRIC_NAMES},
+        final_metrics={name: float(getattr(trajectory, name)[-1]) for name in METRIC_NAMES},
         versions=versions(),
         wall_time_s=time.perf_counter() - started,
     )

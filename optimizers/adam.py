@@ -225,7 +225,7 @@ def scale_by_radam(
         \end{cases}
 
     with m̂, v̂ as in :func:`scale_by_adam` and ρ_t, r_t from :func:`radam_rectification`.
-    With β2 = 0.999 and ρ_min = 5 the first four steps are momentum steps (ρ_5 ≈ 4.996,
+    With β2 = 0.999 and ρ_min = 5 the first five steps are momentum steps (ρ_5 ≈ 4.996,
     ρ_6 ≈ 5.994).
 
     Args:

@@ -59,7 +59,7 @@ ROSENBROCK_TARGET_LOSS = 1e-4
 #: Tuned Rosenbrock settings (``lookahead`` wraps Adam). Methods whose steps scale with ‖θ‖ (LARS,
 #: LAMB, RangerLARS) crawl where the valley passes the origin and bounce at a fixed relative step
 #: size near the minimum: they need a large peak rate and a decaying schedule. RAdam-based ones
-#: take un-normalised momentum steps η·m̂ for their first four steps (|g| ≈ 160 at the start), so
+#: take un-normalised momentum steps η·m̂ for their first five steps (|g| ≈ 160 at the start), so
 #: their rate must stay small.
 ROSENBROCK = MappingProxyType(
     {

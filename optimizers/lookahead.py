@@ -81,7 +81,9 @@ def lookahead(
     def init_fn(params):
         return LookaheadState(
             inner_state=inner.init(params),
-            slow=jax.tree.map(jnp.asarray, params),
+            # A copy, not an alias: a training step that donates params and state would otherwise
+            # hand XLA the same buffer twice.
+            slow=jax.tree.map(jnp.copy, params),
             steps_since_sync=jnp.zeros([], jnp.int32),
         )
 

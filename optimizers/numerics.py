@@ -9,8 +9,7 @@ Three decisions live here so that every family makes them the same way:
   so ``optax.apply_updates`` never changes a parameter's dtype.
 * **Bias corrections** :math:`1 - \\beta^t` are computed as ``-expm1(t * log(beta))`` with
   ``log(beta)`` taken in double precision when ``beta`` is a Python number. The naive float32
-  ``1 - 0.999**t`` loses four digits at ``t = 1`` (float32 cannot even represent 0.999 closer than
-  1.3e-8, a 1.3e-5 relative error in ``1 - beta``).
+  ``1 - 0.999**t`` is off by 1.3e-5 relative at ``t = 1``: float32(0.999) is 0.99900001287.
 * **Per-layer norms** (a layer is one leaf of the params pytree) are taken in the accumulator
   dtype, so a bfloat16 leaf does not overflow or round its sum of squares.
 """

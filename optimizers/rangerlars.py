@@ -182,10 +182,16 @@ def scale_by_paratrooper(
     weight_decay_mask: Mask = None,
     trust_ratio_mask: Mask = None,
 ) -> optax.GradientTransformation:
-    r"""Paratrooper's direction: :func:`scale_by_rangerlars` with RangerLARS's clamp
-    :math:`\min(\|\theta\|, 10)/\|D\|` replaced by
-    :math:`\max(1, \min(1/(r_t b_t), \|\theta\|/\|D\|))` (see
-    :func:`scale_by_paratrooper_trust_ratio`).
+    r"""Paratrooper's direction (no learning rate, no Lookahead), per leaf ℓ:
+
+    .. math::
+        D_t = \Delta^{\text{RAdam}}_t + \lambda\,\theta_t, \qquad
+        \Delta_\ell = \max\!\left(1,\ \min\!\left(\frac{1}{r_t b_t},\
+                        \frac{\|\theta_\ell\|}{\|D_\ell\|}\right)\right) D_\ell
+
+    i.e. :func:`scale_by_rangerlars` with RangerLARS's clamp :math:`\min(\|\theta\|, 10)/\|D\|`
+    replaced by Paratrooper's bounds (:func:`scale_by_paratrooper_trust_ratio`; T = 1 while the
+    variance is intractable). Arguments as :func:`scale_by_rangerlars`, without the clamp.
     """
     return optax.chain(
         scale_by_radam(b1, b2, eps, threshold),

@@ -43,6 +43,8 @@ import optimizers
 torch = pytest.importorskip("torch")
 
 STEPS = 100
+# Test programs are small and run once: skip LLVM's expensive passes (compiles ~2x faster).
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 # float32: measured worst cases are ~1.1e-4 (Nesterov on Rosenbrock vs torch) and ~6e-5 (RAdam on
 # the MLP vs optax, whose float32 bias corrections 1 - 0.999**t lose digits that ours keep).
 TOLERANCE = {"float64": 1e-5, "float32": {"rosenbrock": 2e-4, "mlp": 1e-4}}
@@ -186,7 +188,10 @@ def _scan_trajectory(opt: optax.GradientTransformation, grad, params):
 
 def jax_trajectory(opt: optax.GradientTransformation, problem: Problem, dtype) -> np.ndarray:
     params = {k: jnp.asarray(v, dtype) for k, v in problem.init.items()}
-    run = jax.jit(lambda params: _scan_trajectory(opt, jax.grad(problem.jax_loss), params))
+    run = jax.jit(
+        lambda params: _scan_trajectory(opt, jax.grad(problem.jax_loss), params),
+        compiler_options=FAST_COMPILE,
+    )
     return np.asarray(run(params), np.float64)
 
 
@@ -211,7 +216,7 @@ def suite_trajectories(problem_name: str, dtype: str) -> dict:
 
     def compute(jnp_dtype):
         params = {k: jnp.asarray(v, jnp_dtype) for k, v in problem.init.items()}
-        result = jax.jit(run_all)(params)
+        result = jax.jit(run_all, compiler_options=FAST_COMPILE)(params)
         return jax.tree.map(lambda x: np.asarray(x, np.float64), result)
 
     return _run(dtype, compute)

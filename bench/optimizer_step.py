@@ -162,7 +162,8 @@ def format_table(rows: list[dict]) -> str:
             kind = "none"
         else:
             kind = "same algorithm" if row["optax_same_algorithm"] else "≈ nearest composition"
-        lines.append(f"{row['optimizer']:<12} {row['ours_ms']:>9.3f} {optax_ms:>9} {ratio:>7}  {kind}")
+        ours_ms = f"{row['ours_ms']:.3f}"
+        lines.append(f"{row['optimizer']:<12} {ours_ms:>9} {optax_ms:>9} {ratio:>7}  {kind}")
     return "\n".join(lines)
 
 

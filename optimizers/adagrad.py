@@ -36,7 +36,8 @@ def scale_by_adagrad(eps: float = 1e-10) -> optax.GradientTransformation:
     been exactly 0 at 0 instead of 0/0; it is far below any gradient that moves a parameter.
 
     Args:
-      eps: ε ≥ 0, default 1e-10 (PyTorch's value).
+      eps: ε ≥ 0, default 1e-10 (PyTorch's value). With ε = 0 a coordinate whose gradients have
+        all been 0 gives 0/0 = NaN.
     """
     check_non_negative(eps, "eps")
 

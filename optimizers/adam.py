@@ -185,7 +185,8 @@ def radam_rectification(count: jax.Array, b2, threshold) -> tuple[jax.Array, jax
     .. math::
         \rho_\infty = \frac{2}{1-\beta_2} - 1, \qquad
         \rho_t = \rho_\infty - \frac{2 t \beta_2^t}{1-\beta_2^t}, \qquad
-        r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\,\rho_\infty}{(\rho_\infty-4)(\rho_\infty-2)\,\rho_t}}
+        r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\,\rho_\infty}
+                          {(\rho_\infty-4)(\rho_\infty-2)\,\rho_t}}
 
     Returns ``(rho_t >= threshold, r_t)``; r_t is 1 where the variance is not tractable.
     """

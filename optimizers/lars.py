@@ -59,7 +59,7 @@ def scale_by_lars(
     Args:
       momentum: β in [0, 1), default 0.9.
       weight_decay: δ ≥ 0 (a number), default 0.
-      trust_coefficient: η_tc > 0, default 1e-3 (You et al.'s and optax's).
+      trust_coefficient: η_tc ≥ 0, default 1e-3 (You et al.'s and optax's).
       eps: ε ≥ 0 in the ratio's denominator, default 0.
       weight_decay_mask, trust_ratio_mask: see :mod:`optimizers.masks`.
     """
@@ -85,7 +85,7 @@ def scale_by_lars(
             g = g.astype(dtype)
             theta = jnp.asarray(theta).astype(dtype)
             delta = weight_decay if decays else 0.0
-            direction = g + delta * theta if decays and weight_decay != 0 else g
+            direction = g + delta * theta if decays else g
             m = momentum * m + (1.0 - momentum) * direction
             if not trusts:
                 return m, m
@@ -123,8 +123,8 @@ def lars(
         \theta_\ell \leftarrow \theta_\ell - \eta\, \lambda_\ell\, m_\ell, \qquad
         \lambda_\ell = \eta_{tc} \frac{\|\theta_\ell\|}{\|g_\ell\| + \delta \|\theta_\ell\|}
 
-    (details, defaults and masks in :func:`scale_by_lars`). With η_tc = 1e-3 the global η is
-    large (the paper uses η of order 1–10): each layer moves by about η·η_tc·‖θ‖ per step.
+    (details, defaults and masks in :func:`scale_by_lars`). Each layer moves by about
+    η·η_tc·‖θ‖ per step, so with η_tc = 1e-3 the global η is large (the registry's default is 3).
 
     Reference: You, Gitman & Ginsburg, "Large Batch Training of Convolutional Networks", 2017.
     """

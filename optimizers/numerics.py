@@ -61,7 +61,9 @@ def scalar_dtype() -> jnp.dtype:
 
 def is_number(value) -> bool:
     """True for a plain Python/NumPy number (known at construction, exact in double precision)."""
-    return isinstance(value, (numbers.Real, np.floating, np.integer)) and not isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, (numbers.Real, np.floating, np.integer))
 
 
 def _log(decay):

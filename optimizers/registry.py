@@ -97,7 +97,7 @@ def get(name: str, **hyperparams: Any) -> optax.GradientTransformation:
 def _get_lookahead(hyperparams: dict[str, Any]) -> optax.GradientTransformation:
     hyperparams = dict(hyperparams)
     inner = hyperparams.pop("inner", None)
-    own = {keyword: hyperparams.pop(keyword) for keyword in _LOOKAHEAD_OWN if keyword in hyperparams}
+    own = {key: hyperparams.pop(key) for key in _LOOKAHEAD_OWN if key in hyperparams}
     if inner is None:
         raise ValueError(
             "`lookahead` needs `inner`: the name of the optimizer it wraps (one of "

@@ -12,6 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import optimizers
 
@@ -160,6 +162,30 @@ def test_bad_hyperparameters_fail_at_construction_naming_argument_and_value(
         optimizers.get(name, **kwargs)
 
 
+@settings(max_examples=80, deadline=None)
+@given(value=st.floats(allow_nan=True, allow_infinity=True))
+def test_decay_rates_are_accepted_exactly_on_zero_to_one(value):
+    if 0.0 <= value < 1.0:
+        optimizers.adam(1e-3, b1=value)
+        optimizers.momentum(1e-3, momentum=value)
+    else:
+        with pytest.raises(ValueError, match=re.escape(f"`b1` (={value!r})")):
+            optimizers.adam(1e-3, b1=value)
+        with pytest.raises(ValueError, match="`momentum`"):
+            optimizers.momentum(1e-3, momentum=value)
+
+
+@settings(max_examples=80, deadline=None)
+@given(alpha=st.floats(allow_nan=True, allow_infinity=True), k=st.integers(-5, 50))
+def test_lookahead_accepts_alpha_in_zero_one_and_k_at_least_one(alpha, k):
+    valid = 0.0 < alpha <= 1.0 and k >= 1
+    if valid:
+        optimizers.lookahead(optimizers.sgd(0.1), sync_period=k, slow_step_size=alpha)
+    else:
+        with pytest.raises(ValueError, match="`sync_period`|`slow_step_size`"):
+            optimizers.lookahead(optimizers.sgd(0.1), sync_period=k, slow_step_size=alpha)
+
+
 def test_validation_error_is_a_value_error_subclass_exported():
     assert issubclass(optimizers.HyperparameterError, ValueError)
 
@@ -270,7 +296,8 @@ def test_generic_over_pytrees_and_dtypes(name):
     for leaf in jax.tree.leaves(inner_state):
         assert leaf.dtype != jnp.bfloat16
     if slow is not None:
-        assert jax.tree.map(lambda x: x.dtype, slow) == jax.tree.map(lambda x: x.dtype, run["params"])
+        dtypes = lambda tree: jax.tree.map(lambda x: x.dtype, tree)  # noqa: E731
+        assert dtypes(slow) == dtypes(run["params"])
 
 
 @pytest.mark.parametrize("name", SUITE)

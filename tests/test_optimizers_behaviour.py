@@ -26,19 +26,20 @@ def rosenbrock(p):
     return (1 - x) ** 2 + 100 * (y - x**2) ** 2
 
 
-def _trajectory(opt, params, loss, steps):
+def _trajectories(opts, params, loss, steps):
+    """The params after each step of every optimizer in ``opts``, compiled as one program."""
     grad = jax.grad(loss)
 
-    @functools.partial(jax.jit, compiler_options=FAST_COMPILE)
-    def run(params):
+    def trajectory(opt, params):
         def step(carry, _):
             params, state = carry
             updates, state = opt.update(grad(params), state, params)
             params = optax.apply_updates(params, updates)
             return (params, state), params
 
-        return jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
+        return jax.lax.scan(step, (params, opt.init(params)), None, length=steps)[1]
 
+    run = jax.jit(lambda p: [trajectory(opt, p) for opt in opts], compiler_options=FAST_COMPILE)
     return run(params)
 
 
@@ -51,15 +52,10 @@ def _trajectory(opt, params, loss, steps):
     ],
 )
 def test_lookahead_with_alpha_one_is_its_inner_optimizer(make_inner):
+    wrapped_opt = optimizers.lookahead(make_inner(), sync_period=4, slow_step_size=1.0)
     with jax.enable_x64(True):
         start = {"xy": jnp.array([-1.5, 2.0])}
-        _, wrapped = _trajectory(
-            optimizers.lookahead(make_inner(), sync_period=4, slow_step_size=1.0),
-            start,
-            rosenbrock,
-            100,
-        )
-        _, plain = _trajectory(make_inner(), start, rosenbrock, 100)
+        wrapped, plain = _trajectories([wrapped_opt, make_inner()], start, rosenbrock, 100)
     wrapped, plain = np.asarray(wrapped["xy"]), np.asarray(plain["xy"])
     assert np.max(np.abs(plain[-1] - plain[0])) > 1e-2
     np.testing.assert_allclose(wrapped, plain, rtol=1e-10, atol=1e-12)

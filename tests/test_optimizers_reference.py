@@ -164,7 +164,9 @@ CASES = {
     "radamw": Case(
         lambda lr: optimizers.radam(lr, weight_decay=1e-2),
         lambda lr: optax.chain(
-            optax.scale_by_radam(), optax.add_decayed_weights(1e-2), optax.scale_by_learning_rate(lr)
+            optax.scale_by_radam(),
+            optax.add_decayed_weights(1e-2),
+            optax.scale_by_learning_rate(lr),
         ),
         lambda params, lr: torch.optim.RAdam(
             params, lr=lr, weight_decay=1e-2, decoupled_weight_decay=True
@@ -210,7 +212,9 @@ def suite_trajectories(problem_name: str, dtype: str) -> dict:
 
     def run_all(params):
         return {
-            name: tuple(None if opt is None else _scan_trajectory(opt, grad, params) for opt in pair)
+            name: tuple(
+                None if opt is None else _scan_trajectory(opt, grad, params) for opt in pair
+            )
             for name, pair in optimizers_by_case.items()
         }
 

@@ -3,8 +3,8 @@
 Each transcription below is written from the equations (loops over steps and over leaves, norms
 per leaf), not from the package's code, and runs in float64 on the same gradient oracle (a jitted
 jax.grad: the gradient is not what is under test). float32 and bfloat16 behaviour of these
-optimizers is covered by test_optimizers_api.py; float32 trajectories by test_optimizers_reference.py
-for the optimizers with a library twin. Also here: the article's RMSProp start
+optimizers is covered by test_optimizers_api.py; float32 trajectories by
+test_optimizers_reference.py for the optimizers with a library twin. Also here: the article's RMSProp start
 σ_0 = |g_0|, and LARS / LAMB / Lookahead against optax where the formulas can be mapped.
 
 Problems: a 3-8-1 tanh MLP with four leaves of different norms (so per-layer norms and masks
@@ -242,21 +242,27 @@ def numpy_trajectory(problem: str, step: Callable) -> np.ndarray:
     return np.asarray(rows)
 
 
-def ours_trajectory(problem: str, opt: optax.GradientTransformation, dtype) -> np.ndarray:
+def scan_trajectory(opt: optax.GradientTransformation, grad, params, *, fast=lambda p: p):
+    """(STEPS, n) flattened parameters (``fast(params)``) after each step of ``opt``."""
+
+    def step(carry, _):
+        params, state = carry
+        updates, state = opt.update(grad(fast(params)), state, params)
+        params = optax.apply_updates(params, updates)
+        return (params, state), ravel_pytree(fast(params))[0]
+
+    return jax.lax.scan(step, (params, opt.init(params)), None, length=STEPS)[1]
+
+
+def float64_trajectories(problem: str, *opts: optax.GradientTransformation) -> list[np.ndarray]:
+    """float64 trajectories of ``opts`` from the problem's start, compiled as one program."""
     grad = jax.grad(functools.partial(_loss, problem))
-
-    @functools.partial(jax.jit, compiler_options=FAST_COMPILE)
-    def run(params):
-        def step(carry, _):
-            params, state = carry
-            updates, state = opt.update(grad(params), state, params)
-            params = optax.apply_updates(params, updates)
-            return (params, state), ravel_pytree(params)[0]
-
-        return jax.lax.scan(step, (params, opt.init(params)), None, length=STEPS)[1]
-
-    params = {k: jnp.asarray(v, dtype) for k, v in PROBLEM_INIT[problem].items()}
-    return np.asarray(run(params), np.float64)
+    with jax.enable_x64(True):
+        params = {k: jnp.asarray(v, jnp.float64) for k, v in PROBLEM_INIT[problem].items()}
+        run = jax.jit(
+            lambda p: [scan_trajectory(opt, grad, p) for opt in opts], compiler_options=FAST_COMPILE
+        )
+        return [np.asarray(x) for x in run(params)]
 
 
 def max_relative_difference(ours: np.ndarray, reference: np.ndarray) -> float:
@@ -266,7 +272,8 @@ def max_relative_difference(ours: np.ndarray, reference: np.ndarray) -> float:
 
 
 def moved(trajectory: np.ndarray, problem: str) -> float:
-    start = np.concatenate([PROBLEM_INIT[problem][k].ravel() for k in sorted(PROBLEM_INIT[problem])])
+    init = PROBLEM_INIT[problem]
+    start = np.concatenate([init[k].ravel() for k in sorted(init)])
     return float(np.max(np.abs(trajectory[-1] - start)))
 
 
@@ -347,23 +354,8 @@ def suite_trajectories(problem: str) -> dict:
         for name, (make, _, lrs) in CASES.items()
         if problem in lrs
     }
-    grad = jax.grad(functools.partial(_loss, problem))
-
-    def scan(opt, params):
-        def step(carry, _):
-            params, state = carry
-            updates, state = opt.update(grad(params), state, params)
-            params = optax.apply_updates(params, updates)
-            return (params, state), ravel_pytree(params)[0]
-
-        return jax.lax.scan(step, (params, opt.init(params)), None, length=STEPS)[1]
-
-    with jax.enable_x64(True):
-        params = {k: jnp.asarray(v, jnp.float64) for k, v in PROBLEM_INIT[problem].items()}
-        run = jax.jit(
-            lambda p: {n: scan(o, p) for n, o in opts.items()}, compiler_options=FAST_COMPILE
-        )
-        return {n: np.asarray(v) for n, v in run(params).items()}
+    names = list(opts)
+    return dict(zip(names, float64_trajectories(problem, *(opts[n] for n in names))))
 
 
 @pytest.mark.parametrize(
@@ -426,9 +418,9 @@ def test_rangerlars_transcription_exercises_the_norm_clamp():
 @pytest.mark.parametrize("problem", ["rosenbrock", "mlp"])
 def test_lamb_matches_optax_lamb(problem):
     """Same formula: optax.lamb = scale_by_adam, add_decayed_weights, scale_by_trust_ratio."""
-    with jax.enable_x64(True):
-        ours = ours_trajectory(problem, optimizers.lamb(1e-2, weight_decay=1e-2), jnp.float64)
-        reference = ours_trajectory(problem, optax.lamb(1e-2, weight_decay=1e-2), jnp.float64)
+    ours, reference = float64_trajectories(
+        problem, optimizers.lamb(1e-2, weight_decay=1e-2), optax.lamb(1e-2, weight_decay=1e-2)
+    )
     assert moved(reference, problem) > 1e-2
     assert max_relative_difference(ours, reference) <= 1e-5
 
@@ -438,13 +430,11 @@ def test_lars_matches_optax_lars_where_the_formulas_coincide(problem):
     """optax.lars accumulates λ(g + δθ) undamped in its momentum and takes λ ∝ ‖θ‖/‖g + δθ‖;
     the article's LARS damps the momentum by (1 − β) and takes ‖θ‖/(‖g‖ + δ‖θ‖). Without
     momentum and decay both are θ ← θ − η η_tc ‖θ‖/‖g‖ g."""
-    with jax.enable_x64(True):
-        ours = ours_trajectory(
-            problem, optimizers.lars(0.5, momentum=0.0, trust_coefficient=0.02), jnp.float64
-        )
-        reference = ours_trajectory(
-            problem, optax.lars(0.5, trust_coefficient=0.02, momentum=0.0), jnp.float64
-        )
+    ours, reference = float64_trajectories(
+        problem,
+        optimizers.lars(0.5, momentum=0.0, trust_coefficient=0.02),
+        optax.lars(0.5, trust_coefficient=0.02, momentum=0.0),
+    )
     assert moved(reference, problem) > 1e-2
     assert max_relative_difference(ours, reference) <= 1e-5
 
@@ -460,22 +450,24 @@ def test_lookahead_matches_optax_lookahead_on_rosenbrock(inner):
     """optax.lookahead needs LookaheadParams(fast, slow); ours keeps φ in its state. The params
     our loop holds must follow optax's fast weights."""
     ours_inner, optax_inner = inner()
+    ours_opt = optimizers.lookahead(ours_inner, sync_period=5, slow_step_size=0.5)
+    optax_opt = optax.lookahead(optax_inner, sync_period=5, slow_step_size=0.5)
     grad = jax.grad(functools.partial(_loss, "rosenbrock"))
+
+    @functools.partial(jax.jit, compiler_options=FAST_COMPILE)
+    def run(params):
+        return (
+            scan_trajectory(ours_opt, grad, params),
+            scan_trajectory(
+                optax_opt,
+                grad,
+                optax.LookaheadParams.init_synced(params),
+                fast=lambda p: p.fast,
+            ),
+        )
+
     with jax.enable_x64(True):
-        start = {"xy": jnp.asarray(PROBLEM_INIT["rosenbrock"]["xy"])}
-        ours = ours_trajectory("rosenbrock", optimizers.lookahead(ours_inner, 5, 0.5), jnp.float64)
-        opt = optax.lookahead(optax_inner, sync_period=5, slow_step_size=0.5)
-
-        @functools.partial(jax.jit, compiler_options=FAST_COMPILE)
-        def run(params):
-            def step(carry, _):
-                params, state = carry
-                updates, state = opt.update(grad(params.fast), state, params)
-                params = optax.apply_updates(params, updates)
-                return (params, state), params.fast["xy"]
-
-            return jax.lax.scan(step, (params, opt.init(params)), None, length=STEPS)[1]
-
-        reference = np.asarray(run(optax.LookaheadParams.init_synced(start)))
+        ours, reference = run({"xy": jnp.asarray(PROBLEM_INIT["rosenbrock"]["xy"])})
+    ours, reference = np.asarray(ours), np.asarray(reference)
     assert moved(reference, "rosenbrock") > 1e-2
     assert max_relative_difference(ours, reference) <= 1e-10

@@ -111,6 +111,17 @@ def test_get_lookahead_routes_its_own_and_the_inner_hyperparameters():
     np.testing.assert_array_equal(_trajectory(wrapped), _trajectory(direct))
 
 
+@pytest.mark.parametrize("inner", [n for n in SUITE if n != "lookahead"])
+def test_lookahead_wraps_every_other_optimizer_of_the_suite(inner):
+    opt = optimizers.get("lookahead", inner=inner, sync_period=2)
+    params = _mixed_params()
+    grads = jax.tree.map(jnp.ones_like, params)
+    state = opt.init(params)
+    for _ in range(2):  # the second step synchronises
+        updates, state = jax.eval_shape(opt.update, grads, state, params)
+        assert jax.tree.map(lambda u: u.dtype, updates) == jax.tree.map(lambda p: p.dtype, params)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -1,0 +1,98 @@
+"""Eigen maps: λ_max and λ_min of the Hessian at every point of a grid on a plane.
+
+Li et al. (2018, §6 and Fig. 7) map |λ_min/λ_max| over a loss surface to show where it is convex.
+Each point runs a *fixed* number m of Lanczos steps (full reorthogonalization) from one shared
+Gaussian start vector and takes the extreme Ritz values of T; with no data-dependent control flow
+the point function vmaps over a chunk of points, and :func:`landscape.grid.evaluate_points`
+shards, pads and resumes it exactly as it does loss surfaces. Ritz values lie inside the
+spectrum, so λ_max is approached from below and λ_min from above as m grows; with m = n they are
+exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+from jax.sharding import Mesh
+
+from landscape.directions import Plane
+from landscape.errors import InputError
+from landscape.grid import Grid, PointFn, evaluate_points
+from landscape.hessian.lanczos import lanczos_tridiagonal, ritz_values
+from landscape.hessian.operator import hvp_of
+from landscape.workload import Params, State, Workload, dataset_mean
+
+EIGEN_MAP_NAMES = ("max_eig", "min_eig")  # the dataset names of Li et al.'s surface files
+
+
+def eigen_point_fn(workload: Workload, *, num_steps: int = 20) -> PointFn:
+    """``point_fn(theta, data) -> {"max_eig", "min_eig"}`` for :func:`evaluate_points`.
+
+    ``data`` is what :func:`eigen_map_data` returns: the state, the batches and the start vector.
+    """
+    if num_steps < 2:
+        raise InputError(f"`num_steps` (={num_steps}) must be >= 2")
+
+    def point_fn(theta: Params, data: dict[str, Any]) -> dict[str, jax.Array]:
+        w, unravel = ravel_pytree(theta)
+        steps = min(num_steps, w.size)
+
+        def loss(u, data):
+            full, rest = data["batches"]
+            return dataset_mean(workload.loss, unravel(u), data["state"], full, rest)["loss"]
+
+        hvp = hvp_of(loss)
+        matvec = lambda v, ops: hvp(ops[0], v, ops[1])  # noqa: E731
+        v0 = data["start"].astype(w.dtype)
+        restart_key = jax.random.wrap_key_data(data["restart_key"])
+        state = lanczos_tridiagonal(matvec, (w, data), v0, steps, restart_key)
+        theta_ritz = ritz_values(state)
+        return {"max_eig": jnp.max(theta_ritz), "min_eig": jnp.min(theta_ritz)}
+
+    return point_fn
+
+
+def eigen_map_data(
+    workload: Workload, params: Params, state: State, *, split: str = "train", seed: int = 0
+) -> dict[str, Any]:
+    """The ``data`` argument of the eigen-map point function: state, batches of ``split``, a
+    Gaussian start vector shaped like the flat params and a key for restart vectors."""
+    flat, _ = ravel_pytree(params)
+    start_key, restart_key = jax.random.split(jax.random.key(seed))
+    return {
+        "state": state,
+        "batches": workload.dataset(split).split_batches(workload.batch_size),
+        "start": np.asarray(jax.random.normal(start_key, flat.shape, flat.dtype)),
+        "restart_key": np.asarray(jax.random.key_data(restart_key)),  # raw: data must be arrays
+    }
+
+
+def evaluate_eigen_map(
+    workload: Workload,
+    state: State,
+    plane: Plane,
+    grid: Grid,
+    *,
+    num_steps: int = 20,
+    split: str = "train",
+    seed: int = 0,
+    chunk: int | None = None,
+    mesh: Mesh | None = None,
+    done: np.ndarray | None = None,
+    on_chunk: Callable[[np.ndarray, dict[str, np.ndarray]], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """λ_max and λ_min of the Hessian of the mean ``split`` loss at every grid point of ``plane``.
+
+    Returns ``{"max_eig": ..., "min_eig": ...}``, each shaped ``grid.shape`` (NaN where not
+    evaluated). ``num_steps`` Lanczos steps per point (capped at the parameter count); ``chunk``,
+    ``mesh``, ``done``, ``on_chunk`` as in :func:`landscape.grid.evaluate_points` (a chunk runs
+    ``chunk × num_steps`` HVPs side by side: keep it modest for large models).
+    """
+    data = eigen_map_data(workload, plane.origin, state, split=split, seed=seed)
+    return evaluate_points(eigen_point_fn(workload, num_steps=num_steps), data, plane, grid,
+                           chunk=chunk, mesh=mesh, done=done, on_chunk=on_chunk)

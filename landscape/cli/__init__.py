@@ -39,6 +39,7 @@ def main() -> None:
     _configure_jax()
 
 
+from landscape.cli.compare import compare  # noqa: E402
 from landscape.cli.export import export  # noqa: E402
 from landscape.cli.info import info  # noqa: E402
 from landscape.cli.plot import plot  # noqa: E402
@@ -52,3 +53,4 @@ main.add_command(info)
 main.add_command(export)
 main.add_command(plot)
 main.add_command(plot_function)
+main.add_command(compare)

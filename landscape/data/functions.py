@@ -2,7 +2,8 @@
 
 Each entry is a :class:`BenchmarkFunction`: the function, its usual plotting box and its known
 minima (and saddle points where it has one). They draw the seed article's Figure 1 (Rosenbrock)
-and are meant to become optimizer-comparison workloads later: ``fn`` is jit- and grad-able.
+and are the landscapes of ``landscape compare``: ``fn`` is jit- and grad-able, and ``start`` is
+where a comparison of optimizers starts by default (Rosenbrock: the suite's tuned start).
 
 References: Rosenbrock (1960); Beale (1958); Himmelblau (1972); Rastrigin (1974), in the forms of
 https://en.wikipedia.org/wiki/Test_functions_for_optimization.
@@ -34,6 +35,7 @@ class BenchmarkFunction:
     min_value: float
     saddles: tuple[Point, ...] = ()
     formula: str = ""
+    start: Point | None = None  # where optimizer comparisons start by default
 
     def __call__(self, theta: jax.Array) -> jax.Array:
         return self.fn(theta)
@@ -93,6 +95,7 @@ def noisy_quadratic(seed: int = 0, *, noise: float = 0.3, condition: float = 10.
     return BenchmarkFunction(
         "noisy_quadratic", fn, ((-3.0, 3.0), (-3.0, 3.0)), ((0.0, 0.0),), 0.0,
         formula=f"½θᵀHθ + {noise}·Σa(1−cos ω·θ), κ={condition}, seed={seed}",
+        start=(2.5, -2.0),
     )
 
 
@@ -100,18 +103,20 @@ FUNCTIONS: dict[str, BenchmarkFunction] = {
     f.name: f
     for f in (
         BenchmarkFunction("rosenbrock", rosenbrock_fn, ((-2.0, 2.0), (-1.0, 3.0)), ((1.0, 1.0),), 0.0,
-                          formula="(1 − x)² + 100 (y − x²)²"),
+                          formula="(1 − x)² + 100 (y − x²)²", start=(-1.5, 2.0)),
         BenchmarkFunction("beale", beale_fn, ((-4.5, 4.5), (-4.5, 4.5)), ((3.0, 0.5),), 0.0,
-                          formula="(1.5 − x + xy)² + (2.25 − x + xy²)² + (2.625 − x + xy³)²"),
+                          formula="(1.5 − x + xy)² + (2.25 − x + xy²)² + (2.625 − x + xy³)²",
+                          start=(1.0, 1.5)),
         BenchmarkFunction(
             "himmelblau", himmelblau_fn, ((-5.0, 5.0), (-5.0, 5.0)),
             ((3.0, 2.0), (-2.805118, 3.131312), (-3.779310, -3.283186), (3.584428, -1.848126)),
-            0.0, formula="(x² + y − 11)² + (x + y² − 7)²",
+            0.0, formula="(x² + y − 11)² + (x + y² − 7)²", start=(-0.5, -0.5),
         ),
         BenchmarkFunction("rastrigin", rastrigin_fn, ((-5.12, 5.12), (-5.12, 5.12)), ((0.0, 0.0),),
-                          0.0, formula="20 + Σ (θᵢ² − 10 cos 2πθᵢ)"),
+                          0.0, formula="20 + Σ (θᵢ² − 10 cos 2πθᵢ)", start=(2.5, 2.5)),
         BenchmarkFunction("saddle", saddle_fn, ((-2.0, 2.0), (-2.0, 2.0)), (), -math.inf,
-                          saddles=((0.0, 0.0),), formula="x² − y² (unbounded below)"),
+                          saddles=((0.0, 0.0),), formula="x² − y² (unbounded below)",
+                          start=(1.5, 0.01)),
         noisy_quadratic(0),
     )
 }

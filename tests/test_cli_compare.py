@@ -302,3 +302,24 @@ def test_help_shows_examples():
     result = CliRunner().invoke(main, ["compare", "--help"])
     assert result.exit_code == 0
     assert "landscape compare --workload digits" in result.output and "--reference" in result.output
+
+
+@pytest.mark.slow
+def test_three_optimizers_on_digits(tmp_path):
+    result = invoke("--workload", "digits", "--optimizer", "sgd", "--optimizer", "momentum",
+                    "--optimizer", "adam", "--steps", "30", "--record-every", "3", "--grid", "7",
+                    "--reference", "final:adam", "--out", str(tmp_path), "-q")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["reference"] == "final:adam" and summary["workload"] == "digits"
+    assert 0.5 < sum(summary["explained_variance"]) <= 1.0
+    surface = surface_h5.read(tmp_path / "surface.h5")
+    assert surface.grid.shape == (7, 7) and np.isfinite(surface.values["train_loss"]).all()
+    for row in summary["summary"]:
+        stored = surface.trajectories[row["optimizer"]]
+        assert row["max_residual"] == pytest.approx(stored["residual"].max())
+        assert 0 <= row["relative_residual"] <= 1 and row["final_test_acc"] > 20
+        assert len(stored["x"]) == 11 and np.isfinite(stored["projected_loss"]).all()
+    adam = surface.trajectories["adam"]
+    assert (adam["x"][-1], adam["y"][-1], adam["residual"][-1]) == pytest.approx((0, 0, 0),
+                                                                                  abs=1e-5)

@@ -410,7 +410,7 @@ def _finish(result: _Comparison, out: str, *, threshold: float | None, dpi: int
                "optimizers": {path.name: path.optimizer for path in paths}}
     written = [result.h5_path, *result.pre_written]
     written += _write_summary(rows, summary, out)
-    figure = _figure(surface.grid, z, paths, result, threshold)
+    figure = _figure(surface.grid, z, paths, rows, result, threshold)
     written.append(save_figure(figure, os.path.join(out, FIGURE), dpi=dpi))
     written += _write_vtk(surface_h5.read(result.h5_path), out, [p.name for p in paths],
                           log=result.log and result.min_value is None)
@@ -473,9 +473,11 @@ def _colors(count: int) -> list[str]:
     return [COLORS[k % len(COLORS)] for k in range(count)]
 
 
-def _figure(grid, z, paths, result: _Comparison, threshold: float):
+def _figure(grid, z, paths, rows, result: _Comparison, threshold: float):
     """Contours with every path (and the known minima), the 3D surface with the paths lifted
-    onto it, and the true loss against the step (dashed: the surface at the projection)."""
+    onto it, and the true loss against the step (dashed: the surface at the projection). On a
+    network each legend entry gives the path's relative residual (how far it leaves the plane,
+    over how far it gets from the reference)."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
@@ -521,17 +523,24 @@ def _figure(grid, z, paths, result: _Comparison, threshold: float):
         ax3d.plot(path.x, path.y, heights, color=colors[path.name], linewidth=1.6, zorder=10)
     ax3d.set_xlabel(result.labels[0].split(" (")[0])
     ax3d.set_ylabel(result.labels[1].split(" (")[0])
-    ax3d.set_zlabel("log10 loss" if log3d else ("f(x, y)" if function else "loss"))
+    # a title rather than a z label, which constrained layout would let run into the next panel
+    ax3d.set_title("log10 train loss" if log3d else "f(x, y)", fontsize=10)
     ax3d.view_init(elev=35, azim=-70)
 
     axl = fig.add_subplot(1, 3, 3)
-    positive = all((p.loss[np.isfinite(p.loss)] > 0).all() for p in paths)
     for path in paths:
-        axl.plot(path.step, path.loss, color=colors[path.name], linewidth=1.4)
+        axl.plot(path.step, path.loss, color=colors[path.name], linewidth=1.2)
         if not function and path.projected_loss is not None:
             axl.plot(path.step, path.projected_loss, color=colors[path.name], linewidth=1.0,
                      linestyle="--")
-    axl.set_yscale("log" if positive else "symlog")
+    negative = any((p.loss[np.isfinite(p.loss)] < 0).any() for p in paths)
+    if negative:
+        axl.set_yscale("symlog")
+    else:
+        axl.set_yscale("log", nonpositive="mask")  # a loss of exactly 0 is a gap
+    if function:  # runs of 1000 to 20000 steps: the early steps need room too
+        axl.set_xscale("symlog", linthresh=10)
+        axl.set_xlim(0, None)
     if math.isfinite(threshold):
         axl.axhline(threshold, color="grey", linestyle=":", linewidth=1)
     axl.set_xlabel("step")
@@ -539,6 +548,9 @@ def _figure(grid, z, paths, result: _Comparison, threshold: float):
     axl.set_title("loss against step" + ("" if function else
                                          " (dashed: the surface at the projected point)"),
                   fontsize=10)
+    if not function:  # how much of each path the plane holds
+        for line, row in zip(lines, rows):
+            line.set_label(f"{row['optimizer']} (residual {row['relative_residual']:.0%})")
     handles = lines + [mark for mark in marks if mark is not None]
     if not function:
         handles += [Line2D([], [], color="grey", label="true loss"),

@@ -349,16 +349,16 @@ def format_summary(rows: Sequence[Mapping[str, Any]], threshold: float) -> str:
             return off_plane
         return any(v is None or not isinstance(v, float) or not math.isnan(v) for v in values)
 
-    def cell(value: Any, fmt: str) -> str:
+    def cell(key: str, value: Any, fmt: str) -> str:
         if value is None:
-            return "never"
+            return "never" if key == "steps_to_threshold" else "-"
         if isinstance(value, float) and math.isnan(value):
             return "-"
         return fmt.format(value)
 
     kept = [column for column in columns if shown(column[0])]
     table = [[title for _, title, _ in kept]]
-    table += [[cell(row.get(key), fmt) for key, _, fmt in kept] for row in rows]
+    table += [[cell(key, row.get(key), fmt) for key, _, fmt in kept] for row in rows]
     widths = [max(len(line[k]) for line in table) for k in range(len(kept))]
     return "\n".join(
         "  ".join(text.ljust(width) if k == 0 else text.rjust(width)

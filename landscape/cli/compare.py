@@ -324,18 +324,21 @@ def _compare_workload(*, workload_name, names, rates, steps, num, x_spec, y_spec
     workload = get_workload(workload_name)
     batch_size = min(batch_size or NETWORK_BATCH, len(workload.train))
     init = workload.init(jax.random.split(jax.random.key(seed))[0])  # as train(seed=...) draws
+    source = None if workload_name == workload.name else workload_name  # as `landscape train`
     runs, run_dirs = {}, []
     for spec in specs:
         directory = os.path.join(out, "runs", spec.name)
-        expected = {"workload": workload.name, "optimizer": spec.resolved(), "seed": seed,
-                    "steps": steps, "batch_size": batch_size, "record_every": record_every}
+        expected = {"workload": workload.name, "workload_source": source,
+                    "optimizer": spec.resolved(), "seed": seed, "steps": steps,
+                    "batch_size": batch_size, "record_every": record_every}
         run = _reuse_run(directory, expected, overwrite)
         if run is None:
             with progress(steps, spec.name, quiet=quiet, unit="step") as bar:
                 run = train(workload, spec, steps=steps, batch_size=batch_size, seed=seed,
                             record_every=record_every, init=init,
                             callback=lambda step, loss, bar=bar: bar.update(1))
-            save_run(run, directory, overwrite=True)
+            save_run(run, directory, overwrite=True,
+                     extra=None if source is None else {"workload_source": source})
         runs[spec.name] = run
         run_dirs.append(directory)
 
@@ -517,10 +520,14 @@ def _figure(grid, z, paths, rows, result: _Comparison, threshold: float):
     log3d = result.log and not function  # a function's 3D view is linear, as the seed's Figure 1
     plot_surface_3d(ax3d, grid, z, log=log3d)
     for path in paths:
-        heights = interpolate(grid, z, path.x, path.y)
+        heights = interpolate(grid, z, path.x, path.y)  # NaN off the grid: gaps in the line
         if log3d:
             heights = np.log10(np.where(heights > 0, heights, np.nan))
-        ax3d.plot(path.x, path.y, heights, color=colors[path.name], linewidth=1.6, zorder=10)
+        on = np.isfinite(heights)
+        ax3d.plot(np.where(on, path.x, np.nan), np.where(on, path.y, np.nan), heights,
+                  color=colors[path.name], linewidth=1.6, zorder=10)
+    ax3d.set_xlim(grid.x[0], grid.x[-1])
+    ax3d.set_ylim(grid.y[0], grid.y[-1])
     ax3d.set_xlabel(result.labels[0].split(" (")[0])
     ax3d.set_ylabel(result.labels[1].split(" (")[0])
     # a title rather than a z label, which constrained layout would let run into the next panel

@@ -251,6 +251,32 @@ def compared_path(name: str, optimizer: dict[str, Any], rows: Sequence[Params], 
                         projection.relative_residual, distance, path_length(flat), final)
 
 
+def runs_on_plane(runs: Mapping[str, Any], *, kind: str = "pca", reference: str | None = None
+                  ) -> tuple[Plane, list[ComparedPath], tuple[Params, Any, float]]:
+    """Training runs (:class:`landscape.Run`, all from one initialization) on their common plane.
+
+    ``reference`` names the run whose final point is the plane's origin; None takes the shared
+    initial point. Returns the plane, one :class:`ComparedPath` per run, and the reference as
+    ``(params, state, train_loss)`` — what a scan of the plane evaluates around.
+    """
+    rows = {name: [jax.tree.map(lambda leaf, i=i: leaf[i], run.trajectory.params)
+                   for i in range(len(run.trajectory))] for name, run in runs.items()}
+    first = next(iter(runs))
+    if reference is None:
+        run = runs[first]
+        state = jax.tree.map(lambda leaf: leaf[0], run.trajectory.state)
+        origin = (rows[first][0], state, float(run.trajectory.train_loss[0]))
+    else:
+        run = runs[reference]
+        origin = (run.params, run.state, float(run.final_metrics["train_loss"]))
+    plane = common_plane(rows, origin[0], kind=kind, reference_name=reference,
+                         initial=rows[first][0])
+    paths = [compared_path(name, run.optimizer, rows[name], plane, step=run.trajectory.step,
+                           loss=run.trajectory.train_loss, metrics=run.final_metrics)
+             for name, run in runs.items()]
+    return plane, paths, origin
+
+
 def covering_grid(paths: Sequence[ComparedPath], num: int, *, margin: float = 0.25) -> Grid:
     """A num × num grid over the box of every projected point, widened by ``margin`` of its
     span on each side (a square box of half-width 1 if the points do not spread)."""

@@ -188,3 +188,36 @@ def test_summary_helpers():
     grid = compare.covering_grid([a, b], 5)  # x spans [0, 1], y does not spread
     np.testing.assert_allclose([grid.x[0], grid.x[-1], grid.y[0], grid.y[-1]],
                                [-0.25, 1.25, -0.25, 0.25])
+
+
+def _run(rows, loss):
+    """A landscape.Run whose recorded params are ``rows`` (each 7 numbers) every 10 steps."""
+    from landscape.train import Run, Trajectory
+
+    n = len(rows)
+    stacked = {"w": np.stack([r[:4].reshape(2, 2) for r in rows]).astype(np.float32),
+               "b": np.stack([r[4:] for r in rows]).astype(np.float32)}
+    nan = np.full(n, np.nan)
+    trajectory = Trajectory(np.arange(n) * 10, np.zeros(n, np.int64), np.asarray(loss, float),
+                            nan, nan, nan, stacked, {})
+    return Run("toy", {"name": "x", "learning_rate": 0.1}, 0, 10 * (n - 1), 1, 10,
+               _tree(rows[-1]), {}, trajectory,
+               {"train_loss": float(loss[-1]), "test_loss": 9.0}, {})
+
+
+def test_runs_on_plane_around_the_shared_initial_point():
+    rng = np.random.default_rng(3)
+    init = rng.normal(size=7)
+    runs = {name: _run([init, *(init + rng.normal(size=(3, 7)))], [4.0, 3.0, 2.0, 1.0])
+            for name in ("a", "b")}
+    plane, paths, (origin, state, loss) = compare.runs_on_plane(runs, reference=None)
+    np.testing.assert_array_equal(_flat(origin), _flat(_tree(init)))
+    assert loss == 4.0 and state == {} and [p.name for p in paths] == ["a", "b"]
+    for path in paths:
+        np.testing.assert_allclose([path.x[0], path.y[0], path.residual[0]], 0, atol=1e-6)
+        np.testing.assert_array_equal(path.step, [0, 10, 20, 30])
+        assert path.metrics["test_loss"] == 9.0
+    plane, paths, (origin, _, loss) = compare.runs_on_plane(runs, kind="endpoints", reference="b")
+    assert loss == 1.0
+    np.testing.assert_allclose([paths[0].x[-1], paths[0].y[-1]], [1, 0], atol=1e-5)
+    np.testing.assert_allclose([paths[0].x[0], paths[0].y[0]], [0, 1], atol=1e-5)  # init: β = 1

@@ -262,17 +262,18 @@ def _compare_function(*, name, start, names, rates, steps, num, x_spec, y_spec, 
               "minima": [list(m) for m in function.minima], "min_value": function.min_value})
 
 
-def _parse_reference(reference: str | None, names) -> tuple[str, str | None]:
+def _parse_reference(reference: str | None, names) -> str | None:
+    """The optimizer whose final point is the reference (None: the shared initial point)."""
     if reference is None:
-        return "final", names[0]
+        return names[0]
     if reference == "init":
-        return "init", None
+        return None
     kind, _, name = reference.partition(":")
     if kind != "final" or name not in names:
         raise click.BadParameter(f"(={reference}) must be init or final:NAME with NAME one of "
                                  f"the compared optimizers: {', '.join(names)}",
                                  param_hint="'--reference'")
-    return "final", name
+    return name
 
 
 def _reuse_run(directory: str, expected: dict, overwrite: bool):
@@ -311,7 +312,7 @@ def _compare_workload(*, workload_name, names, rates, steps, num, x_spec, y_spec
     from landscape.runs import save_run
     from landscape.train import OptimizerSpec, train
 
-    reference_kind, reference_name = _parse_reference(reference, names)
+    reference_name = _parse_reference(reference, names)
     if data_dir is not None:
         os.environ[ENV_VAR] = os.path.abspath(os.path.expanduser(data_dir))
     steps = steps or NETWORK_STEPS
@@ -325,42 +326,25 @@ def _compare_workload(*, workload_name, names, rates, steps, num, x_spec, y_spec
     batch_size = min(batch_size or NETWORK_BATCH, len(workload.train))
     init = workload.init(jax.random.split(jax.random.key(seed))[0])  # as train(seed=...) draws
     source = None if workload_name == workload.name else workload_name  # as `landscape train`
-    runs, run_dirs = {}, []
-    for spec in specs:
-        directory = os.path.join(out, "runs", spec.name)
+    run_dirs = [os.path.join(out, "runs", spec.name) for spec in specs]
+    runs = {}  # every existing run is checked before anything trains
+    for spec, directory in zip(specs, run_dirs):
         expected = {"workload": workload.name, "workload_source": source,
                     "optimizer": spec.resolved(), "seed": seed, "steps": steps,
                     "batch_size": batch_size, "record_every": record_every}
-        run = _reuse_run(directory, expected, overwrite)
-        if run is None:
+        runs[spec.name] = _reuse_run(directory, expected, overwrite)
+    for spec, directory in zip(specs, run_dirs):
+        if runs[spec.name] is None:
             with progress(steps, spec.name, quiet=quiet, unit="step") as bar:
-                run = train(workload, spec, steps=steps, batch_size=batch_size, seed=seed,
-                            record_every=record_every, init=init,
-                            callback=lambda step, loss, bar=bar: bar.update(1))
-            save_run(run, directory, overwrite=True,
+                runs[spec.name] = train(workload, spec, steps=steps, batch_size=batch_size,
+                                        seed=seed, record_every=record_every, init=init,
+                                        callback=lambda step, loss, bar=bar: bar.update(1))
+            save_run(runs[spec.name], directory, overwrite=True,
                      extra=None if source is None else {"workload_source": source})
-        runs[spec.name] = run
-        run_dirs.append(directory)
 
-    def rows(run):
-        return [jax.tree.map(lambda leaf, i=i: leaf[i], run.trajectory.params)
-                for i in range(len(run.trajectory))]
-
-    params_rows = {name: rows(run) for name, run in runs.items()}
-    first = runs[names[0]]
-    if reference_kind == "final":
-        chosen = runs[reference_name]
-        origin, state = chosen.params, chosen.state
-        origin_loss, label = chosen.final_metrics["train_loss"], f"final:{reference_name}"
-    else:
-        origin = params_rows[names[0]][0]
-        state = jax.tree.map(lambda leaf: leaf[0], first.trajectory.state)
-        origin_loss, label = float(first.losses[0]), "init"
-    plane = compare.common_plane(params_rows, origin, kind=plane_kind,
-                                 reference_name=reference_name, initial=params_rows[names[0]][0])
-    paths = [compare.compared_path(name, run.optimizer, params_rows[name], plane,
-                                   step=run.steps, loss=run.losses, metrics=run.final_metrics)
-             for name, run in runs.items()]
+    plane, paths, (origin, state, origin_loss) = compare.runs_on_plane(
+        runs, kind=plane_kind, reference=reference_name)
+    label = "init" if reference_name is None else f"final:{reference_name}"
     grid = _axes(compare.covering_grid(paths, num or NETWORK_GRID), x_spec, y_spec)
     description = {"workload": workload_name, "seed": seed, "steps": steps,
                    "batch_size": batch_size, "record_every": record_every,
@@ -393,6 +377,7 @@ def _finish(result: _Comparison, out: str, *, threshold: float | None, dpi: int
     Returns the paths written and the summary as a text table."""
     from landscape import compare
     from landscape.cli.plot import save_figure
+    from landscape.plot.compare import comparison_figure
     from landscape.io import surface_h5
     from landscape.io import vtk as vtk_io
 
@@ -413,7 +398,11 @@ def _finish(result: _Comparison, out: str, *, threshold: float | None, dpi: int
                "optimizers": {path.name: path.optimizer for path in paths}}
     written = [result.h5_path, *result.pre_written]
     written += _write_summary(rows, summary, out)
-    figure = _figure(surface.grid, z, paths, rows, result, threshold)
+    function = result.min_value is not None
+    figure = comparison_figure(
+        surface.grid, z, paths, function=function, log=result.log, threshold=threshold,
+        minima=result.minima, saddles=result.saddles, labels=result.labels, title=result.title,
+        residuals=None if function else {r["optimizer"]: r["relative_residual"] for r in rows})
     written.append(save_figure(figure, os.path.join(out, FIGURE), dpi=dpi))
     written += _write_vtk(surface_h5.read(result.h5_path), out, [p.name for p in paths],
                           log=result.log and result.min_value is None)
@@ -465,104 +454,3 @@ def _write_vtk(surface, out: str, names: list[str], *, log: bool) -> list[str]:
     pvd = os.path.join(out, "surface.pvd")
     vtk_io.write_pvd(pvd, parts)
     return [os.path.join(out, part) for part in parts] + [pvd]
-
-
-# tab10, then four more that stay apart from it (the suite has 14 optimizers).
-COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "black", "gold", "navy",
-          "lime")
-
-
-def _colors(count: int) -> list[str]:
-    return [COLORS[k % len(COLORS)] for k in range(count)]
-
-
-def _figure(grid, z, paths, rows, result: _Comparison, threshold: float):
-    """Contours with every path (and the known minima), the 3D surface with the paths lifted
-    onto it, and the true loss against the step (dashed: the surface at the projection). On a
-    network each legend entry gives the path's relative residual (how far it leaves the plane,
-    over how far it gets from the reference)."""
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-
-    from landscape.io.vtk import interpolate
-    from landscape.plot import mark_points, plot_contour, plot_surface_3d, plot_trajectories
-
-    colors = dict(zip([p.name for p in paths], _colors(len(paths))))
-    fig = Figure(figsize=(18, 5.6), layout="constrained")
-    ax = fig.add_subplot(1, 3, 1)
-    function = result.min_value is not None
-    levels = 30
-    if result.log:
-        finite = z[np.isfinite(z) & (z > 0)]
-        hi = float(finite.max()) if finite.size else 1.0
-        lo = max(float(finite.min()) if finite.size else hi, hi * 1e-5)
-        levels = np.geomspace(lo, hi, 25 if function else 30)
-    contours = plot_contour(ax, grid, z, levels=levels, log=result.log, filled=not function,
-                            mark_origin=not function)
-    fig.colorbar(ScalarMappable(norm=contours.norm, cmap=contours.cmap), ax=ax,
-                 label=("f(x, y)" if function else "train loss")
-                 + (" (log scale)" if result.log else ""))
-    by_name = {p.name: {"x": p.x, "y": p.y} for p in paths}
-    drawn = plot_trajectories(ax, by_name, colors=[colors[name] for name in sorted(by_name)])
-    lines = sorted(drawn, key=lambda line: list(colors).index(line.get_label()))  # as compared
-    marks = [mark_points(ax, result.minima, label="global minimum"),
-             mark_points(ax, result.saddles, label="saddle point", marker="X", color="orange",
-                         size=11)]
-    ax.set_xlim(grid.x[0], grid.x[-1])
-    ax.set_ylim(grid.y[0], grid.y[-1])
-    ax.set_xlabel(result.labels[0])
-    ax.set_ylabel(result.labels[1])
-    if function:
-        ax.set_aspect("equal")
-
-    ax3d = fig.add_subplot(1, 3, 2, projection="3d", computed_zorder=False)
-    log3d = result.log and not function  # a function's 3D view is linear, as the seed's Figure 1
-    plot_surface_3d(ax3d, grid, z, log=log3d)
-    for path in paths:
-        heights = interpolate(grid, z, path.x, path.y)  # NaN off the grid: gaps in the line
-        if log3d:
-            heights = np.log10(np.where(heights > 0, heights, np.nan))
-        on = np.isfinite(heights)
-        ax3d.plot(np.where(on, path.x, np.nan), np.where(on, path.y, np.nan), heights,
-                  color=colors[path.name], linewidth=1.6, zorder=10)
-    ax3d.set_xlim(grid.x[0], grid.x[-1])
-    ax3d.set_ylim(grid.y[0], grid.y[-1])
-    ax3d.set_xlabel(result.labels[0].split(" (")[0])
-    ax3d.set_ylabel(result.labels[1].split(" (")[0])
-    # a title rather than a z label, which constrained layout would let run into the next panel
-    ax3d.set_title("log10 train loss" if log3d else "f(x, y)", fontsize=10)
-    ax3d.view_init(elev=35, azim=-70)
-
-    axl = fig.add_subplot(1, 3, 3)
-    for path in paths:
-        axl.plot(path.step, path.loss, color=colors[path.name], linewidth=1.2)
-        if not function and path.projected_loss is not None:
-            axl.plot(path.step, path.projected_loss, color=colors[path.name], linewidth=1.0,
-                     linestyle="--")
-    negative = any((p.loss[np.isfinite(p.loss)] < 0).any() for p in paths)
-    if negative:
-        axl.set_yscale("symlog")
-    else:
-        axl.set_yscale("log", nonpositive="mask")  # a loss of exactly 0 is a gap
-    if function:  # runs of 1000 to 20000 steps: the early steps need room too
-        axl.set_xscale("symlog", linthresh=10)
-        axl.set_xlim(0, None)
-    if math.isfinite(threshold):
-        axl.axhline(threshold, color="grey", linestyle=":", linewidth=1)
-    axl.set_xlabel("step")
-    axl.set_ylabel("f(x, y)" if function else "train loss")
-    axl.set_title("loss against step" + ("" if function else
-                                         " (dashed: the surface at the projected point)"),
-                  fontsize=10)
-    if not function:  # how much of each path the plane holds
-        for line, row in zip(lines, rows):
-            line.set_label(f"{row['optimizer']} (residual {row['relative_residual']:.0%})")
-    handles = lines + [mark for mark in marks if mark is not None]
-    if not function:
-        handles += [Line2D([], [], color="grey", label="true loss"),
-                    Line2D([], [], color="grey", linestyle="--", label="surface at projection")]
-    fig.legend(handles=handles, loc="outside right upper", fontsize=8, framealpha=0.85)
-    if result.title:
-        fig.suptitle(result.title)
-    return fig

@@ -41,6 +41,7 @@ def main() -> None:
 
 from landscape.cli.compare import compare  # noqa: E402
 from landscape.cli.export import export  # noqa: E402
+from landscape.cli.hessian import hessian  # noqa: E402
 from landscape.cli.info import info  # noqa: E402
 from landscape.cli.plot import plot  # noqa: E402
 from landscape.cli.plot_function import plot_function  # noqa: E402
@@ -48,6 +49,7 @@ from landscape.cli.scan import scan  # noqa: E402
 from landscape.cli.train import train  # noqa: E402
 
 main.add_command(scan)
+main.add_command(hessian)
 main.add_command(train)
 main.add_command(info)
 main.add_command(export)

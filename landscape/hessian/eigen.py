@@ -66,6 +66,7 @@ def hessian_plane(
     tol: float = 1e-4,
     max_iter: int = 200,
     seed: int = 0,
+    problem: HessianProblem | None = None,
 ) -> Plane:
     """A plane through ``params`` spanned by the Hessian's top-2 eigenvectors (top-1 if
     ``dims=1``), unit vectors in the flat parameter space, unflattened to the params pytree.
@@ -76,12 +77,15 @@ def hessian_plane(
     eigenvectors); with ``ignore="none"`` alone, 1-D leaves would copy the weights (Li et al.'s
     rule), so leave both at "none" to keep true eigenvectors.
 
+    ``problem``: the Hessian at ``params`` if already built (its compiled loops are reused);
+    ``workload``, ``state`` and ``split`` then go unused.
+
     Raises:
       InputError: if the eigenvectors did not converge to ``tol`` within ``max_iter`` steps.
     """
     if dims not in (1, 2):
         raise InputError(f"`dims` (={dims}) must be 1 or 2")
-    problem = hessian_problem(workload, params, state, split=split)
+    problem = problem or hessian_problem(workload, params, state, split=split)
     pairs = hessian_eigenpairs(problem, top_k=dims, tol=tol, max_iter=max_iter, seed=seed,
                                return_vectors=True)
     if not pairs.top.converged.all():

@@ -192,7 +192,9 @@ def lanczos_extremes(
     if not tol >= 0 or not atol >= 0 or tol + atol == 0:
         raise InputError(f"`tol` (={tol}) and `atol` (={atol}) must be >= 0, not both 0")
     if max_iter < top_k + bottom_k:
-        raise InputError(f"`max_iter` (={max_iter}) must be >= top_k + bottom_k ({top_k + bottom_k})")
+        raise InputError(
+            f"`max_iter` (={max_iter}) must be >= top_k + bottom_k ({top_k + bottom_k})"
+        )
     if check_every < 1:
         raise InputError(f"`check_every` (={check_every}) must be >= 1")
     key = jax.random.key(0) if key is None else key
@@ -206,7 +208,8 @@ def lanczos_extremes(
         # Whole buffers to the host, sliced there: a device slice per step would compile each time.
         alphas = np.asarray(state.alphas, np.float64)[:done]
         betas = np.asarray(state.betas, np.float64)[:done]
-        theta, y = np.linalg.eigh(np.diag(alphas) + np.diag(betas[:-1], 1) + np.diag(betas[:-1], -1))
+        off = betas[:-1]
+        theta, y = np.linalg.eigh(np.diag(alphas) + np.diag(off, 1) + np.diag(off, -1))
         # LAPACK deflation can leave exact zeros in y; nothing is known better than the
         # arithmetic's precision, so the reported residual never goes below it.
         floor = np.finfo(state.basis.dtype).eps * np.abs(theta).max()

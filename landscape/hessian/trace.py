@@ -21,7 +21,6 @@ import functools
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from landscape.errors import InputError
@@ -63,7 +62,8 @@ def hutchinson_trace(
     samples = []
     for key in keys:
         probes = rademacher(key, (batch, n), problem.params.dtype)
-        samples.append(np.asarray(_quadratic_forms(problem.params, problem.data, probes, vhv=problem.vhv)))
+        forms = _quadratic_forms(problem.params, problem.data, probes, vhv=problem.vhv)
+        samples.append(np.asarray(forms))
     samples = np.concatenate(samples)[:num_samples].astype(np.float64)
     stderr = float(np.std(samples, ddof=1) / np.sqrt(num_samples))
     return TraceEstimate(float(np.mean(samples)), stderr, samples)

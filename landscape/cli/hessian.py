@@ -1,0 +1,272 @@
+"""``landscape hessian``: eigenvalues, trace, spectral density and eigen maps of a model's Hessian."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import click
+
+from landscape.cli.options import (
+    echo_outputs,
+    library_errors,
+    make_out_dir,
+    out_option,
+    progress,
+    quiet_option,
+    seed_option,
+)
+from landscape.cli.source import model_options, trained_model
+from landscape.directions import IGNORE_RULES
+
+EXAMPLES = """
+\b
+Examples:
+  landscape hessian                                # sine MLP: λmax, to --tol 1e-3
+  landscape hessian --top-k 3 --bottom-k 1 --trace --density
+  landscape hessian --map --x -1:1:21 --y -1:1:21  # λmax, λmin, |λmin/λmax| over a plane
+  landscape hessian --map --directions hessian     # ... over the top-2 eigenvector plane
+"""
+
+MAP_DIRECTIONS = ("filter", "layer", "random", "hessian")
+
+
+@click.command(epilog=EXAMPLES)
+@model_options
+@click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Largest eigenvalues to compute.")
+@click.option("--bottom-k", type=click.IntRange(min=1), default=None,
+              help="Smallest (most negative) eigenvalues to compute too.")
+@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1e-3,
+              show_default=True,
+              help="Relative tolerance: stop when every residual ‖Hx − θx‖ ≤ tol·|θ|.")
+@click.option("--max-iter", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Most Lanczos steps (one Hessian-vector product each).")
+@click.option("--trace", "with_trace", is_flag=True, help="Estimate the trace (Hutchinson).")
+@click.option("--samples", type=click.IntRange(min=2), default=100, show_default=True,
+              help="Rademacher probes for --trace.")
+@click.option("--density", "with_density", is_flag=True,
+              help="Spectral density by stochastic Lanczos quadrature: OUT/density.png.")
+@click.option("--probes", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Random probes for --density.")
+@click.option("--lanczos-steps", type=click.IntRange(min=2), default=80, show_default=True,
+              help="Lanczos steps per probe for --density.")
+@click.option("--deflate/--no-deflate", default=True, show_default=True,
+              help="--density: take the converged top-k eigenpairs out exactly (less variance).")
+@click.option("--map", "with_map", is_flag=True,
+              help="λmax and λmin over a grid on a plane: OUT/eigen_map.h5 and OUT/eigen_map.png.")
+@click.option("--x", "x_spec", default="-1:1:21", show_default=True, help="--map x axis, MIN:MAX:N.")
+@click.option("--y", "y_spec", default=None, help="--map y axis, MIN:MAX:N  [default: -1:1:21]")
+@click.option("--dims", type=click.Choice(["1", "2"]), default="2", show_default=True,
+              help="--map over a 1D line or a 2D plane.")
+@click.option("--directions", "kind", type=click.Choice(MAP_DIRECTIONS), default="filter",
+              show_default=True,
+              help="--map plane: filter/layer-normalized or plain random directions (as in "
+                   "`scan`), or the top-2 Hessian eigenvectors.")
+@click.option("--ignore", type=click.Choice(IGNORE_RULES), default="biasbn", show_default=True,
+              help="--map with random directions: biasbn zeroes the directions of 1-D parameters.")
+@click.option("--map-steps", type=click.IntRange(min=2), default=20, show_default=True,
+              help="--map: Lanczos steps per grid point (fixed, so points vmap).")
+@click.option("--chunk", type=click.IntRange(min=1), default=None,
+              help="--map: grid points per compiled call (default: from memory).")
+@click.option("--overwrite", is_flag=True, help="Replace an eigen map made with other arguments.")
+@out_option
+@seed_option
+@quiet_option
+@library_errors
+def hessian(workload, steps, lr, top_k, bottom_k, tol, max_iter, with_trace, samples,
+            with_density, probes, lanczos_steps, deflate, with_map, x_spec, y_spec, dims, kind,
+            ignore, map_steps, chunk, overwrite, out, seed, quiet):
+    """Train a model, then probe the Hessian of its full-training-set mean loss.
+
+    Lanczos (full reorthogonalization) gives the top-k and bottom-k eigenvalues; --trace adds a
+    Hutchinson trace ± standard error, --density the spectral density (stochastic Lanczos
+    quadrature, Ghorbani et al. 2019), --map λmax and λmin over a plane (Li et al. 2018, Fig. 7).
+    Writes OUT/hessian.json (values, settings, timings) and the requested files.
+    """
+    from landscape.hessian import hessian_eigenpairs, hessian_problem
+
+    from landscape.grid import Grid
+
+    if dims == "1" and y_spec:
+        raise click.UsageError("`--y` was given for a 1D map (--dims 1)")
+    # Checked before training: a typo in an axis must not cost a training run.
+    grid = Grid.from_specs(x_spec, (y_spec or "-1:1:21") if dims == "2" else None)
+    wanted = top_k + (bottom_k or 0)
+    out = make_out_dir(out)
+    timings = {}
+    started = time.perf_counter()
+    model = trained_model(workload, steps=steps, lr=lr, seed=seed, quiet=quiet)
+    timings["train_s"] = time.perf_counter() - started
+    problem = hessian_problem(model.workload, model.params, model.state)
+    n = problem.num_params
+    for option, value in (("--top-k", top_k), ("--bottom-k", bottom_k)):
+        if value is not None and value > n:
+            raise click.BadParameter(f"(={value}) must be <= the number of parameters ({n})",
+                                     param_hint=option)
+    if wanted > n:
+        raise click.UsageError(f"`--top-k` + `--bottom-k` (={wanted}) must be <= the number of "
+                               f"parameters ({n})")
+    if max_iter < wanted:
+        raise click.BadParameter(f"(={max_iter}) must be >= --top-k + --bottom-k ({wanted})",
+                                 param_hint="--max-iter")
+
+    report = {
+        "tool": "landscape", "model": model.description, "num_params": n,
+        "train_loss": model.train_loss,
+        "settings": {"top_k": top_k, "bottom_k": bottom_k or 0, "tol": tol, "max_iter": max_iter,
+                     "seed": seed, "split": "train"},
+    }
+    started = time.perf_counter()
+    pairs = hessian_eigenpairs(problem, top_k=top_k, bottom_k=bottom_k or 0, tol=tol,
+                               max_iter=max_iter, seed=seed,
+                               return_vectors=with_density and deflate)
+    timings["eigenvalues_s"] = time.perf_counter() - started
+    report["eigenvalues"] = {
+        end: {"values": p.values.tolist(), "residuals": p.residuals.tolist(),
+              "converged": p.converged.tolist()}
+        for end, p in (("top", pairs.top), ("bottom", pairs.bottom)) if len(p.values)
+    }
+    report["eigenvalues"]["lanczos_steps"] = pairs.iterations
+    click.echo(f"top eigenvalues: {_numbers(pairs.top.values)}")
+    if bottom_k:
+        click.echo(f"bottom eigenvalues: {_numbers(pairs.bottom.values)}")
+    for end, p in (("top", pairs.top), ("bottom", pairs.bottom)):
+        if len(p.values) and not p.converged.all():
+            click.echo(f"warning: {int((~p.converged).sum())} of the {end} eigenvalues did not "
+                       f"reach --tol {tol:g} in {pairs.iterations} Lanczos steps; raise "
+                       f"--max-iter", err=True)
+
+    paths = [os.path.join(out, "hessian.json")]
+    if with_trace:
+        paths += _trace(problem, report, timings, samples=samples, seed=seed)
+    if with_density:
+        paths += _density(problem, pairs, report, timings, out, probes=probes,
+                          steps=lanczos_steps, deflate=deflate, seed=seed)
+    if with_map:
+        paths += _eigen_map(model, problem, report, timings, out, grid=grid, kind=kind,
+                            ignore=ignore, map_steps=map_steps, chunk=chunk, overwrite=overwrite,
+                            tol=tol, max_iter=max_iter, seed=seed, quiet=quiet)
+    report["timings"] = timings
+    _write_json(paths[0], report)
+    echo_outputs(paths)
+
+
+def _numbers(values) -> str:
+    return ", ".join(f"{v:.6g}" for v in values)
+
+
+def _trace(problem, report, timings, *, samples, seed) -> list[str]:
+    from landscape.hessian import hutchinson_trace
+
+    started = time.perf_counter()
+    trace = hutchinson_trace(problem, num_samples=samples, seed=seed)
+    timings["trace_s"] = time.perf_counter() - started
+    report["trace"] = {"estimate": trace.estimate, "stderr": trace.stderr, "samples": samples,
+                       "probes": "rademacher"}
+    click.echo(f"trace: {trace.estimate:.6g} ± {trace.stderr:.2g} ({samples} Rademacher samples)")
+    return []
+
+
+def _density(problem, pairs, report, timings, out, *, probes, steps, deflate, seed) -> list[str]:
+    import numpy as np
+
+    from landscape.hessian import slq_density
+    from landscape.plot import density_figure
+
+    converged = pairs.top.converged
+    deflated = None
+    if deflate and converged.any():
+        deflated = pairs.top._replace(values=pairs.top.values[converged],
+                                      vectors=pairs.top.vectors[converged],
+                                      residuals=pairs.top.residuals[converged],
+                                      converged=converged[converged])
+    k = 0 if deflated is None else len(deflated.values)
+    steps = min(steps, problem.num_params - k)
+    started = time.perf_counter()
+    density = slq_density(problem, num_probes=probes, num_steps=steps, deflate=deflated, seed=seed)
+    timings["density_s"] = time.perf_counter() - started
+    report["density"] = {
+        "probes": probes, "lanczos_steps": steps, "deflated": k, "sigma": density.sigma,
+        "mean": density.moment(1), "second_moment": density.moment(2),
+        "nodes": density.nodes.tolist(), "weights": density.weights.tolist(),
+    }
+    path = os.path.join(out, "density.png")
+    # A log axis: floor the Gaussian tails 7 decades under the peak, where outliers still show.
+    shown = np.maximum(density.density, density.density.max() * 1e-7)
+    figure = density_figure(density.grid, shown,
+                            title=f"Hessian spectral density ({probes} probes × {steps} steps)")
+    _save(figure, path)
+    return [path]
+
+
+def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_steps, chunk,
+               overwrite, tol, max_iter, seed, quiet) -> list[str]:
+    from landscape import __version__
+    from landscape.directions import random_plane
+    from landscape.hessian import EIGEN_MAP_NAMES, evaluate_eigen_map, hessian_plane
+    from landscape.io import surface_h5
+    from landscape.plot import hessian_figure
+
+    started = time.perf_counter()
+    if kind == "hessian":
+        plane = hessian_plane(model.workload, model.params, model.state, dims=grid.ndim,
+                              tol=min(tol, 1e-4), max_iter=max_iter, seed=seed, problem=problem)
+    else:
+        normalization = {"random": "none"}.get(kind, kind)
+        plane = random_plane(model.params, seed=seed, normalization=normalization, ignore=ignore,
+                             dims=grid.ndim)
+    spec = {
+        **model.description, "directions": kind, "ignore": ignore, "map_steps": map_steps,
+        "x": [float(grid.x[0]), float(grid.x[-1]), len(grid.x)],
+        "y": None if grid.y is None else [float(grid.y[0]), float(grid.y[-1]), len(grid.y)],
+    }
+    attrs = {
+        "tool": "landscape", "tool_version": __version__, "workload": model.workload.name,
+        "direction_kind": plane.kind, "normalization": plane.normalization,
+        "ignore": plane.ignore, "seed": seed, "grid": spec, "lanczos_steps": map_steps,
+        "train_loss_at_origin": model.train_loss, "spec_hash": surface_h5.spec_hash(spec),
+    }
+    h5_path = os.path.join(out, "eigen_map.h5")
+    _, done = surface_h5.create(h5_path, grid, list(EIGEN_MAP_NAMES), plane, attrs,
+                                overwrite=overwrite)
+    with progress(grid.num_points, "eigen map", quiet=quiet, unit="pt") as bar:
+        bar.update(int(done.sum()))
+
+        def flush(index, values):
+            surface_h5.write_points(h5_path, index, values)
+            bar.update(len(index))
+
+        evaluate_eigen_map(model.workload, model.state, plane, grid, num_steps=map_steps,
+                           seed=seed, chunk=chunk, done=done, on_chunk=flush)
+    timings["map_s"] = time.perf_counter() - started
+    surface = surface_h5.read(h5_path)
+    report["map"] = {"file": h5_path, "directions": kind, "lanczos_steps": map_steps,
+                     "shape": list(grid.shape)}
+    png_path = os.path.join(out, "eigen_map.png")
+    figure = hessian_figure(surface.grid, surface.values["max_eig"], surface.values["min_eig"],
+                            attrs=surface.attrs,
+                            title=f"{model.workload.name}: Hessian eigenvalues, {plane.kind} plane")
+    _save(figure, png_path)
+    return [h5_path, png_path]
+
+
+def _save(figure, path: str) -> None:
+    tmp = path + ".part.png"
+    figure.savefig(tmp, dpi=120)
+    os.replace(tmp, path)
+
+
+def _write_json(path: str, report: dict) -> None:
+    """Written whole or not at all: a temporary name, then an atomic rename."""
+    from landscape.errors import WriteError
+
+    tmp = path + ".part"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(report, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise WriteError(f"cannot write {path}: {exc.strerror}") from exc

@@ -1,0 +1,121 @@
+"""``landscape hessian``: messages, output files, resuming, and one-line errors for bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from landscape.cli import main
+from landscape.data.sine import sine
+from landscape.io import surface_h5
+
+WORKLOAD = "test_cli_hessian:tiny_sine"  # this module (pytest puts tests/ on sys.path)
+FAST = ["--workload", WORKLOAD, "--steps", "30", "--quiet"]
+NUM_PARAMS = 321  # 1-16-16-1
+
+
+def tiny_sine():
+    """The sine task, small enough that every command here runs in seconds."""
+    return sine(num_train=200, num_test=20, hidden=(16, 16))
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["hessian", *FAST, *args])
+
+
+MAP = ["--map", "--x", "-1:1:3", "--y", "-0.5:0.5:2", "--map-steps", "6", "--chunk", "8"]
+
+
+def test_every_probe_in_one_run_then_the_map_resumes(tmp_path):
+    out = tmp_path / "out"
+    result = run("--top-k", "2", "--bottom-k", "1", "--trace", "--samples", "20", "--density",
+                 "--probes", "3", "--lanczos-steps", "12", *MAP, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("top eigenvalues: ") and len(lines[0].split(",")) == 2
+    assert lines[1].startswith("bottom eigenvalues: ")
+    assert lines[2].startswith("trace: ") and "± " in lines[2] and "(20 Rademacher samples)" in lines[2]
+    assert lines[3:] == [str(out / name) for name in
+                         ("hessian.json", "density.png", "eigen_map.h5", "eigen_map.png")]
+    report = json.loads((out / "hessian.json").read_text())
+    top = report["eigenvalues"]["top"]["values"]
+    assert len(top) == 2 and top[0] >= top[1] > 0
+    assert len(report["eigenvalues"]["bottom"]["values"]) == 1
+    assert report["num_params"] == NUM_PARAMS and report["settings"]["top_k"] == 2
+    assert report["trace"]["samples"] == 20 and report["trace"]["stderr"] > 0
+    density = report["density"]
+    assert density["deflated"] == 2 and abs(sum(density["weights"]) - 1) < 1e-9
+    assert set(report["timings"]) == {"train_s", "eigenvalues_s", "trace_s", "density_s", "map_s"}
+    assert report["map"]["shape"] == [2, 3]
+    assert not list(out.glob("*.part*"))  # written via a temporary name, then renamed
+    for png in ("density.png", "eigen_map.png"):
+        assert (out / png).stat().st_size > 10_000
+
+    surface = surface_h5.read(out / "eigen_map.h5")
+    assert surface.done.all() and set(surface.values) == {"max_eig", "min_eig"}
+    max_eig, min_eig = surface.values["max_eig"], surface.values["min_eig"]
+    assert max_eig.shape == (2, 3) and np.all(max_eig > min_eig)
+    assert surface.attrs["direction_kind"] == "random-filter" and surface.attrs["lanczos_steps"] == 6
+
+    # The same map again: the file is reused (its spec matches), nothing is re-evaluated.
+    again = run(*MAP, "--out", str(out))
+    assert again.exit_code == 0, again.output
+    np.testing.assert_array_equal(surface_h5.read(out / "eigen_map.h5").values["max_eig"], max_eig)
+    assert "map_s" in json.loads((out / "hessian.json").read_text())["timings"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--top-k", "0"], "Invalid value for '--top-k': 0 is not in the range x>=1"),
+        (["--bottom-k", "0"], "Invalid value for '--bottom-k': 0 is not in the range x>=1"),
+        (["--top-k", "400"],
+         f"Invalid value for --top-k: (=400) must be <= the number of parameters ({NUM_PARAMS})"),
+        (["--bottom-k", "322"],
+         f"Invalid value for --bottom-k: (=322) must be <= the number of parameters ({NUM_PARAMS})"),
+        (["--top-k", "200", "--bottom-k", "200"],
+         f"(=400) must be <= the number of parameters ({NUM_PARAMS})"),
+        (["--top-k", "5", "--max-iter", "3"],
+         "Invalid value for --max-iter: (=3) must be >= --top-k + --bottom-k (5)"),
+        (["--map", "--x", "1:-1:3"], "`--x` (=1:-1:3) must have MIN < MAX"),
+        (["--map", "--dims", "1", "--y", "0:1:3"], "`--y` was given for a 1D map"),
+        (["--tol", "0"], "Invalid value for '--tol'"),
+        (["--workload", "nope"], "not a built-in workload"),
+    ],
+)
+def test_bad_input_is_a_one_line_usage_error(tmp_path, args, message):
+    result = CliRunner().invoke(main, ["hessian", "--steps", "30", "--quiet",
+                                       "--workload", WORKLOAD, "--out", str(tmp_path / "o"), *args])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and message in errors[0], result.output
+    assert "Traceback" not in result.output
+
+
+def test_as_a_real_subprocess_with_a_hessian_plane_line(tmp_path):
+    """As a user runs it (one device per core): stdout holds the summary, then the paths."""
+    here = os.path.dirname(__file__)
+    env = {**os.environ, "XLA_FLAGS": "",
+           "PYTHONPATH": here + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    exe = os.path.join(os.path.dirname(sys.executable), "landscape")
+    args = ["--map", "--dims", "1", "--x", "-0.1:0.1:3", "--directions", "hessian",
+            "--map-steps", "8", "--chunk", "2", "--out", "o"]
+    proc = subprocess.run([exe, "hessian", *FAST, *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("top eigenvalues: ")
+    assert lines[1:] == [os.path.join("o", name) for name in
+                         ("hessian.json", "eigen_map.h5", "eigen_map.png")]
+    surface = surface_h5.read(tmp_path / "o" / "eigen_map.h5")
+    assert surface.grid.y is None and surface.values["max_eig"].shape == (3,)
+    assert surface.attrs["direction_kind"] == "hessian"
+    report = json.loads((tmp_path / "o" / "hessian.json").read_text())
+    assert report["eigenvalues"]["top"]["converged"] == [True]
+    # At the centre the line passes through the model: its λmax is the one reported.
+    np.testing.assert_allclose(surface.values["max_eig"][1],
+                               report["eigenvalues"]["top"]["values"][0], rtol=2e-3)

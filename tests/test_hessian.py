@@ -27,15 +27,15 @@ BATCH = 64  # 200 and 150 samples: whole batches scanned plus a short last one
 
 
 def classifier_workload() -> Workload:
-    """A 2-12-3 tanh MLP with softmax cross-entropy on 150 points in three classes (75 params)."""
+    """A 2-8-3 tanh MLP with softmax cross-entropy on 150 points in three classes (51 params)."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(150, 2))
     y = (np.arctan2(x[:, 1], x[:, 0]) // (2 * np.pi / 3) % 3).astype(np.int32)
 
     def init(key):
         k1, k2 = jax.random.split(key)
-        return {"w1": jax.random.normal(k1, (2, 12)), "b1": jnp.zeros(12) + 0.1,
-                "w2": jax.random.normal(k2, (12, 3)) / 3, "b2": jnp.zeros(3)}, {}
+        return {"w1": jax.random.normal(k1, (2, 8)), "b1": jnp.zeros(8) + 0.1,
+                "w2": jax.random.normal(k2, (8, 3)) / 2, "b2": jnp.zeros(3)}, {}
 
     def loss(params, state, batch):
         h = jnp.tanh(batch.inputs @ params["w1"] + params["b1"])
@@ -154,7 +154,7 @@ def test_top_eigenvalue_stops_early_and_does_not_recompile(cases):
 def test_trace_within_three_standard_errors(cases, name):
     case = cases[name]
     with jax.enable_x64(True):
-        trace = hs.hutchinson_trace(case.problem, num_samples=100, batch=50, seed=3)
+        trace = hs.hutchinson_trace(case.problem, num_samples=100, batch=30, seed=3)
     hessian = case.hessian
     exact = np.trace(hessian)
     assert trace.samples.shape == (100,) and trace.stderr > 0
@@ -246,8 +246,6 @@ def test_hessian_plane_spans_top_eigenvectors(cases):
     with jax.enable_x64(True):
         plane = hs.hessian_plane(case.workload, case.params, case.state, tol=1e-8,
                                  max_iter=case.lam.size)
-        with pytest.raises(InputError, match="did not converge"):
-            hs.hessian_plane(case.workload, case.params, case.state, tol=1e-12, max_iter=3)
     assert plane.kind == "hessian" and plane.ndim == 2 and plane.normalization == "none"
     assert jax.tree.structure(plane.d1) == jax.tree.structure(case.params)
     d1, d2 = (ravel_pytree(d)[0] for d in (plane.d1, plane.d2))
@@ -255,6 +253,20 @@ def test_hessian_plane_spans_top_eigenvectors(cases):
     assert abs(abs(float(d2 @ case.vectors[:, -2])) - 1) < 1e-6
     assert abs(float(d1 @ d2)) < 1e-8
     assert np.argmax(np.abs(d1)) == np.argmax(d1)  # signed: largest entry positive
+
+
+def test_hessian_plane_refuses_unconverged_eigenvectors(cases, monkeypatch):
+    case = cases["classifier"]
+    real = hs.eigen.hessian_eigenpairs
+
+    def unconverged(*args, **kwargs):
+        pairs = real(*args, **kwargs)
+        return pairs._replace(top=pairs.top._replace(converged=np.array([True, False])))
+
+    monkeypatch.setattr(hs.eigen, "hessian_eigenpairs", unconverged)
+    with jax.enable_x64(True), pytest.raises(InputError, match="did not converge to `tol`"):
+        hs.hessian_plane(case.workload, case.params, case.state, tol=1e-8,
+                         max_iter=case.lam.size, problem=case.problem)
 
 
 @pytest.fixture(scope="module")

@@ -37,26 +37,39 @@ from landscape.errors import InputError
 from landscape.hessian.operator import Matvec
 
 _BREAKDOWN = 100.0  # β ≤ 100 ε ‖A q_j‖ counts as an invariant subspace (then restart)
+_BLOCK = 16  # basis rows orthogonalized against at a time
 
 
 class LanczosState(NamedTuple):
     """Lanczos after some steps (buffers sized for the maximum step count m)."""
 
-    basis: jax.Array  # (m, n): rows q_0 … q_{m-1}; rows not reached yet are zero
+    basis: jax.Array  # (≥ m, n): rows q_0 … q_{m-1}; rows not reached yet are zero
     alphas: jax.Array  # (m,): diagonal of T
     betas: jax.Array  # (m,): betas[j] couples q_j and q_{j+1}; betas[m-1] is the residual norm
 
 
 def lanczos_init(v0: jax.Array, num_steps: int) -> LanczosState:
-    """Buffers for ``num_steps`` steps started at ``v0`` (normalized here)."""
-    basis = jnp.zeros((num_steps, v0.size), v0.dtype).at[0].set(v0 / jnp.linalg.norm(v0))
+    """Buffers for ``num_steps`` steps started at ``v0`` (normalized here); the basis has
+    ``num_steps`` rows rounded up to whole blocks of ``_BLOCK``."""
+    rows = -(-num_steps // _BLOCK) * _BLOCK
+    basis = jnp.zeros((rows, v0.size), v0.dtype).at[0].set(v0 / jnp.linalg.norm(v0))
     return LanczosState(basis, jnp.zeros(num_steps, v0.dtype), jnp.zeros(num_steps, v0.dtype))
 
 
-def _orthogonalize(v: jax.Array, basis: jax.Array) -> jax.Array:
-    """Classical Gram–Schmidt against every row of ``basis``, twice."""
-    v = v - basis.T @ (basis @ v)
-    return v - basis.T @ (basis @ v)
+def _orthogonalize(v: jax.Array, basis: jax.Array, count: jax.Array) -> jax.Array:
+    """Gram–Schmidt against the first ``count`` rows of ``basis``, block by block, twice.
+
+    Only the blocks in use are read: sweeping the whole preallocated buffer every step would
+    cost as much memory traffic as the HVP itself on small models.
+    """
+
+    def one_block(b, v):
+        rows = jax.lax.dynamic_slice_in_dim(basis, b * _BLOCK, _BLOCK)
+        return v - rows.T @ (rows @ v)
+
+    num_blocks = (count + _BLOCK - 1) // _BLOCK
+    v = jax.lax.fori_loop(0, num_blocks, one_block, v)
+    return jax.lax.fori_loop(0, num_blocks, one_block, v)
 
 
 def lanczos_step(
@@ -69,14 +82,14 @@ def lanczos_step(
     alpha = jnp.vdot(q, aq)
     beta_prev = jnp.where(j > 0, betas[j - 1], 0.0)
     r = aq - alpha * q - beta_prev * basis[j - 1]  # β_prev = 0 when j = 0
-    r = _orthogonalize(r, basis)
+    r = _orthogonalize(r, basis, j + 1)
     beta = jnp.linalg.norm(r)
     tiny = jnp.finfo(r.dtype).tiny
     breakdown = beta <= _BREAKDOWN * jnp.finfo(r.dtype).eps * jnp.linalg.norm(aq)
 
     def restart(_):
         fresh = jax.random.normal(jax.random.fold_in(key, j), r.shape, r.dtype)
-        fresh = _orthogonalize(fresh, basis)
+        fresh = _orthogonalize(fresh, basis, j + 1)
         return fresh / jnp.maximum(jnp.linalg.norm(fresh), tiny)
 
     # A cond, not a where: unbatched it skips the restart work (under vmap both sides run).

@@ -47,11 +47,15 @@ def hutchinson_trace(
     problem: HessianProblem,
     *,
     num_samples: int = 100,
-    batch: int = 50,
+    batch: int = 10,
     seed: int = 0,
 ) -> TraceEstimate:
-    """Hutchinson estimate of tr H with ``num_samples`` Rademacher probes, ``batch`` at a time
-    (memory grows with ``batch``: one forward pass per probe runs side by side)."""
+    """Hutchinson estimate of tr H with ``num_samples`` Rademacher probes, ``batch`` at a time.
+
+    Probes run side by side (vmapped), each with its own tangent activations: a few at a time
+    keeps those in cache (on a 10-64-64-1 MLP with 2,000 samples, 10 at a time cost half as much
+    per probe as 50), and memory grows with ``batch``.
+    """
     if num_samples < 2:
         raise InputError(f"`num_samples` (={num_samples}) must be >= 2 (for a standard error)")
     if batch < 1:

@@ -68,6 +68,17 @@ def test_every_probe_in_one_run_then_the_map_resumes(tmp_path):
     assert "map_s" in json.loads((out / "hessian.json").read_text())["timings"]
 
 
+def test_unconverged_eigenvalues_are_reported_not_hidden(tmp_path):
+    out = tmp_path / "out"
+    result = run("--bottom-k", "1", "--max-iter", "8", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "warning: 1 of the bottom eigenvalues did not reach --tol 0.001 in 8 Lanczos steps" \
+        in result.output and "--atol" in result.output
+    report = json.loads((out / "hessian.json").read_text())
+    assert report["eigenvalues"]["bottom"]["converged"] == [False]
+    assert report["eigenvalues"]["lanczos_steps"] == 8 and report["settings"]["atol"] == 0.0
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

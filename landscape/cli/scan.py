@@ -17,7 +17,7 @@ from landscape.cli.options import (
     quiet_option,
     seed_option,
 )
-from landscape.cli.source import model_options, trained_model
+from landscape.cli.source import loaded_run, model_options, trained_model
 from landscape.directions import IGNORE_RULES, NORMALIZATIONS
 
 EXAMPLES = """
@@ -28,20 +28,28 @@ Examples:
   landscape scan --x -1:1:41 --y -0.5:0.5:21       # any nx != ny
   landscape scan --x -1:1:101 --dims 1             # a 1D line
   landscape scan --directions layer --orthogonal
+  landscape scan runs/adam --directions pca            # a run of `landscape train`
+  landscape scan runs/sgd --directions interp --to runs/adam --x -0.5:1.5:41
+  landscape scan --directions hessian --range -0.1:0.1
 \b
 Multi-host (run the same command on every host, process 0 writes):
   landscape scan --coordinator host0:1234 --num-processes 2 --process-id 0
 """
 
-DIRECTION_KINDS = ("filter", "layer", "random")
+DIRECTION_KINDS = ("filter", "layer", "random", "pca", "interp", "hessian")
 
 
 @click.command(epilog=EXAMPLES)
+@click.argument("source", required=False, type=click.Path(exists=True, file_okay=False))
 @model_options
 @click.option("--directions", "kind", type=click.Choice(DIRECTION_KINDS), default="filter",
               show_default=True,
               help="filter/layer: random Gaussian directions normalized per filter/per layer "
-                   "(Li et al. 2018); random: Gaussian, normalized by --norm (default none).")
+                   "(Li et al. 2018); random: Gaussian, normalized by --norm (default none); "
+                   "pca: top principal components of SOURCE's trajectory; interp: the line "
+                   "(or plane) from SOURCE to the --to run(s); hessian: top Hessian eigenvectors.")
+@click.option("--to", "to_runs", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="With --directions interp: the run at α = 1 (a second --to spans β).")
 @click.option("--directions-from", "directions_file", default=None,
               type=click.Path(exists=True, dir_okay=False),
               help="Reuse the directions stored in a surface file (overrides --directions).")
@@ -72,18 +80,24 @@ DIRECTION_KINDS = ("filter", "layer", "random")
 @seed_option
 @quiet_option
 @library_errors
-def scan(workload, steps, lr, kind, directions_file, normalization, ignore, orthogonal, same_direction, num, span,
+def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalization, ignore, orthogonal, same_direction, num, span,
          x_spec, y_spec, dims, metrics, splits, chunk, overwrite, coordinator, num_processes,
          process_id, out, seed, quiet):
-    """Train a model, then evaluate its loss over a plane of weight perturbations.
+    """Evaluate the loss over a plane of weight perturbations around a model.
 
-    With no arguments: trains the seed article's sine MLP (1-64-64-1) with Adam, scans a 51x51
+    SOURCE is a run directory of `landscape train`; without it the model is trained on the spot
+    (--workload, --steps, --lr). With no arguments at all: trains the seed article's sine MLP (1-64-64-1) with Adam, scans a 51x51
     filter-normalized random plane over [-1, 1]^2 and writes OUT/surface.h5 and OUT/surface.png.
     Every chunk of points is flushed to the file as it finishes; re-running the same command
     resumes an unfinished scan.
     """
     from landscape import distributed
-    from landscape.directions import plane_from_directions, random_plane
+    from landscape.directions import (
+        interpolation_plane,
+        pca_plane,
+        plane_from_directions,
+        random_plane,
+    )
     from landscape.grid import Grid
     from landscape.io import surface_h5
 
@@ -95,12 +109,33 @@ def scan(workload, steps, lr, kind, directions_file, normalization, ignore, orth
     if len(lo_hi) != 2:
         raise click.BadParameter(f"(={span}) must look like MIN:MAX, e.g. -1:1", param_hint="--range")
     default_axis = f"{lo_hi[0]}:{lo_hi[1]}:{num}"
+    if kind in ("pca", "interp") and source is None:
+        raise click.UsageError(f"`--directions {kind}` needs a run directory as SOURCE")
+    if (kind == "interp") != bool(to_runs) or len(to_runs) > 2:
+        raise click.UsageError("`--to RUN` (once or twice) goes with `--directions interp`")
     out = make_out_dir(out)
-    model = trained_model(workload, steps=steps, lr=lr, seed=seed, quiet=quiet)
+    run = None
+    if source is None:
+        model = trained_model(workload, steps=steps, lr=lr, seed=seed, quiet=quiet)
+    else:
+        model, run = loaded_run(source)
     if directions_file:
         d1, d2 = surface_h5.read_directions(directions_file, like=model.params)
         plane = plane_from_directions(model.params, d1, d2)
         kind, normalization, dims = "file", "none", "1" if d2 is None else "2"
+    elif kind == "pca":
+        trajectory = [run.trajectory.params_at(int(step)) for step in run.trajectory.step]
+        plane = pca_plane(trajectory, dims=int(dims))
+        normalization = "none"
+    elif kind == "interp":
+        ends = [loaded_run(path)[0].params for path in to_runs]
+        plane = interpolation_plane(model.params, *ends)
+        normalization, dims = "none", str(len(ends))
+    elif kind == "hessian":
+        from landscape.hessian import hessian_plane
+
+        plane = hessian_plane(model.workload, model.params, model.state, dims=int(dims), seed=seed)
+        normalization = "none"
     else:
         normalization = normalization or {"random": "none"}.get(kind, kind)
         plane = random_plane(model.params, seed=seed, normalization=normalization, ignore=ignore,
@@ -110,20 +145,24 @@ def scan(workload, steps, lr, kind, directions_file, normalization, ignore, orth
     grid = Grid.from_specs(x_spec or default_axis, (y_spec or default_axis) if dims == "2" else None)
     spec = {
         **model.description, "directions": kind, "directions_from": directions_file,
+        "to": list(to_runs),
         "normalization": normalization,
         "ignore": ignore, "orthogonal": orthogonal, "same_direction": same_direction,
         "dims": int(dims), "metrics": list(metrics), "splits": list(splits),
     }
     paths = scan_to_file(model, plane, grid, out, spec=spec, metrics=metrics, splits=splits,
-                         chunk=chunk, overwrite=overwrite, quiet=quiet)
+                         chunk=chunk, overwrite=overwrite, quiet=quiet,
+                         trajectory_run=run)
     if distributed.is_writer():
         echo_outputs(paths)
 
 
 def scan_to_file(model, plane, grid, out: str, *, spec: dict, metrics, splits, chunk, overwrite,
-                 quiet) -> list[str]:
+                 quiet, trajectory_run=None) -> list[str]:
     """Evaluate ``plane`` over ``grid`` into ``OUT/surface.h5`` (resumable, flushed per chunk,
-    written by process 0 only) and draw ``OUT/surface.png``. Returns the output paths."""
+    written by process 0 only) and draw ``OUT/surface.png``. With ``trajectory_run``, its
+    recorded path is projected onto the plane and stored in ``trajectories/<optimizer>/``.
+    Returns the output paths."""
     from landscape import __version__, distributed
     from landscape.grid import evaluate_surface, metric_names
     from landscape.io import surface_h5
@@ -160,17 +199,40 @@ def scan_to_file(model, plane, grid, out: str, *, spec: dict, metrics, splits, c
                          chunk=chunk, done=done, on_chunk=flush)
     if not writer:
         return []
+    if trajectory_run is not None:
+        _store_trajectory(h5_path, trajectory_run, plane)
     png_path = os.path.join(out, "surface.png")
     _save_figure(surface_h5.read(h5_path), names[0], plane.kind, png_path)
     return [h5_path, png_path]
 
 
+def _store_trajectory(h5_path: str, run, plane) -> None:
+    """Project the run's recorded parameters onto the plane (least squares, with residuals)."""
+    from landscape.io import surface_h5
+    from landscape.trajectory import project_onto_plane
+
+    trajectory = run.trajectory
+    points = [trajectory.params_at(int(step)) for step in trajectory.step]
+    projection = project_onto_plane(points, plane)
+    surface_h5.write_trajectory(
+        h5_path, str(run.optimizer.get("name", "run")), x=projection.x, y=projection.y,
+        loss=trajectory.train_loss, step=trajectory.step, residual=projection.residual,
+        relative_residual=projection.relative_residual,
+    )
+
+
 def _save_figure(surface, name: str, kind: str, path: str) -> None:
     from landscape.plot import surface_figure
+    from landscape.plot.figures import kind_figure
 
     log = name.endswith("loss")
-    figure = surface_figure(surface.grid, surface.values[name], log=log,
-                            title=f"{surface.attrs.get('workload', '')}: {name}, {kind} directions")
+    title = f"{surface.attrs.get('workload', '')}: {name}, {kind} directions"
+    if surface.trajectories and surface.grid.ndim == 2:
+        figure = kind_figure("filled", surface.grid, surface.values[name], metric=name,
+                             attrs=surface.attrs, trajectories=surface.trajectories, log=log,
+                             title=title)
+    else:
+        figure = surface_figure(surface.grid, surface.values[name], log=log, title=title)
     tmp = path + ".part.png"
     figure.savefig(tmp, dpi=120)
     os.replace(tmp, path)

@@ -47,3 +47,17 @@ def trained_model(workload_name: str, *, steps: int, lr: float, seed: int, quiet
     description = {"workload": workload_name, "optimizer": "adam", "lr": lr, "steps": steps,
                    "seed": seed}
     return ModelSource(workload, result.params, result.state, float(result.losses[-1]), description)
+
+
+def loaded_run(path: str):
+    """The model saved in a run directory (``landscape train``'s output) and the run itself."""
+    from landscape.data import get_workload
+    from landscape.runs import load_run
+
+    run = load_run(path)
+    workload = get_workload(run.workload)
+    description = {"workload": run.workload, "run": str(path),
+                   "optimizer": run.optimizer.get("name"), "steps": run.num_steps,
+                   "seed": run.seed}
+    train_loss = float(run.final_metrics.get("train_loss", float("nan")))
+    return ModelSource(workload, run.params, run.state, train_loss, description), run

@@ -1,0 +1,73 @@
+"""`landscape scan RUN` with directions from the run: PCA of its trajectory, interpolation
+between runs, Hessian eigenvectors."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from landscape.cli import main
+from landscape.io import surface_h5
+from landscape.runs import load_run
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    result = CliRunner().invoke(main, ["train", "--workload", "sine", "--optimizer", "sgd",
+                                       "--optimizer", "adam", "--steps", "40", "--record-every",
+                                       "5", "--quiet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_pca_plane_of_a_run_with_its_projected_trajectory(runs, tmp_path):
+    out = tmp_path / "pca"
+    result = CliRunner().invoke(main, ["scan", str(runs / "adam"), "--directions", "pca",
+                                       "--grid", "5", "--quiet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    surface = surface_h5.read(out / "surface.h5")
+    run = load_run(runs / "adam")
+    assert surface.attrs["direction_kind"] == "pca"
+    assert 0.5 < sum(json.loads(surface.attrs["explained_variance"])) <= 1.0
+    path = surface.trajectories["adam"]
+    np.testing.assert_array_equal(path["step"], run.trajectory.step)
+    np.testing.assert_allclose(path["loss"], run.trajectory.train_loss)
+    # The plane's origin is the final point: it projects to (0, 0) with no residual.
+    assert abs(path["x"][-1]) < 1e-5 and abs(path["y"][-1]) < 1e-5 and path["residual"][-1] < 1e-5
+    # The centre of the grid is the run's final model.
+    np.testing.assert_allclose(surface.values["train_loss"][2, 2],
+                               run.final_metrics["train_loss"], rtol=1e-5)
+
+
+def test_interpolation_between_two_runs(runs, tmp_path):
+    out = tmp_path / "interp"
+    result = CliRunner().invoke(main, ["scan", str(runs / "sgd"), "--directions", "interp",
+                                       "--to", str(runs / "adam"), "--x", "0:1:5", "--quiet",
+                                       "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    line = surface_h5.read(out / "surface.h5").values["train_loss"]
+    assert line.shape == (5,)
+    np.testing.assert_allclose(line[0], load_run(runs / "sgd").final_metrics["train_loss"], rtol=1e-5)
+    np.testing.assert_allclose(line[-1], load_run(runs / "adam").final_metrics["train_loss"], rtol=1e-5)
+
+
+def test_hessian_directions(tmp_path):
+    out = tmp_path / "h"
+    result = CliRunner().invoke(main, ["scan", "--steps", "200", "--directions", "hessian",
+                                       "--range", "-0.05:0.05", "--grid", "3", "--quiet",
+                                       "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    surface = surface_h5.read(out / "surface.h5")
+    assert surface.attrs["direction_kind"] == "hessian" and surface.done.all()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--directions", "pca"], "needs a run directory"),
+    (["--directions", "interp"], "needs a run directory"),
+    (["--to", "."], "goes with `--directions interp`"),
+])
+def test_run_directions_need_their_arguments(tmp_path, args, message):
+    result = CliRunner().invoke(main, ["scan", "--quiet", "--out", str(tmp_path), *args])
+    assert result.exit_code == 2 and message in result.output

@@ -139,7 +139,8 @@ def evaluate_surface(
     is the model's untrained state (BatchNorm statistics), the same at every point. Each data
     batch is read once per chunk of points; when the workload declares a
     :class:`~landscape.workload.LinearStem` (and ``use_stem``), its first layer is computed once
-    per batch for the whole chunk (exact: the layer is linear in its weights).
+    per scan for the origin and the directions and combined per point (exact: the layer is
+    linear in its weights).
 
     Args:
       metrics: ``loss`` and any name in ``workload.metrics`` (``acc`` is returned in percent).
@@ -150,26 +151,34 @@ def evaluate_surface(
       ``{f"{split}_{metric}": array shaped grid.shape}``; points not evaluated are NaN.
     """
     metric_names(workload, metrics, splits)  # validates
-    data = {
-        "state": state,
-        "batches": {s: workload.dataset(s).split_batches(workload.batch_size) for s in splits},
-    }
     stem = workload.stem if use_stem else None
+    batches = {s: workload.dataset(s).split_batches(workload.batch_size) for s in splits}
+    if stem is not None:
+        # The stem's outputs for the origin and each direction do not depend on the grid point:
+        # computed once per scan and read beside each batch, (..., 2 or 3, batch, width).
+        stems = jax.jit(lambda x, dirs: jnp.stack([stem.pre_activation(d, x) for d in dirs], -3))
+        dirs = [d for d in (plane.origin, plane.d1, plane.d2) if d is not None]
+        batches = {
+            s: tuple(None if b is None else (b, np.asarray(stems(b.inputs, dirs))) for b in pair)
+            for s, pair in batches.items()
+        }
+    data = {"state": state, "batches": batches}
 
     def chunk_fn(coords, plane, data):
         alpha, beta = coords[:, 0], coords[:, 1]
         at = jax.vmap(lambda a, b: point_params(plane, a, b))
 
-        def batch_means(batch):  # {metric: (chunk,)} over one data batch
+        def batch_means(item):  # {metric: (chunk,)} over one data batch
             if stem is None:
-                loss = lambda theta: workload.loss(theta, data["state"], batch)  # noqa: E731
+                loss = lambda theta: workload.loss(theta, data["state"], item)  # noqa: E731
                 values, extra = jax.vmap(loss)(at(alpha, beta))
             else:
-                pre = [stem.pre_activation(d, batch.inputs) for d in (plane.origin, plane.d1, plane.d2)
-                       if d is not None]
+                batch, pre = item
 
                 def finish(theta, a, b):
-                    point_pre = pre[0] + a * pre[1] + (b * pre[2] if len(pre) == 3 else 0.0)
+                    point_pre = pre[0] + a * pre[1]
+                    if pre.shape[0] == 3:
+                        point_pre = point_pre + b * pre[2]
                     return stem.finish(theta, data["state"], point_pre, batch)
 
                 values, extra = jax.vmap(finish)(at(alpha, beta), alpha, beta)

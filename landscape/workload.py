@@ -87,8 +87,8 @@ class LinearStem:
 
     and how the loss continues from there: ``finish(params, state, pre, batch) -> (mean loss,
     metrics)``. Optional; it lets the grid evaluator use that the stem is linear in the weights,
-    ``x (W + αD1 + βD2) = xW + α xD1 + β xD2``: three products per data batch serve every grid
-    point of a chunk instead of one per point. The result is the same up to float rounding.
+    ``x (W + αD1 + βD2) = xW + α xD1 + β xD2``: three products per sample, made once per scan,
+    serve every grid point instead of one product per point. The result is the same up to float rounding.
     """
 
     kernel: tuple[str, ...]  # key path of the kernel leaf, e.g. ("dense0", "kernel")
@@ -168,16 +168,21 @@ def dataset_mean(
 
 
 def mean_over_batches(
-    batch_means: Callable[[Batch], dict[str, jax.Array]], full: Batch | None, rest: Batch | None
+    batch_means: Callable[[Any], dict[str, jax.Array]], full: Any | None, rest: Any | None
 ) -> dict[str, jax.Array]:
     """The exact dataset mean of per-batch means: each batch's means are weighted by its size.
 
-    ``full`` holds whole batches stacked on a leading axis (scanned, so each is read once);
-    ``rest`` is the short last batch or None. Values may be arrays (e.g. one per grid point).
+    A batch is a :class:`Batch` or any pytree whose leaves share a leading sample axis (e.g. a
+    batch with per-sample values precomputed beside it). ``full`` holds whole batches stacked on
+    a leading axis (scanned, so each is read once); ``rest`` is the short last batch or None.
+    Values may be arrays (e.g. one per grid point).
     """
 
-    def weighted(batch: Batch) -> dict[str, jax.Array]:
-        n = batch.inputs.shape[0]
+    def size(batch: Any) -> int:
+        return jax.tree.leaves(batch)[0].shape[0]
+
+    def weighted(batch: Any) -> dict[str, jax.Array]:
+        n = size(batch)
         return {k: v * n for k, v in batch_means(batch).items()}
 
     sums = None
@@ -186,13 +191,13 @@ def mean_over_batches(
         def body(carry, batch):
             return jax.tree.map(jnp.add, carry, weighted(batch)), None
 
-        first = weighted(Batch(full.inputs[0], full.targets[0]))
-        sums, _ = jax.lax.scan(body, first, Batch(full.inputs[1:], full.targets[1:]))
-        count += full.inputs.shape[0] * full.inputs.shape[1]
+        first = weighted(jax.tree.map(lambda a: a[0], full))
+        sums, _ = jax.lax.scan(body, first, jax.tree.map(lambda a: a[1:], full))
+        count += size(full) * size(jax.tree.map(lambda a: a[0], full))
     if rest is not None:
         out = weighted(rest)
         sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
-        count += rest.inputs.shape[0]
+        count += size(rest)
     if sums is None:
         raise InputError("a dataset mean needs at least one batch")
     return {k: v / count for k, v in sums.items()}

@@ -13,7 +13,6 @@ import textwrap
 
 import h5py
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -25,6 +24,7 @@ from landscape.cli import main
 from landscape.data.functions import get_function
 from landscape.io import surface_h5
 from landscape.io import vtk as vtk_io
+from test_compare import plain_loop
 
 STEPS = 100
 NETWORK = ("sgd", "adam", "rangerlars")
@@ -67,20 +67,7 @@ def _plain_loop(name, start, steps):
     rate = (optax.cosine_decay_schedule(setting.learning_rate, steps) if setting.cosine_decay
             else setting.learning_rate)
     transformation = optimizers.get(name, learning_rate=rate, **setting.hyperparams)
-    fn = get_function("rosenbrock").fn
-
-    @jax.jit
-    def step(theta, state):
-        updates, state = transformation.update(jax.grad(fn)(theta), state, theta)
-        return optax.apply_updates(theta, updates), state
-
-    theta = jnp.asarray(start, jnp.float32)
-    state = transformation.init(theta)
-    points = [np.asarray(theta)]
-    for _ in range(steps):
-        theta, state = step(theta, state)
-        points.append(np.asarray(theta))
-    return np.asarray(points, np.float64)
+    return plain_loop(transformation, get_function("rosenbrock").fn, start, steps)
 
 
 @pytest.mark.parametrize("name", optimizers.names())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import click
+import numpy as np
 
 from landscape.cli.options import (
     comma_list,
@@ -183,8 +184,6 @@ def scan_to_file(model, plane, grid, out: str, *, spec: dict, metrics, splits, c
     done = None
     if writer:
         _, done = surface_h5.create(h5_path, grid, names, plane, attrs, overwrite=overwrite)
-    import numpy as np
-
     done = distributed.broadcast_from_writer(done if writer else np.zeros(grid.shape, bool))
 
     with progress(grid.num_points, "scanning", quiet=quiet, unit="pt") as bar:

@@ -27,8 +27,15 @@ from landscape.workload import Params, State, Workload, mean_over_batches
 ACC_PERCENT = 100.0  # accuracies are fractions inside the library, percent in surface files
 
 
+MAX_AXIS_POINTS = 1_000_000  # per axis; refused before anything is allocated
+
+
 def parse_axis(spec: str, *, name: str = "--x") -> np.ndarray:
-    """``"MIN:MAX:N"`` → ``np.linspace(MIN, MAX, N)`` (float64), with errors that say what is wrong."""
+    """``"MIN:MAX:N"`` → ``np.linspace(MIN, MAX, N)`` (float64), with errors that say what is wrong.
+
+    The result always has 2 <= N <= ``MAX_AXIS_POINTS`` finite, strictly increasing values;
+    anything else is an :class:`InputError` (raised before the axis is allocated).
+    """
     parts = str(spec).split(":")
     if len(parts) != 3:
         raise InputError(f"`{name}` (={spec}) must look like MIN:MAX:N, e.g. -1:1:51")
@@ -46,7 +53,16 @@ def parse_axis(spec: str, *, name: str = "--x") -> np.ndarray:
         raise InputError(f"`{name}` (={spec}) must have MIN < MAX")
     if n < 2:
         raise InputError(f"`{name}` (={spec}) must have N >= 2")
-    return np.linspace(lo, hi, n)
+    if n > MAX_AXIS_POINTS:
+        raise InputError(f"`{name}` (={spec}) must have N <= {MAX_AXIS_POINTS:,} points per axis")
+    with np.errstate(over="ignore", invalid="ignore"):
+        axis = np.linspace(lo, hi, n)
+    # MAX - MIN may overflow (e.g. -1e308:1e308), or the step be below float64 resolution.
+    if not (np.isfinite(axis).all() and (np.diff(axis) > 0).all()):
+        raise InputError(
+            f"`{name}` (={spec}): MIN:MAX is too wide or too narrow for {n} distinct float64 values"
+        )
+    return axis
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,8 +73,14 @@ class Grid:
     y: np.ndarray | None = None  # (ny,)
 
     @classmethod
-    def from_specs(cls, x: str, y: str | None = None) -> "Grid":
-        return cls(parse_axis(x, name="--x"), None if y is None else parse_axis(y, name="--y"))
+    def from_specs(cls, x: str, y: str | None = None, *,
+                   names: tuple[str, str] = ("--x", "--y")) -> "Grid":
+        """The grid of ``MIN:MAX:N`` specs (``names``: the options they came from, for errors);
+        one too large for memory is refused here, before anything of its size is allocated."""
+        grid = cls(parse_axis(x, name=names[0]),
+                   None if y is None else parse_axis(y, name=names[1]))
+        _check_fits_in_memory(grid, 1)
+        return grid
 
     @property
     def ndim(self) -> int:
@@ -247,36 +269,45 @@ def evaluate_chunks(
     mesh = mesh or default_mesh()
     num_devices = mesh.devices.size
     arrays = _PlaneArrays(plane.origin, plane.d1, plane.d2)
-    probe = jax.ShapeDtypeStruct((num_devices, 2), np.float32)
-    names = sorted(jax.eval_shape(chunk_fn, probe, arrays, data))
-    _check_fits_in_memory(grid, len(names))
+    _check_fits_in_memory(grid, 1)
     todo = np.arange(grid.num_points)
     if done is not None:
         if done.shape != grid.shape:
             raise InputError(f"`done` mask shape {done.shape} differs from the grid's {grid.shape}")
         todo = todo[~done.ravel()]
+    if not todo.size:
+        probe = jax.ShapeDtypeStruct((num_devices, 2), np.float32)
+        names = sorted(jax.eval_shape(chunk_fn, probe, arrays, data))
+        return {name: np.full(grid.shape, np.nan) for name in names}
+    replicated = NamedSharding(mesh, PartitionSpec())
+    constants = put_global((arrays, data), replicated)
+    coords_sharding = NamedSharding(mesh, PartitionSpec("points"))
+    evaluate_chunk, chunk = _compile(
+        jax.jit(chunk_fn), constants, coords_sharding, num_devices, chunk, todo.size
+    )
+    names = sorted(evaluate_chunk.out_info)
+    _check_fits_in_memory(grid, len(names))
     results = {name: np.full(grid.num_points, np.nan) for name in names}
-    if todo.size:
-        replicated = NamedSharding(mesh, PartitionSpec())
-        constants = put_global((arrays, data), replicated)
-        coords_sharding = NamedSharding(mesh, PartitionSpec("points"))
-        evaluate_chunk = jax.jit(chunk_fn)
-        if chunk is None:
-            chunk = _chunk_from_memory(evaluate_chunk, constants, coords_sharding, num_devices)
-        chunk = min(chunk, todo.size)
-        chunk = -(-chunk // num_devices) * num_devices
-        coords_all = grid.coordinates()
-        for start in range(0, todo.size, chunk):
-            index = todo[start : start + chunk]
-            coords = np.zeros((chunk, 2), np.float32)
-            coords[: index.size] = coords_all[index]
-            coords[index.size :] = coords_all[index[-1]]  # pad by repeating the last point
-            out = evaluate_chunk(put_global(coords, coords_sharding), *constants)
-            values = {name: to_host(out[name]).astype(np.float64)[: index.size] for name in names}
-            for name in names:
-                results[name][index] = values[name]
-            if on_chunk is not None:
-                on_chunk(index, values)
+    coords_all = grid.coordinates()
+
+    def finish(index, out):  # fetch a chunk's values (waits for it), store and report them
+        values = {name: to_host(out[name]).astype(np.float64)[: index.size] for name in names}
+        for name in names:
+            results[name][index] = values[name]
+        if on_chunk is not None:
+            on_chunk(index, values)
+
+    pending = None  # the chunk in flight: the next is dispatched before it is fetched
+    for start in range(0, todo.size, chunk):
+        index = todo[start : start + chunk]
+        coords = np.zeros((chunk, 2), np.float32)
+        coords[: index.size] = coords_all[index]
+        coords[index.size :] = coords_all[index[-1]]  # pad by repeating the last point
+        out = evaluate_chunk(put_global(coords, coords_sharding), *constants)
+        if pending is not None:
+            finish(*pending)
+        pending = index, out
+    finish(*pending)
     return {name: value.reshape(grid.shape) for name, value in results.items()}
 
 
@@ -304,22 +335,36 @@ def _check_fits_in_memory(grid: Grid, num_outputs: int) -> None:
         raise InputError(
             f"a grid of {grid.num_points:,} points ({' x '.join(map(str, grid.shape))}) needs about "
             f"{needed / 2**30:.1f} GiB for its results alone; {available / 2**30:.1f} GiB is "
-            f"available. Use fewer points per axis."
+            f"available. Use fewer points per axis (`--x`, `--y`, `--grid`)."
         )
 
 
-def _chunk_from_memory(evaluate_chunk, constants, coords_sharding, num_devices: int) -> int:
-    """Points per chunk: as many as fit in ``MEMORY_FRACTION`` of the available memory (per
-    device, from XLA's own estimate for a probe chunk), at most ``MAX_CHUNK``."""
-    probe = num_devices * 4
-    coords = jax.ShapeDtypeStruct((probe, 2), np.float32, sharding=coords_sharding)
+def _compile(jitted, constants, coords_sharding, num_devices: int, chunk: int | None, todo: int):
+    """Compile ``jitted`` for one chunk size: ``chunk`` if given, else the largest up to
+    ``MAX_CHUNK`` whose temporaries fit in ``MEMORY_FRACTION`` of the available memory by
+    XLA's own estimate (one compile when the first guess fits, two otherwise). Sizes are
+    rounded up to a multiple of the device count. Returns (compiled, chunk)."""
+
+    def compiled(size):
+        coords = jax.ShapeDtypeStruct((size, 2), np.float32, sharding=coords_sharding)
+        return jitted.trace(coords, *constants).lower().compile()
+
+    def rounded(size):
+        return -(-max(1, size) // num_devices) * num_devices
+
+    size = rounded(min(chunk or MAX_CHUNK, todo))
+    program = compiled(size)
+    if chunk is not None:
+        return program, size
     try:
-        analysis = evaluate_chunk.lower(coords, *constants).compile().memory_analysis()
-        per_point = max(analysis.temp_size_in_bytes * num_devices / probe, 1)
-    except Exception:  # no estimate on this backend: fall back to the default
-        return MAX_CHUNK
-    fit = int(available_memory_bytes() * MEMORY_FRACTION / per_point)
-    return max(num_devices, min(MAX_CHUNK, fit))
+        per_point = max(program.memory_analysis().temp_size_in_bytes * num_devices / size, 1)
+    except Exception:  # no estimate on this backend: keep the first guess
+        return program, size
+    fit = int(available_memory_bytes() * MEMORY_FRACTION / per_point) // num_devices * num_devices
+    if fit >= size:
+        return program, size
+    size = max(num_devices, fit)
+    return compiled(size), size
 
 
 class _PlaneArrays(NamedTuple):

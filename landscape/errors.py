@@ -29,3 +29,7 @@ class WriteError(LandscapeError):
 
 class ResumeMismatch(LandscapeError):
     """An existing output was made with different arguments than the ones given now."""
+
+
+class FileInUse(LandscapeError):
+    """Another process holds the lock of an output (a scan writing the same surface file)."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from landscape.errors import InputError, ReadError, WriteError
-from landscape.io import checkpoint, trajectory_h5
+from landscape.io import atomic, checkpoint, trajectory_h5
 from landscape.train import METRIC_NAMES, Run
 
 RUN_JSON = "run.json"
@@ -116,14 +116,11 @@ def load_run(path: str | os.PathLike) -> Run:
 
 
 def _write_json_atomically(path: Path, document: Mapping[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
     try:
-        with open(temporary, "w") as handle:
-            json.dump(document, handle, indent=2, allow_nan=False)
-            handle.write("\n")
-        os.replace(temporary, path)
-    except (OSError, ValueError) as exc:
+        text = json.dumps(document, indent=2, allow_nan=False) + "\n"
+    except ValueError as exc:
         raise WriteError(f"cannot write {path}: {exc}") from exc
+    atomic.write_text(path, text)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -215,6 +215,7 @@ def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_
     from landscape.directions import random_plane
     from landscape.hessian import EIGEN_MAP_NAMES, evaluate_eigen_map, hessian_plane
     from landscape.io import surface_h5
+    from landscape.io.lock import exclusive
     from landscape.plot import hessian_figure
 
     started = time.perf_counter()
@@ -237,17 +238,19 @@ def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_
         "train_loss_at_origin": model.train_loss, "spec_hash": surface_h5.spec_hash(spec),
     }
     h5_path = os.path.join(out, "eigen_map.h5")
-    _, done = surface_h5.create(h5_path, grid, list(EIGEN_MAP_NAMES), plane, attrs,
-                                overwrite=overwrite)
-    with progress(grid.num_points, "eigen map", quiet=quiet, unit="pt") as bar:
-        bar.update(int(done.sum()))
+    with exclusive(h5_path, what="eigen map"):
+        _, done = surface_h5.create(h5_path, grid, list(EIGEN_MAP_NAMES), plane, attrs,
+                                    overwrite=overwrite)
+        with progress(grid.num_points, "eigen map", quiet=quiet, unit="pt") as bar:
+            bar.update(int(done.sum()))
 
-        def flush(index, values):
-            surface_h5.write_points(h5_path, index, values)
-            bar.update(len(index))
+            def flush(index, values):
+                surface_h5.write_points(h5_path, index, values)
+                bar.update(len(index))
 
-        evaluate_eigen_map(model.workload, model.state, plane, grid, num_steps=map_steps,
-                           seed=seed, chunk=chunk, done=done, on_chunk=flush)
+            evaluate_eigen_map(model.workload, model.state, plane, grid, num_steps=map_steps,
+                               seed=seed, chunk=chunk, done=done, on_chunk=flush)
+        surface_h5.compact(h5_path)  # the journal of finished chunks folded into the file
     timings["map_s"] = time.perf_counter() - started
     surface = surface_h5.read(h5_path)
     report["map"] = {"file": h5_path, "directions": kind, "lanczos_steps": map_steps,
@@ -261,20 +264,14 @@ def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_
 
 
 def _save(figure, path: str) -> None:
-    tmp = path + ".part.png"
-    figure.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+    from landscape.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=120)
 
 
 def _write_json(path: str, report: dict) -> None:
     """Written whole or not at all: a temporary name, then an atomic rename."""
-    from landscape.errors import WriteError
+    from landscape.io.atomic import write_text
 
-    tmp = path + ".part"
-    try:
-        with open(tmp, "w") as f:
-            json.dump(report, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise WriteError(f"cannot write {path}: {exc.strerror}") from exc
+    write_text(path, json.dumps(report, indent=2) + "\n")

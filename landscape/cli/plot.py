@@ -24,13 +24,10 @@ Examples:
 
 def save_figure(figure, path: str, *, dpi: int) -> str:
     """Save to a temporary name in the same folder, then rename (no half-written figures)."""
-    root, ext = os.path.splitext(path)
-    tmp = f"{root}.part{ext}"
-    try:
+    from landscape.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:  # an OSError becomes a WriteError: a one-line CLI error
         figure.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {path}: {exc.strerror}") from exc
     return path
 
 

@@ -115,6 +115,10 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
     if (kind == "interp") != bool(to_runs) or len(to_runs) > 2:
         raise click.UsageError("`--to RUN` (once or twice) goes with `--directions interp`")
     out = make_out_dir(out)
+    if distributed.is_writer():  # a scan already writing OUT/surface.h5: fail before training
+        from landscape.io.lock import check_free
+
+        check_free(os.path.join(out, "surface.h5"))
     run = None
     if source is None:
         model = trained_model(workload, steps=steps, lr=lr, seed=seed, quiet=quiet)
@@ -158,12 +162,24 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
         echo_outputs(paths)
 
 
-def scan_to_file(model, plane, grid, out: str, *, spec: dict, metrics, splits, chunk, overwrite,
-                 quiet, trajectory_run=None) -> list[str]:
+def scan_to_file(model, plane, grid, out: str, **kwargs) -> list[str]:
     """Evaluate ``plane`` over ``grid`` into ``OUT/surface.h5`` (resumable, flushed per chunk,
     written by process 0 only) and draw ``OUT/surface.png``. With ``trajectory_run``, its
     recorded path is projected onto the plane and stored in ``trajectories/<optimizer>/``.
-    Returns the output paths."""
+    The writer holds ``OUT/surface.h5.lock`` throughout: a second scan into the same file
+    stops with "... is in use by another scan (pid N)". Returns the output paths."""
+    import contextlib
+
+    from landscape import distributed
+    from landscape.io.lock import exclusive
+
+    h5_path = os.path.join(out, "surface.h5")
+    with exclusive(h5_path) if distributed.is_writer() else contextlib.nullcontext():
+        return _scan_locked(model, plane, grid, out, **kwargs)
+
+
+def _scan_locked(model, plane, grid, out: str, *, spec: dict, metrics, splits, chunk, overwrite,
+                 quiet, trajectory_run=None) -> list[str]:
     from landscape import __version__, distributed
     from landscape.grid import evaluate_surface, metric_names
     from landscape.io import surface_h5
@@ -198,6 +214,7 @@ def scan_to_file(model, plane, grid, out: str, *, spec: dict, metrics, splits, c
                          chunk=chunk, done=done, on_chunk=flush)
     if not writer:
         return []
+    surface_h5.compact(h5_path)  # the journal of finished chunks folded into the file
     if trajectory_run is not None:
         _store_trajectory(h5_path, trajectory_run, plane)
     png_path = os.path.join(out, "surface.png")
@@ -232,6 +249,7 @@ def _save_figure(surface, name: str, kind: str, path: str) -> None:
                              title=title)
     else:
         figure = surface_figure(surface.grid, surface.values[name], log=log, title=title)
-    tmp = path + ".part.png"
-    figure.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+    from landscape.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=120)

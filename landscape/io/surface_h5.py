@@ -10,6 +10,14 @@ Layout (https://github.com/tomgoldstein/loss-landscape, ``h5_util.py`` / ``plot_
 - group ``trajectories/<name>/`` with projected ``x``, ``y``, true ``loss`` and ``step``;
 - root attributes: provenance (tool version, workload, direction kind, normalization, ignore
   rule, seed, grid spec) and ``spec_hash``, the hash of the arguments that define the scan.
+
+Crash safety: the ``.h5`` file is never modified in place (an HDF5 write killed midway can
+corrupt the whole file). It is only ever replaced whole — written under a temporary name,
+synced, renamed (:mod:`landscape.io.atomic`). Finished chunks are appended to the journal
+``PATH.journal`` beside it (:mod:`landscape.io.journal`: checksummed records, synced one by
+one), and :func:`compact` folds the journal into a fresh copy of the file now and then and at
+the end of a scan. :func:`read` and a resuming :func:`create` apply a pending journal, so a
+scan killed at any moment loses at most the chunk it was computing.
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,10 +37,17 @@ import numpy as np
 from landscape.directions import Plane
 from landscape.errors import ReadError, ResumeMismatch, WriteError
 from landscape.grid import Grid
+from landscape.io import journal, killpoint
+from landscape.io.atomic import atomic_path
 from landscape.io.h5tree import read_tree, write_tree
 
 COORDINATE_NAMES = ("xcoordinates", "ycoordinates")
 RESERVED = (*COORDINATE_NAMES, "done", "directions", "trajectories")
+COMPACT_EVERY_S = 10.0  # fold the journal into the file at most this often during a scan ...
+COMPACT_BYTES_PER_S = 1e7  # ... and, for big files, at most once per size / 10 MB seconds
+# What h5py and numpy raise on a damaged file (HDF5 errors surface as any of these).
+_DAMAGED = (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError, IndexError,
+            OverflowError, MemoryError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +68,11 @@ def spec_hash(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def journal_path(path: str | os.PathLike) -> str:
+    """The journal of finished points beside the surface file ``path``."""
+    return f"{os.fspath(path)}.journal"
+
+
 def create(
     path: str | os.PathLike,
     grid: Grid,
@@ -63,8 +85,9 @@ def create(
     """Create (or reopen for resuming) a surface file for a scan.
 
     If ``path`` exists and its ``spec_hash`` attribute equals ``attrs["spec_hash"]``, the file is
-    kept and its values and ``done`` mask are returned, so the scan continues where it stopped.
-    A file made with other arguments raises :class:`ResumeMismatch` unless ``overwrite``.
+    kept, its pending journal folded in (:func:`compact`) and its values and ``done`` mask are
+    returned, so the scan continues where it stopped. A file made with other arguments raises
+    :class:`ResumeMismatch` unless ``overwrite``. A new file appears whole (atomic rename).
 
     Returns ``(values, done)`` as they stand in the file.
     """
@@ -75,23 +98,28 @@ def create(
                 f"{path} was made with other arguments (spec {existing.attrs.get('spec_hash')} "
                 f"vs {attrs.get('spec_hash')}); use --overwrite to replace it or another --out"
             )
+        compact(path)
         return existing.values, existing.done
+    journal.remove(journal_path(path))  # an old scan's points must not land in the new file
     try:
-        with h5py.File(path, "w") as f:
-            f.create_dataset("xcoordinates", data=np.asarray(grid.x, np.float64))
-            if grid.y is not None:
-                f.create_dataset("ycoordinates", data=np.asarray(grid.y, np.float64))
-            for name in names:
-                f.create_dataset(name, data=np.full(grid.shape, np.nan))
-            f.create_dataset("done", data=np.zeros(grid.shape, bool))
-            directions = f.create_group("directions")
-            for key in ("origin", "d1", "d2"):
-                tree = getattr(plane, key)
-                if tree is not None:
-                    write_tree(directions.create_group(key), tree)
-            f.create_group("trajectories")
-            for key, value in attrs.items():
-                f.attrs[key] = value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
+        with atomic_path(path, unique=False) as tmp:
+            with h5py.File(tmp, "w") as f:
+                f.create_dataset("xcoordinates", data=np.asarray(grid.x, np.float64))
+                if grid.y is not None:
+                    f.create_dataset("ycoordinates", data=np.asarray(grid.y, np.float64))
+                for name in names:
+                    f.create_dataset(name, data=np.full(grid.shape, np.nan))
+                f.create_dataset("done", data=np.zeros(grid.shape, bool))
+                directions = f.create_group("directions")
+                for key in ("origin", "d1", "d2"):
+                    tree = getattr(plane, key)
+                    if tree is not None:
+                        write_tree(directions.create_group(key), tree)
+                f.create_group("trajectories")
+                for key, value in attrs.items():
+                    f.attrs[key] = (value if isinstance(value, (int, float, str, bool))
+                                    else json.dumps(value))
+            killpoint.kill_if_reached("create-replace")
     except OSError as exc:
         raise WriteError(f"cannot write surface file {path}: {exc}") from exc
     return {name: np.full(grid.shape, np.nan) for name in names}, np.zeros(grid.shape, bool)
@@ -100,30 +128,90 @@ def create(
 def write_points(
     path: str | os.PathLike, index: np.ndarray, values: Mapping[str, np.ndarray]
 ) -> None:
-    """Store values at flat point indices and mark them done; the file is flushed on return."""
-    try:
-        with h5py.File(path, "r+") as f:
-            shape = f["done"].shape
-            for row, cols, positions in _row_segments(np.asarray(index), shape[-1]):
-                where = cols if len(shape) == 1 else (row, cols)
-                for name, value in values.items():
-                    f[name][where] = np.asarray(value)[positions]
-                f["done"][where] = True  # after the values: a point marked done has its values
-    except (OSError, KeyError) as exc:
-        raise WriteError(f"cannot update surface file {path}: {exc}") from exc
+    """Store values at flat point indices and mark them done.
 
-
-def _row_segments(index: np.ndarray, nx: int):
-    """Split flat point indices into runs consecutive within one row of width ``nx``:
-    yields (row, column slice, slice of positions in ``index``)."""
+    The points are appended to the journal and synced before this returns (they survive a
+    kill); the journal is folded into the file when the last compaction is older than
+    :data:`COMPACT_EVERY_S`. Call :func:`compact` when the scan ends.
+    """
+    index = np.asarray(index, np.int64).ravel()
     if index.size == 0:
         return
-    rows, cols = np.divmod(index, nx)
-    breaks = np.flatnonzero((np.diff(rows) != 0) | (np.diff(cols) != 1)) + 1
-    starts = np.concatenate([[0], breaks])
-    stops = np.concatenate([breaks, [index.size]])
-    for a, b in zip(starts, stops):
-        yield int(rows[a]), slice(int(cols[a]), int(cols[a]) + int(b - a)), slice(int(a), int(b))
+    columns = {"index": index}
+    for name, value in values.items():
+        value = np.asarray(value, np.float64).ravel()
+        if value.shape != index.shape:
+            raise WriteError(f"cannot update surface file {path}: `{name}` has {value.size} "
+                             f"values for {index.size} points")
+        columns[name] = value
+    journal.append(journal_path(path), columns, {"kind": "points"})
+    if _compaction_due(path):
+        compact(path)
+
+
+def _compaction_due(path: str | os.PathLike) -> bool:
+    # The file is only ever replaced whole, so its mtime is the time of the last compaction.
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return False
+    wait = max(COMPACT_EVERY_S, stat.st_size / COMPACT_BYTES_PER_S)
+    return time.time() - stat.st_mtime >= wait
+
+
+def compact(path: str | os.PathLike) -> None:
+    """Fold the pending journal into the file: a copy of the file gets the journal's points
+    (values first, then ``done``), is synced and renamed over ``path``; then the journal is
+    deleted. Killed at any moment, it leaves the old or the new file, plus a journal whose
+    replay is harmless (applying a record twice changes nothing). No journal: nothing to do."""
+    if os.path.exists(journal_path(path)):
+        _rewrite(path)
+
+
+def _rewrite(path: str | os.PathLike, edit=None) -> None:
+    """Replace ``path`` whole by a copy with the journal applied and ``edit(h5py.File)`` done."""
+    jpath = journal_path(path)
+    records = journal.read(jpath).records
+    try:
+        with atomic_path(path, unique=False) as tmp:
+            shutil.copyfile(path, tmp)
+            with h5py.File(tmp, "r+") as f:
+                if records:
+                    names = {name for record in records for name in record.arrays} - {"index"}
+                    values = {name: f[name][()] for name in names if name in f}
+                    done = f["done"][()]
+                    _apply(values, done, records, jpath)
+                    for name, value in values.items():
+                        f[name][...] = value
+                    f["done"][...] = done
+                if edit is not None:
+                    edit(f)
+            killpoint.kill_if_reached("compact-replace")
+    except (OSError, KeyError, ValueError) as exc:
+        raise WriteError(f"cannot update surface file {path}: {exc}") from exc
+    killpoint.kill_if_reached("compact-unlink")
+    journal.remove(jpath)
+
+
+def _apply(values: dict[str, np.ndarray], done: np.ndarray, records, jpath: str) -> None:
+    """Apply journal records to in-memory ``values`` and ``done`` (each record's values, then
+    its points' ``done``)."""
+    n = done.size
+    for number, record in enumerate(records, 1):
+        index = record.arrays.get("index")
+        if (index is None or index.ndim != 1 or index.dtype.kind not in "iu"
+                or (index.size and (index.min() < 0 or index.max() >= n))):
+            raise ReadError(f"{jpath}: record {number} has no valid point index for a grid of "
+                            f"{n} points; delete the journal (its points will be scanned again)")
+        for name, value in record.arrays.items():
+            if name == "index":
+                continue
+            if name not in values or value.shape != index.shape:
+                raise ReadError(f"{jpath}: record {number} holds `{name}` {value.shape}, which "
+                                f"the surface file has no place for; delete the journal (its "
+                                f"points will be scanned again)")
+            values[name].flat[index] = value
+        done.flat[index] = True
 
 
 def write_trajectory(
@@ -144,46 +232,75 @@ def write_trajectory(
     lengths = {key: np.shape(value) for key, value in columns.items()}
     if len({shape for shape in lengths.values()}) != 1:
         raise WriteError(f"trajectory {name!r}: arrays must have one common shape, got {lengths}")
-    try:
-        with h5py.File(path, "r+") as f:
-            group = f.require_group("trajectories")
-            if name in group:
-                del group[name]
-            entry = group.create_group(name)
-            for key, value in columns.items():
-                entry.create_dataset(key, data=np.asarray(value))
-    except OSError as exc:
-        raise WriteError(f"cannot write trajectory {name!r} to {path}: {exc}") from exc
+
+    def store(f: h5py.File) -> None:
+        group = f.require_group("trajectories")
+        if name in group:
+            del group[name]
+        entry = group.create_group(name)
+        for key, value in columns.items():
+            entry.create_dataset(key, data=np.asarray(value))
+
+    _rewrite(path, store)  # a new file, renamed over the old one (with the journal folded in)
 
 
 def read(path: str | os.PathLike) -> Surface:
-    """Read a surface file (ours, or one of Li et al.'s: ``done`` is then ~isnan of the values)."""
+    """Read a surface file (ours, or one of Li et al.'s: ``done`` is then ~isnan of the values),
+    with the points of a pending journal (a scan running or killed) applied; the files are not
+    changed. A missing, truncated or corrupt file raises :class:`ReadError` naming it."""
+    # The journal first: a compaction that lands between the two reads then only means that
+    # the file already holds some of these records, and applying them again changes nothing.
+    pending = journal.read(journal_path(path)).records
     try:
         with h5py.File(path, "r") as f:
-            if "xcoordinates" not in f:
-                raise ReadError(f"{path}: no `xcoordinates` dataset; not a surface file")
-            x = f["xcoordinates"][()].astype(np.float64)
-            y = f["ycoordinates"][()].astype(np.float64) if "ycoordinates" in f else None
-            grid = Grid(x, y)
-            values = {}
-            for name, item in f.items():
-                if name in RESERVED or not isinstance(item, h5py.Dataset):
-                    continue
-                if item.shape != grid.shape:
-                    raise ReadError(
-                        f"{path}: dataset `{name}` has shape {item.shape}, expected {grid.shape}"
-                    )
-                values[name] = item[()].astype(np.float64)
-            if "done" in f:
-                done = f["done"][()].astype(bool)
-            else:
-                done = np.all([np.isfinite(v) for v in values.values()], axis=0) if values else np.zeros(grid.shape, bool)
-            directions = read_tree(f["directions"]) if "directions" in f else {}
-            trajectories = read_tree(f["trajectories"]) if "trajectories" in f else {}
-            attrs = {key: _attr(value) for key, value in f.attrs.items()}
-    except OSError as exc:
-        raise ReadError(f"cannot read surface file {path}: {exc}") from exc
+            surface = _read_open(f, path)
+    except _DAMAGED as exc:
+        raise ReadError(f"cannot read surface file {path}: {_reason(exc)}") from exc
+    if pending:
+        _apply(surface.values, surface.done, pending, journal_path(path))
+    return surface
+
+
+def _read_open(f: h5py.File, path) -> Surface:
+    if "xcoordinates" not in f:
+        raise ReadError(f"{path}: no `xcoordinates` dataset; not a surface file")
+    x = _axis(f, "xcoordinates", path)
+    y = _axis(f, "ycoordinates", path) if "ycoordinates" in f else None
+    grid = Grid(x, y)
+    values = {}
+    for name, item in f.items():
+        if name in RESERVED or not isinstance(item, h5py.Dataset):
+            continue
+        if item.shape != grid.shape:
+            raise ReadError(
+                f"{path}: dataset `{name}` has shape {item.shape}, expected {grid.shape}"
+            )
+        values[name] = np.array(item[()], dtype=np.float64)
+    if "done" in f:
+        done = np.array(f["done"][()], dtype=bool)
+        if done.shape != grid.shape:
+            raise ReadError(f"{path}: dataset `done` has shape {done.shape}, expected {grid.shape}")
+    else:
+        done = (np.all([np.isfinite(v) for v in values.values()], axis=0) if values
+                else np.zeros(grid.shape, bool))
+    directions = read_tree(f["directions"]) if "directions" in f else {}
+    trajectories = read_tree(f["trajectories"]) if "trajectories" in f else {}
+    if not isinstance(directions, dict) or not isinstance(trajectories, dict):
+        raise ReadError(f"{path}: `directions` and `trajectories` must be groups")
+    attrs = {key: _attr(value) for key, value in f.attrs.items()}
     return Surface(grid, values, done, attrs, directions, trajectories)
+
+
+def _axis(f: h5py.File, name: str, path) -> np.ndarray:
+    item = f[name]
+    if not isinstance(item, h5py.Dataset) or item.ndim != 1 or item.shape[0] < 1:
+        raise ReadError(f"{path}: `{name}` must be a non-empty 1-D dataset")
+    return np.array(item[()], dtype=np.float64)
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def read_directions(path: str | os.PathLike, like: Any) -> tuple[Any, Any | None]:
@@ -195,8 +312,8 @@ def read_directions(path: str | os.PathLike, like: Any) -> tuple[Any, Any | None
                 raise ReadError(f"{path}: no `directions/d1` group; not a surface file of ours")
             d1 = read_tree(f["directions/d1"], like=like)
             d2 = read_tree(f["directions/d2"], like=like) if "directions/d2" in f else None
-    except OSError as exc:
-        raise ReadError(f"cannot read directions from {path}: {exc}") from exc
+    except _DAMAGED as exc:
+        raise ReadError(f"cannot read directions from {path}: {_reason(exc)}") from exc
     return d1, d2
 
 
@@ -219,10 +336,10 @@ def read_density(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] | Non
             if "grid" not in group or "density" not in group:
                 raise ReadError(f"{path}: group `density` needs datasets `grid` and `density`, "
                                 f"found {', '.join(group) or 'none'}")
-            eigenvalues = group["grid"][()].astype(np.float64)
-            density = group["density"][()].astype(np.float64)
-    except OSError as exc:
-        raise ReadError(f"cannot read surface file {path}: {exc}") from exc
+            eigenvalues = np.array(group["grid"][()], dtype=np.float64)
+            density = np.array(group["density"][()], dtype=np.float64)
+    except _DAMAGED as exc:
+        raise ReadError(f"cannot read surface file {path}: {_reason(exc)}") from exc
     if eigenvalues.shape != density.shape or eigenvalues.ndim != 1:
         raise ReadError(f"{path}: density/grid {eigenvalues.shape} and density/density "
                         f"{density.shape} must be equal 1-D shapes")

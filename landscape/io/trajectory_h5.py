@@ -23,6 +23,7 @@ import jax
 import numpy as np
 
 from landscape.errors import ReadError, WriteError
+from landscape.io.atomic import atomic_path
 from landscape.io.h5tree import read_tree, write_tree
 from landscape.train import METRIC_NAMES, Trajectory
 
@@ -32,7 +33,8 @@ COUNTERS = ("step", "epoch")
 
 
 def write(path: str | os.PathLike, trajectory: Trajectory) -> None:
-    """Write ``trajectory`` to ``path`` (replacing the file). The caller's arrays are not changed.
+    """Write ``trajectory`` to ``path`` (replacing the file whole: a temporary name, then a
+    rename). The caller's arrays are not changed.
 
     Raises:
       WriteError: the file cannot be created, or the arrays disagree on the number of steps.
@@ -45,7 +47,7 @@ def write(path: str | os.PathLike, trajectory: Trajectory) -> None:
     if wrong:
         raise WriteError(f"cannot write trajectory {path}: {n} recorded steps but {wrong}")
     try:
-        with h5py.File(path, "w") as handle:
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
             handle.attrs["format"] = FORMAT
             handle.attrs["format_version"] = FORMAT_VERSION
             handle.attrs["acc_unit"] = "fraction"

@@ -41,6 +41,7 @@ from vtkmodules.vtkIOXML import (
 
 from landscape.errors import InputError, ReadError, WriteError
 from landscape.grid import Grid
+from landscape.io.atomic import atomic_path, write_text
 from landscape.io.surface_h5 import Surface
 
 HEIGHT, VALID, DONE = "height", "valid", "done"
@@ -206,17 +207,14 @@ def _field_strings(data: Any, fields: dict[str, str]) -> None:
 def _write(writer: Any, data: Any, path: str | os.PathLike) -> None:
     """Appended raw binary, zlib-compressed; written to a temporary name, then renamed."""
     path = os.fspath(path)
-    tmp = f"{path}.part"
     writer.SetInputData(data)
-    writer.SetFileName(tmp)
     writer.SetDataModeToAppended()
     writer.EncodeAppendedDataOff()
     writer.SetCompressorTypeToZLib()
-    if not writer.Write():
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise WriteError(f"cannot write {path} (vtk {type(writer).__name__} failed)")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        writer.SetFileName(tmp)
+        if not writer.Write():
+            raise WriteError(f"cannot write {path} (vtk {type(writer).__name__} failed)")
 
 
 def write_vts(path: str | os.PathLike, data: vtkStructuredGrid) -> None:
@@ -236,10 +234,8 @@ def write_pvd(path: str | os.PathLike, files: Sequence[str]) -> None:
         ElementTree.SubElement(collection, "DataSet", timestep="0", group="", part=str(part),
                                file=name)
     ElementTree.indent(root)
-    try:
-        ElementTree.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
-    except OSError as exc:
-        raise WriteError(f"cannot write {path}: {exc.strerror}") from exc
+    with atomic_path(path) as tmp:  # an OSError becomes a WriteError naming `path`
+        ElementTree.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
 
 
 PARAVIEW_SCRIPT = '''\
@@ -307,11 +303,7 @@ def export(surface: Surface, out_dir: str | os.PathLike, *, stem: str = "surface
         colour_by=HEIGHT if log or zmax is not None else metric,
         title=_z_label(metric, log, zmax), z_scale=float(0.6 * span / z_range) if z_range > 0 else 1.0,
     )
-    try:
-        with open(script, "w", encoding="utf-8") as f:
-            f.write(text)
-    except OSError as exc:
-        raise WriteError(f"cannot write {script}: {exc.strerror}") from exc
+    write_text(script, text)
     return [os.path.join(out_dir, p) for p in parts] + [pvd, script]
 
 

@@ -1,0 +1,73 @@
+"""Whole-file writes that never leave a half-written file under the final name.
+
+The content goes to a temporary name in the same folder, is flushed to disk (``fsync``) and
+renamed over the target with ``os.replace`` — atomic on POSIX file systems — and the folder is
+synced so the rename itself survives a power cut. A reader, or a process killed at any moment,
+sees either the old file or the new one, never a mixture.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+from landscape.errors import WriteError
+
+
+def temporary_name(path: str | os.PathLike, *, unique: bool = True) -> str:
+    """``folder/.NAME.PID.part.EXT`` beside ``path`` (keeps the extension, which matplotlib and
+    VTK read the format from); without ``unique`` the process id is left out, for writers that
+    hold a lock on ``path`` and should overwrite their own leftovers."""
+    folder, name = os.path.split(os.fspath(path))
+    ext = os.path.splitext(name)[1]
+    tag = f".{os.getpid()}" if unique else ""
+    return os.path.join(folder, f".{name}{tag}.part{ext}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, unique: bool = True) -> Iterator[str]:
+    """Yield a temporary path to write; on a clean exit it is synced and renamed to ``path``.
+
+    If the body raises, the temporary file is removed and the exception propagates (``path`` is
+    untouched). Failures to sync or rename raise :class:`WriteError` naming ``path``.
+    """
+    path = os.fspath(path)
+    tmp = temporary_name(path, unique=unique)
+    try:
+        yield tmp
+        fsync_file(tmp)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        if isinstance(exc, OSError):
+            raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise
+    fsync_folder(os.path.dirname(path) or ".")
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+
+
+def fsync_file(path: str | os.PathLike) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_folder(folder: str | os.PathLike) -> None:
+    """Make a rename, creation or deletion in ``folder`` durable (best effort: some file
+    systems refuse to sync a folder)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,83 @@
+"""An exclusive lock on an output file, held by one process for as long as it writes it.
+
+``OUT/surface.h5`` is guarded by ``OUT/surface.h5.lock``, locked with ``flock(LOCK_EX |
+LOCK_NB)``: a second writer fails at once with :class:`FileInUse` naming the holder's pid. The
+kernel drops the lock when its process dies (even by SIGKILL), so a crash never leaves a stale
+lock behind; the file itself is deleted by the holder on a clean exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+
+from landscape.errors import FileInUse, WriteError
+
+
+def lock_path(path: str | os.PathLike) -> str:
+    return f"{os.fspath(path)}.lock"
+
+
+@contextlib.contextmanager
+def exclusive(path: str | os.PathLike, *, what: str = "scan") -> Iterator[None]:
+    """Hold the lock of ``path`` for the ``with`` block.
+
+    Raises:
+      FileInUse: another process holds it ("PATH is in use by another scan (pid N)").
+      WriteError: the lock file cannot be created.
+    """
+    fd = _acquire(os.fspath(path), what)
+    try:
+        yield
+    finally:
+        # Unlinked while still locked: a process that opened the old file before the unlink
+        # finds, once it gets the lock, that the name points elsewhere and retries.
+        with contextlib.suppress(OSError):
+            os.remove(lock_path(path))
+        os.close(fd)
+
+
+def check_free(path: str | os.PathLike, *, what: str = "scan") -> None:
+    """Raise :class:`FileInUse` now if another process holds the lock (taken and dropped at
+    once: lets a command fail before its expensive part)."""
+    with exclusive(path, what=what):
+        pass
+
+
+def _acquire(path: str, what: str) -> int:
+    name = lock_path(path)
+    while True:
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise WriteError(f"cannot create lock file {name}: {exc.strerror or exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise FileInUse(f"{path} is in use by another {what} (pid {holder}); wait for it "
+                            "to finish or choose another --out") from None
+        except OSError as exc:
+            os.close(fd)
+            raise WriteError(f"cannot lock {name}: {exc.strerror or exc}") from exc
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(name))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the holder unlinked it between our open and flock: try the new one
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _holder(fd: int) -> str:
+    try:
+        text = os.pread(fd, 32, 0).decode().strip()
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    return text if text.isdigit() else "unknown"

@@ -36,7 +36,10 @@ def parse_axis(spec: str, *, name: str = "--x") -> np.ndarray:
     The result always has 2 <= N <= ``MAX_AXIS_POINTS`` finite, strictly increasing values;
     anything else is an :class:`InputError` (raised before the axis is allocated).
     """
-    parts = str(spec).split(":")
+    text = str(spec)
+    if not text.isprintable():  # a newline or control character must not break the message
+        spec = repr(text)[1:-1]
+    parts = text.split(":")
     if len(parts) != 3:
         raise InputError(f"`{name}` (={spec}) must look like MIN:MAX:N, e.g. -1:1:51")
     try:

@@ -152,6 +152,35 @@ class Workload:
         raise InputError(f"`split` (={split!r}) must be one of: train, test")
 
 
+def check_params_fit(workload: Workload, params: Params, state: State) -> None:
+    """Raise :class:`InputError` unless ``params`` and ``state`` have the leaves (by key path)
+    and shapes of ``workload.init``'s, e.g. for a checkpoint loaded into the workload's model.
+    The message names the first leaf that differs."""
+    expected = jax.eval_shape(workload.init, jax.random.key(0))
+    for part, found, wanted in (("params", params, expected[0]), ("state", state, expected[1])):
+        found_shapes, wanted_shapes = _leaf_shapes(found), _leaf_shapes(wanted)
+        for path in sorted(found_shapes.keys() | wanted_shapes.keys()):
+            has, needs = found_shapes.get(path), wanted_shapes.get(path)
+            if has != needs:
+                what = (f"has no leaf {path!r}" if has is None else
+                        f"has an extra leaf {path!r}" if needs is None else
+                        f"has {path!r} shaped {has}, the model's is {needs}")
+                raise InputError(f"{part} do not fit workload `{workload.name}`: the checkpoint "
+                                 f"{what}")
+
+
+def _leaf_shapes(tree: PyTree) -> dict[str, tuple[int, ...]]:
+    """``{"dense0/kernel": shape}``: leaves by key path, whatever the container types."""
+    def name(entry: Any) -> str:
+        for attr in ("key", "idx", "name"):
+            if hasattr(entry, attr):
+                return str(getattr(entry, attr))
+        return str(entry)
+
+    return {"/".join(map(name, path)): tuple(np.shape(leaf))
+            for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
 def dataset_mean(
     loss: LossFn, params: Params, state: State, full: Batch | None, rest: Batch | None
 ) -> dict[str, jax.Array]:

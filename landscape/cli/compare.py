@@ -14,6 +14,7 @@ import click
 import numpy as np
 
 from landscape.cli.options import (
+    USER_CODE_NOTE,
     echo_outputs,
     library_errors,
     make_out_dir,
@@ -91,7 +92,7 @@ def _learning_rates(ctx, param, values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--workload", default=None,
               help="A network workload instead (digits, spirals, sine ... or "
                    "`package.module:function`): each optimizer trains it from the same "
-                   "initialization.")
+                   "initialization. " + USER_CODE_NOTE)
 @click.option("--optimizer", "optimizer_names", multiple=True, callback=_optimizer_names,
               help="Optimizer from the suite; repeat for several, or `all` [default: all on a "
                    f"function, {', '.join(NETWORK_OPTIMIZERS)} on a workload].")

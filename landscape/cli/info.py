@@ -37,6 +37,25 @@ def info(file):
     click.echo("\n".join(describe(file, surface, density)))
 
 
+def nonfinite_points(surface) -> tuple[int, int]:
+    """``(bad, done)``: how many finished points hold a NaN/inf value in some metric, of how
+    many finished points (unfinished points are NaN by design and not counted)."""
+    done = np.asarray(surface.done, bool)
+    bad = np.zeros(done.shape, bool)
+    for values in surface.values.values():
+        bad |= ~np.isfinite(values)
+    return int((bad & done).sum()), int(done.sum())
+
+
+def nonfinite_note(surface) -> str | None:
+    """``"N of M points gave non-finite values ..."``, or None when every finished point is finite."""
+    bad, done = nonfinite_points(surface)
+    if not bad:
+        return None
+    return (f"{bad} of {done} points gave non-finite values (NaN/inf: stored as such, marked "
+            "done, drawn as gaps)")
+
+
 def _number(value: float) -> str:
     return "nan" if not math.isfinite(value) else f"{value:.6g}"
 
@@ -80,6 +99,9 @@ def describe(path: str, surface, density: tuple[np.ndarray, np.ndarray] | None =
     state = "complete" if done == total else "incomplete (resume with the same `scan` command)"
     lines.append(f"completeness  {done} / {total} points done ({100 * done / max(total, 1):.1f} %), "
                  f"{state}")
+    note = nonfinite_note(surface)
+    if note:
+        lines.append(f"non-finite    {note}")
     lines += ["", "metrics"]
     if surface.values:
         rows = [["name", "min", "max", "NaN", "inf"]]

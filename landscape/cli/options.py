@@ -21,6 +21,9 @@ out_option = click.option(
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 
+USER_CODE_NOTE = ("A `module:function` is imported and called: it runs that code, by design "
+                  "(name only code you trust; its folder must be on PYTHONPATH).")
+
 
 def distributed_options(command: Callable) -> Callable:
     """``--coordinator --num-processes --process-id`` for multi-host runs (jax.distributed)."""

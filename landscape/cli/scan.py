@@ -6,6 +6,7 @@ import os
 
 import click
 import numpy as np
+from click.core import ParameterSource
 
 from landscape.cli.options import (
     comma_list,
@@ -114,16 +115,23 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
         raise click.UsageError(f"`--directions {kind}` needs a run directory as SOURCE")
     if (kind == "interp") != bool(to_runs) or len(to_runs) > 2:
         raise click.UsageError("`--to RUN` (once or twice) goes with `--directions interp`")
+    # The axes are checked (and a grid too large for memory refused) before any training.
+    early_dims = str(len(to_runs)) if kind == "interp" else dims
+    Grid.from_specs(x_spec or default_axis, (y_spec or default_axis) if early_dims == "2" else None,
+                    names=(("--x" if x_spec else "--range/--grid"),
+                           ("--y" if y_spec else "--range/--grid")))
     out = make_out_dir(out)
     if distributed.is_writer():  # a scan already writing OUT/surface.h5: fail before training
         from landscape.io.lock import check_free
 
         check_free(os.path.join(out, "surface.h5"))
     run = None
+    from_command_line = click.get_current_context().get_parameter_source("workload")
+    given_workload = workload if from_command_line == ParameterSource.COMMANDLINE else None
     if source is None:
         model = trained_model(workload, steps=steps, lr=lr, seed=seed, quiet=quiet)
     else:
-        model, run = loaded_run(source)
+        model, run = loaded_run(source, user_workload=given_workload)
     if directions_file:
         d1, d2 = surface_h5.read_directions(directions_file, like=model.params)
         plane = plane_from_directions(model.params, d1, d2)
@@ -133,7 +141,7 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
         plane = pca_plane(trajectory, dims=int(dims))
         normalization = "none"
     elif kind == "interp":
-        ends = [loaded_run(path)[0].params for path in to_runs]
+        ends = [loaded_run(path, user_workload=given_workload)[0].params for path in to_runs]
         plane = interpolation_plane(model.params, *ends)
         normalization, dims = "none", str(len(ends))
     elif kind == "hessian":
@@ -181,6 +189,7 @@ def scan_to_file(model, plane, grid, out: str, **kwargs) -> list[str]:
 def _scan_locked(model, plane, grid, out: str, *, spec: dict, metrics, splits, chunk, overwrite,
                  quiet, trajectory_run=None) -> list[str]:
     from landscape import __version__, distributed
+    from landscape.cli.info import nonfinite_note
     from landscape.grid import evaluate_surface, metric_names
     from landscape.io import surface_h5
 
@@ -218,7 +227,11 @@ def _scan_locked(model, plane, grid, out: str, *, spec: dict, metrics, splits, c
     if trajectory_run is not None:
         _store_trajectory(h5_path, trajectory_run, plane)
     png_path = os.path.join(out, "surface.png")
-    _save_figure(surface_h5.read(h5_path), names[0], plane.kind, png_path)
+    surface = surface_h5.read(h5_path)
+    note = nonfinite_note(surface)
+    if note:
+        click.echo(f"warning: {note}", err=True)
+    _save_figure(surface, names[0], plane.kind, png_path)
     return [h5_path, png_path]
 
 

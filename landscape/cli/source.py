@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from landscape.cli.options import progress
+from landscape.cli.options import USER_CODE_NOTE, progress
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +29,9 @@ def model_options(command):
     command = click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True,
                            help="Training steps before the analysis.")(command)
     command = click.option("--workload", default="sine", show_default=True,
-                           help="Built-in workload name or `package.module:function`.")(command)
+                           help="Built-in workload name (sine, spirals, digits ...) or "
+                                "`package.module:function` returning a landscape.Workload. "
+                                + USER_CODE_NOTE)(command)
     return command
 
 
@@ -49,15 +51,48 @@ def trained_model(workload_name: str, *, steps: int, lr: float, seed: int, quiet
     return ModelSource(workload, result.params, result.state, float(result.losses[-1]), description)
 
 
-def loaded_run(path: str):
-    """The model saved in a run directory (``landscape train``'s output) and the run itself."""
+def loaded_run(path: str, *, user_workload: str | None = None):
+    """The model saved in a run directory (``landscape train``'s output) and the run itself.
+
+    A run of a user workload (``run.json`` has ``workload_source``, ``package.module:function``)
+    is loaded only when ``user_workload`` (the ``--workload`` given on the command line) names
+    the same code: a module named inside a file is never imported on the file's word alone."""
     from landscape.data import get_workload
+    from landscape.errors import InputError, ReadError
     from landscape.runs import load_run
+    from landscape.workload import check_params_fit
 
     run = load_run(path)
-    workload = get_workload(run.workload)
-    description = {"workload": run.workload, "run": str(path),
+    name = _workload_source(path) or run.workload
+    if name != run.workload and user_workload != name:
+        raise ReadError(f"run {path} was trained on the user workload {name!r}; loading it "
+                        f"imports and runs that code: pass `--workload {name}` to confirm")
+    # The run directory is the culprit here, not an option: ReadError, naming it.
+    try:
+        workload = get_workload(name)
+    except InputError as exc:
+        raise ReadError(f"run {path} names workload {name!r}, which cannot be loaded: {exc}"
+                        ) from exc
+    try:
+        check_params_fit(workload, run.params, run.state)
+    except InputError as exc:
+        raise ReadError(f"run {path}: {exc}") from exc
+    description = {"workload": name, "run": str(path),
                    "optimizer": run.optimizer.get("name"), "steps": run.num_steps,
                    "seed": run.seed}
     train_loss = float(run.final_metrics.get("train_loss", float("nan")))
     return ModelSource(workload, run.params, run.state, train_loss, description), run
+
+
+def _workload_source(path: str) -> str | None:
+    """The ``package.module:function`` a run of a user workload was trained with (``run.json``'s
+    ``workload_source``, written by ``landscape train``), else None."""
+    import json
+    import os
+
+    try:
+        with open(os.path.join(path, "run.json")) as handle:
+            source = json.load(handle).get("workload_source")
+    except (OSError, ValueError, AttributeError):
+        return None  # load_run has already read it; it reports what is wrong with it
+    return source if isinstance(source, str) else None

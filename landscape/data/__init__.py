@@ -32,6 +32,8 @@ def get_workload(name: str) -> Workload:
     """A built-in workload by name, or a user one given as ``package.module:function``."""
     if ":" in name:
         module_name, _, attr = name.partition(":")
+        if not module_name or not attr.isidentifier():
+            raise InputError(f"`--workload` (={name!r}) must look like package.module:function")
     elif name in _BUILTIN:
         module_name, attr = _BUILTIN[name]
     else:
@@ -41,8 +43,13 @@ def get_workload(name: str) -> Workload:
         )
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise InputError(f"workload module {module_name!r} could not be imported: {exc}") from exc
+    except LandscapeError:
+        raise
+    except Exception as exc:  # ImportError, or whatever the user's module raised on import
+        hint = ("; is its folder on PYTHONPATH?" if isinstance(exc, ModuleNotFoundError)
+                and exc.name == module_name.split(".")[0] else "")
+        raise InputError(f"workload module {module_name!r} could not be imported: "
+                         f"{type(exc).__name__}: {_one_line(exc)}{hint}") from exc
     factory: Callable[[], Workload] | None = getattr(module, attr, None)
     if not callable(factory):
         raise InputError(f"workload {name!r}: module {module_name!r} has no function {attr!r}")
@@ -51,9 +58,13 @@ def get_workload(name: str) -> Workload:
     except LandscapeError:  # already says what is wrong (a missing or truncated data file ...)
         raise
     except Exception as exc:  # user code: report, don't crash with a traceback
-        raise InputError(f"workload {name!r} raised {type(exc).__name__}: {exc}") from exc
+        raise InputError(f"workload {name!r} raised {type(exc).__name__}: {_one_line(exc)}") from exc
     if not isinstance(workload, Workload):
         raise InputError(
             f"workload {name!r} returned {type(workload).__name__}, expected landscape.Workload"
         )
     return workload
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or "(no message)"

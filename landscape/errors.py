@@ -33,3 +33,7 @@ class ResumeMismatch(LandscapeError):
 
 class FileInUse(LandscapeError):
     """Another process holds the lock of an output (a scan writing the same surface file)."""
+
+
+class TrainingDiverged(LandscapeError):
+    """Training produced a NaN or infinite loss before anything could be kept."""

@@ -3,10 +3,17 @@
 ``OUT/<optimizer>/`` holds
 
 - ``run.json`` — workload, optimizer with all its hyperparameters, seed, steps, batch size,
-  record interval, final metrics, wall time and package versions (written last, via a temporary
-  name and a rename: a directory with ``run.json`` holds a complete run);
+  record interval, final metrics, wall time, package versions and ``status`` (always replaced
+  whole: a temporary name, then a rename);
 - ``trajectory.h5`` — every recorded step (:mod:`landscape.io.trajectory_h5`);
 - ``final/`` — an Orbax checkpoint of ``{"params", "state"}`` (:mod:`landscape.io.checkpoint`).
+
+``status`` is ``complete``; ``diverged`` when the loss became NaN/inf (the run holds the finite
+records before ``diverged_at_step``, the last of them as ``final/``); or ``running`` while
+:class:`RunWriter` trains into the folder. A running (or killed) run has no ``trajectory.h5``
+and ``final/`` yet but ``trajectory.journal``: every record appended and synced as it is made
+(:mod:`landscape.io.journal`), so :func:`load_run` reads it up to its last record, with that
+record's params as the model.
 """
 
 from __future__ import annotations
@@ -15,18 +22,24 @@ import json
 import math
 import os
 import shutil
+import time
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import jax
+import numpy as np
+
 from landscape.errors import InputError, ReadError, WriteError
-from landscape.io import atomic, checkpoint, trajectory_h5
-from landscape.train import METRIC_NAMES, Run
+from landscape.io import atomic, checkpoint, journal, trajectory_h5
+from landscape.io.h5tree import leaf_path
+from landscape.train import METRIC_NAMES, Divergence, Run, Trajectory, versions
 
 RUN_JSON = "run.json"
 TRAJECTORY = "trajectory.h5"
 CHECKPOINT = "final"
+JOURNAL = "trajectory.journal"
 FORMAT = "landscape-run"
 FORMAT_VERSION = 1
 
@@ -43,7 +56,13 @@ def save_run(run: Run, directory: str | os.PathLike, *, extra: Mapping[str, Any]
       WriteError: something cannot be written.
     """
     directory = Path(directory)
-    ours = [directory / name for name in (RUN_JSON, TRAJECTORY, CHECKPOINT)]
+    _prepare(directory, overwrite)
+    _write_final(run, directory, extra)
+    return directory
+
+
+def _prepare(directory: Path, overwrite: bool) -> None:
+    ours = [directory / name for name in (RUN_JSON, TRAJECTORY, CHECKPOINT, JOURNAL)]
     existing = [path for path in ours if path.exists()]
     if existing and not overwrite:
         raise InputError(f"{directory} already holds a run ({existing[0].name}); choose another "
@@ -57,28 +76,92 @@ def save_run(run: Run, directory: str | os.PathLike, *, extra: Mapping[str, Any]
                 path.unlink()
     except OSError as exc:
         raise WriteError(f"cannot prepare run directory {directory}: {exc}") from exc
+
+
+def _write_final(run: Run, directory: Path, extra: Mapping[str, Any] | None) -> None:
     trajectory_h5.write(directory / TRAJECTORY, run.trajectory)
+    if (directory / CHECKPOINT).exists():  # left by a writer killed before its run.json
+        shutil.rmtree(directory / CHECKPOINT)
     checkpoint.save(directory / CHECKPOINT, run.params, run.state)
-    document = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "workload": run.workload,
-        **dict(extra or {}),
-        "optimizer": run.optimizer,
-        "seed": run.seed,
-        "steps": run.num_steps,
-        "batch_size": run.batch_size,
-        "record_every": run.record_every,
+    document = _header(run.workload, run.optimizer, run.seed, run.num_steps, run.batch_size,
+                       run.record_every, extra, run.versions)
+    document.update({
+        "status": run.status,
         "num_recorded": len(run.trajectory),
         "epochs": int(run.trajectory.epoch[-1]),
         "final_metrics": {k: _finite_or_none(v) for k, v in run.final_metrics.items()},
         "wall_time_s": _finite_or_none(run.wall_time_s),
-        "versions": {**run.versions, "orbax-checkpoint": _version("orbax-checkpoint"),
+    })
+    if run.divergence is not None:
+        document.update({"diverged_at_step": run.divergence.step,
+                         "diverged_loss": str(run.divergence.loss),
+                         "diverged_on": run.divergence.kind})
+    _write_json_atomically(directory / RUN_JSON, document)
+    journal.remove(directory / JOURNAL)  # last: until run.json says so, the journal is the run
+
+
+def _header(workload: str, optimizer: Mapping[str, Any], seed: int, steps: int, batch_size: int,
+            record_every: int, extra: Mapping[str, Any] | None,
+            package_versions: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "workload": workload,
+        **dict(extra or {}),
+        "optimizer": dict(optimizer),
+        "seed": seed,
+        "steps": steps,
+        "batch_size": batch_size,
+        "record_every": record_every,
+        "versions": {**package_versions, "orbax-checkpoint": _version("orbax-checkpoint"),
                      "h5py": _version("h5py")},
         "files": {"trajectory": TRAJECTORY, "checkpoint": CHECKPOINT},
     }
-    _write_json_atomically(directory / RUN_JSON, document)
-    return directory
+
+
+class RunWriter:
+    """A run directory written while training runs, so a killed run keeps its records.
+
+    Made by :func:`start_run`: ``run.json`` says ``running`` from the start, each record goes to
+    ``trajectory.journal`` (synced) through :meth:`record` — pass it as ``train``'s
+    ``on_snapshot`` — and :meth:`finish` writes the usual files and drops the journal.
+    """
+
+    def __init__(self, directory: Path, extra: Mapping[str, Any] | None):
+        self.directory = directory
+        self.extra = extra
+        self.started = time.perf_counter()
+
+    def record(self, metrics: Mapping[str, float], params: Any, state: Any) -> None:
+        arrays = {"step": np.asarray(metrics["step"], np.int64),
+                  "epoch": np.asarray(metrics["epoch"], np.int64),
+                  **{name: np.asarray(metrics[name], np.float64) for name in METRIC_NAMES}}
+        for prefix, tree in (("params", params), ("state", state)):
+            for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+                arrays[f"{prefix}/{leaf_path(path)}"] = np.asarray(leaf)
+        journal.append(self.directory / JOURNAL, arrays)
+
+    def finish(self, run: Run) -> Path:
+        """Write ``trajectory.h5``, ``final/`` and the final ``run.json``; remove the journal."""
+        _write_final(run, self.directory, self.extra)
+        return self.directory
+
+
+def start_run(directory: str | os.PathLike, *, workload: str, optimizer: Mapping[str, Any],
+              seed: int, steps: int, batch_size: int, record_every: int,
+              extra: Mapping[str, Any] | None = None, overwrite: bool = False) -> RunWriter:
+    """Prepare ``directory`` for a run about to train: ``run.json`` with ``status: running``.
+
+    Raises:
+      InputError: ``directory`` already holds a run and ``overwrite`` is false.
+      WriteError: something cannot be written.
+    """
+    directory = Path(directory)
+    _prepare(directory, overwrite)
+    document = _header(workload, optimizer, seed, steps, batch_size, record_every, extra,
+                       versions())
+    _write_json_atomically(directory / RUN_JSON, {**document, "status": "running"})
+    return RunWriter(directory, extra)
 
 
 def load_run(path: str | os.PathLike) -> Run:
@@ -92,9 +175,21 @@ def load_run(path: str | os.PathLike) -> Run:
     if directory.name == RUN_JSON:
         directory = directory.parent
     document = _read_json(directory / RUN_JSON)
-    params, state = checkpoint.restore(directory / CHECKPOINT)
-    trajectory = trajectory_h5.read(directory / TRAJECTORY, like=params, like_state=state)
+    status = document.get("status", "complete")
+    if status == "running":
+        trajectory = _journal_trajectory(directory / JOURNAL)
+        params = jax.tree.map(lambda leaf: leaf[-1], trajectory.params)
+        state = jax.tree.map(lambda leaf: leaf[-1], trajectory.state)
+        final = {name: float(getattr(trajectory, name)[-1]) for name in METRIC_NAMES}
+    else:
+        params, state = checkpoint.restore(directory / CHECKPOINT)
+        trajectory = trajectory_h5.read(directory / TRAJECTORY, like=params, like_state=state)
+        final = None
     try:
+        divergence = None
+        if status == "diverged":
+            divergence = Divergence(int(document["diverged_at_step"]),
+                                    float(document["diverged_loss"]), document["diverged_on"])
         return Run(
             workload=document["workload"],
             optimizer=document["optimizer"],
@@ -105,14 +200,43 @@ def load_run(path: str | os.PathLike) -> Run:
             params=params,
             state=state,
             trajectory=trajectory,
-            final_metrics={name: _nan_if_none(document["final_metrics"].get(name))
-                           for name in METRIC_NAMES},
+            final_metrics=final or {name: _nan_if_none(document["final_metrics"].get(name))
+                                    for name in METRIC_NAMES},
             versions=dict(document.get("versions", {})),
             wall_time_s=_nan_if_none(document.get("wall_time_s")),
             path=str(directory),
+            status=str(status),
+            divergence=divergence,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ReadError(f"{directory / RUN_JSON}: missing or malformed entry {exc}") from exc
+
+
+def _journal_trajectory(path: Path) -> Trajectory:
+    """The trajectory streamed into a run's journal: its records up to the first torn or
+    inconsistent one; leaves come back as nested dicts (like :func:`trajectory_h5.read`)."""
+    records = journal.read(path).records
+    if records:
+        layout = {name: (a.dtype, a.shape) for name, a in records[0].arrays.items()}
+        for count, record in enumerate(records):
+            if {n: (a.dtype, a.shape) for n, a in record.arrays.items()} != layout:
+                records = records[:count]
+                break
+    if not records or not {"step", "epoch", *METRIC_NAMES} <= set(records[0].arrays):
+        raise ReadError(f"{path.parent}: the run was stopped before its first record "
+                        f"({path.name} holds none); nothing to load")
+    columns = {name: np.stack([r.arrays[name] for r in records]) for name in records[0].arrays}
+    trees: dict[str, dict] = {"params": {}, "state": {}}
+    for name, value in columns.items():
+        prefix, _, rest = name.partition("/")
+        if prefix in trees and rest:
+            node = trees[prefix]
+            *parents, leaf = rest.split("/")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+    return Trajectory(params=trees["params"], state=trees["state"],
+                      **{name: columns[name] for name in ("step", "epoch", *METRIC_NAMES)})
 
 
 def _write_json_atomically(path: Path, document: Mapping[str, Any]) -> None:

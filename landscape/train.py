@@ -6,6 +6,11 @@ Every ``record_every`` steps a copy of the params and state and an exact evaluat
 train and test sets are dispatched too; the host fetches them one record later, when they are
 long done. Same workload, seed and arguments give bit-identical trajectories on the same
 machine.
+
+Divergence: the minibatch losses are checked every ``check_every`` steps (one wait for the
+device, not one per step) and every recorded full-train-set loss and snapshot as it is fetched;
+at the first NaN or infinity training stops and the run keeps the finite records before it
+(``status="diverged"``, :class:`Divergence` says where).
 """
 
 from __future__ import annotations
@@ -24,10 +29,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from landscape.errors import InputError
+from landscape.errors import InputError, TrainingDiverged
+from landscape.recorder import (  # noqa: F401 (METRIC_NAMES, host_metrics: public here too)
+    METRIC_NAMES,
+    Divergence,
+    Recorder,
+    first_nonfinite,
+    host_metrics,
+)
 from landscape.workload import Batch, Params, State, Workload, dataset_mean
 
-METRIC_NAMES = ("train_loss", "test_loss", "train_acc", "test_acc")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,6 +159,8 @@ class Run:
     versions: dict[str, str]
     wall_time_s: float = math.nan
     path: str | None = None
+    status: str = "complete"  # "complete", "diverged", or "running" (read back mid-way/killed)
+    divergence: Divergence | None = None
 
     @property
     def steps(self) -> np.ndarray:
@@ -227,74 +240,6 @@ def make_evaluator(workload: Workload) -> Callable[[Params, State], dict[str, An
     return lambda params, state: means(params, state, splits)
 
 
-def host_metrics(values: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
-    """``{"train_loss", "test_loss", "train_acc", "test_acc"}`` as floats (NaN for what does not
-    apply) from :func:`make_evaluator`'s output; waits for the device."""
-    out = {name: math.nan for name in METRIC_NAMES}
-    for split, metrics in jax.device_get(values).items():
-        out[f"{split}_loss"] = float(metrics["loss"])
-        if "acc" in metrics:
-            out[f"{split}_acc"] = float(metrics["acc"])
-    return out
-
-
-def _host_copy(tree: Any) -> Any:
-    # A real copy, never a view of a device buffer.
-    return jax.tree.map(lambda leaf: np.array(leaf, copy=True), jax.device_get(tree))
-
-
-_device_copy = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
-
-
-class _Recorder:
-    """Collects the trajectory without stalling training.
-
-    At a recorded step it only *dispatches* a device-side copy of the params and state (the
-    next step donates their buffers) and the full-dataset evaluation; the host fetches them at
-    the next recorded step (or at the end), by when the device has long finished. ``on_record``
-    therefore hears of a record one record late.
-    """
-
-    def __init__(self, evaluate: Callable, on_record: Callable[[dict[str, float]], None] | None):
-        self.evaluate = evaluate
-        self.on_record = on_record
-        self.pending: tuple | None = None
-        self.records: list[dict[str, float]] = []
-        self.snapshots: list[tuple[Params, State]] = []
-
-    def record(self, step: int, epoch: int, params: Params, state: State) -> None:
-        dispatched = (step, epoch, self.evaluate(params, state), _device_copy((params, state)))
-        self.fetch()
-        self.pending = dispatched
-
-    def fetch(self) -> None:
-        if self.pending is None:
-            return
-        step, epoch, values, snapshot = self.pending
-        self.pending = None
-        self.snapshots.append(_host_copy(snapshot))
-        metrics = {"step": step, "epoch": epoch, **host_metrics(values)}
-        self.records.append(metrics)
-        if self.on_record is not None:
-            self.on_record(metrics)
-
-    def trajectory(self) -> Trajectory:
-        self.fetch()
-        records = self.records
-        return Trajectory(
-            step=np.asarray([r["step"] for r in records], dtype=np.int64),
-            epoch=np.asarray([r["epoch"] for r in records], dtype=np.int64),
-            **{name: np.asarray([r[name] for r in records], dtype=np.float64)
-               for name in METRIC_NAMES},
-            params=_stack([p for p, _ in self.snapshots]),
-            state=_stack([s for _, s in self.snapshots]),
-        )
-
-
-def _stack(trees: list[Any]) -> Any:
-    return jax.tree.map(lambda *leaves: np.stack(leaves), *trees)
-
-
 def train(
     workload: Workload,
     optimizer: str | OptimizerSpec | optax.GradientTransformation,
@@ -308,6 +253,8 @@ def train(
     init: tuple[Params, State] | None = None,
     callback: Callable[[int, jax.Array], None] | None = None,
     on_record: Callable[[dict[str, float]], None] | None = None,
+    on_snapshot: Callable[[dict[str, float], Params, State], None] | None = None,
+    check_every: int = 25,
 ) -> Run:
     """Train ``workload`` for ``steps`` minibatch steps and record its trajectory.
 
@@ -327,11 +274,24 @@ def train(
       on_record: ``on_record(metrics)`` for every recorded step, with ``step``, ``epoch`` and the
         full-dataset ``train_loss``, ``test_loss``, ``train_acc``, ``test_acc`` (host floats);
         called when the next record is made (or at the end), so training never waits for it.
+      on_snapshot: ``on_snapshot(metrics, params, state)`` for every recorded step, with host
+        copies of that step's params and state (before ``on_record``): lets a caller stream the
+        trajectory to disk as it grows.
+      check_every: check the minibatch losses for NaN/inf every this many steps (each check
+        waits for the device once). At a non-finite loss — or a non-finite recorded train loss
+        or snapshot — training stops: the run returned has ``status="diverged"``, its
+        ``divergence``, only the finite records before that step, and the last of them as its
+        params and state.
+
+    Raises:
+      TrainingDiverged: the loss is not finite even at the initial parameters.
     """
     if steps < 1:
         raise InputError(f"`steps` (={steps}) must be >= 1")
     if record_every < 1:
         raise InputError(f"`record_every` (={record_every}) must be >= 1")
+    if check_every < 1:
+        raise InputError(f"`check_every` (={check_every}) must be >= 1")
     if isinstance(optimizer, str):
         optimizer = OptimizerSpec(optimizer, learning_rate, dict(hyperparams or {}))
     if isinstance(optimizer, OptimizerSpec):
@@ -358,24 +318,37 @@ def train(
     data = jax.device_put(Batch(workload.train.inputs, workload.train.targets))
     batches_per_epoch = len(workload.train) // batch_size
 
-    recorder = _Recorder(evaluate, on_record)
+    recorder = Recorder(evaluate, on_record, on_snapshot)
     recorder.record(0, 0, params, state)
-    step, epoch = 0, 0
-    while step < steps:
+    step, epoch, losses, divergence = 0, 0, [], None
+    while step < steps and divergence is None:
         order = jax.random.permutation(jax.random.fold_in(key_data, epoch), len(workload.train))
         order = order[: batches_per_epoch * batch_size].reshape(batches_per_epoch, batch_size)
         for index in range(batches_per_epoch):
             params, opt_state, state, loss = step_fn(params, opt_state, state, data, order, index)
             step += 1
+            losses.append(loss)
             if callback is not None:
                 callback(step, loss)
+            if step % check_every == 0 or step == steps:
+                divergence, losses = first_nonfinite(losses, step), []
             finished_epoch = index == batches_per_epoch - 1
-            if step % record_every == 0 or step == steps:
+            if divergence is None and (step % record_every == 0 or step == steps):
                 recorder.record(step, epoch + finished_epoch, params, state)
-            if step == steps:
+                divergence = recorder.divergence
+            if step == steps or divergence is not None:
                 break
         epoch += 1
-    trajectory = recorder.trajectory()
+    if divergence is not None:
+        recorder.divergence = divergence  # the records from this step on are dropped
+    recorder.fetch()
+    divergence = recorder.divergence  # perhaps an earlier step, found in the last record
+    if divergence is not None:
+        if not recorder.records:
+            raise TrainingDiverged(f"the loss is {divergence.loss} at the initial parameters "
+                                   f"of `{workload.name}`: nothing to train")
+        params, state = recorder.snapshots[-1]
+    trajectory = Trajectory(**recorder.columns())
     return Run(
         workload=workload.name,
         optimizer=spec,
@@ -389,4 +362,6 @@ def train(
         final_metrics={name: float(getattr(trajectory, name)[-1]) for name in METRIC_NAMES},
         versions=versions(),
         wall_time_s=time.perf_counter() - started,
+        status="complete" if divergence is None else "diverged",
+        divergence=divergence,
     )

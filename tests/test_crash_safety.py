@@ -237,3 +237,14 @@ def test_a_torn_journal_keeps_its_whole_records(tmp_path):
     journal.truncate(jpath, replay.valid_bytes)
     journal.append(jpath, {"index": np.array([9])})
     assert [int(r.arrays["index"][0]) for r in journal.read(jpath).records] == [0, 9]
+
+
+@pytest.mark.parametrize("value", [np.float64(2.5), np.arange(6, dtype=">i4").reshape(2, 3).T,
+                                   np.zeros((0, 3), np.float32), np.array([True, False])])
+def test_journal_records_round_trip_any_numeric_array(tmp_path, value):
+    journal.append(tmp_path / "j", {"a": value}, {"note": "x"})
+    (record,) = journal.read(tmp_path / "j").records
+    assert record.meta == {"note": "x"} and record.arrays["a"].shape == np.shape(value)
+    np.testing.assert_array_equal(record.arrays["a"], value)
+    with pytest.raises(Exception, match="only bool, integer and float"):
+        journal.append(tmp_path / "j", {"s": np.array(["text"])})

@@ -76,12 +76,21 @@ def train(workload, optimizer_names, steps, batch_size, lr, record_every, data_d
     same batch order. Each run goes to OUT/<optimizer>/: run.json (configuration, versions,
     final metrics), trajectory.h5 (params and train/test loss and accuracy at every recorded
     step) and final/ (an Orbax checkpoint of the params and model state).
+
+    \b
+    Every record is written to OUT/<optimizer>/trajectory.journal as it is made: a run that is
+    killed keeps its trajectory up to the last record (run.json says "status": "running"), and
+    `landscape scan OUT/<optimizer>` still works on it.
+    \b
+    A loss that becomes NaN or infinite stops that optimizer: its run is kept with the finite
+    records before that step (run.json "status": "diverged", "diverged_at_step"), the other
+    optimizers still train, and the command ends with exit status 1.
     """
     import jax
 
     from landscape.data import get_workload
     from landscape.data.files import ENV_VAR
-    from landscape.runs import CHECKPOINT, RUN_JSON, save_run
+    from landscape.runs import CHECKPOINT, RUN_JSON, start_run
     from landscape.train import OptimizerSpec
     from landscape.train import train as train_run
 
@@ -102,8 +111,11 @@ def train(workload, optimizer_names, steps, batch_size, lr, record_every, data_d
     init = wl.init(jax.random.split(jax.random.key(seed))[0])  # what train(seed=...) would draw
     extra = {} if workload == wl.name else {"workload_source": workload}
 
-    paths, summaries = [], []
+    paths, summaries, diverged = [], [], []
     for spec, directory in zip(specs, directories):
+        writer = start_run(directory, workload=wl.name, optimizer=spec.resolved(), seed=seed,
+                           steps=steps, batch_size=min(batch_size, len(wl.train)),
+                           record_every=record_every, extra=extra, overwrite=overwrite)
         with progress(steps, spec.name, quiet=quiet, unit="step") as bar:
             shown = {}
 
@@ -121,13 +133,22 @@ def train(workload, optimizer_names, steps, batch_size, lr, record_every, data_d
 
             run = train_run(wl, spec, steps=steps, batch_size=batch_size, seed=seed,
                             record_every=record_every, init=init, callback=callback,
-                            on_record=on_record)
-        save_run(run, directory, extra=extra, overwrite=overwrite)
+                            on_record=on_record, on_snapshot=writer.record,
+                            check_every=POSTFIX_EVERY)
+        writer.finish(run)
         paths.append(directory)
         summaries.append(_summary(run))
+        if run.divergence is not None:
+            last = int(run.trajectory.step[-1])
+            count = len(run.trajectory)
+            diverged.append(f"{spec.name} diverged at {run.divergence.describe()}; run kept in "
+                            f"{directory} with {count} record{'s' * (count != 1)} up to step "
+                            f"{last}")
     for line in summaries:
         click.echo(line, err=True)
     echo_outputs(paths)
+    if diverged:
+        raise click.ClickException("; ".join(diverged))
 
 
 def _short(metrics: dict) -> dict[str, str]:
@@ -141,7 +162,8 @@ def _short(metrics: dict) -> dict[str, str]:
 
 
 def _summary(run) -> str:
-    parts = [f"{run.optimizer['name']}: step {run.num_steps}, epoch {int(run.trajectory.epoch[-1])}"]
+    step = run.num_steps if run.divergence is None else int(run.trajectory.step[-1])
+    parts = [f"{run.optimizer['name']}: step {step}, epoch {int(run.trajectory.epoch[-1])}"]
     parts += [f"{name} {value}" for name, value in _short(run.final_metrics).items()]
     parts.append(f"{run.wall_time_s:.1f} s")
     return ", ".join(parts)

@@ -65,9 +65,9 @@ def encode(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any] | None = No
         if value.dtype.kind not in _DTYPE_KINDS:
             raise WriteError(f"journal: array {name!r} has dtype {value.dtype}; only bool, "
                              "integer and float arrays are journaled")
-        value = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<"))
+        value = np.asarray(value, dtype=value.dtype.newbyteorder("<"))
         columns.append([name, value.dtype.str, list(value.shape)])
-        blobs.append(value.tobytes())
+        blobs.append(value.tobytes(order="C"))
     header = json.dumps({"meta": dict(meta or {}), "arrays": columns}).encode()
     payload = b"".join([_U32.pack(len(header)), header, *blobs])
     return b"".join([_HEAD.pack(MAGIC, len(payload)), payload,

@@ -264,6 +264,24 @@ def test_unknown_name_lists_the_valid_ones(bad_surfaces, tmp_path, args, valid):
         assert name in line
 
 
+@pytest.mark.parametrize("args, fragment", [
+    (["plot", "SURFACE", "--vmin", "nan"], "'--vmin': 'nan' is not a finite number"),
+    (["plot", "SURFACE", "--vmax", "inf"], "'--vmax': 'inf' is not a finite number"),
+    (["plot", "SURFACE", "--levels", "1000000000"], "'--levels': 1000000000 is not in the range"),
+    (["plot", "SURFACE", "--dpi", "100000"], "'--dpi': 100000 is not in the range"),
+    (["export", "SURFACE", "--vtk", "--zmax", "nan"], "'--zmax': 'nan' is not a finite number"),
+    (["scan", "--lr", "nan"], "'--lr': 'nan' is not a finite number"),
+    (["scan", "--lr", "-1"], "'--lr': -1.0 is not in the range x>0"),
+    (["plot-function", "rosenbrock", "--grid", "1000000"], "'--grid': 1000000 is not in the range"),
+    (["compare", "--threshold", "inf"], "'--threshold': 'inf' is not a finite number"),
+])
+def test_non_finite_or_huge_option_values_are_refused(bad_surfaces, tmp_path, args, fragment):
+    good = bad_surfaces["missing"].parent / "good.h5"
+    args = [str(good) if a == "SURFACE" else a for a in args]
+    assert_one_line_error(invoke([*args, "--out", tmp_path]), fragment, code=2)
+    assert not any(tmp_path.iterdir())
+
+
 def test_metric_not_computed_by_the_workload_lists_the_available_ones(tmp_path):
     from landscape.data import get_workload
     from landscape.grid import metric_names

@@ -14,7 +14,10 @@ import click
 import numpy as np
 
 from landscape.cli.options import (
+    MAX_DPI,
+    MAX_FUNCTION_GRID,
     USER_CODE_NOTE,
+    FiniteFloat,
     echo_outputs,
     library_errors,
     make_out_dir,
@@ -105,11 +108,11 @@ def _learning_rates(ctx, param, values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Steps per optimizer [default: on a function each optimizer's tuned number "
                    f"from the Rosenbrock table; on a workload {NETWORK_STEPS}].")
-@click.option("--threshold", type=float, default=None,
+@click.option("--threshold", type=FiniteFloat(), default=None,
               help="Loss for the `steps_to_threshold` column [default: minimum + 1e-4 on a "
                    "function; on a workload the highest final loss, so every optimizer gets a "
                    "number].")
-@click.option("--grid", "num", type=click.IntRange(min=3), default=None,
+@click.option("--grid", "num", type=click.IntRange(3, MAX_FUNCTION_GRID), default=None,
               help=f"Points per axis [default: {FUNCTION_GRID} on a function over its usual box, "
                    f"{NETWORK_GRID} on a workload over the box of the projected paths].")
 @click.option("--x", "x_spec", default=None, help="x axis as MIN:MAX:N (overrides --grid).")
@@ -130,7 +133,7 @@ def _learning_rates(ctx, param, values: tuple[str, ...]) -> dict[str, float]:
               help="Workload only: folder holding <workload>/ data folders (mnist, cifar10).")
 @click.option("--chunk", type=click.IntRange(min=1), default=None,
               help="Workload only: grid points per compiled call.")
-@click.option("--dpi", type=click.IntRange(min=50), default=150, show_default=True,
+@click.option("--dpi", type=click.IntRange(50, MAX_DPI), default=150, show_default=True,
               help="Resolution of the figure.")
 @click.option("--overwrite", is_flag=True,
               help="Replace existing runs and a surface file made with other arguments.")

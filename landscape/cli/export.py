@@ -7,7 +7,13 @@ import os
 import click
 
 from landscape.cli.info import surface_file
-from landscape.cli.options import echo_outputs, library_errors, make_out_dir, out_option
+from landscape.cli.options import (
+    FiniteFloat,
+    echo_outputs,
+    library_errors,
+    make_out_dir,
+    out_option,
+)
 
 EXAMPLES = """
 \b
@@ -28,7 +34,7 @@ Then:  paraview --script=landscape-out/surface_paraview.py
 @click.option("--metric", default="train_loss", show_default=True,
               help="The dataset lifted to the surface's height (every metric is stored anyway).")
 @click.option("--log", is_flag=True, help="Height = log10 of the metric (values <= 0 are gaps).")
-@click.option("--zmax", type=float, default=None,
+@click.option("--zmax", type=FiniteFloat(), default=None,
               help="Clip the metric at this value (in the metric's units) before --log.")
 @out_option
 @library_errors

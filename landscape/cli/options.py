@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -20,6 +21,27 @@ out_option = click.option(
 )
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+
+MAX_DPI = 2400  # a larger figure would be gigapixels
+MAX_LEVELS = 1000  # contour levels
+MAX_FUNCTION_GRID = 4001  # points per axis of a 2D test function's picture
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option that refuses ``nan`` and ``inf`` (which ``float()`` accepts), in an
+    optional range as :class:`click.FloatRange`."""
+
+    name = "float"
+
+    def _describe_range(self) -> str:  # shown in --help
+        return "finite" if self.min is None and self.max is None else super()._describe_range()
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
 
 USER_CODE_NOTE = ("A `module:function` is imported and called: it runs that code, by design "
                   "(name only code you trust; its folder must be on PYTHONPATH).")

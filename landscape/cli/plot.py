@@ -8,7 +8,15 @@ import click
 import numpy as np
 
 from landscape.cli.info import surface_file
-from landscape.cli.options import echo_outputs, library_errors, make_out_dir, out_option
+from landscape.cli.options import (
+    MAX_DPI,
+    MAX_LEVELS,
+    FiniteFloat,
+    echo_outputs,
+    library_errors,
+    make_out_dir,
+    out_option,
+)
 from landscape.errors import InputError
 
 KINDS = ("contour", "filled", "heatmap", "surface3d", "curve", "hessian", "density", "all")
@@ -40,13 +48,13 @@ def save_figure(figure, path: str, *, dpi: int) -> str:
               help="Dataset to draw in the 2D views.")
 @click.option("--log", is_flag=True, help="Log colour scale with log-spaced levels (log10 heights "
                                           "in 3D, log y axis for curves).")
-@click.option("--vmin", type=float, default=None, help="Lower end of the colour scale.")
-@click.option("--vmax", type=float, default=None, help="Upper end of the colour scale.")
-@click.option("--levels", type=click.IntRange(min=2), default=30, show_default=True,
+@click.option("--vmin", type=FiniteFloat(), default=None, help="Lower end of the colour scale.")
+@click.option("--vmax", type=FiniteFloat(), default=None, help="Upper end of the colour scale.")
+@click.option("--levels", type=click.IntRange(2, MAX_LEVELS), default=30, show_default=True,
               help="Number of contour levels.")
 @click.option("--format", "fmt", type=click.Choice(["png", "pdf"]), default="png",
               show_default=True, help="Image format.")
-@click.option("--dpi", type=click.IntRange(min=50), default=200, show_default=True,
+@click.option("--dpi", type=click.IntRange(50, MAX_DPI), default=200, show_default=True,
               help="Resolution of PNG output.")
 @click.option("--no-trajectories", is_flag=True,
               help="Do not draw the file's trajectories over the 2D views.")

@@ -8,7 +8,16 @@ import os
 import click
 import numpy as np
 
-from landscape.cli.options import echo_outputs, library_errors, make_out_dir, out_option
+from landscape.cli.options import (
+    MAX_DPI,
+    MAX_FUNCTION_GRID,
+    MAX_LEVELS,
+    FiniteFloat,
+    echo_outputs,
+    library_errors,
+    make_out_dir,
+    out_option,
+)
 from landscape.cli.plot import save_figure
 
 EXAMPLES = """
@@ -50,9 +59,9 @@ def descent_path(fn, start: tuple[float, float], *, steps: int, lr: float) -> np
 
 @click.command(epilog=EXAMPLES)
 @click.argument("name", metavar="FUNCTION")
-@click.option("--grid", "num", type=click.IntRange(min=10), default=301, show_default=True,
+@click.option("--grid", "num", type=click.IntRange(10, MAX_FUNCTION_GRID), default=301, show_default=True,
               help="Grid points per axis over the function's usual box.")
-@click.option("--levels", type=click.IntRange(min=2), default=25, show_default=True,
+@click.option("--levels", type=click.IntRange(2, MAX_LEVELS), default=25, show_default=True,
               help="Number of contour levels.")
 @click.option("--scale", type=click.Choice(["auto", "log", "linear"]), default="auto",
               show_default=True,
@@ -61,11 +70,11 @@ def descent_path(fn, start: tuple[float, float], *, steps: int, lr: float) -> np
               help="Overlay a gradient-descent path starting here.")
 @click.option("--steps", type=click.IntRange(min=1), default=5000, show_default=True,
               help="Gradient-descent steps for --path-from.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1.5e-3,
+@click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=1.5e-3,
               show_default=True, help="Gradient-descent learning rate for --path-from.")
 @click.option("--format", "fmt", type=click.Choice(["png", "pdf"]), default="png",
               show_default=True, help="Image format.")
-@click.option("--dpi", type=click.IntRange(min=50), default=200, show_default=True,
+@click.option("--dpi", type=click.IntRange(50, MAX_DPI), default=200, show_default=True,
               help="Resolution of PNG output.")
 @out_option
 @library_errors

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from landscape.cli.options import USER_CODE_NOTE, progress
+from landscape.cli.options import USER_CODE_NOTE, FiniteFloat, progress
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,7 +24,7 @@ class ModelSource:
 
 def model_options(command):
     """``--workload --steps --lr`` for commands that train their model on the spot."""
-    command = click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-2,
+    command = click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=1e-2,
                            show_default=True, help="Adam learning rate for training.")(command)
     command = click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True,
                            help="Training steps before the analysis.")(command)

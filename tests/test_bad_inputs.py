@@ -193,6 +193,19 @@ def test_user_workload_run_needs_the_workload_on_the_command_line(runs, tmp_path
                           code=1)
 
 
+def test_run_of_a_user_workload_scans_with_that_workload_named(tmp_path):
+    user = "test_cli_hessian:tiny_sine"  # a module of this folder (pytest puts it on sys.path)
+    result = invoke(["train", "--workload", user, "--optimizer", "sgd", "--steps", "1",
+                     "--quiet", "--out", tmp_path / "runs"])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "sgd"
+    args = ["scan", run, "--dims", "1", "--grid", "3", "--quiet", "--out", tmp_path / "out"]
+    assert_one_line_error(invoke(args), f"pass `--workload {user}` to confirm", code=1)
+    result = invoke([*args, "--workload", user])
+    assert result.exit_code == 0, result.output
+    assert surface_h5.read(tmp_path / "out" / "surface.h5").done.all()
+
+
 def test_pca_of_two_records_is_a_line_not_a_plane(runs, tmp_path):
     """`train --steps 1` records steps 0 and 1: two points span one direction once centred, so
     PCA gives a line (--dims 1); a plane needs three records."""

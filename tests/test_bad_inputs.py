@@ -97,6 +97,24 @@ def test_unreadable_surface_file_is_a_one_line_error(bad_surfaces, tmp_path, com
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.parametrize("x, y, fragment", [
+    ([0.0, np.nan, 1.0], None, "`xcoordinates` holds NaN/inf coordinates"),
+    ([0.0, 1.0, 2.0], [0.0, np.inf], "`ycoordinates` holds NaN/inf coordinates"),
+    ([0.0], [1.0], "needs at least 2 points per axis to draw, it has 1 x 1"),
+])
+def test_plot_of_a_file_with_unusable_coordinates(tmp_path, x, y, fragment):
+    import h5py
+
+    path = tmp_path / "odd.h5"
+    with h5py.File(path, "w") as f:
+        f["xcoordinates"] = np.array(x)
+        if y is not None:
+            f["ycoordinates"] = np.array(y)
+        f["train_loss"] = np.ones((len(x),) if y is None else (len(y), len(x)))
+    assert_one_line_error(invoke(["plot", path, "--out", tmp_path / "out"]), "odd.h5", fragment,
+                          code=1)
+
+
 @pytest.mark.parametrize("kind", ["garbage", "truncated", "not-a-surface"])
 def test_scan_directions_from_an_unreadable_file(bad_surfaces, tmp_path, kind):
     path = bad_surfaces[kind]

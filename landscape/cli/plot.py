@@ -17,7 +17,7 @@ from landscape.cli.options import (
     make_out_dir,
     out_option,
 )
-from landscape.errors import InputError
+from landscape.errors import FormatError, InputError
 
 KINDS = ("contour", "filled", "heatmap", "surface3d", "curve", "hessian", "density", "all")
 
@@ -82,6 +82,12 @@ def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories,
     surface = surface_h5.read(file)
     density = surface_h5.read_density(file)
     grid, attrs = surface.grid, surface.attrs
+    for axis_name, axis in (("xcoordinates", grid.x), ("ycoordinates", grid.y)):
+        if axis is not None and not np.isfinite(axis).all():
+            raise FormatError(f"{file}: `{axis_name}` holds NaN/inf coordinates; cannot draw")
+    if grid.ndim == 2 and min(grid.shape) < 2 and kind != "density":
+        raise FormatError(f"{file}: a 2D surface needs at least 2 points per axis to draw, "
+                          f"it has {len(grid.x)} x {len(grid.y)}")
     has_hessian = {"max_eig", "min_eig"} <= set(surface.values)
     if kind in (*KINDS_2D, "curve", "all") and metric not in surface.values:
         raise InputError(f"`--metric` (={metric!r}) is not in {file}; it holds "

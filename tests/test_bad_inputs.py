@@ -442,3 +442,22 @@ def test_the_audit_catches_what_it_should(tmp_path):
     assert hits == ["an unpickler", "eval/exec/compile of text"]
     loads = [m.group(2) for m in re.finditer(r"\b(np|numpy)\s*\.\s*load\s*\(([^)]*)\)", code)]
     assert [bool(re.search(r"allow_pickle\s*=\s*False", a)) for a in loads] == [False, True]
+
+
+def test_paraview_script_cannot_be_injected_through_a_file_name(bad_surfaces, tmp_path):
+    """The exported ParaView script holds the file's name in its docstring; a name made to close
+    that string must not put code into a script the user will run."""
+    import ast
+
+    evil = tmp_path / 'x"""\nimport os; os.system("echo pwned")\n"""y.h5'
+    shutil.copy(bad_surfaces["missing"].parent / "good.h5", evil)
+    plain = tmp_path / "plain.h5"
+    shutil.copy(evil, plain)
+    scripts = []
+    for path in (evil, plain):
+        result = invoke(["export", path, "--vtk", "--out", tmp_path / "out"])
+        assert result.exit_code == 0, result.output
+        scripts.append((tmp_path / "out" / (path.stem + "_paraview.py")).read_text())
+    trees = [ast.parse(text) for text in scripts]
+    assert [type(node) for node in trees[0].body] == [type(node) for node in trees[1].body]
+    assert "os.system" in ast.get_docstring(trees[0]) and "os.system" not in scripts[1]

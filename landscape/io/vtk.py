@@ -298,8 +298,11 @@ def export(surface: Surface, out_dir: str | os.PathLike, *, stem: str = "surface
     z = vtk_to_numpy(grid_data.GetPointData().GetArray(HEIGHT))
     span = max(np.ptp(surface.grid.x), 0.0 if surface.grid.y is None else np.ptp(surface.grid.y))
     z_range = float(np.ptp(z)) if z.size else 0.0
+    # The file name goes into the script's docstring: escaped, so that no name (one holding
+    # quotes or newlines) can end the string and put code into a script the user will run.
+    script_doc = repr(os.path.basename(script))[1:-1].replace('"', '\\"')
     text = PARAVIEW_SCRIPT.format(
-        script=os.path.basename(script), folder=os.path.abspath(out_dir), vts=vts, vtps=parts[1:],
+        script=script_doc, folder=os.path.abspath(out_dir), vts=vts, vtps=parts[1:],
         colour_by=HEIGHT if log or zmax is not None else metric,
         title=_z_label(metric, log, zmax), z_scale=float(0.6 * span / z_range) if z_range > 0 else 1.0,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
@@ -427,19 +428,15 @@ def _write_summary(rows: list[dict], summary: dict, out: str) -> list[str]:
     """summary.csv (one row per optimizer) and summary.json, each via a temporary name."""
     from landscape.compare import SUMMARY_COLUMNS
 
+    from landscape.io.atomic import write_text
+
     csv_path, json_path = os.path.join(out, SUMMARY_CSV), os.path.join(out, SUMMARY_JSON)
-    try:
-        with open(csv_path + ".part", "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=SUMMARY_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(csv_path + ".part", csv_path)
-        with open(json_path + ".part", "w") as handle:
-            json.dump(_json_ready(summary), handle, indent=2, allow_nan=False)
-            handle.write("\n")
-        os.replace(json_path + ".part", json_path)
-    except OSError as exc:
-        raise click.ClickException(f"cannot write the summary in {out}: {exc.strerror}") from exc
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=SUMMARY_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(csv_path, table.getvalue())  # each whole or not at all (temporary name, rename)
+    write_text(json_path, json.dumps(_json_ready(summary), indent=2, allow_nan=False) + "\n")
     return [csv_path, json_path]
 
 

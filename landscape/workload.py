@@ -156,7 +156,10 @@ def check_params_fit(workload: Workload, params: Params, state: State) -> None:
     """Raise :class:`InputError` unless ``params`` and ``state`` have the leaves (by key path)
     and shapes of ``workload.init``'s, e.g. for a checkpoint loaded into the workload's model.
     The message names the first leaf that differs."""
-    expected = jax.eval_shape(workload.init, jax.random.key(0))
+    try:
+        expected = jax.eval_shape(workload.init, jax.random.key(0))
+    except jax.errors.JAXTypeError:  # an init that cannot be traced (numpy inside): run it
+        expected = workload.init(jax.random.key(0))
     for part, found, wanted in (("params", params, expected[0]), ("state", state, expected[1])):
         found_shapes, wanted_shapes = _leaf_shapes(found), _leaf_shapes(wanted)
         for path in sorted(found_shapes.keys() | wanted_shapes.keys()):

@@ -264,5 +264,5 @@ def _save_figure(surface, name: str, kind: str, path: str) -> None:
         figure = surface_figure(surface.grid, surface.values[name], log=log, title=title)
     from landscape.io.atomic import atomic_path
 
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=120)
+    with atomic_path(path, unique=False) as tmp:  # under the scan's lock: a fixed name, so a
+        figure.savefig(tmp, dpi=120)  # kill's leftover is overwritten by the next run

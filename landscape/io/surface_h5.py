@@ -92,7 +92,10 @@ def create(
     Returns ``(values, done)`` as they stand in the file.
     """
     if os.path.exists(path) and not overwrite:
-        existing = read(path)
+        try:
+            existing = read(path)
+        except ReadError as exc:
+            raise ReadError(f"{exc}; use --overwrite to start the scan again") from exc
         if existing.attrs.get("spec_hash") != attrs.get("spec_hash"):
             raise ResumeMismatch(
                 f"{path} was made with other arguments (spec {existing.attrs.get('spec_hash')} "

@@ -54,7 +54,10 @@ def test_divergence_stops_at_the_first_nonfinite_loss(small_sine, check_every):
 def test_a_loss_that_is_never_finite_is_an_error(small_sine):
     import dataclasses
 
-    broken = dataclasses.replace(small_sine, loss=lambda p, s, b: (np.nan * p["dense0"]["kernel"].sum(), {}))
+    def nan_loss(params, state, batch):
+        return np.nan * params["dense0"]["kernel"].sum(), {}
+
+    broken = dataclasses.replace(small_sine, loss=nan_loss)
     with pytest.raises(TrainingDiverged, match="initial parameters"):
         train(broken, optax.sgd(0.1), steps=3)
 

@@ -2,7 +2,7 @@
 
 A journal is a sequence of records, each
 
-    MAGIC (4 bytes ``LSJ1``) | payload length (uint32 LE) | payload | CRC-32 of the payload (uint32 LE)
+    MAGIC ``LSJ1`` (4 bytes) | payload length (uint32 LE) | payload | CRC-32 of payload (uint32 LE)
 
 and a payload is a UTF-8 JSON header — ``{"meta": {...}, "arrays": [[name, dtype, shape], ...]}``
 — preceded by its length (uint32 LE) and followed by the arrays' raw little-endian bytes in

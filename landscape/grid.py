@@ -82,8 +82,13 @@ class Grid:
         one too large for memory is refused here, before anything of its size is allocated."""
         grid = cls(parse_axis(x, name=names[0]),
                    None if y is None else parse_axis(y, name=names[1]))
-        _check_fits_in_memory(grid, 1)
-        return grid
+        return grid.checked_size()
+
+    def checked_size(self, num_outputs: int = 1) -> "Grid":
+        """This grid, or an :class:`InputError` (with the estimate) if ``num_outputs`` result
+        arrays of its size would not fit in memory; nothing of that size is allocated."""
+        _check_fits_in_memory(self, num_outputs)
+        return self
 
     @property
     def ndim(self) -> int:

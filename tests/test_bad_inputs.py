@@ -271,6 +271,17 @@ def test_bad_grid_spec_is_refused_before_training(tmp_path, args, fragments):
     assert not (tmp_path / "surface.h5").exists()
 
 
+@pytest.mark.parametrize("args, fragments", [
+    (["compare", "--workload", "sine", "--steps", "100000", "--x", "1:0:3"],
+     ["`--x` (=1:0:3) must have MIN < MAX"]),
+    (["compare", "--x", "0:1:1000000", "--y", "0:1:1000000"], ["GiB for its results alone"]),
+    (["hessian", "--steps", "100000", "--x", "0:1:1000000", "--y", "0:1:1000000"],
+     ["GiB for its results alone"]),
+])
+def test_other_commands_refuse_bad_grids_before_work(tmp_path, args, fragments):
+    assert_one_line_error(invoke([*args, "--quiet", "--out", tmp_path]), *fragments, code=2)
+
+
 @pytest.mark.parametrize("args, valid", [
     (["scan", "--workload", "nosuch"], ["sine", "spirals", "digits", "package.module:function"]),
     (["scan", "--directions", "nosuch"], ["filter", "pca", "interp", "hessian"]),

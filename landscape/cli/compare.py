@@ -166,6 +166,11 @@ def compare(function_name, workload, optimizer_names, rates, start, steps, thres
     if function_name is not None and workload is not None:
         raise click.UsageError("`--function` and `--workload` exclude each other: compare on a "
                                "test function or on a network")
+    from landscape.grid import parse_axis
+
+    for flag, spec in (("--x", x_spec), ("--y", y_spec)):  # checked before anything trains
+        if spec is not None:
+            parse_axis(spec, name=flag)
     if workload is None:
         for flag, value in (("--reference", reference), ("--batch-size", batch_size),
                             ("--record-every", record_every), ("--data-dir", data_dir),
@@ -223,7 +228,7 @@ def _axes(default, x_spec: str | None, y_spec: str | None):
     from landscape.grid import Grid, parse_axis
 
     return Grid(parse_axis(x_spec, name="--x") if x_spec else default.x,
-                parse_axis(y_spec, name="--y") if y_spec else default.y)
+                parse_axis(y_spec, name="--y") if y_spec else default.y).checked_size()
 
 
 def _compare_function(*, name, start, names, rates, steps, num, x_spec, y_spec, overwrite, out,

@@ -330,6 +330,10 @@ def test_metric_not_computed_by_the_workload_lists_the_available_ones(tmp_path):
 
     with pytest.raises(InputError, match="`--metrics` \\(='acc'\\).*available: loss"):
         metric_names(get_workload("sine"), ["acc"], ["train"])
+    # ... and the scan says so before it trains (100000 steps would take minutes)
+    result = invoke(["scan", "--metrics", "acc", "--steps", "100000", "--quiet", "--out", tmp_path])
+    assert_one_line_error(result, "`--metrics` (='acc') is not computed by workload `sine`; "
+                                  "available: loss", code=2)
 
 
 # --- user workload modules ------------------------------------------------------------------

@@ -129,7 +129,13 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
     from_command_line = click.get_current_context().get_parameter_source("workload")
     given_workload = workload if from_command_line == ParameterSource.COMMANDLINE else None
     if source is None:
-        model = trained_model(workload, steps=steps, lr=lr, seed=seed, quiet=quiet)
+        from landscape.data import get_workload
+        from landscape.grid import metric_names
+
+        loaded = get_workload(workload)
+        metric_names(loaded, metrics, splits)  # a metric or split it lacks: fail before training
+        model = trained_model(workload, steps=steps, lr=lr, seed=seed, quiet=quiet,
+                              workload=loaded)
     else:
         model, run = loaded_run(source, user_workload=given_workload)
     if directions_file:

@@ -35,14 +35,16 @@ def model_options(command):
     return command
 
 
-def trained_model(workload_name: str, *, steps: int, lr: float, seed: int, quiet: bool) -> ModelSource:
-    """Train ``workload_name`` with Adam for ``steps`` steps, with a progress bar."""
+def trained_model(workload_name: str, *, steps: int, lr: float, seed: int, quiet: bool,
+                  workload: Any = None) -> ModelSource:
+    """Train ``workload_name`` with Adam for ``steps`` steps, with a progress bar
+    (``workload``: that workload already loaded, e.g. to check options against it first)."""
     import optax
 
     from landscape.data import get_workload
     from landscape.train import train
 
-    workload = get_workload(workload_name)
+    workload = workload or get_workload(workload_name)
     with progress(steps, "training", quiet=quiet, unit="step") as bar:
         result = train(workload, optax.adam(lr), steps=steps, seed=seed, record_every=steps,
                        callback=lambda step, loss: bar.update(1))

@@ -8,8 +8,8 @@ and a payload is a UTF-8 JSON header — ``{"meta": {...}, "arrays": [[name, dty
 — preceded by its length (uint32 LE) and followed by the arrays' raw little-endian bytes in
 that order. Only numeric and boolean dtypes are allowed: nothing is ever unpickled.
 
-Every append is one ``write`` followed by ``fsync``, so a record is either complete on disk or
-a torn tail. :func:`read` returns the records up to the first one that is incomplete or fails
+Every append is one ``write`` (followed by ``fsync`` unless the caller batches syncs), so a
+record is either complete or a torn tail. :func:`read` returns the records up to the first one that is incomplete or fails
 its checksum (a torn tail after a kill) and says where the valid part ends; the writer that
 resumes drops the rest (:func:`truncate`).
 """
@@ -102,8 +102,10 @@ def decode(payload: bytes) -> Record:
 
 
 def append(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
-           meta: Mapping[str, Any] | None = None) -> None:
-    """Append one record and ``fsync`` it: on return it survives a kill or a power cut."""
+           meta: Mapping[str, Any] | None = None, *, sync: bool = True) -> None:
+    """Append one record in one ``write``: on return it survives the process being killed
+    (the bytes are the kernel's). With ``sync`` it is also ``fsync``ed, so it survives a power
+    cut; a record appended without sync is synced by the next synced append."""
     record = encode(arrays, meta)
     new = not os.path.exists(path)
     try:
@@ -114,7 +116,8 @@ def append(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
                 os.fsync(fd)
                 killpoint.kill()
             _write_all(fd, record)
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
     except OSError as exc:

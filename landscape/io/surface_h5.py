@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import time
@@ -45,6 +46,8 @@ COORDINATE_NAMES = ("xcoordinates", "ycoordinates")
 RESERVED = (*COORDINATE_NAMES, "done", "directions", "trajectories")
 COMPACT_EVERY_S = 10.0  # fold the journal into the file at most this often during a scan ...
 COMPACT_BYTES_PER_S = 1e7  # ... and, for big files, at most once per size / 10 MB seconds
+SYNC_EVERY_S = 1.0  # fsync the journal at most this often: a power cut loses at most this much
+_last_sync: dict[str, float] = {}  # surface path -> monotonic time of its journal's last sync
 # What h5py and numpy raise on a damaged file (HDF5 errors surface as any of these).
 _DAMAGED = (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError, IndexError,
             OverflowError, MemoryError)
@@ -133,9 +136,11 @@ def write_points(
 ) -> None:
     """Store values at flat point indices and mark them done.
 
-    The points are appended to the journal and synced before this returns (they survive a
-    kill); the journal is folded into the file when the last compaction is older than
-    :data:`COMPACT_EVERY_S`. Call :func:`compact` when the scan ends.
+    The points are appended to the journal before this returns, so they survive the process
+    being killed; the journal is synced to disk (for a power cut) at most every
+    :data:`SYNC_EVERY_S` — a sync costs milliseconds, more than a small model's chunk — and
+    folded into the file when the last compaction is older than :data:`COMPACT_EVERY_S`. Call
+    :func:`compact` when the scan ends.
     """
     index = np.asarray(index, np.int64).ravel()
     if index.size == 0:
@@ -147,7 +152,11 @@ def write_points(
             raise WriteError(f"cannot update surface file {path}: `{name}` has {value.size} "
                              f"values for {index.size} points")
         columns[name] = value
-    journal.append(journal_path(path), columns, {"kind": "points"})
+    key, now = os.path.abspath(path), time.monotonic()
+    sync = now - _last_sync.get(key, -math.inf) >= SYNC_EVERY_S
+    journal.append(journal_path(path), columns, {"kind": "points"}, sync=sync)
+    if sync:
+        _last_sync[key] = now
     if _compaction_due(path):
         compact(path)
 

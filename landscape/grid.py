@@ -31,7 +31,8 @@ MAX_AXIS_POINTS = 1_000_000  # per axis; refused before anything is allocated
 
 
 def parse_axis(spec: str, *, name: str = "--x") -> np.ndarray:
-    """``"MIN:MAX:N"`` → ``np.linspace(MIN, MAX, N)`` (float64), with errors that say what is wrong.
+    """``"MIN:MAX:N"`` → ``np.linspace(MIN, MAX, N)`` (float64), with errors that say what is
+    wrong.
 
     The result always has 2 <= N <= ``MAX_AXIS_POINTS`` finite, strictly increasing values;
     anything else is an :class:`InputError` (raised before the axis is allocated).

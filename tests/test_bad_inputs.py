@@ -238,7 +238,8 @@ def test_pca_of_two_records_is_a_line_not_a_plane(runs, tmp_path):
 
 
 def test_pca_of_one_record_or_of_a_straight_path_is_refused():
-    with pytest.raises(InputError, match="at least 2 recorded steps for a line, the trajectory has 1"):
+    with pytest.raises(InputError, match="at least 2 recorded steps for a line, the trajectory "
+                                         "has 1"):
         pca_plane([PARAMS], dims=1)
     line = [{"w": np.array([t, 2 * t, -t])} for t in (0.0, 1.0, 3.0)]
     assert pca_plane(line, dims=1).explained_variance[0] == pytest.approx(1.0)

@@ -29,7 +29,7 @@ def reference_loss(s: np.ndarray) -> np.ndarray:
 
 
 def log_barrier() -> landscape.Workload:
-    """A two-by-two weight whose loss is -log(1 - sum(w)): finite near w = 0, NaN/inf further out."""
+    """A two-by-two weight with loss -log(1 - sum(w)): finite near w = 0, NaN/inf further out."""
 
     def init(key):
         return {"kernel": jnp.zeros((2, 2), jnp.float32)}, {}
@@ -50,7 +50,8 @@ SCAN = ["scan", "--workload", WORKLOAD, "--steps", "1", "--directions", "random"
 
 def expected_values(surface) -> np.ndarray:
     """The loss at every grid point from the stored plane, independently of the evaluator."""
-    origin, d1, d2 = (float(np.sum(surface.directions[k]["kernel"])) for k in ("origin", "d1", "d2"))
+    origin, d1, d2 = (float(np.sum(surface.directions[key]["kernel"]))
+                      for key in ("origin", "d1", "d2"))
     beta, alpha = np.meshgrid(surface.grid.y, surface.grid.x, indexing="ij")
     return origin + alpha * d1 + beta * d2
 

@@ -74,7 +74,8 @@ def test_grid_from_specs_gives_a_grid_or_an_input_error(x, y):
     check_axis(grid.x)
     if y is not None:
         check_axis(grid.y)
-    assert grid.num_points == math.prod(grid.shape) == grid.x.size * (1 if y is None else grid.y.size)
+    size = grid.x.size * (1 if y is None else grid.y.size)
+    assert grid.num_points == math.prod(grid.shape) == size
 
 
 bad_triples = st.one_of(
@@ -97,6 +98,7 @@ def test_cli_refuses_bad_specs_with_one_line_usage_error(tmp_path_factory, spec)
     assert len(errors) == 1 and f"`--x` (={spec})" in errors[0], result.output
 
 
-@pytest.mark.parametrize("spec", ["-1:1:2", f"0:1:{MAX_AXIS_POINTS}", "-1e300:1e300:3", "5e-324:1e-323:2"])
+@pytest.mark.parametrize("spec", ["-1:1:2", f"0:1:{MAX_AXIS_POINTS}", "-1e300:1e300:3",
+                                  "5e-324:1e-323:2"])
 def test_edges_that_are_still_valid(spec):
     check_axis(parse_axis(spec))

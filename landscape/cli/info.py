@@ -48,7 +48,8 @@ def nonfinite_points(surface) -> tuple[int, int]:
 
 
 def nonfinite_note(surface) -> str | None:
-    """``"N of M points gave non-finite values ..."``, or None when every finished point is finite."""
+    """``"N of M points gave non-finite values ..."``, or None when every finished point is
+    finite."""
     bad, done = nonfinite_points(surface)
     if not bad:
         return None

@@ -58,7 +58,9 @@ def get_workload(name: str) -> Workload:
     except LandscapeError:  # already says what is wrong (a missing or truncated data file ...)
         raise
     except Exception as exc:  # user code: report, don't crash with a traceback
-        raise InputError(f"workload {name!r} raised {type(exc).__name__}: {_one_line(exc)}") from exc
+        raise InputError(
+            f"workload {name!r} raised {type(exc).__name__}: {_one_line(exc)}"
+        ) from exc
     if not isinstance(workload, Workload):
         raise InputError(
             f"workload {name!r} returned {type(workload).__name__}, expected landscape.Workload"

@@ -317,6 +317,8 @@ def test_unknown_name_lists_the_valid_ones(bad_surfaces, tmp_path, args, valid):
     (["scan", "--lr", "-1"], "'--lr': -1.0 is not in the range x>0"),
     (["plot-function", "rosenbrock", "--grid", "1000000"], "'--grid': 1000000 is not in the range"),
     (["compare", "--threshold", "inf"], "'--threshold': 'inf' is not a finite number"),
+    (["scan", "--seed", "99999999999999999999"], "'--seed': 99999999999999999999 is not in"),
+    (["train", "--seed", "-1"], "'--seed': -1 is not in the range 0<=x<=4294967295"),
 ])
 def test_non_finite_or_huge_option_values_are_refused(bad_surfaces, tmp_path, args, fragment):
     good = bad_surfaces["missing"].parent / "good.h5"

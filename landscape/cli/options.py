@@ -19,7 +19,8 @@ out_option = click.option(
     show_default=True,
     help="Folder for the outputs (created if missing).",
 )
-seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+seed_option = click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0,
+                           show_default=True, help="Random seed.")
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 
 MAX_DPI = 2400  # a larger figure would be gigapixels

@@ -327,6 +327,13 @@ def test_non_finite_or_huge_option_values_are_refused(bad_surfaces, tmp_path, ar
     assert not any(tmp_path.iterdir())
 
 
+def test_a_name_given_twice_in_a_list_counts_once(tmp_path):
+    result = invoke(["scan", "--steps", "1", "--grid", "3", "--dims", "1", "--split",
+                     "train,train", "--metrics", "loss,loss", "--quiet", "--out", tmp_path])
+    assert result.exit_code == 0, result.output
+    assert list(surface_h5.read(tmp_path / "surface.h5").values) == ["train_loss"]
+
+
 def test_metric_not_computed_by_the_workload_lists_the_available_ones(tmp_path):
     from landscape.data import get_workload
     from landscape.grid import metric_names

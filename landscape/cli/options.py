@@ -65,7 +65,8 @@ def comma_list(allowed: tuple[str, ...]) -> Callable:
     """A click callback parsing ``a,b`` into a tuple, each item checked against ``allowed``."""
 
     def parse(ctx, param, value: str) -> tuple[str, ...]:
-        items = tuple(item.strip() for item in value.split(",") if item.strip())
+        # a name given twice counts once (it would otherwise be two datasets of one name)
+        items = tuple(dict.fromkeys(item.strip() for item in value.split(",") if item.strip()))
         bad = [item for item in items if item not in allowed]
         if bad or not items:
             raise click.BadParameter(

@@ -237,6 +237,18 @@ def test_pca_of_two_records_is_a_line_not_a_plane(runs, tmp_path):
     assert surface_h5.read(tmp_path / "surface.h5").values["train_loss"].shape == (3,)
 
 
+def test_pca_of_a_run_with_one_record(tmp_path):
+    """A run that diverged at once keeps one record (step 0): no PCA line or plane from it."""
+    result = invoke(["train", "--workload", "sine", "--optimizer", "adam", "--lr", "1e30",
+                     "--steps", "2", "--quiet", "--out", tmp_path])
+    assert (tmp_path / "adam" / "run.json").exists(), result.output
+    for dims, needed in (("2", "at least 3 recorded steps for a plane"),
+                         ("1", "at least 2 recorded steps for a line")):
+        result = invoke(["scan", tmp_path / "adam", "--directions", "pca", "--dims", dims,
+                         "--grid", "3", "--quiet", "--out", tmp_path / "out"])
+        assert_one_line_error(result, needed, "the trajectory has 1", code=2)
+
+
 def test_pca_of_one_record_or_of_a_straight_path_is_refused():
     with pytest.raises(InputError, match="at least 2 recorded steps for a line, the trajectory "
                                          "has 1"):

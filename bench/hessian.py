@@ -3,72 +3,101 @@
 Model: a 10-64-64-1 ReLU MLP (4,929 parameters) trained briefly by MSE regression on 2,000
 samples; the trained weights are copied into an identical ``torch.nn.Sequential`` so that both
 tools differentiate the same function (PyHessian gets all 2,000 samples as its one batch, so its
-loss is the same full-dataset mean as ours).
+loss is the same full-dataset mean as ours, and it reuses one gradient graph for every HVP).
 
-- top eigenvalue at tolerance 1e-3 and 1e-6: ours Lanczos (stops when the residual
-  ‖Hx − θx‖ ≤ tol·|θ|, which bounds the error) vs PyHessian's power iteration (stops when the
-  estimate changes by less than tol, relatively, between iterations; at most 100 iterations);
+- top eigenvalue at tolerance 1e-3 and 1e-6: ours Lanczos with its default rule (stops when the
+  residual ‖Hx − θx‖ ≤ tol·|θ|, which bounds the error) and with PyHessian's rule
+  (``stop="relative-change"``: the estimate changed by less than tol, relatively, since the last
+  step), vs PyHessian's power iteration (that rule; at most 100 iterations);
+- equal accuracy, the honest comparison: for each start vector, the fewest HVPs after which each
+  method's estimate is within 1e-3 (then 1e-5) of the float64 λ_max, and the time of a run of
+  exactly that many steps;
 - trace, 100 Rademacher samples each: PyHessian's early stop is switched off (its relative-change
   rule can stop after a few samples), so both do exactly 100.
 
-Times are steady state (median of ``--repeats`` runs after one warm-up); our one-off compile
-time is shown apart. Accuracy is against float64 references: λ_max from scipy's ARPACK ``eigsh``
-on our float64 HVP, and the exact trace Σᵢ eᵢᵀ H eᵢ from n HVPs. PyHessian (PyPI ``pyhessian``,
-torch CPU) is not a project dependency: without it the bench prints ours alone.
+Repeat r starts both tools from seed r (ours: ``seed=r``; PyHessian: ``torch.manual_seed(r)``
+before its ``torch.randn`` start), and the tools alternate within each repeat so that load from
+other processes hits both alike (each timed call after an untimed one, so that the other tool's
+spinning threads have gone idle); times are medians over repeats. Our one-off
+compile time and PyHessian's graph set-up are shown apart. Each tool runs in the faster of two
+set-ups, chosen by timing single HVPs side by side first: ours on all ``--devices`` XLA CPU
+devices (default: one per core, as the CLI does; each batch's samples split across them) or on
+one; PyHessian with ``torch.set_num_threads(cores)`` or 1 (on a loaded machine torch's OpenMP
+team can lose 100× waiting for a descheduled thread). Accuracy is against float64 references: λ_max
+from scipy's ARPACK ``eigsh`` on our float64 HVP, and the exact trace Σᵢ eᵢᵀ H eᵢ from n HVPs.
+PyHessian (PyPI ``pyhessian``, torch CPU) is not a project dependency: without it the bench
+prints ours alone.
 
-Run: ``python bench/hessian.py [--json out.json] [--repeats 3]``.
+Run: ``python bench/hessian.py [--json out.json] [--repeats 9] [--devices N]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import os
 import statistics
 import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-import landscape
-from landscape.hessian import hessian_eigenpairs, hessian_problem, hutchinson_trace
-from landscape.models import MLP, pure_model
-from landscape.workload import Batch, Dataset, Workload
-
 SIZES = (10, 64, 64, 1)
 NUM_SAMPLES = 2000
 TOLS = (1e-3, 1e-6)  # the brief's tolerance, then one that asks both for real accuracy
+TARGETS = (1e-3, 1e-5)  # relative errors for the equal-accuracy rows
+MAX_STEPS = 16  # most HVPs tried per start vector when looking for a target error
 TRACE_SAMPLES = 100
+STOPS = {"residual": "residual rule", "relative-change": "PyHessian's rule"}
 
 
-def make_workload() -> Workload:
+def make_workload():
+    from landscape.models import MLP, pure_model
+    from landscape.workload import Dataset, Workload
+
     rng = np.random.default_rng(0)
     x = rng.normal(size=(NUM_SAMPLES, SIZES[0])).astype(np.float32)
     y = np.sin(x @ rng.normal(size=(SIZES[0], 1)) / 2).astype(np.float32)
     init, apply = pure_model(lambda rngs: MLP(SIZES, rngs=rngs))
 
-    def loss(params, state, batch: Batch):
+    def loss(params, state, batch):
         return jnp.mean((apply(params, state, batch.inputs) - batch.targets) ** 2), {}
 
     return Workload(name="mlp-10-64-64-1", init=init, loss=loss, train=Dataset(x, y),
                     input_shape=(SIZES[0],), batch_size=NUM_SAMPLES, apply=apply)
 
 
-def timed(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
+def interleaved(fns: dict[str, Callable[[int], object]], repeats: int) -> dict[str, dict]:
+    """Run every ``fn(seed)`` once per repeat (seed = repeat), alternating between them; the
+    median time and every output, per name.
+
+    Each timed call follows an untimed one with the same seed: thread pools spin for a while
+    after their work (torch's OpenMP team, XLA's Eigen pool), and the untimed call lets the
+    other tool's threads go idle before the clock starts.
+    """
+    times = {name: [] for name in fns}
+    outputs = {name: [] for name in fns}
+    for seed in range(repeats):
+        for name, fn in fns.items():
+            fn(seed)
+            start = time.perf_counter()
+            out = fn(seed)
+            times[name].append(time.perf_counter() - start)
+            outputs[name].append(out)
+    return {name: {"s": statistics.median(times[name]), "outputs": outputs[name]} for name in fns}
 
 
-def references(workload: Workload, params, state) -> dict[str, float]:
+def references(workload, params, state) -> dict[str, float]:
     """λ_max (ARPACK on our float64 HVP) and the exact trace (n HVPs), in float64."""
     from scipy.sparse.linalg import LinearOperator, eigsh
+
+    from landscape.hessian import hessian_problem
+    from landscape.workload import Dataset
 
     with jax.enable_x64(True):
         wl64 = dataclasses.replace(workload, train=Dataset(
@@ -77,122 +106,240 @@ def references(workload: Workload, params, state) -> dict[str, float]:
         problem = hessian_problem(wl64, p64, state)
         hvp = jax.jit(problem.matvec)
         n = problem.num_params
-        op = LinearOperator((n, n), matvec=lambda v: np.asarray(hvp(jnp.asarray(v.ravel()), problem.operands)),
-                            dtype=np.float64)
+        op = LinearOperator(
+            (n, n), dtype=np.float64,
+            matvec=lambda v: np.asarray(hvp(jnp.asarray(v.ravel()), problem.operands)))
         lam_max = float(eigsh(op, k=1, which="LA", tol=1e-12, return_eigenvectors=False)[0])
-        diag_hvp = jax.jit(jax.vmap(lambda i, ops: problem.matvec(jnp.zeros(n).at[i].set(1.0), ops)[i],
-                                    in_axes=(0, None)))
+        diag_hvp = jax.jit(jax.vmap(
+            lambda i, ops: problem.matvec(jnp.zeros(n).at[i].set(1.0), ops)[i], in_axes=(0, None)))
         trace = float(sum(np.sum(diag_hvp(jnp.arange(s, min(s + 256, n)), problem.operands))
                           for s in range(0, n, 256)))
     return {"lambda_max": lam_max, "trace": trace}
 
 
-def ours(workload: Workload, params, state, repeats: int) -> dict[str, object]:
-    problem = hessian_problem(workload, params, state)
-    start = time.perf_counter()
-    hessian_eigenpairs(problem, top_k=1, tol=TOLS[0])
-    hutchinson_trace(problem, num_samples=TRACE_SAMPLES)
-    first_call = time.perf_counter() - start
-    out: dict[str, object] = {"first_call_s": first_call}
-    for tol in TOLS:
-        t_eig, pairs = timed(lambda: hessian_eigenpairs(problem, top_k=1, tol=tol), repeats)
-        out[f"eig_{tol:g}"] = {"s": t_eig, "value": float(pairs.top.values[0]),
-                               "hvps": pairs.iterations}
-    t_trace, trace = timed(lambda: hutchinson_trace(problem, num_samples=TRACE_SAMPLES), repeats)
-    out["trace"] = {"s": t_trace, "value": trace.estimate, "stderr": trace.stderr,
-                    "samples": TRACE_SAMPLES}
-    return out
+class PyHessianRunner:
+    """PyHessian on a torch copy of the model, with its HVPs counted on demand."""
 
-
-def pyhessian(workload: Workload, params, repeats: int) -> dict[str, float] | None:
-    try:
+    def __init__(self, workload, params):
         import torch
-        from pyhessian import hessian as PyHessian
-    except ImportError:
-        return None
-    torch.set_num_threads(os.cpu_count() or 1)
-    layers = []
-    for i, (a, b) in enumerate(zip(SIZES[:-1], SIZES[1:])):
-        layers.append(torch.nn.Linear(a, b))
-        if i < len(SIZES) - 2:
-            layers.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*layers)
-    with torch.no_grad():  # flax kernels are (in, out); torch weights are (out, in)
-        for i, linear in enumerate(m for m in model if isinstance(m, torch.nn.Linear)):
-            linear.weight.copy_(torch.from_numpy(np.asarray(params[f"dense{i}"]["kernel"]).T.copy()))
-            linear.bias.copy_(torch.from_numpy(np.asarray(params[f"dense{i}"]["bias"])))
-    data = (torch.from_numpy(workload.train.inputs), torch.from_numpy(workload.train.targets))
-    start = time.perf_counter()
-    h = PyHessian(model, torch.nn.MSELoss(), data=data, cuda=False)
-    setup = time.perf_counter() - start
-    with torch.no_grad():
-        loss = float(torch.nn.MSELoss()(model(data[0]), data[1]))
-    torch.manual_seed(0)
-    out: dict[str, object] = {"setup_s": setup, "loss": loss}
-    for tol in TOLS:
-        h.eigenvalues(maxIter=100, tol=tol, top_n=1)  # warm-up
-        t_eig, (values, _) = timed(lambda: h.eigenvalues(maxIter=100, tol=tol, top_n=1), repeats)
-        out[f"eig_{tol:g}"] = {"s": t_eig, "value": float(values[0])}
-    # tol = -inf: the relative-change test never passes, so exactly 100 samples are drawn.
-    t_trace, samples = timed(lambda: h.trace(maxIter=TRACE_SAMPLES, tol=-np.inf), repeats)
-    out["trace"] = {"s": t_trace, "value": float(np.mean(samples)), "samples": len(samples),
-                    "stderr": float(np.std(samples, ddof=1) / np.sqrt(len(samples)))}
-    return out
+
+        # The package re-exports the class under the module's name: fetch the module itself.
+        module = importlib.import_module("pyhessian.hessian")
+
+        self.threads = os.cpu_count() or 1
+        torch.set_num_threads(self.threads)
+        layers = []
+        for i, (a, b) in enumerate(zip(SIZES[:-1], SIZES[1:])):
+            layers.append(torch.nn.Linear(a, b))
+            if i < len(SIZES) - 2:
+                layers.append(torch.nn.ReLU())
+        model = torch.nn.Sequential(*layers)
+        with torch.no_grad():  # flax kernels are (in, out); torch weights are (out, in)
+            linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+            for i, linear in enumerate(linears):
+                kernel = np.array(params[f"dense{i}"]["kernel"]).T.copy()
+                linear.weight.copy_(torch.from_numpy(kernel))
+                linear.bias.copy_(torch.from_numpy(np.array(params[f"dense{i}"]["bias"])))
+        data = (torch.from_numpy(workload.train.inputs.copy()),
+                torch.from_numpy(workload.train.targets.copy()))
+        start = time.perf_counter()
+        self.h = module.hessian(model, torch.nn.MSELoss(), data=data, cuda=False)
+        self.setup_s = time.perf_counter() - start
+        with torch.no_grad():
+            self.loss = float(torch.nn.MSELoss()(model(data[0]), data[1]))
+        self.torch, self.module = torch, module
+
+    def eigenvalue(self, seed: int, *, tol: float, max_iter: int = 100) -> float:
+        self.torch.manual_seed(seed)
+        values, _ = self.h.eigenvalues(maxIter=max_iter, tol=tol, top_n=1)
+        return float(values[0])
+
+    def count_hvps(self, fn: Callable[[], object]) -> int:
+        real, calls = self.module.hessian_vector_product, []
+
+        def counted(*args):
+            calls.append(1)
+            return real(*args)
+
+        self.module.hessian_vector_product = counted
+        try:
+            fn()
+        finally:
+            self.module.hessian_vector_product = real
+        return len(calls)
+
+    def hvp_fn(self) -> Callable[[], object]:
+        from pyhessian.utils import hessian_vector_product
+
+        v = [self.torch.randn_like(p) for p in self.h.params]
+        return lambda: hessian_vector_product(self.h.gradsH, self.h.params, v)
+
+
+def first_reaching(errors: list[float], target: float) -> int | None:
+    """The fewest steps (1-based) whose error is within ``target`` (None if none)."""
+    return next((k + 1 for k, e in enumerate(errors) if e <= target), None)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="also write the results to this JSON file")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement")
+    parser.add_argument("--repeats", type=int, default=9,
+                        help="timed runs per measurement (one start vector each)")
     parser.add_argument("--steps", type=int, default=500, help="training steps before probing")
+    parser.add_argument("--devices", type=int, default=os.cpu_count() or 1,
+                        help="XLA CPU devices for ours (default: one per core)")
     args = parser.parse_args()
+    jax.config.update("jax_num_cpu_devices", args.devices)  # before JAX starts its backend
+
+    import landscape
+    from landscape.hessian import hessian_eigenpairs, hessian_problem, hutchinson_trace
 
     workload = make_workload()
     result = landscape.train(workload, optax.adam(1e-2), steps=args.steps, seed=0,
                              record_every=args.steps)
     params, state = result.params, result.state
     ref = references(workload, params, state)
-    us = ours(workload, params, state, args.repeats)
-    them = pyhessian(workload, params, args.repeats)
-    n = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
+    lam = ref["lambda_max"]
+    rel = lambda v: abs(v - lam) / abs(lam)  # noqa: E731
+    problem = hessian_problem(workload, params, state)
+    try:
+        them = PyHessianRunner(workload, params)
+    except ImportError:
+        them = None
+
+    def ours_eig(tol, stop="residual", max_iter=100):
+        return lambda seed: hessian_eigenpairs(problem, top_k=1, tol=tol, stop=stop,
+                                               max_iter=max_iter, seed=seed)
+
+    # One HVP each, side by side: what every method below is made of. Each tool then runs in
+    # its faster set-up here and now: on a loaded machine a team of threads (torch's OpenMP, or
+    # XLA devices that all-reduce) waits for its slowest member, and one thread can win.
+    v = jax.random.normal(jax.random.key(1), problem.params.shape)
+    problems = {jax.device_count(): problem}
+    if jax.device_count() > 1:
+        problems[1] = hessian_problem(workload, params, state, devices=jax.devices()[:1])
+    fns = {}
+    for count, p in problems.items():
+        fns[f"ours, {count} device(s)"] = lambda _, p=p, f=jax.jit(p.matvec): (
+            f(v, p.operands).block_until_ready())
+    if them is not None:
+        for threads in sorted({them.threads, 1}, reverse=True):
+            fns[f"PyHessian, {threads} thread(s)"] = lambda _, t=threads, f=them.hvp_fn(): (
+                them.torch.set_num_threads(t), f())
+    for fn in fns.values():
+        fn(0)
+    hvp = interleaved(fns, 30)
+    devices = min(problems, key=lambda c: hvp[f"ours, {c} device(s)"]["s"])
+    problem = problems[devices]
+    if them is not None:
+        them.threads = min({them.threads, 1}, key=lambda t: hvp[f"PyHessian, {t} thread(s)"]["s"])
+        them.torch.set_num_threads(them.threads)
+
+    start = time.perf_counter()
+    ours_eig(TOLS[0])(0)
+    hutchinson_trace(problem, num_samples=TRACE_SAMPLES)
+    first_call = time.perf_counter() - start
+
+    rows = []
+
+    def row(label, ours, pyh=None, *, ours_hvps, pyh_hvps=None, ours_err, pyh_err=None):
+        r = {"probe": label, "ours_s": ours, "ours_hvps": ours_hvps, "ours_rel_err": ours_err}
+        if pyh is not None:
+            r.update(pyhessian_s=pyh, speedup=pyh / ours, pyhessian_hvps=pyh_hvps,
+                     pyhessian_rel_err=pyh_err)
+        rows.append(r)
+
+    median = statistics.median
+    for tol in TOLS:
+        fns = {stop: ours_eig(tol, stop) for stop in STOPS}
+        if them is not None:
+            fns["pyhessian"] = lambda seed, tol=tol: them.eigenvalue(seed, tol=tol)
+        for fn in fns.values():
+            fn(0)
+        out = interleaved(fns, args.repeats)
+        pyh = None
+        if them is not None:
+            pyh = dict(s=out["pyhessian"]["s"],
+                       hvps=median(them.count_hvps(lambda s=s, t=tol: them.eigenvalue(s, tol=t))
+                                   for s in range(args.repeats)),
+                       err=median(rel(x) for x in out["pyhessian"]["outputs"]))
+        for stop, name in STOPS.items():
+            pairs = out[stop]["outputs"]
+            row(f"λmax tol {tol:g}, ours: {name}", out[stop]["s"], pyh and pyh["s"],
+                ours_hvps=median(p.iterations for p in pairs),
+                ours_err=median(rel(p.top.values[0]) for p in pairs),
+                pyh_hvps=pyh and pyh["hvps"], pyh_err=pyh and pyh["err"])
+
+    # Equal accuracy: per start vector, the fewest steps that reach each target error.
+    seeds = range(args.repeats)
+    tiny = 1e-30  # never reached: exactly max_iter steps
+    our_errors = [[rel(ours_eig(tiny, max_iter=k)(s).top.values[0])
+                   for k in range(1, MAX_STEPS + 1)] for s in seeds]
+    pyh_errors = None if them is None else [
+        [rel(them.eigenvalue(s, tol=-np.inf, max_iter=k)) for k in range(1, MAX_STEPS + 1)]
+        for s in seeds]
+    for target in TARGETS:
+        ours_k = [first_reaching(e, target) or MAX_STEPS for e in our_errors]
+        fns = {"ours": lambda seed, ks=ours_k: ours_eig(tiny, max_iter=ks[seed])(seed)}
+        pyh_k = None
+        if them is not None:
+            pyh_k = [first_reaching(e, target) or MAX_STEPS for e in pyh_errors]
+            fns["pyhessian"] = lambda seed, ks=pyh_k: them.eigenvalue(seed, tol=-np.inf,
+                                                                      max_iter=ks[seed])
+        out = interleaved(fns, args.repeats)
+        pyh = None if them is None else out["pyhessian"]["s"]
+        row(f"λmax to rel. error ≤ {target:g} (fewest HVPs)", out["ours"]["s"], pyh,
+            ours_hvps=median(ours_k), ours_err=median(rel(p.top.values[0])
+                                                      for p in out["ours"]["outputs"]),
+            pyh_hvps=None if them is None else median(pyh_k),
+            pyh_err=None if them is None else median(rel(x) for x in out["pyhessian"]["outputs"]))
+
+    fns = {"ours": lambda seed: hutchinson_trace(problem, num_samples=TRACE_SAMPLES, seed=seed)}
+    if them is not None:
+        # tol = -inf: the relative-change test never passes, so exactly 100 samples are drawn.
+        fns["pyhessian"] = lambda seed: them.h.trace(maxIter=TRACE_SAMPLES, tol=-np.inf)
+    out = interleaved(fns, args.repeats)
+    trace_rel = lambda x: abs(x - ref["trace"]) / abs(ref["trace"])  # noqa: E731
+    row(f"trace ({TRACE_SAMPLES} Rademacher samples)", out["ours"]["s"],
+        None if them is None else out["pyhessian"]["s"],
+        ours_hvps=TRACE_SAMPLES, pyh_hvps=TRACE_SAMPLES,
+        ours_err=median(trace_rel(t.estimate) for t in out["ours"]["outputs"]),
+        pyh_err=None if them is None else median(trace_rel(float(np.mean(t)))
+                                                 for t in out["pyhessian"]["outputs"]))
+
+    n = problem.num_params
     print(f"model {'-'.join(map(str, SIZES))} MLP, {n} parameters, {NUM_SAMPLES} samples, "
           f"train loss {float(result.losses[-1]):.4g}; float64 references: "
-          f"λ_max {ref['lambda_max']:.6g}, trace {ref['trace']:.6g}")
-    print(f"ours: first call (compile + run) {us['first_call_s']:.2f} s; "
-          f"{jax.device_count()} device(s), {os.cpu_count()} cores")
+          f"λ_max {lam:.6g}, trace {ref['trace']:.6g}")
+    print(f"ours: {devices} of {jax.device_count()} XLA CPU device(s) on {os.cpu_count()} "
+          f"cores; first call (compile + run) {first_call:.2f} s, not in the times below")
     if them is None:
         print("PyHessian not installed (pip install pyhessian): showing ours only")
     else:
-        print(f"PyHessian: loss on the copied model {them['loss']:.4g}; graph set-up "
-              f"{them['setup_s'] * 1e3:.1f} ms (not in the times below)")
-    rel = lambda v, r: abs(v - r) / abs(r)  # noqa: E731
-    header = (f"{'probe':34s} {'ours s':>9s} {'PyHessian s':>12s} {'speed-up':>9s} "
-              f"{'ours rel.err':>13s} {'PyH rel.err':>12s}")
+        print(f"PyHessian: torch {them.torch.__version__}, {them.threads} of "
+              f"{os.cpu_count()} threads; loss on the copied model {them.loss:.4g}; graph set-up "
+              f"{them.setup_s * 1e3:.1f} ms, not in the times below")
+    print("one HVP (median of 30): " + ", ".join(f"{k} {v['s'] * 1e3:.2f} ms"
+                                                 for k, v in hvp.items()))
+    print(f"times: medians over {args.repeats} start vectors (seed = repeat)")
+    header = (f"{'probe':44s} {'ours ms':>8s} {'PyH ms':>8s} {'speed-up':>8s} {'HVPs':>9s} "
+              f"{'ours err':>9s} {'PyH err':>9s}")
     print(header)
     print("-" * len(header))
-    rows = []
-    probes = [(f"eig_{tol:g}", f"top eigenvalue (tol {tol:g})", "lambda_max") for tol in TOLS]
-    probes.append(("trace", f"trace ({TRACE_SAMPLES} Rademacher samples)", "trace"))
-    for key, label, ref_key in probes:
-        row = {"probe": label, "ours_s": us[key]["s"],
-               "ours_rel_err": rel(us[key]["value"], ref[ref_key])}
-        if them is not None:
-            row.update(pyhessian_s=them[key]["s"], speedup=them[key]["s"] / us[key]["s"],
-                       pyhessian_rel_err=rel(them[key]["value"], ref[ref_key]))
-        rows.append(row)
-        fmt = lambda k, spec: format(row[k], spec) if k in row else "-"  # noqa: E731
-        speedup = fmt("speedup", ".1f") + ("×" if "speedup" in row else "")
-        print(f"{label:34s} {row['ours_s']:9.4f} {fmt('pyhessian_s', '.4f'):>12s} "
-              f"{speedup:>9s} {row['ours_rel_err']:13.2e} {fmt('pyhessian_rel_err', '.2e'):>12s}")
-    hvps = ", ".join(f"{us[f'eig_{tol:g}']['hvps']} (tol {tol:g})" for tol in TOLS)
-    print(f"ours: HVPs for λ_max: {hvps}; trace ± stderr {us['trace']['value']:.4g} ± "
-          f"{us['trace']['stderr']:.2g}" + ("" if them is None else
-          f"; PyHessian trace ± stderr {them['trace']['value']:.4g} ± "
-          f"{them['trace']['stderr']:.2g} ({them['trace']['samples']} samples)"))
+    for r in rows:
+        fmt = lambda k, spec: format(r[k], spec) if r.get(k) is not None else "-"  # noqa: E731
+        speedup = fmt("speedup", ".2f") + ("×" if "speedup" in r else "")
+        hvps = f"{r['ours_hvps']:g}/" + fmt("pyhessian_hvps", "g")
+        pyh_ms = format(r["pyhessian_s"] * 1e3, ".2f") if "pyhessian_s" in r else "-"
+        print(f"{r['probe']:44s} {r['ours_s'] * 1e3:8.2f} {pyh_ms:>8s} {speedup:>8s} "
+              f"{hvps:>9s} {r['ours_rel_err']:9.1e} {fmt('pyhessian_rel_err', '9.1e'):>9s}")
+    print("HVPs: ours/PyHessian (medians); err: relative error against the float64 reference")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"model": SIZES, "num_params": n, "num_samples": NUM_SAMPLES,
-                       "references": ref, "ours": us, "pyhessian": them, "rows": rows}, f, indent=2)
+                       "devices": devices, "torch_threads": them and them.threads, "first_call_s": first_call,
+                       "hvp_s": {k: v["s"] for k, v in hvp.items()}, "references": ref,
+                       "rows": rows}, f, indent=2)
         print(f"wrote {args.json}")
 
 

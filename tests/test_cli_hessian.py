@@ -72,11 +72,29 @@ def test_unconverged_eigenvalues_are_reported_not_hidden(tmp_path):
     out = tmp_path / "out"
     result = run("--bottom-k", "1", "--max-iter", "8", "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert "warning: 1 of the bottom eigenvalues did not reach --tol 0.001 in 8 Lanczos steps" \
-        in result.output and "--atol" in result.output
+    assert "warning: 1 of the bottom eigenvalues did not reach --tol 0.001 in 8 Lanczos steps " \
+        "(--stop residual; residual " in result.output and "--atol" in result.output
     report = json.loads((out / "hessian.json").read_text())
     assert report["eigenvalues"]["bottom"]["converged"] == [False]
     assert report["eigenvalues"]["lanczos_steps"] == 8 and report["settings"]["atol"] == 0.0
+
+
+def test_pyhessians_stopping_rule_takes_fewer_steps(tmp_path):
+    """--stop relative-change: PyHessian's rule, no more Lanczos steps than the residual rule,
+    and the eigenvalue agrees with the residual rule's (its error bound) to --tol."""
+    reports = {}
+    for stop in ("residual", "relative-change"):
+        out = tmp_path / stop
+        result = run("--stop", stop, "--tol", "1e-3", "--out", str(out))
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith("top eigenvalues: ") and "warning" not in result.output
+        reports[stop] = json.loads((out / "hessian.json").read_text())
+    fast, sure = reports["relative-change"], reports["residual"]
+    assert fast["settings"]["stop"] == "relative-change" and sure["settings"]["stop"] == "residual"
+    assert fast["eigenvalues"]["lanczos_steps"] <= sure["eigenvalues"]["lanczos_steps"]
+    assert fast["eigenvalues"]["top"]["converged"] == [True]
+    lam = sure["eigenvalues"]["top"]["values"][0]
+    assert abs(fast["eigenvalues"]["top"]["values"][0] - lam) <= 2e-3 * lam
 
 
 @pytest.mark.parametrize(
@@ -95,6 +113,8 @@ def test_unconverged_eigenvalues_are_reported_not_hidden(tmp_path):
         (["--map", "--x", "1:-1:3"], "`--x` (=1:-1:3) must have MIN < MAX"),
         (["--map", "--dims", "1", "--y", "0:1:3"], "`--y` was given for a 1D map"),
         (["--tol", "0"], "Invalid value for '--tol'"),
+        (["--stop", "change"], "Invalid value for '--stop': 'change' is not one of 'residual', "
+                               "'relative-change'"),
         (["--workload", "nope"], "not a built-in workload"),
     ],
 )

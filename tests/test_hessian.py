@@ -142,12 +142,50 @@ def test_top_eigenvalue_stops_early_and_does_not_recompile(cases):
     with jax.enable_x64(True):
         # max_iter as in the test above: the same compiled loop serves both.
         first = hs.hessian_eigenpairs(case.problem, top_k=1, tol=1e-3, max_iter=lam.size)
-        compiled = hs.lanczos._extend._cache_size()
+        compiled = hs.lanczos._extremes_on_device._cache_size()
         second = hs.hessian_eigenpairs(case.problem, top_k=1, tol=1e-3, max_iter=lam.size)
-        assert hs.lanczos._extend._cache_size() == compiled
+        assert hs.lanczos._extremes_on_device._cache_size() == compiled
     assert first.iterations < 40 and first.iterations == second.iterations
     # The residual test bounds the error: |θ − λ| ≤ residual ≤ tol·|θ|.
     assert abs(first.top.values[0] - lam[-1]) <= first.top.residuals[0] <= 1e-3 * lam[-1]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_relative_change_rule_stops_within_its_tolerance(cases, name):
+    """PyHessian's rule: no more HVPs than the residual test, and λmax still within tol of the
+    dense one (a Lanczos Ritz value converges faster than its last change suggests)."""
+    case = cases[name]
+    lam, n = case.lam, case.lam.size
+    with jax.enable_x64(True):
+        # The static arguments of test_extreme_eigenpairs_match_eigvalsh: its compiled loop serves.
+        runs = {stop: hs.hessian_eigenpairs(case.problem, top_k=3, bottom_k=2, tol=1e-3,
+                                            stop=stop, max_iter=n, return_vectors=True)
+                for stop in hs.lanczos.STOP_RULES}
+    fast = runs["relative-change"]
+    assert fast.iterations <= runs["residual"].iterations
+    assert fast.top.converged.all() and fast.bottom.converged.all()
+    # λmax within tol; the rule is a heuristic (no bound), so inner ones get 10 × tol.
+    assert abs(fast.top.values[0] - lam[-1]) <= 1e-3 * lam[-1]
+    np.testing.assert_allclose(fast.top.values, lam[::-1][:3], rtol=1e-2)
+    np.testing.assert_allclose(fast.bottom.values, lam[:2], rtol=1e-2)
+    # The residuals are still reported: a bound on each error, whatever rule stopped the run.
+    assert np.all(np.abs(fast.top.values - lam[::-1][:3]) <= fast.top.residuals + 1e-12)
+
+
+def test_samples_split_across_devices_give_the_same_hvp(cases):
+    """Default: each batch's samples shared by the local devices (4 here); one device agrees."""
+    if jax.device_count() != 4:
+        pytest.skip("needs the 4 virtual devices of conftest.py")
+    case = cases["sine"]
+    with jax.enable_x64(True):
+        one = hs.hessian_problem(case.workload, case.params, case.state,
+                                 devices=jax.devices()[:1])
+        v = jnp.asarray(np.random.default_rng(4).normal(size=one.num_params))
+        hvps = [np.asarray(jax.jit(p.matvec)(v, p.operands)) for p in (case.problem, one)]
+    full, rest = case.problem.data[1:]
+    assert full.inputs.sharding.spec[1] == "samples"  # batches of 64 split 4 ways
+    assert rest.inputs.sharding.spec[0] == "samples" and len(full.inputs.devices()) == 4  # 8 too
+    np.testing.assert_allclose(hvps[0], hvps[1], rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -233,6 +271,7 @@ def test_lanczos_restarts_on_repeated_eigenvalues():
         (dict(bottom_k=-1), "`bottom_k` (=-1) must be >= 0"),
         (dict(top_k=3, max_iter=2), "`max_iter` (=2) must be >="),
         (dict(tol=0.0), "not both 0"),
+        (dict(stop="change"), "`stop` (='change') must be one of residual, relative-change"),
     ],
 )
 def test_bad_arguments_raise_input_errors(kwargs, message):

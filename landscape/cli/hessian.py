@@ -40,10 +40,17 @@ MAP_DIRECTIONS = ("filter", "layer", "random", "hessian")
               help="Smallest (most negative) eigenvalues to compute too.")
 @click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1e-3,
               show_default=True,
-              help="Relative tolerance: stop when every residual ‖Hx − θx‖ ≤ tol·|θ|.")
+              help="Relative tolerance of the --stop rule (for residual: stop when every "
+                   "residual ‖Hx − θx‖ ≤ tol·|θ|).")
 @click.option("--atol", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Absolute floor of that test, for eigenvalues near 0 (whose relative "
                    "tolerance is out of reach): ‖Hx − θx‖ ≤ max(tol·|θ|, atol).")
+@click.option("--stop", type=click.Choice(["residual", "relative-change"]), default="residual",
+              show_default=True,
+              help="Lanczos stopping rule: residual bounds each eigenvalue's error by "
+                   "max(tol·|θ|, atol); relative-change is PyHessian's rule (θ moved by less "
+                   "than that since the last step, or the residual test passed): fewer HVPs, "
+                   "no error bound.")
 @click.option("--max-iter", type=click.IntRange(min=1), default=100, show_default=True,
               help="Most Lanczos steps (one Hessian-vector product each).")
 @click.option("--trace", "with_trace", is_flag=True, help="Estimate the trace (Hutchinson).")
@@ -78,7 +85,7 @@ MAP_DIRECTIONS = ("filter", "layer", "random", "hessian")
 @seed_option
 @quiet_option
 @library_errors
-def hessian(workload, steps, lr, top_k, bottom_k, tol, atol, max_iter, with_trace, samples,
+def hessian(workload, steps, lr, top_k, bottom_k, tol, atol, stop, max_iter, with_trace, samples,
             with_density, probes, lanczos_steps, deflate, with_map, x_spec, y_spec, dims, kind,
             ignore, map_steps, chunk, overwrite, out, seed, quiet):
     """Train a model, then probe the Hessian of its full-training-set mean loss.
@@ -121,12 +128,12 @@ def hessian(workload, steps, lr, top_k, bottom_k, tol, atol, max_iter, with_trac
         "tool": "landscape", "model": model.description, "num_params": n,
         "train_loss": model.train_loss,
         "settings": {"top_k": top_k, "bottom_k": bottom_k or 0, "tol": tol, "atol": atol,
-                     "max_iter": max_iter,
+                     "stop": stop, "max_iter": max_iter,
                      "seed": seed, "split": "train"},
     }
     started = time.perf_counter()
     pairs = hessian_eigenpairs(problem, top_k=top_k, bottom_k=bottom_k or 0, tol=tol,
-                               atol=atol, max_iter=max_iter, seed=seed,
+                               atol=atol, stop=stop, max_iter=max_iter, seed=seed,
                                return_vectors=with_density and deflate)
     timings["eigenvalues_s"] = time.perf_counter() - started
     report["eigenvalues"] = {
@@ -142,8 +149,8 @@ def hessian(workload, steps, lr, top_k, bottom_k, tol, atol, max_iter, with_trac
         if len(p.values) and not p.converged.all():
             worst = int(np.argmax(np.where(p.converged, -np.inf, p.residuals)))
             click.echo(f"warning: {int((~p.converged).sum())} of the {end} eigenvalues did not "
-                       f"reach --tol {tol:g} in {pairs.iterations} Lanczos steps (residual "
-                       f"{p.residuals[worst]:.2g} for {p.values[worst]:.4g}); raise --max-iter, "
+                       f"reach --tol {tol:g} in {pairs.iterations} Lanczos steps (--stop {stop}; "
+                       f"residual {p.residuals[worst]:.2g} for {p.values[worst]:.4g}); raise --max-iter, "
                        f"or give --atol for eigenvalues near 0", err=True)
 
     paths = [os.path.join(out, "hessian.json")]

@@ -22,6 +22,7 @@ def hessian_eigenpairs(
     bottom_k: int = 0,
     tol: float = 1e-3,
     atol: float = 0.0,
+    stop: str = "residual",
     max_iter: int = 100,
     seed: int = 0,
     return_vectors: bool = False,
@@ -31,13 +32,15 @@ def hessian_eigenpairs(
 
     Unlike power iteration (PyHessian) this finds the largest *algebraic* eigenvalues and the
     most negative ones in the same run, without shifts (Li et al. shift by 0.51·λ_max and rerun).
-    See :func:`landscape.hessian.lanczos.lanczos_extremes` for ``tol``, ``atol``, ``max_iter``.
+    See :func:`landscape.hessian.lanczos.lanczos_extremes` for ``tol``, ``atol``, ``stop``
+    (``"residual"``: each value within ``tol`` of an eigenvalue, guaranteed; ``"relative-change"``:
+    PyHessian's rule, fewer HVPs, no guarantee) and ``max_iter``.
     Vectors, when returned, are flat (k, n); ``problem.unravel`` turns one into a params pytree.
     """
     v0, restart_key = _start_vector(seed, problem.params.shape, problem.params.dtype)
     return lanczos_extremes(
         problem.matvec, problem.operands, v0, top_k=top_k, bottom_k=bottom_k, tol=tol,
-        atol=atol, max_iter=max_iter, key=restart_key, return_vectors=return_vectors,
+        atol=atol, stop=stop, max_iter=max_iter, key=restart_key, return_vectors=return_vectors,
     )
 
 

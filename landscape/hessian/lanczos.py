@@ -129,18 +129,103 @@ def ritz_values(state: LanczosState) -> jax.Array:
     return eigh_tridiagonal(state.alphas, state.betas[:-1], eigvals_only=True)
 
 
-_init = jax.jit(lanczos_init, static_argnums=(1,))
+STOP_RULES = ("residual", "relative-change")
 
 
-@functools.partial(jax.jit, static_argnames=("matvec",), donate_argnums=(0,))
-def _extend(state, operands, key, start, stop, *, matvec):
-    step = lambda j, s: lanczos_step(j, s, matvec, operands, key)  # noqa: E731
-    return jax.lax.fori_loop(start, stop, step, state)
+def _eigh_sizes(num_steps: int) -> tuple[int, ...]:
+    """Sizes of the padded T whose eigendecomposition tests convergence: powers of two from 8,
+    then ``num_steps``, so that early tests (when the top eigenvalue is usually found) cost a few
+    microseconds rather than an eigh of the whole ``num_steps`` × ``num_steps`` buffer."""
+    sizes, size = [], 8
+    while size < num_steps:
+        sizes.append(size)
+        size *= 2
+    return (*sizes, num_steps)
 
 
-@jax.jit
-def _ritz_vectors(basis: jax.Array, coefficients: jax.Array) -> jax.Array:
-    return coefficients.T @ basis  # (k, m) @ (m, n)
+def _extreme_ritz_pairs(
+    alphas: jax.Array, betas: jax.Array, count: jax.Array, *, size: int, top_k: int,
+    bottom_k: int, num_steps: int,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """The ``top_k`` largest then ``bottom_k`` smallest Ritz values of T_count (the leading
+    ``count`` × ``count`` block of T, ``count`` ≤ ``size``), their coefficient vectors padded to
+    (num_steps, k), their last components Y_{count-1,i}, and max |θ| over all Ritz values.
+
+    T is cut to a static ``size`` and rows from ``count`` on become a decoupled diagonal block
+    at −3‖T_count‖ (a Gershgorin bound): those pads sort first, below every Ritz value, so the
+    wanted pairs sit at known indices, and their eigenvectors are exactly zero in the pad rows.
+    """
+    a, b = alphas[:size], betas[: size - 1]
+    rows = jnp.arange(size)
+    real, coupled = rows < count, rows[:-1] < count - 1
+    bound = (jnp.max(jnp.where(real, jnp.abs(a), 0), initial=0.0)
+             + 2 * jnp.max(jnp.where(coupled, jnp.abs(b), 0), initial=0.0))
+    pad = jnp.where(bound > 0, -3 * bound, -1.0).astype(a.dtype)
+    a = jnp.where(real, a, pad)
+    b = jnp.where(coupled, b, 0)
+    theta, y = jnp.linalg.eigh(jnp.diag(a) + jnp.diag(b, 1) + jnp.diag(b, -1))  # ascending
+    first = size - count  # index of the smallest Ritz value
+    wanted = jnp.concatenate([size - 1 - jnp.arange(top_k), first + jnp.arange(bottom_k)])
+    coefficients = jnp.zeros((num_steps, top_k + bottom_k), y.dtype).at[:size].set(y[:, wanted])
+    scale = jnp.maximum(jnp.abs(theta[size - 1]), jnp.abs(theta[first]))
+    return theta[wanted], coefficients, y[count - 1, wanted], scale
+
+
+class _Progress(NamedTuple):
+    state: LanczosState
+    count: jax.Array  # steps done
+    values: jax.Array  # (k,) wanted Ritz values at the last test (NaN before it)
+    residuals: jax.Array  # (k,)
+    converged: jax.Array  # (k,) bool
+    coefficients: jax.Array  # (num_steps, k)
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("matvec", "num_steps", "top_k", "bottom_k", "stop", "check_every",
+                     "return_vectors"),
+)
+def _extremes_on_device(
+    v0, operands, key, tol, atol, *, matvec, num_steps, top_k, bottom_k, stop, check_every,
+    return_vectors,
+):
+    """Lanczos steps and convergence tests in one ``while_loop``: no host round trip per step
+    (with ~2 ms HVPs, per-step dispatch and syncs cost as much as a step on small models)."""
+    k = top_k + bottom_k
+    sizes = _eigh_sizes(num_steps)
+    branches = [functools.partial(_extreme_ritz_pairs, size=s, top_k=top_k, bottom_k=bottom_k,
+                                  num_steps=num_steps) for s in sizes]
+    dtype = v0.dtype
+
+    def test(p: _Progress) -> _Progress:
+        branch = jnp.sum(jnp.asarray(sizes) < p.count)  # the smallest size that holds T_count
+        values, coefficients, last, scale = jax.lax.switch(
+            branch, branches, p.state.alphas, p.state.betas, p.count)
+        # Nothing is known better than the arithmetic's precision (LAPACK can return exact
+        # zeros in y), so a residual never goes below eps·max|θ|.
+        residuals = jnp.maximum(jnp.abs(p.state.betas[p.count - 1] * last),
+                                jnp.finfo(dtype).eps * scale)
+        bound = jnp.maximum(tol * jnp.abs(values), atol)
+        converged = residuals <= bound
+        if stop == "relative-change":  # NaN before the first test: never converged there
+            converged |= jnp.abs(values - p.values) <= bound
+        return _Progress(p.state, p.count, values, residuals, converged, coefficients)
+
+    def body(p: _Progress) -> _Progress:
+        state = lanczos_step(p.count, p.state, matvec, operands, key)
+        p = p._replace(state=state, count=p.count + 1)
+        due = (p.count >= k) & (((p.count - k) % check_every == 0) | (p.count == num_steps))
+        return jax.lax.cond(due, test, lambda p: p, p)
+
+    def more(p: _Progress) -> jax.Array:
+        return (p.count < num_steps) & ~jnp.all(p.converged)
+
+    start = _Progress(
+        lanczos_init(v0, num_steps), jnp.zeros((), jnp.int32), jnp.full(k, jnp.nan, dtype),
+        jnp.full(k, jnp.inf, dtype), jnp.zeros(k, bool), jnp.zeros((num_steps, k), dtype))
+    p = jax.lax.while_loop(more, body, start)
+    vectors = p.coefficients.T @ p.state.basis[:num_steps] if return_vectors else None
+    return p.count, p.values, p.residuals, p.converged, vectors
 
 
 class Eigenpairs(NamedTuple):
@@ -149,7 +234,7 @@ class Eigenpairs(NamedTuple):
     values: np.ndarray  # (k,): top: descending; bottom: ascending
     vectors: jax.Array | None  # (k, n) unit vectors, or None when not requested
     residuals: np.ndarray  # (k,): ‖A x − θ x‖, a bound on the distance to an eigenvalue
-    converged: np.ndarray  # (k,) bool
+    converged: np.ndarray  # (k,) bool: the stopping rule passed for this pair
 
 
 class ExtremeEigenpairs(NamedTuple):
@@ -169,6 +254,7 @@ def lanczos_extremes(
     bottom_k: int = 0,
     tol: float = 1e-3,
     atol: float = 0.0,
+    stop: str = "residual",
     max_iter: int = 100,
     check_every: int = 1,
     key: jax.Array | None = None,
@@ -176,20 +262,25 @@ def lanczos_extremes(
 ) -> ExtremeEigenpairs:
     """The ``top_k`` largest and ``bottom_k`` smallest eigenpairs of a symmetric operator.
 
-    Lanczos (full reorthogonalization) from ``v0`` until every wanted Ritz pair has residual
+    Lanczos (full reorthogonalization) from ``v0`` until every wanted Ritz pair passes the
+    ``stop`` rule, or until ``max_iter`` steps (capped at n, where the Krylov space is the whole
+    space and the pairs are exact). With tolerance b_i = max(tol·|θ_i|, atol):
 
-    .. math:: \\|A x_i - \\theta_i x_i\\| = \\beta_{m-1} |Y_{m-1,i}| \\le \\max(\\mathrm{tol}\\,
-              |\\theta_i|, \\mathrm{atol}),
+    - ``"residual"`` (default): ‖A x_i − θ_i x_i‖ = β_{m-1} |Y_{m-1,i}| ≤ b_i, so each θ_i is
+      within b_i of an eigenvalue of A (a guarantee);
+    - ``"relative-change"``: |θ_i^{(m)} − θ_i^{(m')}| ≤ b_i between two successive tests (m' =
+      m − ``check_every``), or the residual test: PyHessian's rule (a heuristic; Lanczos Ritz
+      values converge faster than power iteration's, so the last change overstates the error).
 
-    so each θ_i is within ``tol`` (relative) of an eigenvalue of A, or until ``max_iter`` steps
-    (capped at n, where the Krylov space is the whole space and the pairs are exact). The basis
-    buffer holds ``max_iter`` × n numbers. Eigenvalues near zero relative to the spectrum converge
+    The whole loop, tests included, runs on the device in one compiled call. The basis buffer
+    holds ``max_iter`` × n numbers. Eigenvalues near zero relative to the spectrum converge
     slowly under a relative ``tol``; ``atol`` gives them an absolute floor.
 
     Args:
       matvec, operands: the operator, ``matvec(v, operands)``; ``matvec`` is a static argument
         of the compiled loop (pass the same object to reuse the compilation).
-      check_every: steps between convergence tests (each test syncs with the host).
+      check_every: steps between convergence tests (each is an eigendecomposition of the padded
+        T, at most ``max_iter`` square).
       key: seeds restart vectors after a breakdown (default: key 0).
     """
     n = int(v0.size)
@@ -204,6 +295,8 @@ def lanczos_extremes(
         )
     if not tol >= 0 or not atol >= 0 or tol + atol == 0:
         raise InputError(f"`tol` (={tol}) and `atol` (={atol}) must be >= 0, not both 0")
+    if stop not in STOP_RULES:
+        raise InputError(f"`stop` (={stop!r}) must be one of {', '.join(STOP_RULES)}")
     if max_iter < top_k + bottom_k:
         raise InputError(
             f"`max_iter` (={max_iter}) must be >= top_k + bottom_k ({top_k + bottom_k})"
@@ -211,35 +304,14 @@ def lanczos_extremes(
     if check_every < 1:
         raise InputError(f"`check_every` (={check_every}) must be >= 1")
     key = jax.random.key(0) if key is None else key
-    num_steps = min(max_iter, n)
-    state = _init(v0, num_steps)
-    done = 0
-    while True:
-        stop = min(max(done + check_every, top_k + bottom_k), num_steps)
-        state = _extend(state, operands, key, done, stop, matvec=matvec)
-        done = stop
-        # Whole buffers to the host, sliced there: a device slice per step would compile each time.
-        alphas = np.asarray(state.alphas, np.float64)[:done]
-        betas = np.asarray(state.betas, np.float64)[:done]
-        off = betas[:-1]
-        theta, y = np.linalg.eigh(np.diag(alphas) + np.diag(off, 1) + np.diag(off, -1))
-        # LAPACK deflation can leave exact zeros in y; nothing is known better than the
-        # arithmetic's precision, so the reported residual never goes below it.
-        floor = np.finfo(state.basis.dtype).eps * np.abs(theta).max()
-        residuals = np.maximum(np.abs(betas[-1] * y[-1]), floor)
-        wanted = np.r_[np.arange(done - 1, done - 1 - top_k, -1), np.arange(bottom_k)].astype(int)
-        converged = residuals[wanted] <= np.maximum(tol * np.abs(theta[wanted]), atol)
-        if converged.all() or done == num_steps:
-            break
-    vectors = None
-    if return_vectors:
-        coefficients = jnp.asarray(y[:, wanted], state.basis.dtype)
-        vectors = _ritz_vectors(state.basis[:done], coefficients)
+    count, values, residuals, converged, vectors = _extremes_on_device(
+        v0, operands, key, tol, atol, matvec=matvec, num_steps=min(max_iter, n), top_k=top_k,
+        bottom_k=bottom_k, stop=stop, check_every=check_every, return_vectors=return_vectors)
+    count, values, residuals, converged = jax.device_get((count, values, residuals, converged))
+    values, residuals = values.astype(np.float64), residuals.astype(np.float64)
 
     def end(sl: slice) -> Eigenpairs:
-        return Eigenpairs(
-            theta[wanted[sl]], None if vectors is None else vectors[sl],
-            residuals[wanted[sl]], converged[sl],
-        )
+        return Eigenpairs(values[sl], None if vectors is None else vectors[sl], residuals[sl],
+                          converged[sl])
 
-    return ExtremeEigenpairs(end(slice(0, top_k)), end(slice(top_k, None)), done)
+    return ExtremeEigenpairs(end(slice(0, top_k)), end(slice(top_k, None)), int(count))

@@ -16,18 +16,22 @@ last batch weighted by its size). Li et al.'s ``loss-landscape`` sums per-batch 
 every eigenvalue by the number of batches; here the batch size changes nothing but memory.
 
 The data travel as an argument (``problem.data``) of every jitted function rather than being
-closed over, so they are never baked into a compiled program as constants.
+closed over, so they are never baked into a compiled program as constants. Each batch's samples
+are split across the local devices (one per core on CPU, as the CLI sets up): jit then runs
+every HVP data-parallel, with an all-reduce of n numbers, and the Lanczos loop replicated.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from landscape.workload import Params, State, Workload, dataset_mean
 
@@ -104,16 +108,19 @@ def hessian_problem(
     *,
     split: str = "train",
     batch_size: int | None = None,
+    devices: Sequence[jax.Device] | None = None,
 ) -> HessianProblem:
     """The Hessian of ``workload``'s mean ``split`` loss at ``params``.
 
     ``batch_size`` (default ``workload.batch_size``) bounds memory only: the loss is the exact
     mean over every sample whatever it is. Parameters keep their dtype (use float64 params and
-    data under ``jax.enable_x64`` for reference-quality results).
+    data under ``jax.enable_x64`` for reference-quality results). ``devices`` (default: the
+    local devices) share each batch's samples; a batch that does not split evenly is replicated.
     """
     flat, unravel = ravel_pytree(params)
     full, rest = workload.dataset(split).split_batches(batch_size or workload.batch_size)
-    data = jax.device_put((state, full, rest))
+    flat, data = _place(jnp.asarray(flat), (state, full, rest),
+                        list(devices) if devices is not None else jax.local_devices())
 
     def loss(w: jax.Array, data: Any) -> jax.Array:
         state, full, rest = data
@@ -125,4 +132,24 @@ def hessian_problem(
         w, data = operands
         return hvp(w, v, data)
 
-    return HessianProblem(loss, jnp.asarray(flat), unravel, data, matvec, quadratic_form_of(loss))
+    return HessianProblem(loss, flat, unravel, data, matvec, quadratic_form_of(loss))
+
+
+def _place(flat: jax.Array, data: Any, devices: list[jax.Device]) -> tuple[jax.Array, Any]:
+    """Parameters and state replicated; the sample axis of whole batches (axis 1) and of the
+    short batch (axis 0) split across ``devices`` where it divides evenly."""
+    if len(devices) == 1:
+        return jax.device_put((flat, data), devices[0])
+    mesh = Mesh(np.array(devices), ("samples",))
+    replicated = NamedSharding(mesh, PartitionSpec())
+
+    def put(tree: Any, axis: int) -> Any:
+        if tree is None:
+            return None
+        size = jax.tree.leaves(tree)[0].shape[axis]
+        spec = PartitionSpec(*[None] * axis, "samples") if size % len(devices) == 0 else None
+        return jax.device_put(tree, replicated if spec is None else NamedSharding(mesh, spec))
+
+    state, full, rest = data
+    return jax.device_put(flat, replicated), (jax.device_put(state, replicated), put(full, 1),
+                                              put(rest, 0))

@@ -320,7 +320,9 @@ def evaluate_chunks(
     return {name: value.reshape(grid.shape) for name, value in results.items()}
 
 
-MAX_CHUNK = 256  # points per call beyond which larger chunks stop paying off on CPU
+MAX_CHUNK = 256  # points per call; beyond this, larger chunks stop paying off
+MIN_POINTS_PER_DEVICE = 8  # below this, per-call overheads show
+WORKING_SET_BYTES = 16 * 2**20  # per device: a chunk's temporaries beyond this leave the cache
 MEMORY_FRACTION = 0.25  # of the memory available now, for one chunk's temporaries
 
 
@@ -349,31 +351,38 @@ def _check_fits_in_memory(grid: Grid, num_outputs: int) -> None:
 
 
 def _compile(jitted, constants, coords_sharding, num_devices: int, chunk: int | None, todo: int):
-    """Compile ``jitted`` for one chunk size: ``chunk`` if given, else the largest up to
-    ``MAX_CHUNK`` whose temporaries fit in ``MEMORY_FRACTION`` of the available memory by
-    XLA's own estimate (one compile when the first guess fits, two otherwise). Sizes are
-    rounded up to a multiple of the device count. Returns (compiled, chunk)."""
+    """Compile ``jitted`` for one chunk size and return (compiled, chunk).
+
+    ``chunk`` if given; else, from XLA's estimate of a chunk's temporaries (made on a first
+    compile of ``MIN_POINTS_PER_DEVICE`` per device): as many points per device as keep them
+    within ``WORKING_SET_BYTES`` — beyond that they spill out of cache and each point costs
+    more — but at least ``MIN_POINTS_PER_DEVICE``, at most ``MAX_CHUNK`` in all and within
+    ``MEMORY_FRACTION`` of the available memory. Sizes are multiples of the device count; a
+    second compile only when the size changes.
+    """
 
     def compiled(size):
         coords = jax.ShapeDtypeStruct((size, 2), np.float32, sharding=coords_sharding)
         return jitted.trace(coords, *constants).lower().compile()
 
-    def rounded(size):
-        return -(-max(1, size) // num_devices) * num_devices
+    def fitted(size):  # a multiple of the device count, no larger than needed
+        size = -(-max(1, size) // num_devices) * num_devices
+        return min(size, -(-todo // num_devices) * num_devices)
 
-    size = rounded(min(chunk or MAX_CHUNK, todo))
-    program = compiled(size)
     if chunk is not None:
-        return program, size
-    try:
-        per_point = max(program.memory_analysis().temp_size_in_bytes * num_devices / size, 1)
+        size = fitted(min(chunk, todo))
+        return compiled(size), size
+    size = fitted(MIN_POINTS_PER_DEVICE * num_devices)
+    program = compiled(size)
+    try:  # bytes per point on one device
+        per_point = max(program.memory_analysis().temp_size_in_bytes * num_devices / size, 1.0)
     except Exception:  # no estimate on this backend: keep the first guess
         return program, size
-    fit = int(available_memory_bytes() * MEMORY_FRACTION / per_point) // num_devices * num_devices
-    if fit >= size:
-        return program, size
-    size = max(num_devices, fit)
-    return compiled(size), size
+    in_cache = int(WORKING_SET_BYTES / per_point) * num_devices
+    in_memory = int(available_memory_bytes() * MEMORY_FRACTION / per_point)
+    least = MIN_POINTS_PER_DEVICE * num_devices
+    best = max(num_devices, fitted(min(MAX_CHUNK, max(in_cache, least), in_memory)))
+    return (program, size) if best == size else (compiled(best), best)
 
 
 class _PlaneArrays(NamedTuple):

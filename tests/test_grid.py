@@ -132,3 +132,23 @@ def test_default_chunk_comes_from_memory_and_is_capped(small_sine, trained_small
     sizes = []
     evaluate_surface(small_sine, {}, plane, g, on_chunk=lambda index, values: sizes.append(index.size))
     assert max(sizes) == grid_module.MAX_CHUNK and sum(sizes) == g.num_points
+
+
+def test_default_chunk_keeps_the_working_set_in_cache_and_memory(small_sine, trained_small_sine,
+                                                                  monkeypatch):
+    from landscape import grid as grid_module
+
+    plane = random_plane(trained_small_sine.params)
+    g = Grid.from_specs("-1:1:30", "-1:1:20")
+    devices = jax.device_count()
+
+    def chunk_sizes():
+        sizes = []
+        evaluate_surface(small_sine, {}, plane, g, on_chunk=lambda index, _: sizes.append(index.size))
+        assert sum(sizes) == g.num_points
+        return max(sizes)
+
+    monkeypatch.setattr(grid_module, "WORKING_SET_BYTES", 1)  # nothing fits in cache: the floor
+    assert chunk_sizes() == grid_module.MIN_POINTS_PER_DEVICE * devices
+    monkeypatch.setattr(grid_module, "MEMORY_FRACTION", 1e-12)  # memory beats the floor
+    assert chunk_sizes() == devices

@@ -19,11 +19,11 @@ Repeat r starts both tools from seed r (ours: ``seed=r``; PyHessian: ``torch.man
 before its ``torch.randn`` start), and the tools alternate within each repeat so that load from
 other processes hits both alike (each timed call after an untimed one, so that the other tool's
 spinning threads have gone idle); times are medians over repeats. Our one-off
-compile time and PyHessian's graph set-up are shown apart. Each tool runs in the faster of two
-set-ups, chosen by timing single HVPs side by side first: ours on all ``--devices`` XLA CPU
-devices (default: one per core, as the CLI does; each batch's samples split across them) or on
-one; PyHessian with ``torch.set_num_threads(cores)`` or 1 (on a loaded machine torch's OpenMP
-team can lose 100× waiting for a descheduled thread). Accuracy is against float64 references: λ_max
+compile time and PyHessian's graph set-up are shown apart. Each tool runs in two set-ups, all
+interleaved, and each row keeps its faster one: ours on all ``--devices`` XLA CPU devices
+(default: one per core, as the CLI does; each batch's samples split across them) or on one;
+PyHessian with ``torch.set_num_threads(cores)`` or 1 (on a loaded machine torch's OpenMP team
+can lose 100× waiting for a descheduled thread). Accuracy is against float64 references: λ_max
 from scipy's ARPACK ``eigsh`` on our float64 HVP, and the exact trace Σᵢ eᵢᵀ H eᵢ from n HVPs.
 PyHessian (PyPI ``pyhessian``, torch CPU) is not a project dependency: without it the bench
 prints ours alone.
@@ -207,33 +207,37 @@ def main() -> None:
     except ImportError:
         them = None
 
-    def ours_eig(tol, stop="residual", max_iter=100):
+    def ours_eig(tol, stop="residual", max_iter=100, problem=problem):
         return lambda seed: hessian_eigenpairs(problem, top_k=1, tol=tol, stop=stop,
                                                max_iter=max_iter, seed=seed)
 
-    # One HVP each, side by side: what every method below is made of. Each tool then runs in
-    # its faster set-up here and now: on a loaded machine a team of threads (torch's OpenMP, or
-    # XLA devices that all-reduce) waits for its slowest member, and one thread can win.
-    v = jax.random.normal(jax.random.key(1), problem.params.shape)
+    # Each tool runs in every set-up, interleaved, and each row keeps its faster one: on a loaded
+    # machine a team of threads (torch's OpenMP, or XLA devices that all-reduce) waits for its
+    # slowest member, and one thread can win by 100×; on an idle one the team wins.
     problems = {jax.device_count(): problem}
     if jax.device_count() > 1:
         problems[1] = hessian_problem(workload, params, state, devices=jax.devices()[:1])
-    fns = {}
-    for count, p in problems.items():
-        fns[f"ours, {count} device(s)"] = lambda _, p=p, f=jax.jit(p.matvec): (
-            f(v, p.operands).block_until_ready())
-    if them is not None:
-        for threads in sorted({them.threads, 1}, reverse=True):
-            fns[f"PyHessian, {threads} thread(s)"] = lambda _, t=threads, f=them.hvp_fn(): (
-                them.torch.set_num_threads(t), f())
-    for fn in fns.values():
-        fn(0)
-    hvp = interleaved(fns, 30)
-    devices = min(problems, key=lambda c: hvp[f"ours, {c} device(s)"]["s"])
-    problem = problems[devices]
-    if them is not None:
-        them.threads = min({them.threads, 1}, key=lambda t: hvp[f"PyHessian, {t} thread(s)"]["s"])
-        them.torch.set_num_threads(them.threads)
+    threads = [] if them is None else sorted({them.threads, 1}, reverse=True)
+
+    def setups(ours: Callable, pyh: Callable | None) -> dict[str, Callable[[int], object]]:
+        """``ours(problem) -> fn(seed)`` and ``pyh() -> fn(seed)`` in every set-up."""
+        fns = {f"ours {c}d": ours(p) for c, p in problems.items()}
+        for t in threads if pyh is not None else ():
+            fns[f"PyH {t}t"] = lambda seed, t=t, f=pyh(): (
+                them.torch.set_num_threads(t), f(seed))[1]
+        for fn in fns.values():
+            fn(0)
+        return fns
+
+    def best(out: dict, tool: str) -> tuple[str, dict]:
+        name = min((k for k in out if k.startswith(tool)), key=lambda k: out[k]["s"])
+        return name.split()[-1], out[name]
+
+    # One HVP each, side by side: what every method below is made of.
+    v = jax.random.normal(jax.random.key(1), problem.params.shape)
+    hvp = interleaved(setups(
+        lambda p: (lambda _, f=jax.jit(p.matvec): f(v, p.operands).block_until_ready()),
+        them and (lambda: (lambda _, f=them.hvp_fn(): f()))), 30)
 
     start = time.perf_counter()
     ours_eig(TOLS[0])(0)
@@ -241,34 +245,30 @@ def main() -> None:
     first_call = time.perf_counter() - start
 
     rows = []
+    median = statistics.median
 
-    def row(label, ours, pyh=None, *, ours_hvps, pyh_hvps=None, ours_err, pyh_err=None):
-        r = {"probe": label, "ours_s": ours, "ours_hvps": ours_hvps, "ours_rel_err": ours_err}
-        if pyh is not None:
-            r.update(pyhessian_s=pyh, speedup=pyh / ours, pyhessian_hvps=pyh_hvps,
-                     pyhessian_rel_err=pyh_err)
+    def row(label, out, *, ours_hvps, pyh_hvps=None, ours_err, pyh_err=None):
+        """A table row from the faster set-up of each tool; ``*_err`` map outputs to errors."""
+        setup, ours = best(out, "ours")
+        r = {"probe": label, "ours_s": ours["s"], "ours_setup": setup, "ours_hvps": ours_hvps,
+             "ours_rel_err": median(map(ours_err, ours["outputs"]))}
+        if them is not None:
+            setup, pyh = best(out, "PyH")
+            r.update(pyhessian_s=pyh["s"], pyhessian_setup=setup, speedup=pyh["s"] / ours["s"],
+                     pyhessian_hvps=pyh_hvps,
+                     pyhessian_rel_err=median(map(pyh_err, pyh["outputs"])))
         rows.append(r)
 
-    median = statistics.median
+    lam_err = lambda pairs: rel(pairs.top.values[0])  # noqa: E731
     for tol in TOLS:
-        fns = {stop: ours_eig(tol, stop) for stop in STOPS}
-        if them is not None:
-            fns["pyhessian"] = lambda seed, tol=tol: them.eigenvalue(seed, tol=tol)
-        for fn in fns.values():
-            fn(0)
-        out = interleaved(fns, args.repeats)
-        pyh = None
-        if them is not None:
-            pyh = dict(s=out["pyhessian"]["s"],
-                       hvps=median(them.count_hvps(lambda s=s, t=tol: them.eigenvalue(s, tol=t))
-                                   for s in range(args.repeats)),
-                       err=median(rel(x) for x in out["pyhessian"]["outputs"]))
+        pyh = them and (lambda tol=tol: lambda seed: them.eigenvalue(seed, tol=tol))
+        pyh_hvps = None if them is None else median(
+            them.count_hvps(lambda s=s: them.eigenvalue(s, tol=tol)) for s in range(args.repeats))
         for stop, name in STOPS.items():
-            pairs = out[stop]["outputs"]
-            row(f"λmax tol {tol:g}, ours: {name}", out[stop]["s"], pyh and pyh["s"],
-                ours_hvps=median(p.iterations for p in pairs),
-                ours_err=median(rel(p.top.values[0]) for p in pairs),
-                pyh_hvps=pyh and pyh["hvps"], pyh_err=pyh and pyh["err"])
+            out = interleaved(setups(lambda p: ours_eig(tol, stop, problem=p), pyh), args.repeats)
+            row(f"λmax tol {tol:g}, ours: {name}", out,
+                ours_hvps=median(p.iterations for p in best(out, "ours")[1]["outputs"]),
+                ours_err=lam_err, pyh_hvps=pyh_hvps, pyh_err=rel)
 
     # Equal accuracy: per start vector, the fewest steps that reach each target error.
     seeds = range(args.repeats)
@@ -280,64 +280,59 @@ def main() -> None:
         for s in seeds]
     for target in TARGETS:
         ours_k = [first_reaching(e, target) or MAX_STEPS for e in our_errors]
-        fns = {"ours": lambda seed, ks=ours_k: ours_eig(tiny, max_iter=ks[seed])(seed)}
-        pyh_k = None
-        if them is not None:
-            pyh_k = [first_reaching(e, target) or MAX_STEPS for e in pyh_errors]
-            fns["pyhessian"] = lambda seed, ks=pyh_k: them.eigenvalue(seed, tol=-np.inf,
-                                                                      max_iter=ks[seed])
-        out = interleaved(fns, args.repeats)
-        pyh = None if them is None else out["pyhessian"]["s"]
-        row(f"λmax to rel. error ≤ {target:g} (fewest HVPs)", out["ours"]["s"], pyh,
-            ours_hvps=median(ours_k), ours_err=median(rel(p.top.values[0])
-                                                      for p in out["ours"]["outputs"]),
-            pyh_hvps=None if them is None else median(pyh_k),
-            pyh_err=None if them is None else median(rel(x) for x in out["pyhessian"]["outputs"]))
+        pyh_k = None if them is None else [first_reaching(e, target) or MAX_STEPS
+                                           for e in pyh_errors]
+        pyh = them and (lambda ks=pyh_k: lambda seed: them.eigenvalue(seed, tol=-np.inf,
+                                                                      max_iter=ks[seed]))
+        out = interleaved(setups(
+            lambda p, ks=ours_k: lambda seed: ours_eig(tiny, max_iter=ks[seed], problem=p)(seed),
+            pyh), args.repeats)
+        row(f"λmax to rel. error ≤ {target:g} (fewest HVPs)", out, ours_hvps=median(ours_k),
+            ours_err=lam_err, pyh_hvps=None if them is None else median(pyh_k), pyh_err=rel)
 
-    fns = {"ours": lambda seed: hutchinson_trace(problem, num_samples=TRACE_SAMPLES, seed=seed)}
-    if them is not None:
-        # tol = -inf: the relative-change test never passes, so exactly 100 samples are drawn.
-        fns["pyhessian"] = lambda seed: them.h.trace(maxIter=TRACE_SAMPLES, tol=-np.inf)
-    out = interleaved(fns, args.repeats)
+    # tol = -inf: PyHessian's relative-change test never passes, so exactly 100 samples.
+    out = interleaved(setups(
+        lambda p: lambda seed: hutchinson_trace(p, num_samples=TRACE_SAMPLES, seed=seed),
+        them and (lambda: lambda seed: them.h.trace(maxIter=TRACE_SAMPLES, tol=-np.inf))),
+        args.repeats)
     trace_rel = lambda x: abs(x - ref["trace"]) / abs(ref["trace"])  # noqa: E731
-    row(f"trace ({TRACE_SAMPLES} Rademacher samples)", out["ours"]["s"],
-        None if them is None else out["pyhessian"]["s"],
-        ours_hvps=TRACE_SAMPLES, pyh_hvps=TRACE_SAMPLES,
-        ours_err=median(trace_rel(t.estimate) for t in out["ours"]["outputs"]),
-        pyh_err=None if them is None else median(trace_rel(float(np.mean(t)))
-                                                 for t in out["pyhessian"]["outputs"]))
+    row(f"trace ({TRACE_SAMPLES} Rademacher samples)", out, ours_hvps=TRACE_SAMPLES,
+        pyh_hvps=TRACE_SAMPLES, ours_err=lambda t: trace_rel(t.estimate),
+        pyh_err=lambda t: trace_rel(float(np.mean(t))))
 
     n = problem.num_params
     print(f"model {'-'.join(map(str, SIZES))} MLP, {n} parameters, {NUM_SAMPLES} samples, "
           f"train loss {float(result.losses[-1]):.4g}; float64 references: "
           f"λ_max {lam:.6g}, trace {ref['trace']:.6g}")
-    print(f"ours: {devices} of {jax.device_count()} XLA CPU device(s) on {os.cpu_count()} "
-          f"cores; first call (compile + run) {first_call:.2f} s, not in the times below")
+    print(f"ours: {jax.device_count()} XLA CPU device(s) on {os.cpu_count()} cores; first "
+          f"call (compile + run) {first_call:.2f} s, not in the times below")
     if them is None:
         print("PyHessian not installed (pip install pyhessian): showing ours only")
     else:
-        print(f"PyHessian: torch {them.torch.__version__}, {them.threads} of "
-              f"{os.cpu_count()} threads; loss on the copied model {them.loss:.4g}; graph set-up "
-              f"{them.setup_s * 1e3:.1f} ms, not in the times below")
+        print(f"PyHessian: torch {them.torch.__version__}; loss on the copied model "
+              f"{them.loss:.4g}; graph set-up {them.setup_s * 1e3:.1f} ms, not in the times below")
     print("one HVP (median of 30): " + ", ".join(f"{k} {v['s'] * 1e3:.2f} ms"
                                                  for k, v in hvp.items()))
-    print(f"times: medians over {args.repeats} start vectors (seed = repeat)")
-    header = (f"{'probe':44s} {'ours ms':>8s} {'PyH ms':>8s} {'speed-up':>8s} {'HVPs':>9s} "
-              f"{'ours err':>9s} {'PyH err':>9s}")
+    print(f"times: medians over {args.repeats} start vectors (seed = repeat), each tool in its "
+          "faster set-up (Nd: N XLA devices, Nt: N torch threads)")
+    header = (f"{'probe':44s} {'ours ms':>8s} {'PyH ms':>8s} {'speed-up':>8s} {'set-up':>6s} "
+              f"{'HVPs':>6s} {'ours err':>9s} {'PyH err':>9s}")
     print(header)
     print("-" * len(header))
     for r in rows:
         fmt = lambda k, spec: format(r[k], spec) if r.get(k) is not None else "-"  # noqa: E731
         speedup = fmt("speedup", ".2f") + ("×" if "speedup" in r else "")
         hvps = f"{r['ours_hvps']:g}/" + fmt("pyhessian_hvps", "g")
+        setup = r["ours_setup"] + "/" + r.get("pyhessian_setup", "-")
         pyh_ms = format(r["pyhessian_s"] * 1e3, ".2f") if "pyhessian_s" in r else "-"
         print(f"{r['probe']:44s} {r['ours_s'] * 1e3:8.2f} {pyh_ms:>8s} {speedup:>8s} "
-              f"{hvps:>9s} {r['ours_rel_err']:9.1e} {fmt('pyhessian_rel_err', '9.1e'):>9s}")
+              f"{setup:>6s} {hvps:>6s} {r['ours_rel_err']:9.1e} "
+              f"{fmt('pyhessian_rel_err', '9.1e'):>9s}")
     print("HVPs: ours/PyHessian (medians); err: relative error against the float64 reference")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"model": SIZES, "num_params": n, "num_samples": NUM_SAMPLES,
-                       "devices": devices, "torch_threads": them and them.threads, "first_call_s": first_call,
+                       "devices": jax.device_count(), "first_call_s": first_call,
                        "hvp_s": {k: v["s"] for k, v in hvp.items()}, "references": ref,
                        "rows": rows}, f, indent=2)
         print(f"wrote {args.json}")

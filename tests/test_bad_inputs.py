@@ -170,7 +170,7 @@ RUN_DAMAGE = {
     "another workload": (_edit_json("workload", "spirals"), "spirals",
                          "'dense0/kernel' shaped (1, 64), the model's is (2, 64)"),
     "no trajectory.h5": (lambda r, o: (r / "trajectory.h5").unlink(), "trajectory.h5",
-                         "cannot read trajectory"),
+                         "trajectory.h5 not found"),
     "truncated trajectory.h5": (_truncate("trajectory.h5"), "trajectory.h5",
                                 "cannot read trajectory"),
     "corrupt trajectory.h5": (lambda r, o: (r / "trajectory.h5").write_bytes(b"x" * 999),

@@ -84,6 +84,18 @@ def test_cli_keeps_a_diverged_run_and_exits_1(tmp_path):
     assert np.isfinite(run.trajectory.train_loss).all() and _finite(run.params)
 
 
+def test_scan_that_trains_on_the_spot_refuses_a_diverged_model(tmp_path):
+    # The diverged run's params would be its starting point: scanning them would mislead.
+    out = tmp_path / "scan"
+    result = CliRunner().invoke(main, ["scan", "--lr", "1e9", "--steps", "30", "--quiet",
+                                       "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert re.search(r"training `sine` with Adam \(--lr [^)]+\) diverged at step \d+ ",
+                     result.output), result.output
+    assert not (out / "surface.h5").exists()
+
+
 def test_a_completed_run_leaves_no_journal(tmp_path):
     out = tmp_path / "runs"
     result = CliRunner().invoke(main, ["train", "--workload", "sine", "--optimizer", "adam",

@@ -351,6 +351,10 @@ def _compare_workload(*, workload_name, names, rates, steps, num, x_spec, y_spec
                                         callback=lambda step, loss, bar=bar: bar.update(1))
             save_run(runs[spec.name], directory, overwrite=True,
                      extra=None if source is None else {"workload_source": source})
+        run = runs[spec.name]
+        if run.divergence is not None:  # compared as far as it went, and said so
+            click.echo(f"warning: {spec.name} diverged at {run.divergence.describe()}; its path "
+                       f"ends at step {int(run.trajectory.step[-1])}", err=True)
 
     plane, paths, (origin, state, origin_loss) = compare.runs_on_plane(
         runs, kind=plane_kind, reference=reference_name)

@@ -42,12 +42,18 @@ def trained_model(workload_name: str, *, steps: int, lr: float, seed: int, quiet
     import optax
 
     from landscape.data import get_workload
+    from landscape.errors import TrainingDiverged
     from landscape.train import train
 
     workload = workload or get_workload(workload_name)
     with progress(steps, "training", quiet=quiet, unit="step") as bar:
         result = train(workload, optax.adam(lr), steps=steps, seed=seed, record_every=steps,
                        callback=lambda step, loss: bar.update(1))
+    if result.divergence is not None:  # its params would be the starting point: not the model
+        raise TrainingDiverged(
+            f"training `{workload_name}` with Adam (--lr {lr}) diverged at "
+            f"{result.divergence.describe()}; lower `--lr` or train fewer `--steps`"
+        )
     description = {"workload": workload_name, "optimizer": "adam", "lr": lr, "steps": steps,
                    "seed": seed}
     return ModelSource(workload, result.params, result.state, float(result.losses[-1]), description)

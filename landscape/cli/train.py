@@ -7,6 +7,8 @@ import os
 import click
 
 from landscape.cli.options import (
+    USER_CODE_NOTE,
+    FiniteFloat,
     echo_outputs,
     library_errors,
     make_out_dir,
@@ -47,7 +49,8 @@ def _optimizer_names(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
 @click.command(epilog=EXAMPLES)
 @click.option("--workload", default="digits", show_default=True,
               help="Built-in workload (sine, spirals, digits, digits-cnn, mnist, fashion-mnist, "
-                   "cifar10) or `package.module:function` returning a landscape.Workload.")
+                   "cifar10) or `package.module:function` returning a landscape.Workload. "
+                   + USER_CODE_NOTE)
 @click.option("--optimizer", "optimizer_names", multiple=True, default=("adam",),
               show_default=True, callback=_optimizer_names,
               help="Optimizer from the suite; repeat for several (all start from the same "
@@ -56,7 +59,7 @@ def _optimizer_names(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
               help="Minibatch steps per optimizer.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True,
               help="Minibatch size (at most the training set size).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Learning rate for every optimizer [default: each optimizer's own default].")
 @click.option("--record-every", type=click.IntRange(min=1), default=50, show_default=True,
               help="Record params and full train/test metrics every this many steps.")

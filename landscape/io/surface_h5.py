@@ -307,7 +307,10 @@ def _axis(f: h5py.File, name: str, path) -> np.ndarray:
     item = f[name]
     if not isinstance(item, h5py.Dataset) or item.ndim != 1 or item.shape[0] < 1:
         raise ReadError(f"{path}: `{name}` must be a non-empty 1-D dataset")
-    return np.array(item[()], dtype=np.float64)
+    axis = np.array(item[()], dtype=np.float64)
+    if not np.isfinite(axis).all():
+        raise ReadError(f"{path}: `{name}` holds NaN/inf coordinates")
+    return axis
 
 
 def _reason(exc: BaseException) -> str:

@@ -71,6 +71,8 @@ def read(path: str | os.PathLike, *, like: Any | None = None, like_state: Any | 
     Raises:
       ReadError: the file is missing, is not a trajectory file, or its arrays disagree.
     """
+    if not os.path.exists(path):
+        raise ReadError(f"{path} not found: the run directory is incomplete")
     try:
         with h5py.File(path, "r") as handle:
             if handle.attrs.get("format") != FORMAT:

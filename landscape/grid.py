@@ -22,7 +22,14 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from landscape.directions import Plane
 from landscape.distributed import put_global, to_host
 from landscape.errors import InputError
-from landscape.workload import Params, State, Workload, mean_over_batches
+from landscape.workload import (
+    LinearStem,
+    Params,
+    State,
+    Workload,
+    get_leaf,
+    mean_over_batches,
+)
 
 ACC_PERCENT = 100.0  # accuracies are fractions inside the library, percent in surface files
 
@@ -182,7 +189,7 @@ def evaluate_surface(
       ``{f"{split}_{metric}": array shaped grid.shape}``; points not evaluated are NaN.
     """
     metric_names(workload, metrics, splits)  # validates
-    stem = workload.stem if use_stem else None
+    stem = workload.stem if use_stem and _stem_pays(workload.stem, plane.origin) else None
     batches = {s: workload.dataset(s).split_batches(workload.batch_size) for s in splits}
     if stem is not None:
         # The stem's outputs for the origin and each direction do not depend on the grid point:
@@ -226,6 +233,19 @@ def evaluate_surface(
     return evaluate_chunks(
         chunk_fn, data, plane, grid, chunk=chunk, mesh=mesh, done=done, on_chunk=on_chunk
     )
+
+
+STEM_MIN_FAN_IN = 4  # inputs per unit below which the stem's combine costs more than its product
+
+
+def _stem_pays(stem: LinearStem | None, origin: Params) -> bool:
+    """Whether a stem saves work: per sample and unit it trades the layer's fan-in
+    multiply-adds for a combine of three precomputed products (measured: a 1-input stem, as
+    the sine MLP's, is 5-15 % slower than the plain product)."""
+    if stem is None:
+        return False
+    kernel = np.shape(get_leaf(origin, stem.kernel))
+    return math.prod(kernel[:-1]) >= STEM_MIN_FAN_IN
 
 
 def evaluate_points(
@@ -321,7 +341,7 @@ def evaluate_chunks(
 
 
 MAX_CHUNK = 256  # points per call; beyond this, larger chunks stop paying off
-MIN_POINTS_PER_DEVICE = 8  # below this, per-call overheads show
+GUESS_POINTS_PER_DEVICE = 4  # the first compile's chunk, whose temporaries size the real one
 WORKING_SET_BYTES = 16 * 2**20  # per device: a chunk's temporaries beyond this leave the cache
 MEMORY_FRACTION = 0.25  # of the memory available now, for one chunk's temporaries
 
@@ -354,11 +374,11 @@ def _compile(jitted, constants, coords_sharding, num_devices: int, chunk: int | 
     """Compile ``jitted`` for one chunk size and return (compiled, chunk).
 
     ``chunk`` if given; else, from XLA's estimate of a chunk's temporaries (made on a first
-    compile of ``MIN_POINTS_PER_DEVICE`` per device): as many points per device as keep them
+    compile of ``GUESS_POINTS_PER_DEVICE`` per device): as many points per device as keep them
     within ``WORKING_SET_BYTES`` — beyond that they spill out of cache and each point costs
-    more — but at least ``MIN_POINTS_PER_DEVICE``, at most ``MAX_CHUNK`` in all and within
-    ``MEMORY_FRACTION`` of the available memory. Sizes are multiples of the device count; a
-    second compile only when the size changes.
+    more — at least one, at most ``MAX_CHUNK`` in all and within ``MEMORY_FRACTION`` of the
+    available memory. Sizes are multiples of the device count; a second compile only when the
+    size changes.
     """
 
     def compiled(size):
@@ -372,7 +392,7 @@ def _compile(jitted, constants, coords_sharding, num_devices: int, chunk: int | 
     if chunk is not None:
         size = fitted(min(chunk, todo))
         return compiled(size), size
-    size = fitted(MIN_POINTS_PER_DEVICE * num_devices)
+    size = fitted(GUESS_POINTS_PER_DEVICE * num_devices)
     program = compiled(size)
     try:  # bytes per point on one device
         per_point = max(program.memory_analysis().temp_size_in_bytes * num_devices / size, 1.0)
@@ -380,8 +400,7 @@ def _compile(jitted, constants, coords_sharding, num_devices: int, chunk: int | 
         return program, size
     in_cache = int(WORKING_SET_BYTES / per_point) * num_devices
     in_memory = int(available_memory_bytes() * MEMORY_FRACTION / per_point)
-    least = MIN_POINTS_PER_DEVICE * num_devices
-    best = max(num_devices, fitted(min(MAX_CHUNK, max(in_cache, least), in_memory)))
+    best = fitted(min(MAX_CHUNK, in_cache, in_memory))
     return (program, size) if best == size else (compiled(best), best)
 
 

@@ -20,8 +20,13 @@ def _direct(workload, state, plane, grid):
 
 
 @pytest.mark.parametrize("chunk, use_stem", [(None, True), (5, True), (5, False)])
-def test_surface_equals_direct_per_point_evaluation(small_sine, trained_small_sine, chunk, use_stem):
+def test_surface_equals_direct_per_point_evaluation(small_sine, trained_small_sine, chunk, use_stem,
+                                                    monkeypatch):
+    from landscape import grid as grid_module
+
     assert small_sine.stem is not None  # the shared-first-layer path is the one under test
+    # Its single input makes the stem not worth it by default: forced here, so it is tested.
+    monkeypatch.setattr(grid_module, "STEM_MIN_FAN_IN", 1)
     plane = random_plane(trained_small_sine.params, seed=1, ignore="none")
     grid = Grid.from_specs("-1:1:7", "-0.5:1:4")  # non-square on purpose
     got = evaluate_surface(small_sine, trained_small_sine.state, plane, grid, chunk=chunk,
@@ -148,7 +153,20 @@ def test_default_chunk_keeps_the_working_set_in_cache_and_memory(small_sine, tra
         assert sum(sizes) == g.num_points
         return max(sizes)
 
-    monkeypatch.setattr(grid_module, "WORKING_SET_BYTES", 1)  # nothing fits in cache: the floor
-    assert chunk_sizes() == grid_module.MIN_POINTS_PER_DEVICE * devices
-    monkeypatch.setattr(grid_module, "MEMORY_FRACTION", 1e-12)  # memory beats the floor
+    monkeypatch.setattr(grid_module, "WORKING_SET_BYTES", 1)  # nothing fits in cache: one each
     assert chunk_sizes() == devices
+    monkeypatch.setattr(grid_module, "WORKING_SET_BYTES", 2**40)
+    assert chunk_sizes() == grid_module.MAX_CHUNK
+    monkeypatch.setattr(grid_module, "MEMORY_FRACTION", 1e-12)  # memory beats the cache rule
+    assert chunk_sizes() == devices
+
+
+def test_the_stem_is_used_only_where_it_saves_work(small_sine, trained_small_sine):
+    from landscape.grid import STEM_MIN_FAN_IN, _stem_pays
+
+    params = trained_small_sine.params
+    assert np.shape(params["dense0"]["kernel"])[0] == 1 < STEM_MIN_FAN_IN
+    assert not _stem_pays(small_sine.stem, params)
+    wide = {**params, "dense0": {**params["dense0"], "kernel": np.zeros((64, 64), np.float32)}}
+    assert _stem_pays(small_sine.stem, wide)
+    assert not _stem_pays(None, wide)

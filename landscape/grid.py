@@ -283,12 +283,13 @@ def evaluate_chunks(
 
     Args:
       chunk: points per compiled call (rounded up to a multiple of the device count); the last
-        chunk is padded, so the scan compiles once. Default: what fits in a quarter of the
-        available memory by XLA's estimate, at most ``MAX_CHUNK``.
+        chunk is padded, so the scan compiles once. Default: as many points per device as keep
+        a chunk's temporaries within ``WORKING_SET_BYTES`` by XLA's estimate (see
+        :func:`_compile`), at most ``MAX_CHUNK``.
       mesh: devices to shard each chunk over (default: every device, one mesh axis).
       done: boolean mask shaped like ``grid.shape``; points already done are skipped (resume).
-      on_chunk: called with (flat point indices, {name: values}) after every chunk, e.g. to
-        flush results to a file.
+      on_chunk: called with (flat point indices, {name: values}) after every chunk, in order,
+        e.g. to flush results to a file; it runs while the next chunk computes.
 
     Returns:
       ``{name: array shaped grid.shape}`` (float64); points not evaluated are NaN.

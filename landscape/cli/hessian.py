@@ -79,7 +79,8 @@ MAP_DIRECTIONS = ("filter", "layer", "random", "hessian")
 @click.option("--map-steps", type=click.IntRange(min=2), default=20, show_default=True,
               help="--map: Lanczos steps per grid point (fixed, so points vmap).")
 @click.option("--chunk", type=click.IntRange(min=1), default=None,
-              help="--map: grid points per compiled call (default: from memory).")
+              help="--map: grid points per compiled call [default: as many as keep a chunk "
+                   "in cache, at most 256].")
 @click.option("--overwrite", is_flag=True, help="Replace an eigen map made with other arguments.")
 @out_option
 @seed_option

@@ -75,7 +75,8 @@ DIRECTION_KINDS = ("filter", "layer", "random", "pca", "interp", "hessian")
 @click.option("--split", "splits", default="train", show_default=True,
               callback=comma_list(("train", "test")), help="Comma-separated: train,test.")
 @click.option("--chunk", type=click.IntRange(min=1), default=None,
-              help="Grid points per compiled call (default: up to 256).")
+              help="Grid points per compiled call [default: as many as keep a chunk in cache, "
+                   "at most 256].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing surface made with other arguments.")
 @distributed_options
 @out_option

@@ -214,9 +214,9 @@ def evaluate_surface(
                 batch, pre = item
 
                 def finish(theta, a, b):
-                    point_pre = pre[0] + a * pre[1]
-                    if pre.shape[0] == 3:
-                        point_pre = point_pre + b * pre[2]
+                    # [1, α, β] · (origin, d1, d2) products: under vmap, one small dot.
+                    weights = jnp.stack([jnp.ones_like(a), a, b])[: pre.shape[0]]
+                    point_pre = jnp.tensordot(weights, pre, axes=1)
                     return stem.finish(theta, data["state"], point_pre, batch)
 
                 values, extra = jax.vmap(finish)(at(alpha, beta), alpha, beta)

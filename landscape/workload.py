@@ -223,9 +223,11 @@ def mean_over_batches(
         def body(carry, batch):
             return jax.tree.map(jnp.add, carry, weighted(batch)), None
 
-        first = weighted(jax.tree.map(lambda a: a[0], full))
-        sums, _ = jax.lax.scan(body, first, jax.tree.map(lambda a: a[1:], full))
-        count += size(full) * size(jax.tree.map(lambda a: a[0], full))
+        one = jax.tree.map(lambda a: a[0], full)
+        # Zeros to start from (not the first batch's sums: slicing off the rest would copy it).
+        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(weighted, one))
+        sums, _ = jax.lax.scan(body, zeros, full)
+        count += size(full) * size(one)
     if rest is not None:
         out = weighted(rest)
         sums = out if sums is None else jax.tree.map(jnp.add, sums, out)

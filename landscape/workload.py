@@ -88,7 +88,8 @@ class LinearStem:
     and how the loss continues from there: ``finish(params, state, pre, batch) -> (mean loss,
     metrics)``. Optional; it lets the grid evaluator use that the stem is linear in the weights,
     ``x (W + αD1 + βD2) = xW + α xD1 + β xD2``: three products per sample, made once per scan,
-    serve every grid point instead of one product per point. The result is the same up to float rounding.
+    serve every grid point instead of one product per point. The result is the same up to
+    float rounding.
     """
 
     kernel: tuple[str, ...]  # key path of the kernel leaf, e.g. ("dense0", "kernel")
@@ -174,13 +175,9 @@ def check_params_fit(workload: Workload, params: Params, state: State) -> None:
 
 def _leaf_shapes(tree: PyTree) -> dict[str, tuple[int, ...]]:
     """``{"dense0/kernel": shape}``: leaves by key path, whatever the container types."""
-    def name(entry: Any) -> str:
-        for attr in ("key", "idx", "name"):
-            if hasattr(entry, attr):
-                return str(getattr(entry, attr))
-        return str(entry)
+    from landscape.io.h5tree import leaf_path
 
-    return {"/".join(map(name, path)): tuple(np.shape(leaf))
+    return {leaf_path(path): tuple(np.shape(leaf))
             for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 

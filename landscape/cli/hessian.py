@@ -17,6 +17,7 @@ from landscape.cli.options import (
     quiet_option,
     seed_option,
 )
+from landscape.cli.plot import save_figure
 from landscape.cli.source import model_options, trained_model
 from landscape.directions import IGNORE_RULES
 
@@ -213,7 +214,7 @@ def _density(problem, pairs, report, timings, out, *, probes, steps, deflate, se
     shown = np.maximum(density.density, density.density.max() * 1e-7)
     figure = density_figure(density.grid, shown,
                             title=f"Hessian spectral density ({probes} probes × {steps} steps)")
-    _save(figure, path)
+    save_figure(figure, path)
     return [path]
 
 
@@ -267,15 +268,8 @@ def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_
     figure = hessian_figure(surface.grid, surface.values["max_eig"], surface.values["min_eig"],
                             attrs=surface.attrs,
                             title=f"{model.workload.name}: Hessian eigenvalues, {plane.kind} plane")
-    _save(figure, png_path)
+    save_figure(figure, png_path)
     return [h5_path, png_path]
-
-
-def _save(figure, path: str) -> None:
-    from landscape.io.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=120)
 
 
 def _write_json(path: str, report: dict) -> None:

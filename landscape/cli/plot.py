@@ -30,11 +30,13 @@ Examples:
 """
 
 
-def save_figure(figure, path: str, *, dpi: int) -> str:
-    """Save to a temporary name in the same folder, then rename (no half-written figures)."""
+def save_figure(figure, path: str, *, dpi: int = 120, unique: bool = True) -> str:
+    """Save to a temporary name in the same folder, then rename (no half-written figures);
+    ``unique=False`` for a writer holding the output's lock, whose fixed temporary name a
+    killed run's leftover is overwritten by (see :func:`landscape.io.atomic.temporary_name`)."""
     from landscape.io.atomic import atomic_path
 
-    with atomic_path(path) as tmp:  # an OSError becomes a WriteError: a one-line CLI error
+    with atomic_path(path, unique=unique) as tmp:  # OSError -> WriteError: a one-line CLI error
         figure.savefig(tmp, dpi=dpi)
     return path
 

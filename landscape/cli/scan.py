@@ -230,9 +230,12 @@ def _scan_locked(model, plane, grid, out: str, *, spec: dict, metrics, splits, c
                          chunk=chunk, done=done, on_chunk=flush)
     if not writer:
         return []
-    surface_h5.compact(h5_path)  # the journal of finished chunks folded into the file
+    # The journal of finished chunks is folded into the file: by the trajectory's rewrite of
+    # the file when there is one, else by a compaction.
     if trajectory_run is not None:
         _store_trajectory(h5_path, trajectory_run, plane)
+    else:
+        surface_h5.compact(h5_path)
     png_path = os.path.join(out, "surface.png")
     surface = surface_h5.read(h5_path)
     note = nonfinite_note(surface)
@@ -258,6 +261,7 @@ def _store_trajectory(h5_path: str, run, plane) -> None:
 
 
 def _save_figure(surface, name: str, kind: str, path: str) -> None:
+    from landscape.cli.plot import save_figure
     from landscape.plot import surface_figure
     from landscape.plot.figures import kind_figure
 
@@ -269,7 +273,4 @@ def _save_figure(surface, name: str, kind: str, path: str) -> None:
                              title=title)
     else:
         figure = surface_figure(surface.grid, surface.values[name], log=log, title=title)
-    from landscape.io.atomic import atomic_path
-
-    with atomic_path(path, unique=False) as tmp:  # under the scan's lock: a fixed name, so a
-        figure.savefig(tmp, dpi=120)  # kill's leftover is overwritten by the next run
+    save_figure(figure, path, unique=False)  # under the scan's lock

@@ -14,8 +14,8 @@ Layout (https://github.com/tomgoldstein/loss-landscape, ``h5_util.py`` / ``plot_
 Crash safety: the ``.h5`` file is never modified in place (an HDF5 write killed midway can
 corrupt the whole file). It is only ever replaced whole — written under a temporary name,
 synced, renamed (:mod:`landscape.io.atomic`). Finished chunks are appended to the journal
-``PATH.journal`` beside it (:mod:`landscape.io.journal`: checksummed records, synced one by
-one), and :func:`compact` folds the journal into a fresh copy of the file now and then and at
+``PATH.journal`` beside it (:mod:`landscape.io.journal`: checksummed records, each written at
+once and synced at least every :data:`SYNC_EVERY_S`), and :func:`compact` folds the journal into a fresh copy of the file now and then and at
 the end of a scan. :func:`read` and a resuming :func:`create` apply a pending journal, so a
 scan killed at any moment loses at most the chunk it was computing.
 """

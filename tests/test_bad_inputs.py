@@ -110,13 +110,113 @@ def test_plot_of_a_file_with_unusable_coordinates(tmp_path, x, y, fragment):
                           code=1)
 
 
-@pytest.mark.parametrize("kind", ["garbage", "truncated", "not-a-surface"])
-def test_scan_directions_from_an_unreadable_file(bad_surfaces, tmp_path, kind):
-    path = bad_surfaces[kind]
-    result = invoke(["scan", "--steps", "1", "--grid", "3", "--directions-from", path, "--quiet",
-                     "--out", tmp_path])
-    assert_one_line_error(result, path.name, code=1)
+# --- scan --directions-from: the file is checked before any training --------------------
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Training or loading a model fails the test: the file must be refused before either."""
+    import importlib
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was trained or loaded before the file was checked")
+
+    # by module (the package's `landscape.train` attribute is the function, not the module)
+    monkeypatch.setattr(importlib.import_module("landscape.train"), "train", refuse)
+    monkeypatch.setattr(importlib.import_module("landscape.runs"), "load_run", refuse)
+
+
+def _sine_file(folder, dims):
+    """A surface file with directions of the sine model's shapes (no training needed)."""
+    import jax
+
+    from landscape.data import get_workload
+
+    params = get_workload("sine").init(jax.random.key(1))[0]
+    path = folder / f"sine{dims}d.h5"
+    grid = Grid(np.linspace(-1, 1, 3), np.linspace(-1, 1, 3) if dims == 2 else None)
+    surface_h5.create(path, grid, ["train_loss"], random_plane(params, dims=dims),
+                      {"spec_hash": "x", "workload": "sine"})
+    return path
+
+
+@pytest.fixture(scope="module")
+def direction_files(bad_surfaces, tmp_path_factory):
+    """name -> (path, words of the message) of a file whose directions the sine model cannot
+    reuse."""
+    import h5py
+    import jax
+
+    from landscape.data import get_workload
+
+    folder = tmp_path_factory.mktemp("directions")
+    li = folder / "li.h5"  # Li et al.'s layout: values and axes, directions kept elsewhere
+    with h5py.File(li, "w") as f:
+        f["xcoordinates"] = np.linspace(-1, 1, 3)
+        f["train_loss"] = np.ones(3)
+    spirals = folder / "spirals.h5"
+    params = get_workload("spirals").init(jax.random.key(0))[0]
+    surface_h5.create(spirals, Grid(np.linspace(-1, 1, 3), np.linspace(-1, 1, 3)),
+                      ["train_loss"], random_plane(params), {"spec_hash": "x",
+                                                             "workload": "spirals"})
+    tampered = folder / "tampered.h5"  # a sine file with one leaf of another shape
+    shutil.copy(_sine_file(folder, 2), tampered)
+    with h5py.File(tampered, "r+") as f:
+        for d in ("d1", "d2"):
+            del f[f"directions/{d}/dense1/kernel"]
+            f[f"directions/{d}/dense1/kernel"] = np.zeros((3, 3), np.float32)
+    return {
+        "garbage": (bad_surfaces["garbage"], ["cannot read directions from", "not an HDF5 file"]),
+        "empty": (bad_surfaces["empty"], ["cannot read directions from", "not an HDF5 file"]),
+        "truncated": (bad_surfaces["truncated"], ["cannot read directions from",
+                                                  "truncated file"]),
+        "not-a-surface": (bad_surfaces["not-a-surface"],
+                          ["no `directions/d1` group; not a surface file of `landscape scan`"]),
+        "no directions": (li, ["no `directions/d1` group; a surface file without stored "
+                               "directions (e.g. one of Li et al.'s)"]),
+        "another model": (spirals, [
+            "the stored directions do not fit the model: leaf `dense0/kernel` is (2, 64) in "
+            "the file, (1, 64) in the model (the file is a scan of workload `spirals`); use a "
+            "surface file of this model"]),
+        "toy model": (bad_surfaces["missing"].parent / "good.h5", [
+            "leaf `dense0/bias` is (3,) in the file, (64,) in the model"]),
+        "one leaf reshaped": (tampered, [
+            "leaf `dense1/kernel` is (3, 3) in the file, (64, 64) in the model"]),
+    }
+
+
+@pytest.mark.parametrize("case", ["garbage", "empty", "truncated", "not-a-surface",
+                                  "no directions", "another model", "toy model",
+                                  "one leaf reshaped"])
+def test_scan_directions_from_a_bad_file_fails_before_training(direction_files, no_model,
+                                                                 tmp_path, case):
+    path, words = direction_files[case]
+    # 100000 steps would take minutes; no_model fails the test if training even starts.
+    result = invoke(["scan", "--steps", "100000", "--grid", "3", "--directions-from", path,
+                     "--quiet", "--out", tmp_path])
+    assert_one_line_error(result, path.name, *words, code=1)
     assert not (tmp_path / "surface.h5").exists()
+
+
+def test_scan_of_a_run_with_directions_of_another_model(runs, direction_files, tmp_path):
+    """With a run as SOURCE the model is loaded (cheap), then the file is checked against it
+    before any point is scanned."""
+    path, _ = direction_files["another model"]
+    result = invoke(["scan", runs["sine"], "--grid", "3", "--directions-from", path,
+                     "--quiet", "--out", tmp_path])
+    assert_one_line_error(result, path.name, "leaf `dense0/kernel` is (2, 64) in the file, "
+                                             "(1, 64) in the model", code=1)
+    assert not (tmp_path / "surface.h5").exists()
+
+
+@pytest.mark.parametrize("source", [False, True])
+def test_y_for_1d_stored_directions_fails_before_training(runs, no_model, tmp_path, source):
+    path = _sine_file(tmp_path, dims=1)
+    args = [runs["sine"]] if source else ["--steps", "100000"]
+    result = invoke(["scan", *args, "--directions-from", path, "--x", "-1:1:3", "--y",
+                     "-1:1:3", "--quiet", "--out", tmp_path / "out"])
+    assert_one_line_error(result, "`--y` was given for a 1D line (--dims 1 or 1D "
+                                  "--directions-from)", code=2)
+    assert not (tmp_path / "out" / "surface.h5").exists()
 
 
 # --- run directories ------------------------------------------------------------------------

@@ -146,16 +146,32 @@ def test_directions_from_a_surface_file_reproduce_it(tmp_path):
     np.testing.assert_allclose(b.values["train_loss"], a.values["train_loss"], rtol=1e-6)
 
 
-def test_directions_from_a_file_of_another_model_is_refused(tmp_path):
+@pytest.mark.parametrize("dims", ["1", "2"])
+def test_directions_from_a_surface_file_are_its_directions(tmp_path, dims):
+    """Another model of the same workload (another seed) scanned along a file's directions:
+    the new file stores the old file's d1 (and d2) exactly, around its own origin."""
     import h5py
 
-    first = tmp_path / "first"
-    args = ["scan", "--steps", "20", "--grid", "3", "--quiet"]
-    assert CliRunner().invoke(main, [*args, "--out", str(first)]).exit_code == 0
-    with h5py.File(first / "surface.h5", "r+") as f:
-        del f["directions/d1/dense1/kernel"]
-        f["directions/d1/dense1/kernel"] = np.zeros((3, 3), np.float32)
-    result = CliRunner().invoke(main, [*args, "--directions-from", str(first / "surface.h5"),
-                                       "--out", str(tmp_path / "b")])
-    assert result.exit_code == 1
-    assert "dense1/kernel has shape (3, 3), expected (64, 64)" in result.output
+    from landscape.io.h5tree import read_tree
+
+    args = ["scan", "--steps", "5", "--grid", "3", "--quiet"]
+    first, again = tmp_path / "first", tmp_path / "again"
+    result = CliRunner().invoke(main, [*args, "--dims", dims, "--seed", "3", "--out", str(first)])
+    assert result.exit_code == 0, result.output
+    # no --dims: a line or a plane as stored in the file
+    result = CliRunner().invoke(main, [*args, "--seed", "4", "--directions-from",
+                                       str(first / "surface.h5"), "--out", str(again)])
+    assert result.exit_code == 0, result.output
+
+    def stored(path):
+        with h5py.File(path) as f:
+            return {key: read_tree(f["directions"][key]) for key in f["directions"]}
+
+    a, b = stored(first / "surface.h5"), stored(again / "surface.h5")
+    assert sorted(a) == sorted(b) == (["d1", "origin"] if dims == "1" else ["d1", "d2", "origin"])
+    for key in ("d1", "d2")[: int(dims)]:
+        for layer in a[key]:
+            for leaf in a[key][layer]:
+                np.testing.assert_array_equal(b[key][layer][leaf], a[key][layer][leaf])
+    assert not np.array_equal(b["origin"]["dense1"]["kernel"], a["origin"]["dense1"]["kernel"])
+    assert surface_h5.read(again / "surface.h5").grid.ndim == int(dims)

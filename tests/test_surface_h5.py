@@ -87,3 +87,91 @@ def test_writing_no_points_is_a_no_op(tmp_path):
     surface_h5.create(path, grid, ["train_loss"], random_plane(PARAMS), {"spec_hash": "x"})
     surface_h5.write_points(path, np.array([], int), {"train_loss": np.array([])})
     assert not surface_h5.read(path).done.any()
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_stored_directions_round_trip(tmp_path, dims):
+    import jax
+
+    grid = Grid(np.linspace(-1, 1, 3), np.linspace(-1, 1, 3) if dims == 2 else None)
+    plane = random_plane(PARAMS, dims=dims, seed=5)
+    path = tmp_path / "s.h5"
+    surface_h5.create(path, grid, ["train_loss"], plane, {"spec_hash": "x", "workload": "toy"})
+    stored = surface_h5.read_stored_directions(path)
+    assert stored.ndim == dims and stored.workload == "toy"
+    assert sorted(stored.d1) == ["dense0/bias", "dense0/kernel"]
+    # the shapes alone (jax.eval_shape, no arrays) are enough to check the fit
+    stored.check_fit(jax.eval_shape(lambda: PARAMS))
+    d1, d2 = stored.fit(PARAMS)
+    for got, want in ((d1, plane.d1), (d2, plane.d2)):
+        if want is None:
+            assert got is None
+            continue
+        for name in ("kernel", "bias"):
+            np.testing.assert_array_equal(got["dense0"][name], want["dense0"][name])
+
+
+def _edit_directions(edit):
+    def make(path):
+        surface_h5.create(path, Grid(np.linspace(-1, 1, 3), np.linspace(-1, 1, 3)),
+                          ["train_loss"], random_plane(PARAMS), {"spec_hash": "x"})
+        with h5py.File(path, "r+") as f:
+            edit(f)
+    return make
+
+
+def _replace_leaf(key, value):
+    def edit(f):
+        del f[f"directions/{key}/dense0/kernel"]
+        f[f"directions/{key}/dense0/kernel"] = value
+    return edit
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda p: p.write_bytes(b"GIF89a" * 100),
+     "cannot read directions from s.h5: not an HDF5 file"),
+    (_edit_directions(lambda f: f.__delitem__("directions")),
+     "s.h5: no `directions/d1` group; a surface file without stored directions"),
+    (_edit_directions(lambda f: f.__delitem__("xcoordinates") or f.__delitem__("directions")),
+     "s.h5: no `directions/d1` group; not a surface file of `landscape scan`"),
+    (_edit_directions(lambda f: (f.__delitem__("directions/d1"),
+                                 f.__setitem__("directions/d1", np.ones(3)))),
+     "s.h5: `directions/d1` must be a group (one dataset per parameter), found Dataset"),
+    (_edit_directions(lambda f: (f.__delitem__("directions/d1"),
+                                 f.create_group("directions/d1"))),
+     "s.h5: `directions/d1` holds no arrays"),
+    (_edit_directions(_replace_leaf("d1", "text")),
+     "s.h5: `directions/d1/dense0/kernel` holds |S4 values, not numbers"),
+    (_edit_directions(_replace_leaf("d2", np.full((2, 3), np.inf, np.float32))),
+     "s.h5: `directions/d2/dense0/kernel` holds NaN/inf values"),
+    (_edit_directions(_replace_leaf("d2", np.ones((3, 2), np.float32))),
+     "s.h5: `directions/d2` does not match `directions/d1`: leaf `dense0/kernel` is (2, 3) in "
+     "d1, (3, 2) in d2"),
+])
+def test_stored_directions_that_cannot_be_reused_are_refused(tmp_path, make, words):
+    path = tmp_path / "s.h5"
+    make(path)
+    with pytest.raises(ReadError) as info:
+        surface_h5.read_stored_directions(path)
+    assert str(path) in str(info.value)
+    assert words in str(info.value).replace(str(path), "s.h5")
+
+
+@pytest.mark.parametrize("like, words", [
+    ({"dense0": {"kernel": np.ones((2, 4)), "bias": np.ones(3)}},
+     "leaf `dense0/kernel` is (2, 3) in the file, (2, 4) in the model"),
+    ({"dense0": {"kernel": np.ones((2, 3))}},  # the file has a leaf the model lacks
+     "leaf `dense0/bias` is (3,) in the file, absent in the model"),
+    ({**PARAMS, "dense1": {"kernel": np.ones((3, 1))}},  # the model has a leaf the file lacks
+     "leaf `dense1/kernel` is absent in the file, (3, 1) in the model"),
+])
+def test_stored_directions_of_another_model_are_refused(tmp_path, like, words):
+    path = tmp_path / "s.h5"
+    surface_h5.create(path, Grid(np.linspace(-1, 1, 3), None), ["train_loss"],
+                      random_plane(PARAMS, dims=1), {"spec_hash": "x", "workload": "toy"})
+    for check in (surface_h5.read_stored_directions(path).check_fit,
+                  lambda like: surface_h5.read_directions(path, like)):
+        with pytest.raises(ReadError) as info:
+            check(like)
+        assert f"{path}: the stored directions do not fit the model: {words} (the file is a scan " \
+               f"of workload `toy`); use a surface file of this model" in str(info.value)

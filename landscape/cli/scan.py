@@ -19,7 +19,7 @@ from landscape.cli.options import (
     quiet_option,
     seed_option,
 )
-from landscape.cli.source import loaded_run, model_options, trained_model
+from landscape.cli.source import loaded_run, model_options, param_shapes, trained_model
 from landscape.directions import IGNORE_RULES, NORMALIZATIONS
 
 EXAMPLES = """
@@ -54,7 +54,9 @@ DIRECTION_KINDS = ("filter", "layer", "random", "pca", "interp", "hessian")
               help="With --directions interp: the run at α = 1 (a second --to spans β).")
 @click.option("--directions-from", "directions_file", default=None,
               type=click.Path(exists=True, dir_okay=False),
-              help="Reuse the directions stored in a surface file (overrides --directions).")
+              help="Reuse the directions stored in a surface file of the same model "
+                   "(overrides --directions and --dims: a line or a plane as stored). The file "
+                   "is checked before any training.")
 @click.option("--norm", "normalization", type=click.Choice(NORMALIZATIONS), default=None,
               help="Override the normalization of random directions.")
 @click.option("--ignore", type=click.Choice(IGNORE_RULES), default="biasbn", show_default=True,
@@ -116,9 +118,14 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
         raise click.UsageError(f"`--directions {kind}` needs a run directory as SOURCE")
     if (kind == "interp") != bool(to_runs) or len(to_runs) > 2:
         raise click.UsageError("`--to RUN` (once or twice) goes with `--directions interp`")
-    # The axes are checked (and a grid too large for memory refused) before any training.
-    early_dims = str(len(to_runs)) if kind == "interp" else dims
-    Grid.from_specs(x_spec or default_axis, (y_spec or default_axis) if early_dims == "2" else None,
+    # The directions file, the axes (and a grid too large for memory) are checked before any
+    # training or loading: a bad file or option should not cost minutes of training first.
+    stored = surface_h5.read_stored_directions(directions_file) if directions_file else None
+    dims = (str(stored.ndim) if stored is not None else
+            str(len(to_runs)) if kind == "interp" else dims)
+    if dims == "1" and y_spec:
+        raise click.UsageError("`--y` was given for a 1D line (--dims 1 or 1D --directions-from)")
+    Grid.from_specs(x_spec or default_axis, (y_spec or default_axis) if dims == "2" else None,
                     names=(("--x" if x_spec else "--range/--grid"),
                            ("--y" if y_spec else "--range/--grid")))
     out = make_out_dir(out)
@@ -135,14 +142,15 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
 
         loaded = get_workload(workload)
         metric_names(loaded, metrics, splits)  # a metric or split it lacks: fail before training
+        if stored is not None:  # directions of another model: likewise
+            stored.check_fit(param_shapes(loaded))
         model = trained_model(workload, steps=steps, lr=lr, seed=seed, quiet=quiet,
                               workload=loaded)
     else:
         model, run = loaded_run(source, user_workload=given_workload)
-    if directions_file:
-        d1, d2 = surface_h5.read_directions(directions_file, like=model.params)
-        plane = plane_from_directions(model.params, d1, d2)
-        kind, normalization, dims = "file", "none", "1" if d2 is None else "2"
+    if stored is not None:
+        plane = plane_from_directions(model.params, *stored.fit(model.params))
+        kind, normalization = "file", "none"
     elif kind == "pca":
         trajectory = [run.trajectory.params_at(int(step)) for step in run.trajectory.step]
         plane = pca_plane(trajectory, dims=int(dims))
@@ -150,7 +158,7 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
     elif kind == "interp":
         ends = [loaded_run(path, user_workload=given_workload)[0].params for path in to_runs]
         plane = interpolation_plane(model.params, *ends)
-        normalization, dims = "none", str(len(ends))
+        normalization = "none"
     elif kind == "hessian":
         from landscape.hessian import hessian_plane
 
@@ -160,8 +168,6 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
         normalization = normalization or {"random": "none"}.get(kind, kind)
         plane = random_plane(model.params, seed=seed, normalization=normalization, ignore=ignore,
                              dims=int(dims), same=same_direction, orthogonal=orthogonal)
-    if dims == "1" and y_spec:
-        raise click.UsageError("`--y` was given for a 1D line (--dims 1 or 1D --directions-from)")
     grid = Grid.from_specs(x_spec or default_axis, (y_spec or default_axis) if dims == "2" else None)
     spec = {
         **model.description, "directions": kind, "directions_from": directions_file,

@@ -59,6 +59,18 @@ def trained_model(workload_name: str, *, steps: int, lr: float, seed: int, quiet
     return ModelSource(workload, result.params, result.state, float(result.losses[-1]), description)
 
 
+def param_shapes(workload: Any) -> Any:
+    """The params pytree ``workload.init`` makes, as ``jax.ShapeDtypeStruct`` leaves: its
+    shapes without training or even computing it (``jax.eval_shape``), to check a file against
+    the model before minutes of training."""
+    import jax
+
+    try:
+        return jax.eval_shape(workload.init, jax.random.key(0))[0]
+    except jax.errors.JAXTypeError:  # an init that cannot be traced (numpy inside): run it
+        return workload.init(jax.random.key(0))[0]
+
+
 def loaded_run(path: str, *, user_workload: str | None = None):
     """The model saved in a run directory (``landscape train``'s output) and the run itself.
 

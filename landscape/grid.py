@@ -1,4 +1,8 @@
-"""Grid specs and the surface evaluator.
+"""The surface evaluator: a metric, or any point function, at every point of a :class:`Grid`
+on a :class:`~landscape.directions.Plane`.
+
+The grid specs themselves (``MIN:MAX:N`` axes, :class:`Grid`, the memory check) live in
+:mod:`landscape.gridspec` and are re-exported here, so ``from landscape.grid import Grid`` works.
 
 Points are flattened in C order over (y, x), so a metric stored as ``Z[iy, ix]`` has shape
 (ny, nx): the layout Li et al.'s plotting scripts read. The evaluator vmaps the loss over a chunk
@@ -8,9 +12,7 @@ chunk over the devices of a mesh, and compiles once per scan (the last chunk is 
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import os
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -22,6 +24,12 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from landscape.directions import Plane
 from landscape.distributed import put_global, to_host
 from landscape.errors import InputError
+from landscape.gridspec import (  # re-exported: the grid spec's public names
+    MAX_AXIS_POINTS,
+    Grid,
+    available_memory_bytes,
+    parse_axis,
+)
 from landscape.workload import (
     LinearStem,
     Params,
@@ -31,92 +39,13 @@ from landscape.workload import (
     mean_over_batches,
 )
 
+__all__ = [
+    "ACC_PERCENT", "MAX_AXIS_POINTS", "MAX_CHUNK", "ChunkFn", "Grid", "PointFn",
+    "available_memory_bytes", "default_mesh", "evaluate_chunks", "evaluate_points",
+    "evaluate_surface", "metric_names", "parse_axis", "point_params",
+]
+
 ACC_PERCENT = 100.0  # accuracies are fractions inside the library, percent in surface files
-
-
-MAX_AXIS_POINTS = 1_000_000  # per axis; refused before anything is allocated
-
-
-def parse_axis(spec: str, *, name: str = "--x") -> np.ndarray:
-    """``"MIN:MAX:N"`` → ``np.linspace(MIN, MAX, N)`` (float64), with errors that say what is
-    wrong.
-
-    The result always has 2 <= N <= ``MAX_AXIS_POINTS`` finite, strictly increasing values;
-    anything else is an :class:`InputError` (raised before the axis is allocated).
-    """
-    text = str(spec)
-    if not text.isprintable():  # a newline or control character must not break the message
-        spec = repr(text)[1:-1]
-    parts = text.split(":")
-    if len(parts) != 3:
-        raise InputError(f"`{name}` (={spec}) must look like MIN:MAX:N, e.g. -1:1:51")
-    try:
-        lo, hi = float(parts[0]), float(parts[1])
-    except ValueError:
-        raise InputError(f"`{name}` (={spec}): MIN and MAX must be numbers") from None
-    try:
-        n = int(parts[2])
-    except ValueError:
-        raise InputError(f"`{name}` (={spec}): N must be a whole number") from None
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise InputError(f"`{name}` (={spec}): MIN and MAX must be finite")
-    if not lo < hi:
-        raise InputError(f"`{name}` (={spec}) must have MIN < MAX")
-    if n < 2:
-        raise InputError(f"`{name}` (={spec}) must have N >= 2")
-    if n > MAX_AXIS_POINTS:
-        raise InputError(f"`{name}` (={spec}) must have N <= {MAX_AXIS_POINTS:,} points per axis")
-    with np.errstate(over="ignore", invalid="ignore"):
-        axis = np.linspace(lo, hi, n)
-    # MAX - MIN may overflow (e.g. -1e308:1e308), or the step be below float64 resolution.
-    if not (np.isfinite(axis).all() and (np.diff(axis) > 0).all()):
-        raise InputError(
-            f"`{name}` (={spec}): MIN:MAX is too wide or too narrow for {n} distinct float64 values"
-        )
-    return axis
-
-
-@dataclasses.dataclass(frozen=True)
-class Grid:
-    """x coordinates and, for a 2D grid, y coordinates (both float64)."""
-
-    x: np.ndarray  # (nx,)
-    y: np.ndarray | None = None  # (ny,)
-
-    @classmethod
-    def from_specs(cls, x: str, y: str | None = None, *,
-                   names: tuple[str, str] = ("--x", "--y")) -> "Grid":
-        """The grid of ``MIN:MAX:N`` specs (``names``: the options they came from, for errors);
-        one too large for memory is refused here, before anything of its size is allocated."""
-        grid = cls(parse_axis(x, name=names[0]),
-                   None if y is None else parse_axis(y, name=names[1]))
-        return grid.checked_size()
-
-    def checked_size(self, num_outputs: int = 1) -> "Grid":
-        """This grid, or an :class:`InputError` (with the estimate) if ``num_outputs`` result
-        arrays of its size would not fit in memory; nothing of that size is allocated."""
-        _check_fits_in_memory(self, num_outputs)
-        return self
-
-    @property
-    def ndim(self) -> int:
-        return 1 if self.y is None else 2
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """(nx,) for 1D, (ny, nx) for 2D."""
-        return (len(self.x),) if self.y is None else (len(self.y), len(self.x))
-
-    @property
-    def num_points(self) -> int:
-        return math.prod(self.shape)
-
-    def coordinates(self) -> np.ndarray:
-        """(num_points, 2) float64 (alpha, beta) in C order over (y, x); beta = 0 in 1D."""
-        if self.y is None:
-            return np.stack([self.x, np.zeros_like(self.x)], axis=1)
-        yy, xx = np.meshgrid(self.y, self.x, indexing="ij")
-        return np.stack([xx.ravel(), yy.ravel()], axis=1)
 
 
 def metric_names(workload: Workload, metrics: Sequence[str], splits: Sequence[str]) -> list[str]:
@@ -299,7 +228,7 @@ def evaluate_chunks(
     mesh = mesh or default_mesh()
     num_devices = mesh.devices.size
     arrays = _PlaneArrays(plane.origin, plane.d1, plane.d2)
-    _check_fits_in_memory(grid, 1)
+    grid.checked_size()
     todo = np.arange(grid.num_points)
     if done is not None:
         if done.shape != grid.shape:
@@ -316,7 +245,7 @@ def evaluate_chunks(
         jax.jit(chunk_fn), constants, coords_sharding, num_devices, chunk, todo.size
     )
     names = sorted(evaluate_chunk.out_info)
-    _check_fits_in_memory(grid, len(names))
+    grid.checked_size(len(names))
     results = {name: np.full(grid.num_points, np.nan) for name in names}
     coords_all = grid.coordinates()
 
@@ -345,30 +274,6 @@ MAX_CHUNK = 256  # points per call; beyond this, larger chunks stop paying off
 GUESS_POINTS_PER_DEVICE = 4  # the first compile's chunk, whose temporaries size the real one
 WORKING_SET_BYTES = 16 * 2**20  # per device: a chunk's temporaries beyond this leave the cache
 MEMORY_FRACTION = 0.25  # of the memory available now, for one chunk's temporaries
-
-
-def available_memory_bytes() -> int:
-    """Memory available to this process now (Linux ``MemAvailable``, else total physical)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
-def _check_fits_in_memory(grid: Grid, num_outputs: int) -> None:
-    """Refuse up front a grid whose result arrays alone would not fit in memory."""
-    needed = grid.num_points * 8 * (num_outputs + 3)  # results + coordinates + done mask
-    available = available_memory_bytes()
-    if needed > available // 2:
-        raise InputError(
-            f"a grid of {grid.num_points:,} points ({' x '.join(map(str, grid.shape))}) needs about "
-            f"{needed / 2**30:.1f} GiB for its results alone; {available / 2**30:.1f} GiB is "
-            f"available. Use fewer points per axis (`--x`, `--y`, `--grid`)."
-        )
 
 
 def _compile(jitted, constants, coords_sharding, num_devices: int, chunk: int | None, todo: int):

@@ -1,7 +1,7 @@
 """``landscape compare``: every optimizer on Rosenbrock (each stored path equals a plain optax
 loop), three optimizers on a small network (one common plane, residuals, run directories reused),
-the outputs (surface file, figure, VTK files opened in ParaView, summary CSV/JSON) and one-line
-errors for bad input."""
+the outputs (surface file, figure, VTK files opened in ParaView, summary CSV/JSON), the lock on
+OUT/surface.h5 held over every write, and one-line errors for bad input."""
 
 import csv
 import json
@@ -22,8 +22,10 @@ from jax.flatten_util import ravel_pytree
 import optimizers
 from landscape.cli import main
 from landscape.data.functions import get_function
+from landscape.errors import FileInUse
 from landscape.io import surface_h5
 from landscape.io import vtk as vtk_io
+from landscape.io.lock import check_free, exclusive, lock_path
 from test_compare import plain_loop
 
 STEPS = 100
@@ -186,6 +188,71 @@ def test_a_second_run_reuses_the_runs_and_other_arguments_are_refused(network_ou
     assert changed.exit_code == 2
     message = f"{out / 'runs' / 'sgd'} holds a run made with other arguments (steps differ)"
     assert message in changed.output
+
+
+SMALL = {
+    "function": ["--function", "himmelblau", "--optimizer", "sgd", "--optimizer", "adam",
+                 "--steps", "20", "--grid", "5"],
+    "workload": ["--workload", "test_cli_compare:tiny_spirals", "--optimizer", "sgd",
+                 "--optimizer", "adam", "--steps", "8", "--record-every", "2", "--batch-size",
+                 "50", "--grid", "5"],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SMALL))
+def test_a_compare_into_an_out_in_use_stops_before_any_work(tmp_path, kind):
+    target = tmp_path / "surface.h5"
+    with exclusive(target):  # as another scan or compare writing into this --out would
+        result = CliRunner().invoke(main, ["compare", *SMALL[kind], "--out", str(tmp_path), "-q"])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip() == (f"Error: {target} is in use by another compare (pid "
+                                     f"{os.getpid()}); wait for it to finish or choose another "
+                                     "--out")
+    assert os.listdir(tmp_path) == []  # nothing trained or written; the holder removed the lock
+
+
+def _locked(path) -> bool:
+    try:
+        check_free(path)
+    except FileInUse:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("kind", sorted(SMALL))
+def test_the_lock_is_held_over_every_write_of_a_compare(tmp_path, monkeypatch, kind):
+    """Every writer of OUT (runs, surface, paths, figures, VTK) runs while OUT/surface.h5 is
+    locked: the paths and summaries are no longer written after the lock is dropped."""
+    import importlib
+
+    import landscape.runs
+
+    plot_module = importlib.import_module("landscape.cli.plot")  # `landscape.cli.plot`: the command
+    target, calls = tmp_path / "surface.h5", []
+
+    def watched(module, name):
+        original = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            calls.append((name, _locked(target)))
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, wrapper)
+
+    for module, name in [(surface_h5, "create"), (surface_h5, "write_points"),
+                         (surface_h5, "write_trajectory"), (vtk_io, "write_vts"),
+                         (vtk_io, "write_vtp"), (vtk_io, "write_pvd"), (landscape.runs, "save_run"),
+                         (plot_module, "save_figure")]:
+        watched(module, name)
+    result = CliRunner().invoke(main, ["compare", *SMALL[kind], "--out", str(tmp_path), "-q"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    expected = {"create", "write_points", "write_trajectory", "save_figure", "write_vts",
+                "write_vtp", "write_pvd"} | ({"save_run"} if kind == "workload" else set())
+    assert {name for name, _ in calls} == expected
+    assert [call for call in calls if not call[1]] == []
+    assert calls[-1][0] == "write_pvd"  # the last output
+    assert not os.path.exists(lock_path(target)) and not _locked(target)
 
 
 PVBATCH_CHECK = """

@@ -5,7 +5,7 @@ import pytest
 import landscape
 from landscape.directions import random_plane
 from landscape.errors import InputError
-from landscape.grid import Grid, evaluate_surface, parse_axis, point_params
+from landscape.grid import Grid, evaluate_surface, point_params
 from landscape.workload import dataset_mean
 
 
@@ -76,28 +76,6 @@ def test_unknown_metric_and_split_are_refused(small_sine, trained_small_sine):
         evaluate_surface(small_sine, {}, plane, grid, metrics=("acc",))
     with pytest.raises(InputError, match="train, test"):
         evaluate_surface(small_sine, {}, plane, grid, splits=("valid",))
-
-
-@pytest.mark.parametrize(
-    "spec, message",
-    [("1:-1:5", "MIN < MAX"), ("0:1:0", "N >= 2"), ("a:1:5", "numbers"), ("0:1", "MIN:MAX:N"),
-     ("0:1:2.5", "whole number"), ("0:inf:3", "finite")],
-)
-def test_parse_axis_errors_name_the_option(spec, message):
-    with pytest.raises(InputError, match=message) as info:
-        parse_axis(spec, name="--x")
-    assert "`--x`" in str(info.value)
-
-
-def test_parse_axis_is_linspace():
-    np.testing.assert_array_equal(parse_axis("-1:1:5"), np.linspace(-1, 1, 5))
-
-
-def test_coordinates_c_order_over_y_then_x():
-    grid = Grid(np.array([0.0, 1.0, 2.0]), np.array([10.0, 20.0]))
-    c = grid.coordinates()
-    assert c.tolist() == [[0, 10], [1, 10], [2, 10], [0, 20], [1, 20], [2, 20]]
-    assert landscape.Grid is Grid
 
 
 def test_four_devices_equal_one_device(small_sine, trained_small_sine):

@@ -1,19 +1,27 @@
 """``landscape compare``: several optimizers on one surface — a classic 2D test function, or a
 network trained from one initialization — with one figure, one surface file, VTK files and a
-summary table."""
+summary table.
+
+This module holds the command (options, checks, the output lock); the two kinds of comparison
+live in :mod:`landscape.cli.compare_function` and :mod:`landscape.cli.compare_workload`, the
+outputs they share in :mod:`landscape.cli.compare_outputs`."""
 
 from __future__ import annotations
 
-import csv
-import dataclasses
-import io
-import json
 import math
 import os
 
 import click
-import numpy as np
 
+from landscape.cli.compare_function import FUNCTION_GRID, compare_function
+from landscape.cli.compare_outputs import SURFACE_H5, write_outputs
+from landscape.cli.compare_workload import (
+    NETWORK_BATCH,
+    NETWORK_GRID,
+    NETWORK_OPTIMIZERS,
+    NETWORK_STEPS,
+    compare_workload,
+)
 from landscape.cli.options import (
     MAX_DPI,
     MAX_FUNCTION_GRID,
@@ -23,7 +31,6 @@ from landscape.cli.options import (
     library_errors,
     make_out_dir,
     out_option,
-    progress,
     quiet_option,
     seed_option,
 )
@@ -39,12 +46,6 @@ Examples:
   landscape compare --workload digits --optimizer sgd --optimizer adam --optimizer ranger \\
       --plane endpoints --reference final:adam --out cmp-digits
 """
-
-NETWORK_OPTIMIZERS = ("sgd", "adam", "rangerlars")
-NETWORK_STEPS, NETWORK_BATCH = 500, 128
-FUNCTION_GRID, NETWORK_GRID = 201, 31
-SUMMARY_CSV, SUMMARY_JSON, FIGURE = "summary.csv", "summary.json", "compare.png"
-
 
 def _function_name(ctx, param, value: str | None) -> str | None:
     from landscape.data.functions import names
@@ -180,13 +181,13 @@ def compare(function_name, workload, optimizer_names, rates, start, steps, thres
         if plane_kind != "pca":
             raise click.UsageError("`--plane` applies to --workload only: a function's "
                                    "parameters are the plane")
-        make = _compare_function
+        make = compare_function
         kwargs = dict(name=function_name or "rosenbrock", start=start)
     else:
         if start is not None:
             raise click.UsageError("`--start` applies to --function only (a network starts from "
                                    "its initialization, drawn with --seed)")
-        make = _compare_workload
+        make = compare_workload
         kwargs = dict(workload_name=workload, plane_kind=plane_kind, reference=reference,
                       batch_size=batch_size, record_every=record_every, data_dir=data_dir,
                       chunk=chunk, seed=seed)
@@ -200,267 +201,14 @@ def compare(function_name, workload, optimizer_names, rates, start, steps, thres
         raise click.BadParameter(f"(={unknown[0]}=...) names an optimizer that is not compared; "
                                  f"compared: {', '.join(names)}", param_hint="'--lr'")
     out = make_out_dir(out)
-    result = make(names=names, rates=rates, steps=steps, num=num, x_spec=x_spec, y_spec=y_spec,
-                  overwrite=overwrite, out=out, quiet=quiet, **kwargs)
-    written, table = _finish(result, out, threshold=threshold, dpi=dpi)
+    from landscape.io.lock import exclusive
+
+    # Held from the first run trained to the last VTK file, as `landscape scan` holds it over
+    # its writes: a second compare (or scan) into this --out stops at once with "... is in use
+    # by another compare (pid N)" instead of interleaving runs, surface, paths and summaries.
+    with exclusive(os.path.join(out, SURFACE_H5), what="compare"):
+        result = make(names=names, rates=rates, steps=steps, num=num, x_spec=x_spec,
+                      y_spec=y_spec, overwrite=overwrite, out=out, quiet=quiet, **kwargs)
+        written, table = write_outputs(result, out, threshold=threshold, dpi=dpi)
     click.echo(table, err=True)
     echo_outputs(result.run_dirs + written)
-
-
-@dataclasses.dataclass(frozen=True)
-class _Comparison:
-    """What both kinds of comparison hand to the common outputs."""
-
-    h5_path: str
-    paths: list  # [landscape.compare.ComparedPath], in the order compared
-    log: bool  # log scale for contours, 3D and VTK heights
-    min_value: float | None  # the function's minimum (None on a network)
-    minima: tuple = ()
-    saddles: tuple = ()
-    labels: tuple[str, str] = ("x", "y")
-    title: str = ""
-    info: dict = dataclasses.field(default_factory=dict)  # for summary.json
-    run_dirs: list = dataclasses.field(default_factory=list)
-    pre_written: list = dataclasses.field(default_factory=list)  # outputs made on the way
-
-
-def _axes(default, x_spec: str | None, y_spec: str | None):
-    from landscape.grid import Grid, parse_axis
-
-    return Grid(parse_axis(x_spec, name="--x") if x_spec else default.x,
-                parse_axis(y_spec, name="--y") if y_spec else default.y).checked_size()
-
-
-def _compare_function(*, name, start, names, rates, steps, num, x_spec, y_spec, overwrite, out,
-                      quiet) -> _Comparison:
-    from landscape import __version__, compare
-    from landscape.data.functions import get_function
-    from landscape.io import surface_h5
-
-    function = get_function(name)
-    start = start or function.start or (0.0, 0.0)
-    paths = []
-    with progress(len(names), "optimizers", quiet=quiet, unit="opt") as bar:
-        for optimizer in names:
-            count = steps or compare.function_setting(optimizer).steps
-            transformation, description = compare.function_optimizer(
-                optimizer, steps=count, learning_rate=rates.get(optimizer, rates.get("*")))
-            points = compare.run_on_function(function.fn, transformation, start, steps=count)
-            loss = compare.function_values(function.fn, points)
-            paths.append(compare.function_path(optimizer, description, points, loss))
-            bar.update(1)
-    grid = _axes(compare.function_grid(function.box, num or FUNCTION_GRID, include=[start]),
-                 x_spec, y_spec)
-    spec = {"function": function.name, "start": list(start), "steps": steps,
-            "optimizers": [path.optimizer for path in paths],
-            "x": [float(grid.x[0]), float(grid.x[-1]), len(grid.x)],
-            "y": [float(grid.y[0]), float(grid.y[-1]), len(grid.y)]}
-    attrs = {"tool": "landscape", "tool_version": __version__, "workload": f"function:{name}",
-             "function": function.name, "formula": function.formula,
-             "direction_kind": "parameters", "normalization": "none", "ignore": "none",
-             "seed": -1, "grid": spec, "spec_hash": surface_h5.spec_hash(spec)}
-    h5_path = os.path.join(out, "surface.h5")
-    surface_h5.create(h5_path, grid, ["train_loss"], compare.function_plane(), attrs,
-                      overwrite=overwrite)
-    values = function.on_grid(grid.x, grid.y)
-    surface_h5.write_points(h5_path, np.arange(grid.num_points), {"train_loss": values.ravel()})
-    return _Comparison(
-        h5_path, paths, log=function.min_value >= 0, min_value=function.min_value,
-        minima=function.minima, saddles=function.saddles,
-        title=f"{function.name}: f(x, y) = {function.formula}, from ({start[0]:g}, {start[1]:g})",
-        info={"function": function.name, "formula": function.formula, "start": list(start),
-              "minima": [list(m) for m in function.minima], "min_value": function.min_value})
-
-
-def _parse_reference(reference: str | None, names) -> str | None:
-    """The optimizer whose final point is the reference (None: the shared initial point)."""
-    if reference is None:
-        return names[0]
-    if reference == "init":
-        return None
-    kind, _, name = reference.partition(":")
-    if kind != "final" or name not in names:
-        raise click.BadParameter(f"(={reference}) must be init or final:NAME with NAME one of "
-                                 f"the compared optimizers: {', '.join(names)}",
-                                 param_hint="'--reference'")
-    return name
-
-
-def _reuse_run(directory: str, expected: dict, overwrite: bool):
-    """The run in ``directory`` if it was made with ``expected`` arguments; None if there is
-    none (or ``overwrite``); a run made otherwise is refused."""
-    from landscape.runs import RUN_JSON, load_run
-
-    path = os.path.join(directory, RUN_JSON)
-    if overwrite or not os.path.exists(path):
-        return None
-    try:
-        with open(path) as handle:
-            document = json.load(handle)
-    except (OSError, ValueError):
-        document = {}
-    found = {key: document.get(key) for key in expected}
-    if found != json.loads(json.dumps(expected)):
-        differ = [key for key in expected if found[key] != json.loads(json.dumps(expected[key]))]
-        raise click.UsageError(f"{directory} holds a run made with other arguments "
-                               f"({', '.join(differ)} differ); pass --overwrite to retrain, or "
-                               "choose another --out")
-    return load_run(directory)
-
-
-def _compare_workload(*, workload_name, names, rates, steps, num, x_spec, y_spec, plane_kind,
-                      reference, batch_size, record_every, data_dir, chunk, seed, overwrite, out,
-                      quiet) -> _Comparison:
-    import jax
-
-    from landscape import compare
-    from landscape.cli.scan import scan_to_file
-    from landscape.cli.source import ModelSource
-    from landscape.data import get_workload
-    from landscape.data.files import ENV_VAR
-    from landscape.plot import plane_axis_labels
-    from landscape.runs import save_run
-    from landscape.train import OptimizerSpec, train
-
-    reference_name = _parse_reference(reference, names)
-    if data_dir is not None:
-        os.environ[ENV_VAR] = os.path.abspath(os.path.expanduser(data_dir))
-    steps = steps or NETWORK_STEPS
-    record_every = record_every or max(1, steps // 50)
-    # Lookahead wraps Adam here, as in the suite's Rosenbrock table.
-    specs = [OptimizerSpec(name, rates.get(name, rates.get("*")),
-                           {"inner": "adam"} if name == "lookahead" else {}) for name in names]
-    for spec in specs:
-        spec.build()  # a bad hyperparameter fails now, not after the first run
-    workload = get_workload(workload_name)
-    batch_size = min(batch_size or NETWORK_BATCH, len(workload.train))
-    init = workload.init(jax.random.split(jax.random.key(seed))[0])  # as train(seed=...) draws
-    source = None if workload_name == workload.name else workload_name  # as `landscape train`
-    run_dirs = [os.path.join(out, "runs", spec.name) for spec in specs]
-    runs = {}  # every existing run is checked before anything trains
-    for spec, directory in zip(specs, run_dirs):
-        expected = {"workload": workload.name, "workload_source": source,
-                    "optimizer": spec.resolved(), "seed": seed, "steps": steps,
-                    "batch_size": batch_size, "record_every": record_every}
-        runs[spec.name] = _reuse_run(directory, expected, overwrite)
-    for spec, directory in zip(specs, run_dirs):
-        if runs[spec.name] is None:
-            with progress(steps, spec.name, quiet=quiet, unit="step") as bar:
-                runs[spec.name] = train(workload, spec, steps=steps, batch_size=batch_size,
-                                        seed=seed, record_every=record_every, init=init,
-                                        callback=lambda step, loss, bar=bar: bar.update(1))
-            save_run(runs[spec.name], directory, overwrite=True,
-                     extra=None if source is None else {"workload_source": source})
-        run = runs[spec.name]
-        if run.divergence is not None:  # compared as far as it went, and said so
-            click.echo(f"warning: {spec.name} diverged at {run.divergence.describe()}; its path "
-                       f"ends at step {int(run.trajectory.step[-1])}", err=True)
-
-    plane, paths, (origin, state, origin_loss) = compare.runs_on_plane(
-        runs, kind=plane_kind, reference=reference_name)
-    label = "init" if reference_name is None else f"final:{reference_name}"
-    grid = _axes(compare.covering_grid(paths, num or NETWORK_GRID), x_spec, y_spec)
-    description = {"workload": workload_name, "seed": seed, "steps": steps,
-                   "batch_size": batch_size, "record_every": record_every,
-                   "optimizers": [run.optimizer for run in runs.values()],
-                   "plane": plane_kind, "reference": label}
-    model = ModelSource(workload, origin, state, float(origin_loss), description)
-    metrics = ("loss", "acc") if "acc" in workload.metrics else ("loss",)
-    scanned = scan_to_file(model, plane, grid, out, spec={**description, "compare": True},
-                           metrics=metrics, splits=("train",), chunk=chunk, overwrite=overwrite,
-                           quiet=quiet)
-    if plane_kind == "pca":
-        attrs = {"explained_variance": list(plane.explained_variance or ())}
-        labels = plane_axis_labels(attrs)
-    else:
-        others = [name for name in names if name != reference_name]
-        ends = [f"final:{name}" for name in others[:2]] + ["init"]
-        labels = (f"α (1 at {ends[0]})", f"β (1 at {ends[1]})")
-    info = {"workload": workload_name, "plane": plane_kind, "reference": label,
-            "explained_variance": None if plane.explained_variance is None
-            else list(plane.explained_variance), "seed": seed, "steps": steps,
-            "batch_size": batch_size, "record_every": record_every}
-    return _Comparison(scanned[0], paths, log=True, min_value=None, labels=labels,
-                       title=f"{workload.name}: {plane_kind} plane through {label}",
-                       info=info, run_dirs=run_dirs, pre_written=scanned[1:])
-
-
-def _finish(result: _Comparison, out: str, *, threshold: float | None, dpi: int
-            ) -> tuple[list[str], str]:
-    """Trajectories into the surface file, the summary files, the figure and the VTK files.
-    Returns the paths written and the summary as a text table."""
-    from landscape import compare
-    from landscape.cli.plot import save_figure
-    from landscape.plot.compare import comparison_figure
-    from landscape.io import surface_h5
-    from landscape.io import vtk as vtk_io
-
-    surface = surface_h5.read(result.h5_path)
-    z = surface.values["train_loss"]
-    paths = [dataclasses.replace(path, projected_loss=vtk_io.interpolate(surface.grid, z, path.x,
-                                                                         path.y))
-             for path in result.paths]
-    for path in paths:
-        surface_h5.write_trajectory(
-            result.h5_path, path.name, x=path.x, y=path.y, loss=path.loss, step=path.step,
-            residual=path.residual, relative_residual=path.relative_residual,
-            projected_loss=path.projected_loss)
-    if threshold is None:
-        threshold = compare.default_threshold(paths, result.min_value)
-    rows = compare.summarize(paths, threshold)
-    summary = {**result.info, "threshold": threshold, "summary": rows,
-               "optimizers": {path.name: path.optimizer for path in paths}}
-    written = [result.h5_path, *result.pre_written]
-    written += _write_summary(rows, summary, out)
-    function = result.min_value is not None
-    figure = comparison_figure(
-        surface.grid, z, paths, function=function, log=result.log, threshold=threshold,
-        minima=result.minima, saddles=result.saddles, labels=result.labels, title=result.title,
-        residuals=None if function else {r["optimizer"]: r["relative_residual"] for r in rows})
-    written.append(save_figure(figure, os.path.join(out, FIGURE), dpi=dpi))
-    written += _write_vtk(surface_h5.read(result.h5_path), out, [p.name for p in paths],
-                          log=result.log and result.min_value is None)
-    return written, compare.format_summary(rows, threshold)
-
-
-def _json_ready(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _json_ready(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(item) for item in value]
-    return value
-
-
-def _write_summary(rows: list[dict], summary: dict, out: str) -> list[str]:
-    """summary.csv (one row per optimizer) and summary.json, each via a temporary name."""
-    from landscape.compare import SUMMARY_COLUMNS
-
-    from landscape.io.atomic import write_text
-
-    csv_path, json_path = os.path.join(out, SUMMARY_CSV), os.path.join(out, SUMMARY_JSON)
-    table = io.StringIO()
-    writer = csv.DictWriter(table, fieldnames=SUMMARY_COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(csv_path, table.getvalue())  # each whole or not at all (temporary name, rename)
-    write_text(json_path, json.dumps(_json_ready(summary), indent=2, allow_nan=False) + "\n")
-    return [csv_path, json_path]
-
-
-def _write_vtk(surface, out: str, names: list[str], *, log: bool) -> list[str]:
-    """surface.vts, one surface_<optimizer>.vtp polyline each, and surface.pvd opening them."""
-    from landscape.io import vtk as vtk_io
-
-    parts = ["surface.vts"]
-    vtk_io.write_vts(os.path.join(out, parts[0]),
-                     vtk_io.structured_grid(surface, "train_loss", log=log))
-    for name in names:
-        single = dataclasses.replace(surface, trajectories={name: surface.trajectories[name]})
-        parts.append(f"surface_{name}.vtp")
-        vtk_io.write_vtp(os.path.join(out, parts[-1]),
-                         vtk_io.trajectory_polydata(single, "train_loss", log=log))
-    pvd = os.path.join(out, "surface.pvd")
-    vtk_io.write_pvd(pvd, parts)
-    return [os.path.join(out, part) for part in parts] + [pvd]

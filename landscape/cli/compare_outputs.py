@@ -1,0 +1,124 @@
+"""What ``landscape compare`` writes once the paths and the surface exist, for both kinds of
+comparison (a test function, :mod:`landscape.cli.compare_function`; a network,
+:mod:`landscape.cli.compare_workload`): the paths in the surface file, summary.csv/.json, the
+figure and the VTK files. Called with ``OUT/surface.h5``'s lock held (see
+:mod:`landscape.cli.compare`)."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+
+SURFACE_H5 = "surface.h5"  # its lock, OUT/surface.h5.lock, guards every output of a compare
+SUMMARY_CSV, SUMMARY_JSON, FIGURE = "summary.csv", "summary.json", "compare.png"
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """What both kinds of comparison hand to the common outputs."""
+
+    h5_path: str
+    paths: list  # [landscape.compare.ComparedPath], in the order compared
+    log: bool  # log scale for contours, 3D and VTK heights
+    min_value: float | None  # the function's minimum (None on a network)
+    minima: tuple = ()
+    saddles: tuple = ()
+    labels: tuple[str, str] = ("x", "y")
+    title: str = ""
+    info: dict = dataclasses.field(default_factory=dict)  # for summary.json
+    run_dirs: list = dataclasses.field(default_factory=list)
+    pre_written: list = dataclasses.field(default_factory=list)  # outputs made on the way
+
+
+def comparison_grid(default, x_spec: str | None, y_spec: str | None):
+    """``default`` (a :class:`~landscape.grid.Grid`) with the axes given as ``--x``/``--y``
+    in its place; refused if too large for memory."""
+    from landscape.grid import Grid, parse_axis
+
+    return Grid(parse_axis(x_spec, name="--x") if x_spec else default.x,
+                parse_axis(y_spec, name="--y") if y_spec else default.y).checked_size()
+
+
+def write_outputs(result: Comparison, out: str, *, threshold: float | None, dpi: int
+                  ) -> tuple[list[str], str]:
+    """Trajectories into the surface file, the summary files, the figure and the VTK files.
+    Returns the paths written and the summary as a text table."""
+    from landscape import compare
+    from landscape.cli.plot import save_figure
+    from landscape.io import surface_h5
+    from landscape.io import vtk as vtk_io
+    from landscape.plot.compare import comparison_figure
+
+    surface = surface_h5.read(result.h5_path)
+    z = surface.values["train_loss"]
+    paths = [dataclasses.replace(path, projected_loss=vtk_io.interpolate(surface.grid, z, path.x,
+                                                                         path.y))
+             for path in result.paths]
+    for path in paths:
+        surface_h5.write_trajectory(
+            result.h5_path, path.name, x=path.x, y=path.y, loss=path.loss, step=path.step,
+            residual=path.residual, relative_residual=path.relative_residual,
+            projected_loss=path.projected_loss)
+    if threshold is None:
+        threshold = compare.default_threshold(paths, result.min_value)
+    rows = compare.summarize(paths, threshold)
+    summary = {**result.info, "threshold": threshold, "summary": rows,
+               "optimizers": {path.name: path.optimizer for path in paths}}
+    written = [result.h5_path, *result.pre_written]
+    written += _write_summary(rows, summary, out)
+    function = result.min_value is not None
+    figure = comparison_figure(
+        surface.grid, z, paths, function=function, log=result.log, threshold=threshold,
+        minima=result.minima, saddles=result.saddles, labels=result.labels, title=result.title,
+        residuals=None if function else {r["optimizer"]: r["relative_residual"] for r in rows})
+    # A fixed temporary name is safe: the caller holds the output's lock.
+    written.append(save_figure(figure, os.path.join(out, FIGURE), dpi=dpi, unique=False))
+    written += _write_vtk(surface_h5.read(result.h5_path), out, [p.name for p in paths],
+                          log=result.log and result.min_value is None)
+    return written, compare.format_summary(rows, threshold)
+
+
+def _json_ready(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(item) for item in value]
+    return value
+
+
+def _write_summary(rows: list[dict], summary: dict, out: str) -> list[str]:
+    """summary.csv (one row per optimizer) and summary.json, each via a temporary name."""
+    from landscape.compare import SUMMARY_COLUMNS
+    from landscape.io.atomic import write_text
+
+    csv_path, json_path = os.path.join(out, SUMMARY_CSV), os.path.join(out, SUMMARY_JSON)
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=SUMMARY_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(csv_path, table.getvalue())  # each whole or not at all (temporary name, rename)
+    write_text(json_path, json.dumps(_json_ready(summary), indent=2, allow_nan=False) + "\n")
+    return [csv_path, json_path]
+
+
+def _write_vtk(surface, out: str, names: list[str], *, log: bool) -> list[str]:
+    """surface.vts, one surface_<optimizer>.vtp polyline each, and surface.pvd opening them."""
+    from landscape.io import vtk as vtk_io
+
+    parts = ["surface.vts"]
+    vtk_io.write_vts(os.path.join(out, parts[0]),
+                     vtk_io.structured_grid(surface, "train_loss", log=log))
+    for name in names:
+        single = dataclasses.replace(surface, trajectories={name: surface.trajectories[name]})
+        parts.append(f"surface_{name}.vtp")
+        vtk_io.write_vtp(os.path.join(out, parts[-1]),
+                         vtk_io.trajectory_polydata(single, "train_loss", log=log))
+    pvd = os.path.join(out, "surface.pvd")
+    vtk_io.write_pvd(pvd, parts)
+    return [os.path.join(out, part) for part in parts] + [pvd]

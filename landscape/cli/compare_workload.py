@@ -64,7 +64,7 @@ def compare_workload(*, workload_name, names, rates, steps, num, x_spec, y_spec,
     from landscape import compare
     # The scan without its own lock: the caller holds OUT/surface.h5's, and a second flock on
     # the same file from this process would be refused.
-    from landscape.cli.scan import _scan_locked
+    from landscape.cli.scan import scan_to_file
     from landscape.cli.source import ModelSource
     from landscape.data import get_workload
     from landscape.data.files import ENV_VAR
@@ -116,7 +116,7 @@ def compare_workload(*, workload_name, names, rates, steps, num, x_spec, y_spec,
                    "plane": plane_kind, "reference": label}
     model = ModelSource(workload, origin, state, float(origin_loss), description)
     metrics = ("loss", "acc") if "acc" in workload.metrics else ("loss",)
-    scanned = _scan_locked(model, plane, grid, out, spec={**description, "compare": True},
+    scanned = scan_to_file(model, plane, grid, out, lock=False, spec={**description, "compare": True},
                            metrics=metrics, splits=("train",), chunk=chunk, overwrite=overwrite,
                            quiet=quiet)
     if plane_kind == "pca":

@@ -183,19 +183,21 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
         echo_outputs(paths)
 
 
-def scan_to_file(model, plane, grid, out: str, **kwargs) -> list[str]:
+def scan_to_file(model, plane, grid, out: str, *, lock: bool = True, **kwargs) -> list[str]:
     """Evaluate ``plane`` over ``grid`` into ``OUT/surface.h5`` (resumable, flushed per chunk,
     written by process 0 only) and draw ``OUT/surface.png``. With ``trajectory_run``, its
     recorded path is projected onto the plane and stored in ``trajectories/<optimizer>/``.
     The writer holds ``OUT/surface.h5.lock`` throughout: a second scan into the same file
-    stops with "... is in use by another scan (pid N)". Returns the output paths."""
+    stops with "... is in use by another scan (pid N)". ``lock=False``: the caller already
+    holds that lock (as ``compare`` does over all its writes). Returns the output paths."""
     import contextlib
 
     from landscape import distributed
     from landscape.io.lock import exclusive
 
     h5_path = os.path.join(out, "surface.h5")
-    with exclusive(h5_path) if distributed.is_writer() else contextlib.nullcontext():
+    take = lock and distributed.is_writer()
+    with exclusive(h5_path) if take else contextlib.nullcontext():
         return _scan_locked(model, plane, grid, out, **kwargs)
 
 

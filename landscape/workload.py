@@ -153,14 +153,20 @@ class Workload:
         raise InputError(f"`split` (={split!r}) must be one of: train, test")
 
 
+def init_shapes(workload: Workload) -> tuple[Params, State]:
+    """``workload.init``'s (params, state) as ``jax.ShapeDtypeStruct`` leaves, without computing
+    them (``jax.eval_shape``): to check a file against the model before any training."""
+    try:
+        return jax.eval_shape(workload.init, jax.random.key(0))
+    except jax.errors.JAXTypeError:  # an init that cannot be traced (numpy inside): run it
+        return workload.init(jax.random.key(0))
+
+
 def check_params_fit(workload: Workload, params: Params, state: State) -> None:
     """Raise :class:`InputError` unless ``params`` and ``state`` have the leaves (by key path)
     and shapes of ``workload.init``'s, e.g. for a checkpoint loaded into the workload's model.
     The message names the first leaf that differs."""
-    try:
-        expected = jax.eval_shape(workload.init, jax.random.key(0))
-    except jax.errors.JAXTypeError:  # an init that cannot be traced (numpy inside): run it
-        expected = workload.init(jax.random.key(0))
+    expected = init_shapes(workload)
     for part, found, wanted in (("params", params, expected[0]), ("state", state, expected[1])):
         found_shapes, wanted_shapes = _leaf_shapes(found), _leaf_shapes(wanted)
         for path in sorted(found_shapes.keys() | wanted_shapes.keys()):

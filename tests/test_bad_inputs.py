@@ -219,6 +219,22 @@ def test_y_for_1d_stored_directions_fails_before_training(runs, no_model, tmp_pa
     assert not (tmp_path / "out" / "surface.h5").exists()
 
 
+
+@pytest.mark.parametrize("option, message", [
+    (["--norm", "layer"], "`--norm` has no effect with `--directions-from`"),
+    (["--ignore", "none"], "`--ignore` has no effect with `--directions-from`"),
+    (["--orthogonal"], "`--orthogonal` has no effect with `--directions-from`"),
+    (["--same-direction"], "`--same-direction` has no effect with `--directions-from`"),
+    (["--dims", "2"], "`--dims 2` differs from the 1D directions stored in"),
+])
+def test_direction_options_that_a_stored_file_overrides_are_refused(no_model, tmp_path, option,
+                                                                    message):
+    path = _sine_file(tmp_path, dims=1)
+    result = invoke(["scan", "--steps", "100000", "--directions-from", path, *option, "--quiet",
+                     "--out", tmp_path / "out"])
+    assert_one_line_error(result, message, code=2)
+    assert not (tmp_path / "out" / "surface.h5").exists()
+
 # --- run directories ------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

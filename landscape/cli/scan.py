@@ -55,8 +55,9 @@ DIRECTION_KINDS = ("filter", "layer", "random", "pca", "interp", "hessian")
 @click.option("--directions-from", "directions_file", default=None,
               type=click.Path(exists=True, dir_okay=False),
               help="Reuse the directions stored in a surface file of the same model "
-                   "(overrides --directions and --dims: a line or a plane as stored). The file "
-                   "is checked before any training.")
+                   "(overrides --directions; a line or a plane as stored; --norm, --ignore, "
+                   "--orthogonal and --same-direction do not apply). The file is checked "
+                   "before any training.")
 @click.option("--norm", "normalization", type=click.Choice(NORMALIZATIONS), default=None,
               help="Override the normalization of random directions.")
 @click.option("--ignore", type=click.Choice(IGNORE_RULES), default="biasbn", show_default=True,
@@ -120,7 +121,18 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
         raise click.UsageError("`--to RUN` (once or twice) goes with `--directions interp`")
     # The directions file, the axes (and a grid too large for memory) are checked before any
     # training or loading: a bad file or option should not cost minutes of training first.
+    if directions_file:  # options that shape new directions would silently do nothing
+        given = click.get_current_context().get_parameter_source
+        for name, flag in (("normalization", "--norm"), ("ignore", "--ignore"),
+                           ("orthogonal", "--orthogonal"), ("same_direction", "--same-direction")):
+            if given(name) == ParameterSource.COMMANDLINE:
+                raise click.UsageError(f"`{flag}` has no effect with `--directions-from`: the "
+                                       "stored directions are used as they are")
     stored = surface_h5.read_stored_directions(directions_file) if directions_file else None
+    if stored is not None and dims != str(stored.ndim) and (
+            click.get_current_context().get_parameter_source("dims") == ParameterSource.COMMANDLINE):
+        raise click.UsageError(f"`--dims {dims}` differs from the {stored.ndim}D directions stored "
+                               f"in {directions_file}")
     dims = (str(stored.ndim) if stored is not None else
             str(len(to_runs)) if kind == "interp" else dims)
     if dims == "1" and y_spec:

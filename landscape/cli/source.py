@@ -61,14 +61,11 @@ def trained_model(workload_name: str, *, steps: int, lr: float, seed: int, quiet
 
 def param_shapes(workload: Any) -> Any:
     """The params pytree ``workload.init`` makes, as ``jax.ShapeDtypeStruct`` leaves: its
-    shapes without training or even computing it (``jax.eval_shape``), to check a file against
-    the model before minutes of training."""
-    import jax
+    shapes without training or even computing it, to check a file against the model before
+    minutes of training."""
+    from landscape.workload import init_shapes
 
-    try:
-        return jax.eval_shape(workload.init, jax.random.key(0))[0]
-    except jax.errors.JAXTypeError:  # an init that cannot be traced (numpy inside): run it
-        return workload.init(jax.random.key(0))[0]
+    return init_shapes(workload)[0]
 
 
 def loaded_run(path: str, *, user_workload: str | None = None):

@@ -5,7 +5,7 @@ import pytest
 from landscape.directions import random_plane
 from landscape.errors import ReadError, ResumeMismatch
 from landscape.grid import Grid
-from landscape.io import surface_h5
+from landscape.io import stored_directions, surface_h5
 
 PARAMS = {"dense0": {"kernel": np.arange(6, dtype=np.float32).reshape(2, 3) + 1, "bias": np.ones(3, np.float32)}}
 
@@ -97,7 +97,7 @@ def test_stored_directions_round_trip(tmp_path, dims):
     plane = random_plane(PARAMS, dims=dims, seed=5)
     path = tmp_path / "s.h5"
     surface_h5.create(path, grid, ["train_loss"], plane, {"spec_hash": "x", "workload": "toy"})
-    stored = surface_h5.read_stored_directions(path)
+    stored = stored_directions.read_stored_directions(path)
     assert stored.ndim == dims and stored.workload == "toy"
     assert sorted(stored.d1) == ["dense0/bias", "dense0/kernel"]
     # the shapes alone (jax.eval_shape, no arrays) are enough to check the fit
@@ -152,7 +152,7 @@ def test_stored_directions_that_cannot_be_reused_are_refused(tmp_path, make, wor
     path = tmp_path / "s.h5"
     make(path)
     with pytest.raises(ReadError) as info:
-        surface_h5.read_stored_directions(path)
+        stored_directions.read_stored_directions(path)
     assert str(path) in str(info.value)
     assert words in str(info.value).replace(str(path), "s.h5")
 
@@ -169,8 +169,8 @@ def test_stored_directions_of_another_model_are_refused(tmp_path, like, words):
     path = tmp_path / "s.h5"
     surface_h5.create(path, Grid(np.linspace(-1, 1, 3), None), ["train_loss"],
                       random_plane(PARAMS, dims=1), {"spec_hash": "x", "workload": "toy"})
-    for check in (surface_h5.read_stored_directions(path).check_fit,
-                  lambda like: surface_h5.read_directions(path, like)):
+    for check in (stored_directions.read_stored_directions(path).check_fit,
+                  lambda like: stored_directions.read_directions(path, like)):
         with pytest.raises(ReadError) as info:
             check(like)
         assert f"{path}: the stored directions do not fit the model: {words} (the file is a scan " \

@@ -2,7 +2,6 @@
 read into a valid Surface or refused with ReadError naming the file — never another exception."""
 
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from hypothesis import strategies as st
 from landscape.directions import random_plane
 from landscape.errors import ReadError
 from landscape.grid import Grid
-from landscape.io import journal, surface_h5
+from landscape.io import journal, stored_directions, surface_h5
 
 PARAMS = {"dense0": {"kernel": np.arange(6.0, dtype=np.float32).reshape(2, 3),
                      "bias": np.ones(3, np.float32)}}
@@ -39,7 +38,7 @@ def valid(tmp_path_factory):
 
 def _check(path):
     """Every reader returns something valid or raises ReadError naming the file."""
-    for read in (surface_h5.read, lambda p: surface_h5.read_directions(p, like=PARAMS),
+    for read in (surface_h5.read, lambda p: stored_directions.read_directions(p, like=PARAMS),
                  surface_h5.read_density):
         try:
             got = read(path)

@@ -105,7 +105,7 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
         random_plane,
     )
     from landscape.grid import Grid
-    from landscape.io import surface_h5
+    from landscape.io import stored_directions
 
     if orthogonal and same_direction:
         raise click.UsageError("`--orthogonal` and `--same-direction` exclude each other")
@@ -128,7 +128,7 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
             if given(name) == ParameterSource.COMMANDLINE:
                 raise click.UsageError(f"`{flag}` has no effect with `--directions-from`: the "
                                        "stored directions are used as they are")
-    stored = surface_h5.read_stored_directions(directions_file) if directions_file else None
+    stored = stored_directions.read_stored_directions(directions_file) if directions_file else None
     if stored is not None and dims != str(stored.ndim) and (
             click.get_current_context().get_parameter_source("dims") == ParameterSource.COMMANDLINE):
         raise click.UsageError(f"`--dims {dims}` differs from the {stored.ndim}D directions stored "

@@ -6,7 +6,8 @@ Layout (https://github.com/tomgoldstein/loss-landscape, ``h5_util.py`` / ``plot_
 - one dataset per metric (``train_loss``, ``train_acc`` in percent, ``test_loss`` ...), shaped
   (ny, nx) — ``Z[iy, ix]`` — or (nx,) in 1D; unfinished points are NaN;
 - ``done``: boolean mask of finished points, same shape (never inferred from values);
-- group ``directions/`` holding ``origin``, ``d1`` and ``d2`` pytrees by leaf path;
+- group ``directions/`` holding ``origin``, ``d1`` and ``d2`` pytrees by leaf path (read back
+  by :mod:`landscape.io.stored_directions`);
 - group ``trajectories/<name>/`` with projected ``x``, ``y``, true ``loss`` and ``step``;
 - root attributes: provenance (tool version, workload, direction kind, normalization, ignore
   rule, seed, grid spec) and ``spec_hash``, the hash of the arguments that define the scan.
@@ -33,15 +34,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import h5py
-import jax
 import numpy as np
 
 from landscape.directions import Plane
 from landscape.errors import ReadError, ResumeMismatch, WriteError
-from landscape.grid import Grid
+from landscape.gridspec import Grid
 from landscape.io import journal, killpoint
 from landscape.io.atomic import atomic_path
-from landscape.io.h5tree import leaf_path, read_tree, write_tree
+from landscape.io.h5tree import read_tree, write_tree
 
 COORDINATE_NAMES = ("xcoordinates", "ycoordinates")
 RESERVED = (*COORDINATE_NAMES, "done", "directions", "trajectories")
@@ -50,7 +50,7 @@ COMPACT_BYTES_PER_S = 1e7  # ... and, for big files, at most once per size / 10 
 SYNC_EVERY_S = 1.0  # fsync the journal at most this often: a power cut loses at most this much
 _last_sync: dict[str, float] = {}  # surface path -> monotonic time of its journal's last sync
 # What h5py and numpy raise on a damaged file (HDF5 errors surface as any of these).
-_DAMAGED = (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError, IndexError,
+DAMAGED = (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError, IndexError,
             OverflowError, MemoryError)
 
 
@@ -267,8 +267,8 @@ def read(path: str | os.PathLike) -> Surface:
     try:
         with h5py.File(path, "r") as f:
             surface = _read_open(f, path)
-    except _DAMAGED as exc:
-        raise ReadError(f"cannot read surface file {path}: {_reason(exc)}") from exc
+    except DAMAGED as exc:
+        raise ReadError(f"cannot read surface file {path}: {reason(exc)}") from exc
     if pending:
         _apply(surface.values, surface.done, pending, journal_path(path))
     return surface
@@ -300,7 +300,7 @@ def _read_open(f: h5py.File, path) -> Surface:
     trajectories = read_tree(f["trajectories"]) if "trajectories" in f else {}
     if not isinstance(directions, dict) or not isinstance(trajectories, dict):
         raise ReadError(f"{path}: `directions` and `trajectories` must be groups")
-    attrs = {key: _attr(value) for key, value in f.attrs.items()}
+    attrs = {key: attr_value(value) for key, value in f.attrs.items()}
     return Surface(grid, values, done, attrs, directions, trajectories)
 
 
@@ -314,112 +314,14 @@ def _axis(f: h5py.File, name: str, path) -> np.ndarray:
     return axis
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
+    """An exception as one line for a message: its type and its text, whitespace folded."""
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-@dataclasses.dataclass(frozen=True)
-class StoredDirections:
-    """The ``d1`` and ``d2`` of a surface file by leaf path (``dense0/kernel`` -> array), read
-    before the model they are for exists; :meth:`fit` shapes them like its params."""
-
-    path: str
-    d1: dict[str, np.ndarray]
-    d2: dict[str, np.ndarray] | None  # None: the file's directions span a line
-    workload: str | None  # the file's ``workload`` attribute, for messages
-
-    @property
-    def ndim(self) -> int:
-        return 1 if self.d2 is None else 2
-
-    def check_fit(self, like: Any) -> None:
-        """Raise :class:`ReadError` unless the params pytree ``like`` (arrays, or shapes from
-        ``jax.eval_shape``) has exactly the stored leaves and shapes; the message names the
-        first leaf that differs, its shape in the file and in the model."""
-        wanted = {leaf_path(key): tuple(np.shape(leaf))
-                  for key, leaf in jax.tree_util.tree_flatten_with_path(like)[0]}
-        name, has, needs = _first_difference(self.d1, wanted)
-        if name is not None:
-            made = f" (the file is a scan of workload `{self.workload}`)" if self.workload else ""
-            raise ReadError(f"{self.path}: the stored directions do not fit the model: leaf "
-                            f"`{name}` is {has} in the file, {needs} in the model{made}; use a "
-                            f"surface file of this model")
-
-    def fit(self, like: Any) -> tuple[Any, Any | None]:
-        """``(d1, d2)`` shaped like the params pytree ``like`` (``d2`` None on a line)."""
-        self.check_fit(like)
-        keys, treedef = jax.tree_util.tree_flatten_with_path(like)
-        names = [leaf_path(key) for key, _ in keys]
-        d1 = treedef.unflatten([self.d1[name] for name in names])
-        d2 = None if self.d2 is None else treedef.unflatten([self.d2[name] for name in names])
-        return d1, d2
-
-
-def read_stored_directions(path: str | os.PathLike) -> StoredDirections:
-    """The directions stored in a surface file, without the params they are for: the file must
-    be HDF5 with a ``directions/d1`` group (and optionally ``d2`` of the same leaves and shapes)
-    of finite numeric arrays. Anything else raises :class:`ReadError` naming the file."""
-    try:
-        if not h5py.is_hdf5(path):
-            raise ReadError(f"cannot read directions from {path}: not an HDF5 file")
-        with h5py.File(path, "r") as f:
-            group = f.get("directions")
-            if not isinstance(group, h5py.Group) or "d1" not in group:
-                what = ("a surface file without stored directions (e.g. one of Li et al.'s); "
-                        "only `landscape scan` stores them" if "xcoordinates" in f
-                        else "not a surface file of `landscape scan`")
-                raise ReadError(f"{path}: no `directions/d1` group; {what}")
-            d1 = _direction_leaves(group, "d1", path)
-            d2 = _direction_leaves(group, "d2", path) if "d2" in group else None
-            workload = _attr(f.attrs["workload"]) if "workload" in f.attrs else None
-    except _DAMAGED as exc:
-        raise ReadError(f"cannot read directions from {path}: {_reason(exc)}") from exc
-    if d2 is not None:
-        name, in_d1, in_d2 = _first_difference(d1, {k: np.shape(v) for k, v in d2.items()})
-        if name is not None:
-            raise ReadError(f"{path}: `directions/d2` does not match `directions/d1`: leaf "
-                            f"`{name}` is {in_d1} in d1, {in_d2} in d2")
-    return StoredDirections(os.fspath(path), d1, d2,
-                            workload if isinstance(workload, str) else None)
-
-
-def _direction_leaves(group: h5py.Group, key: str, path) -> dict[str, np.ndarray]:
-    item = group.get(key)
-    if not isinstance(item, h5py.Group):
-        raise ReadError(f"{path}: `directions/{key}` must be a group (one dataset per "
-                        f"parameter), found {type(item).__name__}")
-    leaves = {leaf_path(name): np.asarray(value) for name, value
-              in jax.tree_util.tree_flatten_with_path(read_tree(item))[0]}
-    if not leaves:
-        raise ReadError(f"{path}: `directions/{key}` holds no arrays")
-    for name, value in leaves.items():
-        if value.dtype.kind not in "fiu":
-            raise ReadError(f"{path}: `directions/{key}/{name}` holds {value.dtype} values, "
-                            f"not numbers")
-        if not np.isfinite(value).all():
-            raise ReadError(f"{path}: `directions/{key}/{name}` holds NaN/inf values")
-    return leaves
-
-
-def _first_difference(stored: Mapping[str, np.ndarray], wanted: Mapping[str, tuple]):
-    """``(leaf, shape in stored, shape wanted)`` of the first leaf path (in sorted order) that
-    is missing on one side or shaped otherwise, shapes as text; ``(None, None, None)`` if none."""
-    shapes = {name: tuple(np.shape(value)) for name, value in stored.items()}
-    for name in sorted(shapes.keys() | wanted.keys()):
-        has, needs = shapes.get(name), wanted.get(name)
-        if has != needs:
-            return name, "absent" if has is None else has, "absent" if needs is None else needs
-    return None, None, None
-
-
-def read_directions(path: str | os.PathLike, like: Any) -> tuple[Any, Any | None]:
-    """The ``d1`` and ``d2`` (None on a line) stored in a surface file, shaped like the params
-    pytree ``like``; a leaf missing, extra or of another shape raises :class:`ReadError`."""
-    return read_stored_directions(path).fit(like)
-
-
-def _attr(value: Any) -> Any:
+def attr_value(value: Any) -> Any:
+    """An HDF5 attribute as a plain Python value (bytes decoded, numpy scalars unwrapped)."""
     if isinstance(value, bytes):
         value = value.decode()
     if isinstance(value, np.generic):
@@ -440,8 +342,8 @@ def read_density(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] | Non
                                 f"found {', '.join(group) or 'none'}")
             eigenvalues = np.array(group["grid"][()], dtype=np.float64)
             density = np.array(group["density"][()], dtype=np.float64)
-    except _DAMAGED as exc:
-        raise ReadError(f"cannot read surface file {path}: {_reason(exc)}") from exc
+    except DAMAGED as exc:
+        raise ReadError(f"cannot read surface file {path}: {reason(exc)}") from exc
     if eigenvalues.shape != density.shape or eigenvalues.ndim != 1:
         raise ReadError(f"{path}: density/grid {eigenvalues.shape} and density/density "
                         f"{density.shape} must be equal 1-D shapes")

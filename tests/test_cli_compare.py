@@ -199,13 +199,15 @@ SMALL = {
 }
 
 
+@pytest.mark.parametrize("holder", ["scan", "compare"])
 @pytest.mark.parametrize("kind", sorted(SMALL))
-def test_a_compare_into_an_out_in_use_stops_before_any_work(tmp_path, kind):
+def test_a_compare_into_an_out_in_use_stops_before_any_work(tmp_path, kind, holder):
     target = tmp_path / "surface.h5"
-    with exclusive(target):  # as another scan or compare writing into this --out would
+    with exclusive(target, what=holder):  # as another scan or compare writing here would
         result = CliRunner().invoke(main, ["compare", *SMALL[kind], "--out", str(tmp_path), "-q"])
     assert result.exit_code == 1, result.output
-    assert result.output.strip() == (f"Error: {target} is in use by another compare (pid "
+    # The message names what the holder is doing, as it wrote in the lock file.
+    assert result.output.strip() == (f"Error: {target} is in use by another {holder} (pid "
                                      f"{os.getpid()}); wait for it to finish or choose another "
                                      "--out")
     assert os.listdir(tmp_path) == []  # nothing trained or written; the holder removed the lock

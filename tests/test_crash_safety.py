@@ -142,7 +142,7 @@ def test_a_second_scan_into_the_same_file_is_refused_until_the_first_dies(tmp_pa
         holder.send_signal(signal.SIGKILL)
         holder.wait(timeout=30)
     with exclusive(target):  # SIGKILL released it: no stale lock
-        assert open(lock_path(target)).read().strip() == str(os.getpid())
+        assert open(lock_path(target)).read().strip() == f"{os.getpid()} scan"
     assert not os.path.exists(lock_path(target))
 
 

@@ -1,7 +1,8 @@
 """An exclusive lock on an output file, held by one process for as long as it writes it.
 
 ``OUT/surface.h5`` is guarded by ``OUT/surface.h5.lock``, locked with ``flock(LOCK_EX |
-LOCK_NB)``: a second writer fails at once with :class:`FileInUse` naming the holder's pid. The
+LOCK_NB)``: a second writer fails at once with :class:`FileInUse` naming the holder's pid and
+what it is doing (a ``scan`` or a ``compare``, as the holder wrote them in the lock file). The
 kernel drops the lock when its process dies (even by SIGKILL), so a crash never leaves a stale
 lock behind; the file itself is deleted by the holder on a clean exit.
 """
@@ -56,10 +57,10 @@ def _acquire(path: str, what: str) -> int:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _holder(fd)
+            pid, holder = _holder(fd)
             os.close(fd)
-            raise FileInUse(f"{path} is in use by another {what} (pid {holder}); wait for it "
-                            "to finish or choose another --out") from None
+            raise FileInUse(f"{path} is in use by another {holder or what} (pid {pid}); wait "
+                            "for it to finish or choose another --out") from None
         except OSError as exc:
             os.close(fd)
             raise WriteError(f"cannot lock {name}: {exc.strerror or exc}") from exc
@@ -71,13 +72,17 @@ def _acquire(path: str, what: str) -> int:
             break
         os.close(fd)  # the holder unlinked it between our open and flock: try the new one
     os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
+    os.write(fd, f"{os.getpid()} {what}\n".encode())
     return fd
 
 
-def _holder(fd: int) -> str:
+def _holder(fd: int) -> tuple[str, str | None]:
+    """(pid, what it is doing) as the holder wrote them: ("N", "scan"); "unknown" and None
+    for whatever cannot be read (e.g. the holder has not written yet)."""
     try:
-        text = os.pread(fd, 32, 0).decode().strip()
+        words = os.pread(fd, 64, 0).decode().split()
     except (OSError, UnicodeDecodeError):
-        text = ""
-    return text if text.isdigit() else "unknown"
+        words = []
+    pid = words[0] if words and words[0].isdigit() else "unknown"
+    what = words[1] if len(words) > 1 and words[1].isalpha() else None
+    return pid, what

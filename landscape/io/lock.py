@@ -77,12 +77,12 @@ def _acquire(path: str, what: str) -> int:
 
 
 def _holder(fd: int) -> tuple[str, str | None]:
-    """(pid, what it is doing) as the holder wrote them: ("N", "scan"); "unknown" and None
-    for whatever cannot be read (e.g. the holder has not written yet)."""
+    """(pid, what it is doing) as the holder wrote them: ("N", "scan"), ("N", "eigen map");
+    "unknown" and None for whatever cannot be read (e.g. the holder has not written yet)."""
     try:
-        words = os.pread(fd, 64, 0).decode().split()
+        line = os.pread(fd, 128, 0).decode().strip()
     except (OSError, UnicodeDecodeError):
-        words = []
-    pid = words[0] if words and words[0].isdigit() else "unknown"
-    what = words[1] if len(words) > 1 and words[1].isalpha() else None
-    return pid, what
+        line = ""
+    pid, _, what = line.partition(" ")
+    what = " ".join(what.split())  # e.g. "eigen map"
+    return (pid if pid.isdigit() else "unknown"), (what if what.isprintable() and what else None)

@@ -121,16 +121,17 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
         raise click.UsageError("`--to RUN` (once or twice) goes with `--directions interp`")
     # The directions file, the axes (and a grid too large for memory) are checked before any
     # training or loading: a bad file or option should not cost minutes of training first.
+    def given(name: str) -> bool:  # on the command line, not a default
+        return click.get_current_context().get_parameter_source(name) == ParameterSource.COMMANDLINE
+
     if directions_file:  # options that shape new directions would silently do nothing
-        given = click.get_current_context().get_parameter_source
         for name, flag in (("normalization", "--norm"), ("ignore", "--ignore"),
                            ("orthogonal", "--orthogonal"), ("same_direction", "--same-direction")):
-            if given(name) == ParameterSource.COMMANDLINE:
+            if given(name):
                 raise click.UsageError(f"`{flag}` has no effect with `--directions-from`: the "
                                        "stored directions are used as they are")
     stored = stored_directions.read_stored_directions(directions_file) if directions_file else None
-    if stored is not None and dims != str(stored.ndim) and (
-            click.get_current_context().get_parameter_source("dims") == ParameterSource.COMMANDLINE):
+    if stored is not None and dims != str(stored.ndim) and given("dims"):
         raise click.UsageError(f"`--dims {dims}` differs from the {stored.ndim}D directions stored "
                                f"in {directions_file}")
     dims = (str(stored.ndim) if stored is not None else
@@ -146,8 +147,7 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
 
         check_free(os.path.join(out, "surface.h5"))
     run = None
-    from_command_line = click.get_current_context().get_parameter_source("workload")
-    given_workload = workload if from_command_line == ParameterSource.COMMANDLINE else None
+    given_workload = workload if given("workload") else None
     if source is None:
         from landscape.data import get_workload
         from landscape.grid import metric_names

@@ -242,14 +242,14 @@ def test_the_lock_is_held_over_every_write_of_a_compare(tmp_path, monkeypatch, k
         monkeypatch.setattr(module, name, wrapper)
 
     for module, name in [(surface_h5, "create"), (surface_h5, "write_points"),
-                         (surface_h5, "write_trajectory"), (vtk_io, "write_vts"),
+                         (surface_h5, "write_trajectories"), (vtk_io, "write_vts"),
                          (vtk_io, "write_vtp"), (vtk_io, "write_pvd"), (landscape.runs, "save_run"),
                          (plot_module, "save_figure")]:
         watched(module, name)
     result = CliRunner().invoke(main, ["compare", *SMALL[kind], "--out", str(tmp_path), "-q"],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    expected = {"create", "write_points", "write_trajectory", "save_figure", "write_vts",
+    expected = {"create", "write_points", "write_trajectories", "save_figure", "write_vts",
                 "write_vtp", "write_pvd"} | ({"save_run"} if kind == "workload" else set())
     assert {name for name, _ in calls} == expected
     assert [call for call in calls if not call[1]] == []

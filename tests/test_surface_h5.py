@@ -81,6 +81,23 @@ def test_trajectory_round_trip_and_replace(tmp_path):
         surface_h5.write_trajectory(path, "bad", x=np.arange(3.0), y=None, loss=np.ones(2), step=np.arange(2))
 
 
+def test_several_trajectories_in_one_write(tmp_path, monkeypatch):
+    grid = Grid(np.linspace(-1, 1, 3))
+    path = tmp_path / "s.h5"
+    surface_h5.create(path, grid, ["train_loss"], random_plane(PARAMS, dims=1), {"spec_hash": "x"})
+    rewrites = []
+    original = surface_h5._rewrite
+    monkeypatch.setattr(surface_h5, "_rewrite", lambda *a: (rewrites.append(1), original(*a)))
+    surface_h5.write_trajectories(path, {
+        "sgd": {"x": np.arange(3.0), "y": None, "loss": np.ones(3), "step": np.arange(3)},
+        "adam": {"x": -np.arange(2.0), "y": None, "loss": np.zeros(2), "step": np.arange(2),
+                 "residual": np.full(2, 0.5)}})
+    assert len(rewrites) == 1
+    got = surface_h5.read(path).trajectories
+    assert sorted(got) == ["adam", "sgd"] and "y" not in got["sgd"]
+    np.testing.assert_array_equal(got["adam"]["x"], [0.0, -1.0])
+    np.testing.assert_array_equal(got["adam"]["residual"], [0.5, 0.5])
+
 def test_writing_no_points_is_a_no_op(tmp_path):
     grid = Grid(np.linspace(-1, 1, 3), np.linspace(-1, 1, 2))
     path = tmp_path / "s.h5"

@@ -58,11 +58,10 @@ def write_outputs(result: Comparison, out: str, *, threshold: float | None, dpi:
     paths = [dataclasses.replace(path, projected_loss=vtk_io.interpolate(surface.grid, z, path.x,
                                                                          path.y))
              for path in result.paths]
-    for path in paths:
-        surface_h5.write_trajectory(
-            result.h5_path, path.name, x=path.x, y=path.y, loss=path.loss, step=path.step,
-            residual=path.residual, relative_residual=path.relative_residual,
-            projected_loss=path.projected_loss)
+    surface_h5.write_trajectories(result.h5_path, {  # one rewrite of the file for all paths
+        path.name: {"x": path.x, "y": path.y, "loss": path.loss, "step": path.step,
+                    "residual": path.residual, "relative_residual": path.relative_residual,
+                    "projected_loss": path.projected_loss} for path in paths})
     if threshold is None:
         threshold = compare.default_threshold(paths, result.min_value)
     rows = compare.summarize(paths, threshold)

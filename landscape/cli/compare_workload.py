@@ -46,8 +46,9 @@ def reuse_run(directory: str, expected: dict, overwrite: bool):
     except (OSError, ValueError):
         document = {}
     found = {key: document.get(key) for key in expected}
-    if found != json.loads(json.dumps(expected)):
-        differ = [key for key in expected if found[key] != json.loads(json.dumps(expected[key]))]
+    wanted = json.loads(json.dumps(expected))  # as run.json stores it (tuples become lists)
+    if found != wanted:
+        differ = [key for key in expected if found[key] != wanted[key]]
         raise click.UsageError(f"{directory} holds a run made with other arguments "
                                f"({', '.join(differ)} differ); pass --overwrite to retrain, or "
                                "choose another --out")
@@ -62,8 +63,6 @@ def compare_workload(*, workload_name, names, rates, steps, num, x_spec, y_spec,
     import jax
 
     from landscape import compare
-    # The scan without its own lock: the caller holds OUT/surface.h5's, and a second flock on
-    # the same file from this process would be refused.
     from landscape.cli.scan import scan_to_file
     from landscape.cli.source import ModelSource
     from landscape.data import get_workload
@@ -116,9 +115,11 @@ def compare_workload(*, workload_name, names, rates, steps, num, x_spec, y_spec,
                    "plane": plane_kind, "reference": label}
     model = ModelSource(workload, origin, state, float(origin_loss), description)
     metrics = ("loss", "acc") if "acc" in workload.metrics else ("loss",)
-    scanned = scan_to_file(model, plane, grid, out, lock=False, spec={**description, "compare": True},
-                           metrics=metrics, splits=("train",), chunk=chunk, overwrite=overwrite,
-                           quiet=quiet)
+    # lock=False: the caller holds OUT/surface.h5's lock, and a second flock on the same file
+    # from this process would be refused.
+    scanned = scan_to_file(model, plane, grid, out, lock=False,
+                           spec={**description, "compare": True}, metrics=metrics,
+                           splits=("train",), chunk=chunk, overwrite=overwrite, quiet=quiet)
     if plane_kind == "pca":
         attrs = {"explained_variance": list(plane.explained_variance or ())}
         labels = plane_axis_labels(attrs)

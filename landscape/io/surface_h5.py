@@ -239,20 +239,30 @@ def write_trajectory(
 ) -> None:
     """Store (or replace) ``trajectories/<name>/`` with projected ``x``, ``y``, the true ``loss``
     and ``step`` (all shaped (num_recorded,)), plus any ``extra`` arrays (e.g. ``residual``)."""
-    columns = {"x": x, "loss": loss, "step": step, **extra}
-    if y is not None:
-        columns["y"] = y
-    lengths = {key: np.shape(value) for key, value in columns.items()}
-    if len({shape for shape in lengths.values()}) != 1:
-        raise WriteError(f"trajectory {name!r}: arrays must have one common shape, got {lengths}")
+    write_trajectories(path, {name: {"x": x, "y": y, "loss": loss, "step": step, **extra}})
+
+
+def write_trajectories(path: str | os.PathLike,
+                       trajectories: Mapping[str, Mapping[str, np.ndarray | None]]) -> None:
+    """Several :func:`write_trajectory` at once, ``{name: {"x": ..., "y": ..., "loss": ...,
+    "step": ..., extra...}}`` (``y`` None on a line), in one rewrite of the file."""
+    stored = {}
+    for name, arrays in trajectories.items():
+        columns = {key: value for key, value in arrays.items() if value is not None}
+        lengths = {key: np.shape(value) for key, value in columns.items()}
+        if len(set(lengths.values())) != 1:
+            raise WriteError(f"trajectory {name!r}: arrays must have one common shape, got "
+                             f"{lengths}")
+        stored[name] = columns
 
     def store(f: h5py.File) -> None:
         group = f.require_group("trajectories")
-        if name in group:
-            del group[name]
-        entry = group.create_group(name)
-        for key, value in columns.items():
-            entry.create_dataset(key, data=np.asarray(value))
+        for name, columns in stored.items():
+            if name in group:
+                del group[name]
+            entry = group.create_group(name)
+            for key, value in columns.items():
+                entry.create_dataset(key, data=np.asarray(value))
 
     _rewrite(path, store)  # a new file, renamed over the old one (with the journal folded in)
 

@@ -108,26 +108,22 @@ def naive_vmap_seconds(workload, plane, grid) -> float:
     return timed(lambda: run(coords).block_until_ready())
 
 
-def ours_rates(workload, plane, grid, chunk, use_stem=True, repeats=3) -> dict[str, float]:
-    """One ``evaluate_surface`` call per repeat (each traces and compiles, as a CLI scan does).
+def ours_rates(workload, plane, grid, chunk, use_stem=True) -> dict[str, float]:
+    """One ``evaluate_surface`` call (it traces and compiles, as a CLI scan does).
     ``steady``: points/s from the first chunk's arrival to the last's (the engine running);
     ``startup``: seconds before the engine runs (trace, compile, first chunk less its share);
-    ``total``: points/s of the whole call. The best of ``repeats`` calls."""
+    ``total``: points/s of the whole call."""
     metrics = ("loss",) + workload.metrics
-    best = None
-    for _ in range(repeats):
-        arrivals = []
-        start = time.perf_counter()
-        evaluate_surface(workload, {}, plane, grid, metrics=metrics, chunk=chunk, use_stem=use_stem,
-                         on_chunk=lambda index, _: arrivals.append((time.perf_counter(), len(index))))
-        total = time.perf_counter() - start
-        if len(arrivals) < 3:
-            raise SystemExit(f"grid of {grid.num_points} points too small for chunks of {chunk}")
-        steady = sum(n for _, n in arrivals[1:]) / (arrivals[-1][0] - arrivals[0][0])
-        row = {"steady": steady, "startup": arrivals[0][0] - start - arrivals[0][1] / steady,
-               "total": grid.num_points / total}
-        best = row if best is None or row["steady"] > best["steady"] else best
-    return best
+    arrivals = []
+    start = time.perf_counter()
+    evaluate_surface(workload, {}, plane, grid, metrics=metrics, chunk=chunk, use_stem=use_stem,
+                     on_chunk=lambda index, _: arrivals.append((time.perf_counter(), len(index))))
+    total = time.perf_counter() - start
+    if len(arrivals) < 3:
+        raise SystemExit(f"grid of {grid.num_points} points too small for chunks of {chunk}")
+    steady = sum(n for _, n in arrivals[1:]) / (arrivals[-1][0] - arrivals[0][0])
+    return {"steady": steady, "startup": arrivals[0][0] - start - arrivals[0][1] / steady,
+            "total": grid.num_points / total}
 
 
 def matmul_ceiling(sizes, num_samples, batch_size, stem=True, per_device=(2, 4, 8, 16)):
@@ -249,10 +245,10 @@ def main() -> None:
         torch_one_pass = torch_pass(workload, plane, case["sizes"], 5 if args.quick else case["torch_points"])
         rounds = []  # (ours, torch points/s), measured alternately so drift hits both alike
         for _ in range(args.rounds):
-            rounds.append((ours_rates(workload, plane, grid, chunk, repeats=1), 1 / torch_one_pass()))
+            rounds.append((ours_rates(workload, plane, grid, chunk), 1 / torch_one_pass()))
         ours = max((r for r, _ in rounds), key=lambda r: r["steady"])
         torch_rate = max(t for _, t in rounds)
-        plain = ours_rates(workload, plane, grid, chunk, use_stem=False, repeats=1)
+        plain = ours_rates(workload, plane, grid, chunk, use_stem=False)
         t_naive = naive_vmap_seconds(workload, plane, grid)
         stem = _stem_pays(workload.stem, params)
         ceiling = matmul_ceiling(case["sizes"], case["n"], case["batch"], stem=stem)

@@ -6,8 +6,9 @@
 - the machine's f32 matmul peak (jax and numpy), to express our useful GFLOP/s as a fraction,
 - a matmul-only ceiling: the rate at which this machine computes just the per-point matrix
   products the engine cannot avoid (every layer after a shared ``LinearStem``), vmapped over a
-  chunk of points and sharded like the engine, best over chunk sizes; nothing else (activations,
-  loss, combine) is counted, so no evaluator of these points can beat it with XLA's matmul.
+  chunk of points and sharded like the engine, best over chunk sizes; activations, loss and
+  combine are left out (only a max over the products keeps them alive, and the inputs are read
+  from memory), so it estimates what an evaluator built on XLA's matmul can reach, not a proof.
 
 Ours and the PyTorch loop are measured in alternating rounds (the machine's speed drifts), and
 each round's ratio is kept: ``×torch`` is best over best, ``paired`` the median of the rounds'

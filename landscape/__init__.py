@@ -1,38 +1,57 @@
 """Loss-landscape analysis on JAX.
 
-The Python API in one import::
+One call per job, for any JAX model (a parameter pytree, a Flax NNX or Equinox module)::
 
     import landscape
-    workload = landscape.get_workload("sine")
-    result = landscape.train(workload, optax.adam(1e-2), steps=2000)
-    plane = landscape.random_plane(result.params, normalization="filter")
-    grid = landscape.Grid.from_specs("-1:1:51", "-1:1:51")
-    values = landscape.evaluate_surface(workload, result.state, plane, grid)
+    surface = landscape.surface(loss_fn, model, (x, y))   # filter-normalized plane, 51×51
+    surface.plot()
+    landscape.hessian(loss_fn, model, (x, y)).eigenvalues(top_k=2)
+
+and the pieces underneath: workloads and training runs (``get_workload``, ``train``,
+``load_run``), planes (``random_plane`` ...), the engine (``evaluate_surface``), surface files
+(``load_surface``, ``scan_surface``).
 """
 
 __version__ = "0.1.0"
 
+from landscape.api import Hessian, surface  # noqa: E402
+from landscape.batches import Batch, Batches, Dataset  # noqa: E402
 from landscape.data import get_workload  # noqa: E402
 from landscape.directions import Plane, normalize_direction, random_direction, random_plane  # noqa: E402
-from landscape.grid import Grid, evaluate_surface  # noqa: E402
+from landscape.engine import evaluate_surface  # noqa: E402
+from landscape.grid import Grid  # noqa: E402
+from landscape.objective import Objective, dataset_mean  # noqa: E402
 from landscape.runs import load_run  # noqa: E402
+from landscape.scan import make_plane, scan_surface  # noqa: E402
+from landscape.surface import Surface, load_surface  # noqa: E402
 from landscape.train import Run, TrainResult, train  # noqa: E402
-from landscape.workload import Batch, Dataset, Workload, dataset_mean  # noqa: E402
+from landscape.workload import Workload  # noqa: E402
+
+from landscape import hessian  # noqa: E402  (the subpackage; calling it makes a Hessian)
 
 __all__ = [
     "Batch",
+    "Batches",
     "Dataset",
     "Grid",
+    "Hessian",
+    "Objective",
     "Plane",
     "Run",
+    "Surface",
     "TrainResult",
     "Workload",
     "dataset_mean",
     "evaluate_surface",
     "get_workload",
+    "hessian",
     "load_run",
+    "load_surface",
+    "make_plane",
     "normalize_direction",
     "random_direction",
     "random_plane",
+    "scan_surface",
+    "surface",
     "train",
 ]

@@ -31,7 +31,7 @@ from jax.flatten_util import ravel_pytree
 from landscape.directions import Plane, interpolation_plane, pca_plane
 from landscape.errors import InputError
 from landscape.grid import Grid
-from landscape.trajectory import project_onto_plane
+from landscape.projection import project_onto_plane
 from landscape.workload import Params
 
 PLANE_KINDS = ("pca", "endpoints")

@@ -16,6 +16,7 @@ the direction copies the weights (Li et al.'s rule).
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -23,18 +24,22 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from landscape.errors import InputError
-from landscape.workload import Params
+from landscape.objective import Params
 
 NORMALIZATIONS = ("filter", "layer", "weight", "none")
 IGNORE_RULES = ("biasbn", "none")
 _EPS = 1e-10  # Li et al.'s guard against a zero-norm direction filter
 
 
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["origin", "d1", "d2"],
+                   meta_fields=["kind", "normalization", "ignore", "seed", "explained_variance"])
 @dataclasses.dataclass(frozen=True)
 class Plane:
     """An origin and one or two directions, with how they were made.
 
-    ``d2`` is None for a 1D line. ``explained_variance`` is filled for PCA planes.
+    A pytree: the arrays (``origin``, ``d1``, ``d2``) are its children and the provenance its
+    static metadata, so ``jax.tree.map`` and ``jax.device_put`` apply to the arrays. ``d2`` is
+    None for a 1D line. ``explained_variance`` is filled for PCA planes.
     """
 
     origin: Params
@@ -49,6 +54,11 @@ class Plane:
     @property
     def ndim(self) -> int:
         return 1 if self.d2 is None else 2
+
+    def bare(self) -> Plane:
+        """The arrays alone (default provenance): what compiled programs take, so that one
+        program serves every plane of the same shapes whatever their provenance."""
+        return Plane(self.origin, self.d1, self.d2)
 
 
 def random_direction(key: jax.Array, params: Params) -> Params:

@@ -459,13 +459,12 @@ def test_a_name_given_twice_in_a_list_counts_once(tmp_path):
 
 def test_metric_not_computed_by_the_workload_lists_the_available_ones(tmp_path):
     from landscape.data import get_workload
-    from landscape.grid import metric_names
 
-    with pytest.raises(InputError, match="`--metrics` \\(='acc'\\).*available: loss"):
-        metric_names(get_workload("sine"), ["acc"], ["train"])
+    with pytest.raises(InputError, match="`metrics` \\(='acc'\\).*available: loss"):
+        get_workload("sine").objective({}).metric_names(["acc"], ["train"])
     # ... and the scan says so before it trains (100000 steps would take minutes)
     result = invoke(["scan", "--metrics", "acc", "--steps", "100000", "--quiet", "--out", tmp_path])
-    assert_one_line_error(result, "`--metrics` (='acc') is not computed by workload `sine`; "
+    assert_one_line_error(result, "`--metrics` (='acc') is not computed by `sine`; "
                                   "available: loss", code=2)
 
 

@@ -111,11 +111,11 @@ def test_interrupted_scan_resumes_to_the_same_file(tmp_path, monkeypatch):
     real_write = surface_h5.write_points
     calls = []
 
-    def crash_after_three(path, index, values):
+    def crash_after_three(path, index, values, **options):
         if len(calls) == 3:
             raise _Crash("simulated kill")
         calls.append(index.copy())
-        real_write(path, index, values)
+        real_write(path, index, values, **options)
 
     monkeypatch.setattr(surface_h5, "write_points", crash_after_three)
     crashed = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "part")])

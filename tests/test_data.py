@@ -44,7 +44,7 @@ def test_spirals_is_seeded_balanced_and_a_classifier():
     assert np.bincount(a.train.targets).tolist() == [500, 500]
     assert not np.array_equal(a.train.inputs[:500], a.test.inputs)  # test drawn separately
     assert (a.task, a.metrics, a.input_shape) == ("classification", ("acc",), (2,))
-    assert a.stem is not None and a.train_loss is None
+    assert a.train_loss is None
 
 
 # ---------------------------------------------------------------------------------- digits

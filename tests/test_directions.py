@@ -135,7 +135,7 @@ def test_pca_needs_enough_steps():
 
 def test_interpolation_plane_passes_through_the_checkpoints():
     from landscape.directions import interpolation_plane
-    from landscape.grid import point_params
+    from landscape.engine import point_params
 
     a, b, c = _toy_trajectory(3)
     line = interpolation_plane(a, b)
@@ -149,11 +149,11 @@ def test_interpolation_plane_passes_through_the_checkpoints():
 
 def test_projection_recovers_in_plane_coordinates_and_residuals():
     from landscape.directions import interpolation_plane
-    from landscape.trajectory import project_onto_plane
+    from landscape.projection import project_onto_plane
 
     a, b, c = _toy_trajectory(3, seed=1)
     plane = interpolation_plane(a, b, c)
-    from landscape.grid import point_params
+    from landscape.engine import point_params
 
     points = [point_params(plane, x, y) for x, y in [(0.0, 0.0), (0.5, -1.0), (2.0, 0.25)]]
     proj = project_onto_plane(points, plane)

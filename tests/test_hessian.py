@@ -19,7 +19,8 @@ from jax.flatten_util import ravel_pytree
 import landscape
 from landscape import hessian as hs
 from landscape.errors import InputError
-from landscape.grid import Grid, point_params
+from landscape.engine import point_params
+from landscape.grid import Grid
 from landscape.io import surface_h5
 from landscape.workload import Batch, Dataset, Workload
 

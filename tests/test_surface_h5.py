@@ -51,7 +51,7 @@ def test_reopen_same_spec_resumes_other_spec_refuses(tmp_path):
     surface_h5.write_points(path, np.array([4]), {"train_loss": np.array([1.5])})
     values, done = surface_h5.create(path, grid, ["train_loss"], plane, {"spec_hash": "one"})
     assert done.sum() == 1 and values["train_loss"][1, 1] == 1.5
-    with pytest.raises(ResumeMismatch, match="--overwrite"):
+    with pytest.raises(ResumeMismatch, match="made with other arguments"):
         surface_h5.create(path, grid, ["train_loss"], plane, {"spec_hash": "two"})
     _, done = surface_h5.create(path, grid, ["train_loss"], plane, {"spec_hash": "two"}, overwrite=True)
     assert not done.any()

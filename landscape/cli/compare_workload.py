@@ -63,7 +63,7 @@ def compare_workload(*, workload_name, names, rates, steps, num, x_spec, y_spec,
     import jax
 
     from landscape import compare
-    from landscape.cli.scan import scan_to_file
+    from landscape.cli.scan import scan_model
     from landscape.cli.source import ModelSource
     from landscape.data import get_workload
     from landscape.data.files import ENV_VAR
@@ -117,9 +117,9 @@ def compare_workload(*, workload_name, names, rates, steps, num, x_spec, y_spec,
     metrics = ("loss", "acc") if "acc" in workload.metrics else ("loss",)
     # lock=False: the caller holds OUT/surface.h5's lock, and a second flock on the same file
     # from this process would be refused.
-    scanned = scan_to_file(model, plane, grid, out, lock=False,
-                           spec={**description, "compare": True}, metrics=metrics,
-                           splits=("train",), chunk=chunk, overwrite=overwrite, quiet=quiet)
+    scanned = scan_model(model, plane, grid, out, lock=False, figure=False,
+                         provenance={**description, "compare": True}, metrics=metrics,
+                         splits=("train",), chunk=chunk, overwrite=overwrite, quiet=quiet)
     if plane_kind == "pca":
         attrs = {"explained_variance": list(plane.explained_variance or ())}
         labels = plane_axis_labels(attrs)

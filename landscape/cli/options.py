@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import click
 
-from landscape.errors import InputError, LandscapeError
+from landscape.errors import InputError, LandscapeError, ResumeMismatch
 
 out_option = click.option(
     "--out",
@@ -86,11 +86,24 @@ def library_errors(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except InputError as exc:
-            raise click.UsageError(str(exc)) from exc
+            raise click.UsageError(as_option(exc)) from exc
+        except ResumeMismatch as exc:
+            raise click.ClickException(f"{exc}; use --overwrite to replace it or another --out"
+                                       ) from exc
         except LandscapeError as exc:
             raise click.ClickException(str(exc)) from exc
 
     return wrapper
+
+
+def as_option(exc: InputError) -> str:
+    """The library's message with its argument named as the option: "`metrics` (=...)" →
+    "`--metrics` (=...)" (``exc.param``, the library's name for it; ``_`` → ``-``)."""
+    message = str(exc)
+    param = getattr(exc, "param", None)
+    if param:
+        message = message.replace(f"`{param}`", f"`--{param.replace('_', '-')}`")
+    return message
 
 
 def make_out_dir(path: str) -> str:

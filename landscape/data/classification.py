@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from landscape.models import PureModel, mlp_after_stem
-from landscape.workload import Batch, Dataset, LinearStem, Workload
+from landscape.models import PureModel
+from landscape.workload import Batch, Dataset, Workload
 
 
 def cross_entropy_and_accuracy(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, dict]:
@@ -35,7 +35,6 @@ def classification_workload(
     batch_size: int,
     preprocess: Callable[[jax.Array], jax.Array] | None = None,
     has_state: bool = False,
-    mlp_stem: bool = False,
 ) -> Workload:
     """A :class:`Workload` with ``metrics=("acc",)`` and ``task="classification"``.
 
@@ -45,8 +44,6 @@ def classification_workload(
         floats), so that large data sets stay compact in memory.
       has_state: the model has state (BatchNorm): training uses ``model.apply_train`` (batch
         statistics, updated running averages) through ``Workload.train_loss``.
-      mlp_stem: the model is a :class:`landscape.models.MLP` fed the raw inputs: declare its
-        first layer as a :class:`LinearStem` (exact, faster grid scans).
     """
     prep = preprocess if preprocess is not None else (lambda x: x)
 
@@ -61,16 +58,6 @@ def classification_workload(
         value, metrics = cross_entropy_and_accuracy(logits, batch.targets)
         return value, (metrics, new_state)
 
-    stem = None
-    if mlp_stem:
-        if preprocess is not None:
-            raise ValueError("`mlp_stem` needs the raw inputs to feed the first layer")
-
-        def loss_after_stem(params, state, pre, batch: Batch):
-            return cross_entropy_and_accuracy(mlp_after_stem(params, pre), batch.targets)
-
-        stem = LinearStem(("dense0", "kernel"), ("dense0", "bias"), loss_after_stem)
-
     return Workload(
         name=name,
         init=model.init,
@@ -82,7 +69,6 @@ def classification_workload(
         input_shape=input_shape,
         batch_size=batch_size,
         apply=apply,
-        stem=stem,
         train_loss=train_loss if has_state else None,
     )
 

@@ -40,8 +40,7 @@ def digits(hidden: tuple[int, ...] = HIDDEN) -> Workload:
     x_train, y_train, x_test, y_test = digits_arrays()
     model = pure_modes(lambda rngs: MLP((64, *hidden, 10), rngs=rngs))
     return classification_workload("digits", model, Dataset(x_train, y_train),
-                                   Dataset(x_test, y_test), input_shape=(64,), batch_size=2048,
-                                   mlp_stem=True)
+                                   Dataset(x_test, y_test), input_shape=(64,), batch_size=2048)
 
 
 def digits_cnn(channels: tuple[int, int] = (16, 32)) -> Workload:

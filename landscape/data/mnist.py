@@ -63,7 +63,7 @@ def idx_workload(name: str, folder: str | os.PathLike | None, hidden: tuple[int,
                                   x_test.reshape(-1, pixels) * scale, axis=None)
     model = pure_modes(lambda rngs: MLP((pixels, *hidden, 10), rngs=rngs))
     return classification_workload(name, model, Dataset(x_train, y_train), Dataset(x_test, y_test),
-                                   input_shape=(pixels,), batch_size=2000, mlp_stem=True)
+                                   input_shape=(pixels,), batch_size=2000)
 
 
 def mnist(folder: str | os.PathLike | None = None, hidden: tuple[int, ...] = HIDDEN) -> Workload:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from landscape.models import MLP, mlp_after_stem, pure_model
-from landscape.workload import Batch, Dataset, LinearStem, Workload
+from landscape.models import MLP, pure_model
+from landscape.workload import Batch, Dataset, Workload
 
 HIDDEN = (64, 64)
 
@@ -24,10 +24,6 @@ def sine(num_train: int = 1000, num_test: int = 200, hidden: tuple[int, ...] = H
         prediction = apply(params, state, batch.inputs)
         return jnp.mean((prediction - batch.targets) ** 2), {}
 
-    def loss_after_stem(params, state, pre, batch: Batch):
-        prediction = mlp_after_stem(params, pre)
-        return jnp.mean((prediction - batch.targets) ** 2), {}
-
     return Workload(
         name="sine",
         init=init,
@@ -38,5 +34,4 @@ def sine(num_train: int = 1000, num_test: int = 200, hidden: tuple[int, ...] = H
         input_shape=(1,),
         batch_size=1000,
         apply=apply,
-        stem=LinearStem(("dense0", "kernel"), ("dense0", "bias"), loss_after_stem),
     )

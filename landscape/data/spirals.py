@@ -34,4 +34,4 @@ def spirals(num_train: int = 1000, num_test: int = 500, hidden: tuple[int, ...] 
     test = Dataset(*spiral_points(num_test, rng, noise=noise))
     model = pure_modes(lambda rngs: MLP((2, *hidden, 2), rngs=rngs))
     return classification_workload("spirals", model, train, test, input_shape=(2,),
-                                   batch_size=1000, mlp_stem=True)
+                                   batch_size=1000)

@@ -3,7 +3,7 @@
 Li et al. (2018, §6 and Fig. 7) map |λ_min/λ_max| over a loss surface to show where it is convex.
 Each point runs a *fixed* number m of Lanczos steps (full reorthogonalization) from one shared
 Gaussian start vector and takes the extreme Ritz values of T; with no data-dependent control flow
-the point function vmaps over a chunk of points, and :func:`landscape.grid.evaluate_points`
+the point function vmaps over a chunk of points, and :func:`landscape.engine.evaluate_points`
 shards, pads and resumes it exactly as it does loss surfaces. Ritz values lie inside the
 spectrum, so λ_max is approached from below and λ_min from above as m grows; with m = n they are
 exact.
@@ -22,15 +22,17 @@ from jax.sharding import Mesh
 
 from landscape.directions import Plane
 from landscape.errors import InputError
-from landscape.grid import Grid, PointFn, evaluate_points
+from landscape.engine import evaluate_points
+from landscape.grid import Grid
 from landscape.hessian.lanczos import lanczos_tridiagonal, ritz_values
 from landscape.hessian.operator import hvp_of
-from landscape.workload import Params, State, Workload, dataset_mean
+from landscape.objective import Params, State, dataset_mean
+from landscape.workload import Workload
 
 EIGEN_MAP_NAMES = ("max_eig", "min_eig")  # the dataset names of Li et al.'s surface files
 
 
-def eigen_point_fn(workload: Workload, *, num_steps: int = 20) -> PointFn:
+def eigen_point_fn(workload: Workload, *, num_steps: int = 20) -> Callable[[Params, Any], dict[str, jax.Array]]:
     """``point_fn(theta, data) -> {"max_eig", "min_eig"}`` for :func:`evaluate_points`.
 
     ``data`` is what :func:`eigen_map_data` returns: the state, the batches and the start vector.
@@ -90,7 +92,7 @@ def evaluate_eigen_map(
 
     Returns ``{"max_eig": ..., "min_eig": ...}``, each shaped ``grid.shape`` (NaN where not
     evaluated). ``num_steps`` Lanczos steps per point (capped at the parameter count); ``chunk``,
-    ``mesh``, ``done``, ``on_chunk`` as in :func:`landscape.grid.evaluate_points` (a chunk runs
+    ``mesh``, ``done``, ``on_chunk`` as in :func:`landscape.engine.evaluate_points` (a chunk runs
     ``chunk × num_steps`` HVPs side by side: keep it modest for large models).
     """
     data = eigen_map_data(workload, plane.origin, state, split=split, seed=seed)

@@ -16,7 +16,8 @@ Crash safety: the ``.h5`` file is never modified in place (an HDF5 write killed 
 corrupt the whole file). It is only ever replaced whole — written under a temporary name,
 synced, renamed (:mod:`landscape.io.atomic`). Finished chunks are appended to the journal
 ``PATH.journal`` beside it (:mod:`landscape.io.journal`: checksummed records, each written at
-once and synced at least every :data:`SYNC_EVERY_S`), and :func:`compact` folds the journal into a fresh copy of the file now and then and at
+once and synced at least once a second by its writer), and :func:`compact` folds the journal
+into a fresh copy of the file now and then and at
 the end of a scan. :func:`read` and a resuming :func:`create` apply a pending journal, so a
 scan killed at any moment loses at most the chunk it was computing.
 """
@@ -24,9 +25,7 @@ scan killed at any moment loses at most the chunk it was computing.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import math
 import os
 import shutil
 import time
@@ -38,17 +37,16 @@ import numpy as np
 
 from landscape.directions import Plane
 from landscape.errors import ReadError, ResumeMismatch, WriteError
-from landscape.gridspec import Grid
+from landscape.grid import Grid
 from landscape.io import journal, killpoint
 from landscape.io.atomic import atomic_path
 from landscape.io.h5tree import read_tree, write_tree
+from landscape.io.surface_record import spec_hash  # noqa: F401  (part of this module's API)
 
 COORDINATE_NAMES = ("xcoordinates", "ycoordinates")
 RESERVED = (*COORDINATE_NAMES, "done", "directions", "trajectories")
 COMPACT_EVERY_S = 10.0  # fold the journal into the file at most this often during a scan ...
 COMPACT_BYTES_PER_S = 1e7  # ... and, for big files, at most once per size / 10 MB seconds
-SYNC_EVERY_S = 1.0  # fsync the journal at most this often: a power cut loses at most this much
-_last_sync: dict[str, float] = {}  # surface path -> monotonic time of its journal's last sync
 # What h5py and numpy raise on a damaged file (HDF5 errors surface as any of these).
 DAMAGED = (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError, IndexError,
             OverflowError, MemoryError)
@@ -64,12 +62,6 @@ class Surface:
     attrs: dict[str, Any]
     directions: dict[str, Any]  # "origin", "d1", "d2" -> nested dict pytrees (may be empty)
     trajectories: dict[str, dict[str, np.ndarray]]
-
-
-def spec_hash(spec: Mapping[str, Any]) -> str:
-    """A short stable hash of the arguments that define a scan (JSON of the sorted mapping)."""
-    text = json.dumps(spec, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def journal_path(path: str | os.PathLike) -> str:
@@ -103,7 +95,7 @@ def create(
         if existing.attrs.get("spec_hash") != attrs.get("spec_hash"):
             raise ResumeMismatch(
                 f"{path} was made with other arguments (spec {existing.attrs.get('spec_hash')} "
-                f"vs {attrs.get('spec_hash')}); use --overwrite to replace it or another --out"
+                f"vs {attrs.get('spec_hash')})"
             )
         compact(path)
         return existing.values, existing.done
@@ -133,15 +125,17 @@ def create(
 
 
 def write_points(
-    path: str | os.PathLike, index: np.ndarray, values: Mapping[str, np.ndarray]
+    path: str | os.PathLike, index: np.ndarray, values: Mapping[str, np.ndarray], *,
+    sync: bool = True,
 ) -> None:
     """Store values at flat point indices and mark them done.
 
     The points are appended to the journal before this returns, so they survive the process
-    being killed; the journal is synced to disk (for a power cut) at most every
-    :data:`SYNC_EVERY_S` — a sync costs milliseconds, more than a small model's chunk — and
-    folded into the file when the last compaction is older than :data:`COMPACT_EVERY_S`. Call
-    :func:`compact` when the scan ends.
+    being killed; ``sync`` also flushes the journal to disk (for a power cut: a sync costs
+    milliseconds, more than a small model's chunk, so a writer may sync less often — see
+    :class:`landscape.io.surface_writer.SurfaceWriter`). The journal is folded into the file
+    when the last compaction is older than :data:`COMPACT_EVERY_S`. Call :func:`compact` when
+    the scan ends.
     """
     index = np.asarray(index, np.int64).ravel()
     if index.size == 0:
@@ -153,11 +147,7 @@ def write_points(
             raise WriteError(f"cannot update surface file {path}: `{name}` has {value.size} "
                              f"values for {index.size} points")
         columns[name] = value
-    key, now = os.path.abspath(path), time.monotonic()
-    sync = now - _last_sync.get(key, -math.inf) >= SYNC_EVERY_S
     journal.append(journal_path(path), columns, {"kind": "points"}, sync=sync)
-    if sync:
-        _last_sync[key] = now
     if _compaction_due(path):
         compact(path)
 
@@ -225,6 +215,18 @@ def _apply(values: dict[str, np.ndarray], done: np.ndarray, records, jpath: str)
                                 f"points will be scanned again)")
             values[name].flat[index] = value
         done.flat[index] = True
+
+
+def set_attrs(path: str | os.PathLike, attrs: Mapping[str, Any]) -> None:
+    """Set root attributes (e.g. a scan's strategy once chosen), in one rewrite of the file
+    (the pending journal folded in); values that are not scalars are stored as JSON."""
+
+    def store(f: h5py.File) -> None:
+        for key, value in attrs.items():
+            f.attrs[key] = (value if isinstance(value, (int, float, str, bool))
+                            else json.dumps(value))
+
+    _rewrite(path, store)
 
 
 def write_trajectory(
@@ -358,3 +360,33 @@ def read_density(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] | Non
         raise ReadError(f"{path}: density/grid {eigenvalues.shape} and density/density "
                         f"{density.shape} must be equal 1-D shapes")
     return eigenvalues, density
+
+
+def write(path: str | os.PathLike, surface: Surface) -> None:
+    """Write ``surface`` whole as a new file at ``path`` (a temporary name, synced, renamed):
+    coordinates, every value array, ``done``, directions, trajectories and attributes."""
+    journal.remove(journal_path(path))  # another scan's points must not land in this file
+    try:
+        with atomic_path(path, unique=False) as tmp:
+            with h5py.File(tmp, "w") as f:
+                f.create_dataset("xcoordinates", data=np.asarray(surface.grid.x, np.float64))
+                if surface.grid.y is not None:
+                    f.create_dataset("ycoordinates", data=np.asarray(surface.grid.y, np.float64))
+                for name, value in surface.values.items():
+                    f.create_dataset(name, data=np.asarray(value, np.float64))
+                f.create_dataset("done", data=np.asarray(surface.done, bool))
+                directions = f.create_group("directions")
+                for key, tree in surface.directions.items():
+                    if tree is not None:
+                        write_tree(directions.create_group(key), tree)
+                group = f.create_group("trajectories")
+                for name, columns in surface.trajectories.items():
+                    entry = group.create_group(name)
+                    for key, value in columns.items():
+                        if value is not None:
+                            entry.create_dataset(key, data=np.asarray(value))
+                for key, value in surface.attrs.items():
+                    f.attrs[key] = (value if isinstance(value, (int, float, str, bool))
+                                    else json.dumps(value))
+    except OSError as exc:
+        raise WriteError(f"cannot write surface file {path}: {exc}") from exc

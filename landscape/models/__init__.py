@@ -11,11 +11,11 @@ returns the updated state).
 """
 
 from landscape.models.cnn import SmallCNN, flat_kernel_init
-from landscape.models.mlp import MLP, mlp_after_stem
+from landscape.models.mlp import MLP
 from landscape.models.pure import ApplyFn, InitFn, PureModel, TrainApplyFn, pure_model, pure_modes
 from landscape.models.resnet import BasicBlock, ResNet
 
 __all__ = [
     "ApplyFn", "BasicBlock", "InitFn", "MLP", "PureModel", "ResNet", "SmallCNN", "TrainApplyFn",
-    "flat_kernel_init", "mlp_after_stem", "pure_model", "pure_modes",
+    "flat_kernel_init", "pure_model", "pure_modes",
 ]

@@ -7,8 +7,6 @@ from collections.abc import Sequence
 import jax
 from flax import nnx
 
-from landscape.workload import Params
-
 
 class MLP(nnx.Module):
     """Dense layers ``dense0 ... denseK`` with ReLU between them (none after the last)."""
@@ -24,14 +22,3 @@ class MLP(nnx.Module):
             if i < self.num_layers - 1:
                 x = jax.nn.relu(x)
         return x
-
-
-def mlp_after_stem(params: Params, pre: jax.Array) -> jax.Array:
-    """An :class:`MLP`'s output computed from its first layer's pre-activation ``pre``
-    (``x @ dense0.kernel + dense0.bias``); the same arithmetic as ``MLP.__call__``, in plain jnp
-    so the grid evaluator can share the first layer across grid points (see ``LinearStem``)."""
-    h = pre
-    for i in range(1, len(params)):
-        layer = params[f"dense{i}"]
-        h = jax.nn.relu(h) @ layer["kernel"] + layer["bias"]
-    return h

@@ -1,4 +1,4 @@
-"""Trajectories on a plane: projecting recorded parameters onto a plane's coordinates.
+"""Projection onto a plane: recorded parameters (a training run's path) in a plane's coordinates.
 
 The projection solves the least-squares problem min_c ‖[d1 d2] c − (θ − origin)‖ for each
 recorded θ (exact for points on the plane; for PCA planes, whose directions are orthonormal, it
@@ -8,14 +8,14 @@ how far the path leaves the plane.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from landscape.directions import Plane
 from landscape.errors import InputError
-from landscape.workload import Params
+from landscape.objective import Params
 
 
 class Projection(NamedTuple):
@@ -46,3 +46,15 @@ def project_onto_plane(trajectory: list[Params], plane: Plane) -> Projection:
     norms = np.linalg.norm(offsets, axis=0)
     relative = np.divide(residual, norms, out=np.zeros_like(residual), where=norms > 0)
     return Projection(coeffs[0], coeffs[1] if plane.d2 is not None else None, residual, relative)
+
+
+def project_run(run: Any, plane: Plane) -> dict[str, np.ndarray | None]:
+    """A training run's recorded path on ``plane``, as a surface file stores it: projected ``x``,
+    ``y``, the recorded full-train-set ``loss``, ``step``, and the residuals (``run``: a
+    :class:`landscape.train.Run` or anything with its ``trajectory``)."""
+    trajectory = run.trajectory
+    points = [trajectory.params_at(int(step)) for step in trajectory.step]
+    projection = project_onto_plane(points, plane)
+    return {"x": projection.x, "y": projection.y, "loss": trajectory.train_loss,
+            "step": trajectory.step, "residual": projection.residual,
+            "relative_residual": projection.relative_residual}

@@ -1,0 +1,154 @@
+"""A user's model and loss as an :class:`~landscape.objective.Objective` over plain parameters.
+
+What the one-call API accepts:
+
+- ``params`` any pytree, with ``loss_fn(params, batch)`` — or ``loss_fn(params, state, batch)``
+  when a ``state`` (untrained model state) is given;
+- a Flax NNX module, with ``loss_fn(model, batch)``: split into its ``nnx.Param`` leaves (the
+  parameters) and everything else (BatchNorm statistics: state, never perturbed), evaluated in
+  evaluation mode (``use_running_average=True, deterministic=True``);
+- an Equinox module (when equinox is installed), with ``loss_fn(model, batch)`` (or
+  ``loss_fn(model, state, batch)`` with an ``eqx.nn.State``): its inexact arrays are the
+  parameters, evaluated in inference mode.
+
+``loss_fn`` returns the batch's mean loss, or ``(mean loss, {name: batch mean})`` for metrics
+(accuracy as a fraction). Data: ``(inputs, targets)`` arrays, a :class:`~landscape.Dataset`, or
+any re-iterable of batches (:class:`~landscape.batches.Batches`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from landscape.batches import Batches, Dataset, as_data
+from landscape.errors import InputError, LandscapeError
+from landscape.objective import Objective, Params
+
+DEFAULT_BATCH_SIZE = 1024
+
+
+class _Same:
+    """Hashes and compares by identity (and keeps the object alive while a cache holds it)."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __hash__(self) -> int:
+        return id(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.value is self.value
+
+
+def objective_from(loss_fn: Callable, model: Any, data: Any, *, state: Any = None,
+                   test: Any = None, batch_size: int | None = None,
+                   name: str | None = None) -> tuple[Objective, Params]:
+    """The objective of ``loss_fn`` on ``data`` (and ``test``), and the parameters to scan
+    around (see the module docstring for what ``model`` may be)."""
+    if not callable(loss_fn):
+        raise InputError(f"`loss_fn` must be a function, got {type(loss_fn).__name__}",
+                         param="loss_fn")
+    splits = {"train": as_data(data)}
+    if test is not None:
+        splits["test"] = as_data(test)
+    loss, params, state, key = _pure_loss(loss_fn, model, state)
+    name = name or getattr(loss_fn, "__name__", "loss")
+    size = batch_size or DEFAULT_BATCH_SIZE
+    metrics = _metric_names(loss, params, state, splits["train"], size, name)
+    return Objective(loss=loss, data=splits, state=state, batch_size=size, metrics=metrics,
+                     name=name, key=key), params
+
+
+def _pure_loss(loss_fn: Callable, model: Any, state: Any):
+    """``(loss(params, state, batch) -> (value, metrics), params, state, cache key)``."""
+    from flax import nnx
+
+    if isinstance(model, nnx.Module):
+        if state is not None:
+            raise InputError("`state` is taken from the NNX module itself (its non-Param "
+                             "variables); do not pass it", param="state")
+        view = nnx.view(model, use_running_average=True, deterministic=True,
+                        raise_if_not_found=False)
+        graphdef, params, rest = nnx.split(view, nnx.Param, ...)
+        params, rest = nnx.to_pure_dict(params), nnx.to_pure_dict(rest)
+
+        def loss(params, state, batch):
+            return _value_and_metrics(loss_fn(nnx.merge(graphdef, params, state), batch))
+
+        return loss, params, rest, ("nnx", loss_fn, graphdef)
+    eqx = _equinox()
+    if eqx is not None and isinstance(model, eqx.Module):
+        params, static = eqx.partition(eqx.nn.inference_mode(model), eqx.is_inexact_array)
+        with_state = state is not None
+
+        def loss(params, state, batch):
+            merged = eqx.combine(params, static)
+            out = loss_fn(merged, state, batch) if with_state else loss_fn(merged, batch)
+            return _value_and_metrics(out)
+
+        return loss, params, ({} if state is None else state), ("equinox", loss_fn,
+                                                                _Same(static), with_state)
+    if state is None:
+        def loss(params, state, batch):
+            return _value_and_metrics(loss_fn(params, batch))
+
+        return loss, model, {}, ("function", loss_fn)
+
+    def loss_with_state(params, state, batch):
+        return _value_and_metrics(loss_fn(params, state, batch))
+
+    return loss_with_state, model, state, ("function-state", loss_fn)
+
+
+def _is_pair(out: Any) -> bool:
+    return isinstance(out, tuple) and len(out) == 2
+
+
+def _value_and_metrics(out: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
+    if _is_pair(out) and isinstance(out[1], dict):
+        return out[0], dict(out[1])
+    return out, {}
+
+
+def _metric_names(loss, params, state, data, batch_size: int, name: str) -> tuple[str, ...]:
+    """The metrics ``loss`` returns, checked on the first batch (shapes only: nothing runs);
+    a loss that fails, or returns no scalar, is an :class:`InputError` naming it."""
+    batch = _first_batch(data, batch_size)
+    shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), batch)
+    params_shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), params)
+    try:
+        value, metrics = jax.eval_shape(loss, params_shapes, state, shapes)
+    except LandscapeError:
+        raise
+    except Exception as exc:  # the user's code: one line, not a traceback
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise InputError(f"`{name}` failed on the first batch: {type(exc).__name__}: "
+                         f"{first}", param="loss_fn") from exc
+    for key, shape in (("loss", value), *metrics.items()):
+        if getattr(shape, "shape", None) != ():
+            raise InputError(f"`{name}` must return a scalar batch mean (or (scalar, metrics "
+                             f"dict) of scalars); its {key!r} has shape "
+                             f"{getattr(shape, 'shape', type(shape).__name__)}", param="loss_fn")
+    return tuple(metrics)
+
+
+def _first_batch(data, batch_size: int):
+    if isinstance(data, Dataset):
+        return next(data.batches(batch_size))
+    assert isinstance(data, Batches)
+    for batch in data:
+        return batch
+    raise InputError("the data yielded no batch", param="data")
+
+
+def _equinox():
+    try:
+        import equinox
+    except ImportError:
+        return None
+    return equinox
+

@@ -1,0 +1,375 @@
+"""Loss surfaces: an :class:`~landscape.objective.Objective`'s loss and metrics at every point of
+a :class:`Grid` on a :class:`Plane`.
+
+Data held in memory (and small enough to sit on every device) is placed once and scanned inside
+each compiled chunk, so a batch is read once per chunk; any other data (a stream of batches, or a
+data set too large) is read batch by batch from the host, one compiled call per batch and chunk,
+the sums accumulated on the devices. Where the loss starts with a layer that is linear in its
+kernel (found in its jaxpr: :mod:`landscape.engine.stem`), that layer's products for the plane's
+origin and directions are computed once per scan (or, when they would not fit, once per batch
+and chunk) and only combined per point. How the points of a chunk are evaluated — vectorized or
+in sequence — is a :mod:`~landscape.engine.strategy`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Hashable, MutableMapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from landscape.batches import Batches, Dataset, batch_size_of
+from landscape.directions import Plane
+from landscape.distributed import put_global
+from landscape.engine import sizing, strategy as strategies
+from landscape.engine.chunks import (
+    OnChunk,
+    cached_jit,
+    compile_chunks,
+    chunk_coordinates,
+    default_mesh,
+    point_params,
+    run_chunks,
+    todo_points,
+)
+from landscape.engine.stem import StemSplit, split_at_stem, shapes_of
+from landscape.errors import InputError
+from landscape.grid import Grid, available_memory_bytes
+from landscape.objective import ACC_PERCENT, Objective, mean_over_batches
+from landscape.tree import leaf_path
+
+RESIDENT_MEMORY_FRACTION = 0.25  # of the free memory, for the data (and stem products) on every device
+
+
+def evaluate_surface(
+    objective: Objective,
+    plane: Plane,
+    grid: Grid,
+    *,
+    metrics: Sequence[str] = ("loss",),
+    splits: Sequence[str] | None = None,
+    chunk: int | None = None,
+    mesh: Mesh | None = None,
+    done: np.ndarray | None = None,
+    on_chunk: OnChunk | None = None,
+    strategy: str = "auto",
+    stem: bool = True,
+    choices: MutableMapping | None = None,
+    on_plan: Callable[[strategies.Plan], None] | None = None,
+    probe: bool = True,
+) -> dict[str, np.ndarray]:
+    """Evaluate the requested metrics at every grid point of ``plane``.
+
+    The points are ``plane.origin + α plane.d1 + β plane.d2`` for (α, β) on the grid; the
+    objective's ``state`` is the same at every point.
+
+    Args:
+      metrics: ``loss`` and any name in ``objective.metrics`` (``acc`` is returned in percent).
+      splits: data splits to evaluate on, each over every sample (default: the first).
+      chunk: points per compiled call (default: from the device; see :mod:`.sizing`).
+      mesh: devices to shard each chunk over (default: every device).
+      done: boolean mask shaped like ``grid.shape``; points already done are skipped (resume).
+      on_chunk: called with (flat point indices, {name: values}) after every chunk, in order.
+      strategy: ``vmap``, ``map`` or ``auto`` (see :func:`landscape.engine.strategy.choose`).
+      stem: share the first layer's products between points where the loss has one that pays.
+      choices: where ``auto`` remembers its choices (a mapping of str → dict), or None.
+      on_plan: called with the :class:`~landscape.engine.strategy.Plan` before the first chunk
+        is reported (e.g. to record it in a file).
+      probe: whether ``auto`` may time the candidates (not in a multi-process run, where every
+        process must choose the same; it then takes the rule of thumb).
+
+    Returns:
+      ``{f"{split}_{metric}": array shaped grid.shape}``; points not evaluated are NaN.
+    """
+    splits = tuple(splits or objective.splits[:1])
+    names = objective.metric_names(metrics, splits)
+    if strategy != "auto" and strategy not in strategies.STRATEGIES:
+        raise InputError(f"`strategy` (={strategy!r}) must be one of: auto, "
+                         f"{', '.join(strategies.STRATEGIES)}", param="strategy")
+    if plane.ndim != grid.ndim:
+        raise InputError(f"a {plane.ndim}D plane cannot be scanned over a {grid.ndim}D grid")
+    mesh = mesh or default_mesh()
+    grid.checked_size(len(names))
+    todo = todo_points(grid, done)
+    if not todo.size:
+        return {name: np.full(grid.shape, np.nan) for name in names}
+    setup = _Setup.build(objective, plane, splits, tuple(metrics), mesh, use_stem=stem)
+
+    fixed = strategy if strategy != "auto" else None
+    key = strategies.fingerprint(setup.jaxpr_text, setup.shapes_text, tuple(metrics), chunk)
+    cached = None if fixed or not probe else strategies.remembered(choices, key)
+    default = strategies.rule_of_thumb(setup.has_conv)
+    first = None
+    if fixed or cached:
+        name = fixed or cached["strategy"]
+        dispatch, size = setup.program(name, cached["chunk"] if cached and chunk is None else chunk,
+                                       todo.size)
+        plan = strategies.Plan(name, size, "forced" if fixed else "cache",
+                               {} if fixed else dict(cached.get("rates", {})), setup.stem_name)
+    else:
+        _, default_size = setup.program(default, chunk, todo.size)
+        if not probe or todo.size < strategies.PROBE_MIN_CHUNKS * default_size:
+            dispatch, size = setup.program(default, chunk, todo.size)
+            plan = strategies.Plan(default, size, "rule", {}, setup.stem_name)
+        else:
+            def candidate(name):
+                run, size = setup.program(name, chunk, todo.size)
+                coords = chunk_coordinates(grid, todo[:size], size)
+                return (lambda: run(coords)), size
+
+            name, rates, first = strategies.probe(candidate, strategies.STRATEGIES, default)
+            dispatch, size = setup.program(name, chunk, todo.size)
+            plan = strategies.Plan(name, size, "probe", rates, setup.stem_name)
+            if choices is not None:
+                choices[key] = {"strategy": name, "chunk": size, "rates": rates}
+    if on_plan is not None:
+        on_plan(plan)
+    return run_chunks(dispatch, size, tuple(sorted(names)), grid, todo, on_chunk=on_chunk,
+                      first=first)
+
+
+@dataclasses.dataclass(eq=False)
+class _Setup:
+    """Everything a scan's programs share: placed data, the stem, the loss's description."""
+
+    objective: Objective
+    splits: tuple[str, ...]
+    metrics: tuple[str, ...]
+    mesh: Mesh
+    resident: bool
+    stem: _Stem | None
+    has_conv: bool
+    jaxpr_text: str
+    shapes_text: str
+    constants: tuple = ()
+    _programs: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def stem_name(self) -> str | None:
+        return None if self.stem is None else self.stem.name
+
+    @classmethod
+    def build(cls, objective: Objective, plane: Plane, splits, metrics, mesh: Mesh, *,
+              use_stem: bool) -> _Setup:
+        datasets = {split: objective.dataset(split) for split in splits}
+        resident = all(isinstance(d, Dataset) for d in datasets.values()) and (
+            sum(d.nbytes for d in datasets.values()) * mesh.devices.size
+            <= _memory_budget(mesh))
+        first = _first_batch(datasets[splits[0]], objective.batch_size)
+        params = shapes_of(plane.origin)
+        with jax.disable_jit():
+            closed = jax.make_jaxpr(objective.loss)(params, objective.state, shapes_of(first))
+        has_conv = any(eqn.primitive.name == "conv_general_dilated" for eqn in closed.jaxpr.eqns)
+        stem = _Stem.find(objective.loss, plane, objective.state, first) if use_stem else None
+        shapes = [(split, _data_shapes(d, objective.batch_size)) for split, d in datasets.items()]
+        setup = cls(objective, tuple(splits), metrics, mesh, resident, stem, has_conv,
+                    str(closed), str(shapes))
+        setup._place(plane, datasets)
+        return setup
+
+    def _place(self, plane: Plane, datasets: dict) -> None:
+        replicated = NamedSharding(self.mesh, PartitionSpec())
+        placed_plane = put_global(plane.bare(), replicated)
+        state = put_global(self.objective.state, replicated)
+        if not self.resident:
+            self.constants = (placed_plane, state)
+            self.streams = datasets
+            return
+        batches = {split: d.split_batches(self.objective.batch_size) for split, d in datasets.items()}
+        batches = put_global(batches, replicated)
+        products = {}
+        if self.stem is not None:
+            products = self.stem.shared_products(placed_plane, state, batches, replicated,
+                                                 _memory_budget(self.mesh), self._key())
+            if products is None:  # too large to keep: computed once per batch and chunk instead
+                products = {}
+        self.constants = (placed_plane, {"state": state, "batches": batches, "products": products})
+
+    def program(self, name: str, chunk: int | None, todo: int
+                ) -> tuple[Callable[[np.ndarray], dict[str, jax.Array]], int]:
+        """``(dispatch(coords) -> pending outputs, chunk size)`` for strategy ``name``."""
+        cap = strategies.MAP_MAX_POINTS_PER_DEVICE if name == "map" else None
+        if self.resident:
+            fn = _resident_chunk_fn(self.objective.loss, self.metrics, self.splits, name, self.stem)
+            program = compile_chunks(fn, self.constants, self.mesh, todo=todo, chunk=chunk,
+                                     max_per_device=cap, key=self._key(name, "resident"))
+            constants = self.constants
+            return (lambda coords: program.dispatch(coords, constants)), program.chunk
+        return self._streamed(name, chunk, todo, cap)
+
+    def _key(self, *parts: Hashable) -> Hashable:
+        return (self.objective.identity, self.metrics, self.splits, self.stem_name,
+                self.shapes_text, *parts)
+
+    def _streamed(self, name: str, chunk: int | None, todo: int, cap: int | None):
+        replicated = NamedSharding(self.mesh, PartitionSpec())
+        placed_plane, state = self.constants
+        fns = {split: _batch_fn(self.objective.loss, self.metrics, name, self.stem, split)
+               for split in self.splits}
+        size = {"chunk": chunk}
+
+        def program_for(split: str, batch: Any):
+            data = {"state": state, "batch": put_global(batch, replicated)}
+            program = compile_chunks(fns[split], (placed_plane, data), self.mesh, todo=todo,
+                                     chunk=size["chunk"], max_per_device=cap,
+                                     key=self._key(name, "streamed", split))
+            size["chunk"] = program.chunk  # every batch shape runs at the first one's size
+            return program, data
+
+        first = _first_batch(self.streams[self.splits[0]], self.objective.batch_size)
+        program_for(self.splits[0], first)
+        batch_size = self.objective.batch_size
+
+        def dispatch(coords: np.ndarray) -> dict[str, jax.Array]:
+            out = {}
+            for split in self.splits:
+                sums, count = None, 0
+                for batch in _iterate(self.streams[split], batch_size):
+                    program, data = program_for(split, batch)
+                    part = program.dispatch(coords, (placed_plane, data))
+                    sums = part if sums is None else jax.tree.map(jnp.add, sums, part)
+                    count += batch_size_of(batch)
+                if sums is None:
+                    raise InputError(f"the `{split}` data yielded no batch")
+                out.update({name: value / count for name, value in sums.items()})
+            return out
+
+        return dispatch, size["chunk"]
+
+
+def _resident_chunk_fn(loss, metrics, splits, strategy: str, stem: _Stem | None):
+    def chunk_fn(coords, plane, data):
+        state, out = data["state"], {}
+        for split in splits:
+            full, rest = data["batches"][split]
+            shared = data["products"].get(split, (None, None))
+            items = [None if batch is None else (batch, prods)
+                     for batch, prods in zip((full, rest), shared)]
+            means = mean_over_batches(
+                lambda item: _batch_means(loss, stem, strategy, coords, plane, state, *item),
+                *items)
+            for metric in metrics:
+                out[f"{split}_{metric}"] = means[metric] * (ACC_PERCENT if metric == "acc" else 1.0)
+        return out
+
+    return chunk_fn
+
+
+def _batch_fn(loss, metrics, strategy: str, stem: _Stem | None, split: str):
+    """One batch's weighted sums for a chunk of points (data streamed from the host)."""
+
+    def batch_fn(coords, plane, data):
+        batch, n = data["batch"], batch_size_of(data["batch"])
+        means = _batch_means(loss, stem, strategy, coords, plane, data["state"], batch, None)
+        return {f"{split}_{metric}": means[metric] * n * (ACC_PERCENT if metric == "acc" else 1.0)
+                for metric in metrics}
+
+    return batch_fn
+
+
+def _batch_means(loss, stem: _Stem | None, strategy: str, coords, plane: Plane, state, batch,
+                 products) -> dict[str, jax.Array]:
+    """``{"loss": (chunk,), **metrics}``: the batch's means at every point of the chunk."""
+    if stem is not None and products is None:
+        products = stem.products(plane, state, batch)
+
+    def at_point(ab):
+        theta = point_params(plane, ab[0], ab[1])
+        if stem is None:
+            value, metrics = loss(theta, state, batch)
+        else:  # [1, α, β] · (origin, d1, d2) products: one small dot
+            weights = jnp.stack([jnp.ones_like(ab[0]), ab[0], ab[1]])[: products.shape[0]]
+            pre = jnp.tensordot(weights, products, axes=1)
+            value, metrics = stem.split_for(batch).finish(theta, state, batch, pre)
+        return {"loss": value, **metrics}
+
+    if strategy == "vmap":
+        return jax.vmap(at_point)(coords)
+    return jax.lax.map(at_point, coords)
+
+
+class _Stem:
+    """The loss's first layer (see :mod:`landscape.engine.stem`), for every batch shape."""
+
+    def __init__(self, loss, params, state, split: StemSplit, name: str, batch_shapes: Hashable):
+        self.loss, self.params, self.state = loss, params, state
+        self.leaf, self.name = split.leaf, name
+        self._splits = {batch_shapes: split}
+
+    @classmethod
+    def find(cls, loss, plane: Plane, state, batch) -> _Stem | None:
+        params = shapes_of(plane.origin)
+        split = split_at_stem(loss, params, state, shapes_of(batch))
+        if split is None or not split.pays:
+            return None
+        paths = jax.tree_util.tree_flatten_with_path(plane.origin)[0]
+        return cls(loss, params, shapes_of(state), split, leaf_path(paths[split.leaf][0]),
+                   _avals(batch))
+
+    def split_for(self, batch) -> StemSplit:
+        key = _avals(batch)
+        if key not in self._splits:
+            split = split_at_stem(self.loss, self.params, self.state, shapes_of(batch))
+            if split is None or split.leaf != self.leaf:
+                raise InputError("the loss's first layer differs between batch shapes")
+            self._splits[key] = split
+        return self._splits[key]
+
+    def products(self, plane: Plane, state, batch) -> jax.Array:
+        """(2 or 3, *layer output): the layer applied to the origin's and directions' kernels."""
+        split = self.split_for(batch)
+        kernels = [jax.tree.leaves(tree)[self.leaf] for tree in (plane.origin, plane.d1, plane.d2)
+                   if tree is not None]
+        return jnp.stack([split.products(kernel, state, batch) for kernel in kernels])
+
+    def shared_products(self, plane: Plane, state, batches, sharding, budget: int, key: Hashable):
+        """``{split: (full products (num_batches, k, ...), rest products)}`` computed once on
+        the devices, or None when they would take more than ``budget`` bytes."""
+        def of(plane, state, full, rest):
+            pf = None if full is None else jax.lax.map(lambda b: self.products(plane, state, b), full)
+            pr = None if rest is None else self.products(plane, state, rest)
+            return pf, pr
+
+        def compute(plane, state, batches):
+            return {split: of(plane, state, *pair) for split, pair in batches.items()}
+
+        shapes = jax.eval_shape(compute, plane, state, batches)
+        nbytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(shapes))
+        if nbytes * sharding.mesh.devices.size > budget:
+            return None
+        return cached_jit(("products", key), compute, out_shardings=sharding)(plane, state, batches)
+
+
+def _avals(batch) -> Hashable:
+    leaves, treedef = jax.tree.flatten(batch)
+    return treedef, tuple((np.shape(x), np.dtype(x.dtype)) for x in leaves)
+
+
+def _memory_budget(mesh: Mesh) -> int:
+    device = mesh.devices.flat[0]
+    if device.platform == "cpu":
+        return int(available_memory_bytes() * RESIDENT_MEMORY_FRACTION)
+    return int(min(sizing._free_bytes(d) for d in mesh.devices.flat) * RESIDENT_MEMORY_FRACTION
+               * mesh.devices.size)
+
+
+def _iterate(data, batch_size: int):
+    if isinstance(data, Batches):
+        return iter(data)
+    return data.batches(batch_size)
+
+
+def _first_batch(data, batch_size: int):
+    for batch in _iterate(data, batch_size):
+        return batch
+    raise InputError("the data yielded no batch")
+
+
+def _data_shapes(data, batch_size: int) -> Any:
+    if isinstance(data, Dataset):
+        return (len(data), batch_size, np.shape(data.inputs)[1:], str(np.asarray(data.inputs).dtype))
+    return ("stream", str(_avals(_first_batch(data, batch_size))))

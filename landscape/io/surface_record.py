@@ -1,0 +1,147 @@
+"""A surface file's provenance as one typed record: what ``scan``, ``hessian --map`` and
+``compare`` write into its root attributes, and what reading them gives back.
+
+The attribute names are those the files have always had (``tool``, ``tool_version``,
+``workload``, ``direction_kind``, ``normalization``, ``ignore``, ``seed`` (-1: none), ``grid``
+(the JSON of the arguments that define the scan), ``spec_hash``, ``train_loss_at_origin``,
+``explained_variance``, ``lanczos_steps``), plus ``strategy`` (how the points were evaluated:
+see :class:`landscape.engine.Plan`) and ``samples`` (the subset of the data, when one was used).
+Scalars are stored as HDF5 scalars, everything else as JSON text. Li et al.'s files carry no
+attributes: every field is then None.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+TOOL = "landscape"
+KNOWN = frozenset({"tool", "tool_version", "workload", "direction_kind", "normalization", "ignore",
+                   "seed", "grid", "spec_hash", "train_loss_at_origin", "explained_variance",
+                   "lanczos_steps", "strategy", "samples"})
+
+
+def spec_hash(spec: Mapping[str, Any]) -> str:
+    """A short stable hash of the arguments that define a scan (JSON of the sorted mapping)."""
+    text = json.dumps(spec, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class SurfaceRecord:
+    """Provenance of a surface file.
+
+    Attributes:
+      workload: what was scanned (a workload's or objective's name).
+      direction_kind, normalization, ignore, seed: how the plane was made (``Plane``'s fields).
+      spec: the arguments that define the scan (stored as ``grid``); a file is resumed only
+        with the same spec (``spec_hash``).
+      train_loss_at_origin: the model's full-train-set loss, where known.
+      explained_variance: PCA planes' explained variance ratios.
+      lanczos_steps: eigen maps' Lanczos steps per point.
+      strategy: the engine's plan (strategy, chunk, probe rates, shared layer).
+      samples: ``{"num", "seed", "stratified"}`` when a subset of the data was evaluated.
+      tool_version: the version that wrote the file.
+      extra: further root attributes (e.g. a test function's ``formula``), by name.
+    """
+
+    workload: str | None = None
+    direction_kind: str | None = None
+    normalization: str | None = None
+    ignore: str | None = None
+    seed: int | None = None
+    spec: dict | None = None
+    train_loss_at_origin: float | None = None
+    explained_variance: tuple[float, ...] | None = None
+    lanczos_steps: int | None = None
+    strategy: dict | None = None
+    samples: dict | None = None
+    tool_version: str | None = None
+    extra: dict | None = None
+
+    @property
+    def spec_hash(self) -> str | None:
+        return None if self.spec is None else spec_hash(self.spec)
+
+    @classmethod
+    def of_plane(cls, plane: Any, *, workload: str, spec: Mapping[str, Any], **fields: Any
+                 ) -> SurfaceRecord:
+        """A record for a scan of ``plane`` (its provenance copied) under ``spec``."""
+        from landscape import __version__
+
+        ev = plane.explained_variance
+        return cls(workload=workload, direction_kind=plane.kind,
+                   normalization=plane.normalization, ignore=plane.ignore, seed=plane.seed,
+                   spec=dict(spec), explained_variance=None if ev is None else tuple(ev),
+                   tool_version=__version__, **fields)
+
+    def to_attrs(self) -> dict[str, Any]:
+        """The root attributes to write: scalars as they are, the rest as JSON text."""
+        attrs: dict[str, Any] = {"tool": TOOL, "tool_version": self.tool_version,
+                                 "workload": self.workload, "direction_kind": self.direction_kind,
+                                 "normalization": self.normalization, "ignore": self.ignore,
+                                 "seed": -1 if self.seed is None else self.seed,
+                                 "grid": self.spec, "spec_hash": self.spec_hash,
+                                 "train_loss_at_origin": self.train_loss_at_origin}
+        optional = {"explained_variance": None if self.explained_variance is None
+                    else list(self.explained_variance),
+                    "lanczos_steps": self.lanczos_steps, "strategy": self.strategy,
+                    "samples": self.samples}
+        attrs.update({k: v for k, v in optional.items() if v is not None})
+        for key, value in (self.extra or {}).items():
+            attrs.setdefault(key, value)
+        return {key: _stored(value) for key, value in attrs.items() if value is not None}
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> SurfaceRecord:
+        """The record of a file's root attributes (as :func:`surface_h5.read` returns them:
+        plain values, JSON still text); fields that are missing or malformed are None."""
+        seed = _int(attrs.get("seed"))
+        ev = _json(attrs.get("explained_variance"), list)
+        return cls(
+            workload=_str(attrs.get("workload")),
+            direction_kind=_str(attrs.get("direction_kind")),
+            normalization=_str(attrs.get("normalization")),
+            ignore=_str(attrs.get("ignore")),
+            seed=None if seed is None or seed < 0 else seed,
+            spec=_json(attrs.get("grid"), dict),
+            train_loss_at_origin=_float(attrs.get("train_loss_at_origin")),
+            explained_variance=None if ev is None else tuple(float(v) for v in ev
+                                                             if isinstance(v, (int, float))),
+            lanczos_steps=_int(attrs.get("lanczos_steps")),
+            strategy=_json(attrs.get("strategy"), dict),
+            samples=_json(attrs.get("samples"), dict),
+            tool_version=_str(attrs.get("tool_version")),
+            extra={key: value for key, value in attrs.items() if key not in KNOWN} or None,
+        )
+
+
+def _stored(value: Any) -> Any:
+    return value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
+
+
+def _json(value: Any, kind: type) -> Any:
+    if isinstance(value, kind):
+        return value
+    if not isinstance(value, str) or len(value) > 10_000_000:
+        return None
+    try:
+        parsed = json.loads(value)
+    except (ValueError, RecursionError):
+        return None
+    return parsed if isinstance(parsed, kind) else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

@@ -1,0 +1,254 @@
+"""The resumable scan: a plane, the engine, and a surface file that survives being killed.
+
+:func:`scan_surface` evaluates an :class:`~landscape.objective.Objective` over a grid on a plane
+into a surface file (or in memory): it creates the file, or resumes it when it was made with the
+same arguments (the same strategy as recorded, so a resumed file is bit-identical to an
+uninterrupted one), journals every finished chunk, records the engine's plan, and folds
+everything (trajectories included) into the file at the end. ``landscape scan`` and ``compare``
+are thin shells over it; :func:`landscape.surface` is its one-call form for any JAX model.
+
+Only process 0 of a multi-process run writes; the others evaluate their share.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from landscape import distributed
+from landscape.directions import Plane
+from landscape.engine import STRATEGIES, Plan, evaluate_surface
+from landscape.errors import InputError
+from landscape.grid import Grid
+from landscape.io import surface_h5
+from landscape.io.surface_record import SurfaceRecord
+from landscape.io.surface_writer import SurfaceWriter
+from landscape.objective import Objective
+from landscape.surface import Surface
+
+SURFACE_FILE = "surface.h5"
+STRATEGY_CODES = {name: i + 1 for i, name in enumerate(STRATEGIES)}  # for broadcasting
+
+
+DIRECTION_KINDS = ("filter", "layer", "random", "pca", "interp", "hessian")
+
+
+def make_plane(kind: str, params: Any, *, objective: Objective | None = None, seed: int = 0,
+               normalization: str | None = None, ignore: str = "biasbn", dims: int = 2,
+               same: bool = False, orthogonal: bool = False,
+               trajectory: Sequence[Any] | None = None, ends: Sequence[Any] = ()) -> Plane:
+    """The plane through ``params`` of a direction kind:
+
+    - ``filter``, ``layer``: Gaussian directions normalized per filter / per layer (Li et al.
+      2018), ``random``: Gaussian, normalized by ``normalization`` (default none);
+    - ``pca``: the top principal components of ``trajectory`` (parameter pytrees in order; the
+      plane passes through its last point);
+    - ``interp``: the line to ``ends[0]`` (α = 1), or the plane through ``params`` and two ends;
+    - ``hessian``: the top Hessian eigenvectors of ``objective`` at ``params``.
+    """
+    from landscape import directions
+
+    if kind not in DIRECTION_KINDS:
+        raise InputError(f"`directions` (={kind!r}) must be one of: {', '.join(DIRECTION_KINDS)}",
+                         param="directions")
+    if kind == "pca":
+        if not trajectory:
+            raise InputError("`directions` pca needs the recorded trajectory", param="trajectory")
+        return directions.pca_plane(list(trajectory), dims=dims)
+    if kind == "interp":
+        if len(ends) != dims:
+            raise InputError(f"`directions` interp on a {'line' if dims == 1 else 'plane'} needs "
+                             f"{dims} end point{'s' * (dims > 1)}, got {len(ends)}", param="to")
+        return directions.interpolation_plane(params, *ends)
+    if kind == "hessian":
+        from landscape.hessian import hessian_plane
+
+        if objective is None:
+            raise InputError("`directions` hessian needs the objective", param="directions")
+        return hessian_plane(objective, params, objective.state, dims=dims, seed=seed)
+    normalization = normalization or {"random": "none"}.get(kind, kind)
+    return directions.random_plane(params, seed=seed, normalization=normalization, ignore=ignore,
+                                   dims=dims, same=same, orthogonal=orthogonal)
+
+
+def scan_spec(provenance: Mapping[str, Any], grid: Grid, *, metrics: Sequence[str],
+              splits: Sequence[str], samples: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The arguments that define a scan: ``provenance`` (how the model and plane were made),
+    the metrics and splits, the data subset (``samples``) and the grid's axes. A file is
+    resumed only under the same spec."""
+    axis = lambda a: None if a is None else [float(a[0]), float(a[-1]), len(a)]  # noqa: E731
+    spec = {**provenance, "metrics": list(metrics), "splits": list(splits)}
+    if samples:
+        spec["samples"] = dict(samples)
+    return {**spec, "x": axis(grid.x), "y": axis(grid.y)}
+
+
+def existing_surface(path: str | os.PathLike, spec: Mapping[str, Any], *,
+                     overwrite: bool = False) -> surface_h5.Surface | None:
+    """The surface file at ``path`` when it can be resumed under ``spec`` (None when there is
+    none, or ``overwrite``); one made with other arguments raises
+    :class:`~landscape.errors.ResumeMismatch`. For checking before any training."""
+    if overwrite or not os.path.exists(path):
+        return None
+    record = SurfaceRecord(spec=dict(spec))
+    existing = surface_h5.read(path)
+    if existing.attrs.get("spec_hash") != record.spec_hash:
+        from landscape.errors import ResumeMismatch
+
+        raise ResumeMismatch(
+            f"{path} was made with other arguments (spec {existing.attrs.get('spec_hash')} vs "
+            f"{record.spec_hash})")
+    return existing
+
+
+def scan_surface(
+    objective: Objective,
+    plane: Plane,
+    grid: Grid,
+    *,
+    out: str | os.PathLike | None = None,
+    metrics: Sequence[str] = ("loss",),
+    splits: Sequence[str] | None = None,
+    provenance: Mapping[str, Any] | None = None,
+    train_loss: float | None = None,
+    overwrite: bool = False,
+    chunk: int | None = None,
+    strategy: str = "auto",
+    samples: Mapping[str, Any] | None = None,
+    trajectories: Mapping[str, Mapping[str, np.ndarray | None]] | None = None,
+    lock: bool = True,
+    choices: MutableMapping | None = None,
+    on_plan: Callable[[Plan], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Surface:
+    """Evaluate ``objective`` over ``grid`` on ``plane``; with ``out`` (a surface file's path),
+    into that file, resuming it.
+
+    Args:
+      metrics, splits: what to evaluate (``loss``, ``acc`` ...; ``train``, ``test`` ...).
+      provenance: how the model and plane were made (stored in the file's spec; a file is
+        resumed only with an equal spec).
+      train_loss: the model's full-train-set loss, stored beside the provenance.
+      overwrite: replace a file made with other arguments instead of refusing.
+      chunk, strategy: as :func:`landscape.engine.evaluate_surface`; a resumed file keeps the
+        strategy and chunk it recorded (another ``strategy`` forced on it is refused).
+      samples: how the objective's data were subset (``{"num", "seed", "stratified"}``), stored.
+      trajectories: ``{name: {"x", "y", "loss", "step", ...}}`` paths on the plane, stored.
+      lock: hold the file's lock (``False``: the caller holds it).
+      choices: where the engine remembers its strategy choices.
+      on_plan: called with the engine's plan before the first chunk.
+      on_progress: ``on_progress(points done, total)``, at the start and after every chunk.
+
+    Returns:
+      The :class:`~landscape.surface.Surface` (read back from the file when there is one).
+    """
+    splits = tuple(splits or objective.splits[:1])
+    names = objective.metric_names(metrics, splits)
+    spec = scan_spec(provenance or {}, grid, metrics=metrics, splits=splits, samples=samples)
+    record = SurfaceRecord.of_plane(plane, workload=objective.name, spec=spec,
+                                    train_loss_at_origin=train_loss,
+                                    samples=None if not samples else dict(samples))
+    options = dict(metrics=metrics, splits=splits, chunk=chunk, strategy=strategy,
+                   choices=choices, on_plan=on_plan)
+    if out is None:
+        return _in_memory(objective, plane, grid, record, trajectories, on_progress, **options)
+    path = os.fspath(out)
+    writer = distributed.is_writer()
+    with SurfaceWriter(path, lock=lock and writer) as file:
+        done, recorded = None, {}
+        if writer:
+            existing = existing_surface(path, spec, overwrite=overwrite)
+            if existing is not None:
+                recorded = _recorded(existing, strategy, chunk)
+                options.update(recorded)
+            _, done = file.open(grid, names, plane, record, overwrite=overwrite)
+        done = distributed.broadcast_from_writer(done if writer else np.zeros(grid.shape, bool))
+        if jax.process_count() > 1:  # every process must run the same programs: no timing probe
+            options.update(_shared_plan(recorded), probe=False)
+        total = grid.num_points
+        count = [int(done.sum())]
+        if on_progress is not None:
+            on_progress(count[0], total)
+
+        def plan_chosen(plan: Plan) -> None:
+            if recorded:  # the file's own plan, already stored
+                plan = dataclasses.replace(plan, source="recorded")
+            elif writer:
+                file.set_attrs({"strategy": plan.record()})
+            if on_plan is not None:
+                on_plan(plan)
+
+        def flush(index: np.ndarray, values: dict[str, np.ndarray]) -> None:
+            if writer:
+                file.write_points(index, values)
+            count[0] += len(index)
+            if on_progress is not None:
+                on_progress(count[0], total)
+
+        if not done.all():
+            evaluate_surface(objective, plane, grid, done=done, on_chunk=flush,
+                             **{**options, "on_plan": plan_chosen})
+        if not writer:
+            return Surface.of(_empty(grid, names, record), None)
+        file.finish(trajectories)
+    return Surface.of(surface_h5.read(path), path)
+
+
+def _shared_plan(recorded: dict) -> dict:
+    """The writer's recorded strategy and chunk, on every process."""
+    code = np.array([STRATEGY_CODES.get(recorded.get("strategy"), 0), recorded.get("chunk") or 0])
+    code = distributed.broadcast_from_writer(code)
+    if not code[0]:
+        return {}
+    return {"strategy": STRATEGIES[int(code[0]) - 1], "chunk": int(code[1])}
+
+
+def _recorded(existing: surface_h5.Surface, strategy: str, chunk: int | None) -> dict:
+    """The engine options a resumed file recorded: its strategy and chunk."""
+    plan = SurfaceRecord.from_attrs(existing.attrs).strategy
+    if not plan or plan.get("strategy") not in ("vmap", "map") or not isinstance(
+            plan.get("chunk"), int):
+        return {}
+    if strategy not in ("auto", plan["strategy"]):
+        raise InputError(f"`strategy` (={strategy}) differs from the {plan['strategy']!r} this "
+                         "file was scanned with: resuming keeps it (or overwrite the file)",
+                         param="strategy")
+    return {"strategy": plan["strategy"], "chunk": chunk or plan["chunk"]}
+
+
+def _in_memory(objective, plane, grid, record: SurfaceRecord, trajectories, on_progress,
+               **options) -> Surface:
+    plans: list[Plan] = []
+    user_plan = options.pop("on_plan")
+    count = [0]
+
+    def plan_chosen(plan: Plan) -> None:
+        plans.append(plan)
+        if user_plan is not None:
+            user_plan(plan)
+
+    def progress(index, values) -> None:
+        count[0] += len(index)
+        if on_progress is not None:
+            on_progress(count[0], grid.num_points)
+
+    values = evaluate_surface(objective, plane, grid, on_chunk=progress, on_plan=plan_chosen,
+                              **options)
+    if plans:
+        record = dataclasses.replace(record, strategy=plans[0].record())
+    directions = {key: getattr(plane, key) for key in ("origin", "d1", "d2")
+                  if getattr(plane, key) is not None}
+    done = np.ones(grid.shape, bool)  # every point evaluated (non-finite values are data)
+    attrs = {key: surface_h5.attr_value(v) for key, v in record.to_attrs().items()}
+    return Surface(grid, values, done, attrs, directions,
+                   {name: dict(columns) for name, columns in (trajectories or {}).items()})
+
+
+def _empty(grid: Grid, names: list[str], record: SurfaceRecord) -> surface_h5.Surface:
+    return surface_h5.Surface(grid, {n: np.full(grid.shape, np.nan) for n in names},
+                              np.zeros(grid.shape, bool), record.to_attrs(), {}, {})

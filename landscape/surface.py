@@ -1,0 +1,95 @@
+"""A scanned surface as the Python API returns it: :class:`Surface` and :func:`load_surface`.
+
+Everything a surface file holds — coordinates, one array per metric, the ``done`` mask, the
+plane, the trajectories, the provenance — with the views: ``.plot()`` (a matplotlib figure),
+``.to_vtk(folder)`` (ParaView files) and ``.save(path)`` (the HDF5 file Li et al.'s scripts read).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import numpy as np
+
+from landscape.directions import Plane
+from landscape.io import surface_h5
+from landscape.io.surface_record import SurfaceRecord
+
+
+@dataclasses.dataclass(frozen=True)
+class Surface(surface_h5.Surface):
+    """A surface: ``grid``, ``values`` (``{name: grid.shape}``, NaN where not done), ``done``,
+    ``attrs`` (as stored), ``directions``, ``trajectories``; and ``path``, the file it lives in
+    (None for a surface held in memory only)."""
+
+    path: str | None = None
+
+    @classmethod
+    def of(cls, stored: surface_h5.Surface, path: str | os.PathLike | None = None) -> Surface:
+        fields = {f.name: getattr(stored, f.name) for f in dataclasses.fields(surface_h5.Surface)}
+        return cls(**fields, path=None if path is None else os.fspath(path))
+
+    @property
+    def record(self) -> SurfaceRecord:
+        """The provenance, typed."""
+        return SurfaceRecord.from_attrs(self.attrs)
+
+    @property
+    def plane(self) -> Plane | None:
+        """The plane the surface lies on (None when the file stores no directions)."""
+        if "origin" not in self.directions or "d1" not in self.directions:
+            return None
+        record = self.record
+        return Plane(self.directions["origin"], self.directions["d1"], self.directions.get("d2"),
+                     kind=record.direction_kind or "file",
+                     normalization=record.normalization or "none",
+                     ignore=record.ignore or "none", seed=record.seed,
+                     explained_variance=record.explained_variance)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.done.all())
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.values[name]
+
+    def plot(self, metric: str | None = None, *, log: bool | None = None, title: str | None = None
+             ) -> Any:
+        """The scan's figure of ``metric`` (default: the first): filled contours with the
+        trajectories where there are any, else contours beside a 3D view (curves in 1D). A
+        ``matplotlib.figure.Figure`` (a notebook shows it; ``.savefig(path)`` saves it)."""
+        from landscape.plot import kind_figure, surface_figure
+
+        metric = metric or next(iter(self.values))
+        log = metric.endswith("loss") if log is None else log
+        record = self.record
+        if title is None:
+            title = f"{record.workload or ''}: {metric}, {record.direction_kind or 'file'} directions"
+            if not self.complete:
+                title += f" ({int(self.done.sum()):,} of {self.done.size:,} points)"
+        if self.trajectories and self.grid.ndim == 2:
+            return kind_figure("filled", self.grid, self.values[metric], metric=metric,
+                               attrs=self.attrs, trajectories=self.trajectories, log=log,
+                               title=title)
+        return surface_figure(self.grid, self.values[metric], log=log, title=title)
+
+    def to_vtk(self, folder: str | os.PathLike, **options: Any) -> list[str]:
+        """ParaView files in ``folder``: the ``.vts`` surface, a ``.vtp`` per trajectory, the
+        ``.pvd`` collection and a ParaView script (``options`` as ``landscape export --vtk``)."""
+        from landscape.io import vtk as vtk_io
+
+        os.makedirs(folder, exist_ok=True)
+        return vtk_io.export(self, folder, **options)
+
+    def save(self, path: str | os.PathLike) -> str:
+        """This surface as a surface file at ``path`` (written whole, atomically)."""
+        surface_h5.write(path, self)
+        return os.fspath(path)
+
+
+def load_surface(path: str | os.PathLike) -> Surface:
+    """The surface file at ``path`` (ours or Li et al.'s; a running or killed scan's finished
+    points included)."""
+    return Surface.of(surface_h5.read(path), path)

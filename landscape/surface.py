@@ -57,12 +57,13 @@ class Surface(surface_h5.Surface):
 
     def plot(self, metric: str | None = None, *, log: bool | None = None, title: str | None = None
              ) -> Any:
-        """The scan's figure of ``metric`` (default: the first): filled contours with the
+        """The scan's figure of ``metric`` (default: the first loss): filled contours with the
         trajectories where there are any, else contours beside a 3D view (curves in 1D). A
         ``matplotlib.figure.Figure`` (a notebook shows it; ``.savefig(path)`` saves it)."""
         from landscape.plot import kind_figure, surface_figure
 
-        metric = metric or next(iter(self.values))
+        metric = metric or next((n for n in self.values if n.endswith("loss")),
+                                next(iter(self.values)))
         log = metric.endswith("loss") if log is None else log
         record = self.record
         if title is None:

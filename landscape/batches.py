@@ -85,7 +85,8 @@ class Dataset:
         ``stratify``: each target class keeps its share (largest remainders), for classifiers."""
         n = len(self)
         if not 1 <= num <= n:
-            raise InputError(f"`samples` (={num}) must be between 1 and the {n} samples")
+            raise InputError(f"`samples` (={num}) must be between 1 and the {n} samples of the "
+                             "data", param="samples")
         rng = np.random.default_rng(seed)
         if not stratify:
             index = np.sort(rng.choice(n, num, replace=False))

@@ -91,14 +91,16 @@ class Objective:
 
     def with_samples(self, num: int, *, seed: int = 0, stratify: bool = False) -> tuple[Objective, dict]:
         """The objective on a fixed subset of ``num`` samples of each in-memory split (see
-        :meth:`Dataset.subset`), and ``{split: indices}`` to record which."""
+        :meth:`Dataset.subset`; a later split with fewer samples is kept whole), and
+        ``{split: indices}`` to record which."""
         data, chosen = {}, {}
-        for split, dataset in self.data.items():
+        for number, (split, dataset) in enumerate(self.data.items()):
             if not isinstance(dataset, Dataset):
                 raise InputError("`samples` needs in-memory data (a Dataset or arrays); a stream of "
                                  "batches can be cut to size before it is given", param="samples")
-            data[split], chosen[split] = dataset.subset(min(num, len(dataset)), seed=seed,
-                                                        stratify=stratify)
+            # The first split must hold them; a smaller later one (a test set) is kept whole.
+            take = num if number == 0 else min(num, len(dataset))
+            data[split], chosen[split] = dataset.subset(take, seed=seed, stratify=stratify)
         return self.replace(data=data), chosen
 
 

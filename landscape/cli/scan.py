@@ -166,6 +166,10 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
                        "seed": seed}
     else:
         model, run = loaded_run(source, user_workload=given_workload)
+        if given_workload is not None and given_workload != model.description["workload"]:
+            raise click.UsageError(f"`--workload {given_workload}` differs from the run's "
+                                   f"workload `{model.description['workload']}`: SOURCE's model "
+                                   "is scanned on its own workload (drop the option)")
         model.workload.objective({}, splits).metric_names(metrics, splits)
         description = model.description
     kind_name = "file" if stored is not None else kind
@@ -180,6 +184,10 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
     sample_record = None
     if samples is not None:
         task = (loaded or model.workload).task
+        available = len((loaded or model.workload).train)
+        if samples > available:
+            raise click.BadParameter(f"(={samples}) must be at most the {available} training "
+                                     "samples", param_hint="'--samples'")
         sample_record = {"num": samples, "seed": seed, "stratified": task == "classification"}
     names = [f"{split}_{metric}" for split in splits for metric in metrics]
     if distributed.is_writer():  # a finished scan returns at once; a mismatch fails now

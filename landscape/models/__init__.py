@@ -18,6 +18,6 @@ from landscape.models.transformer import GPT
 from landscape.models.vgg import VGG9
 
 __all__ = [
-    "GPT", "VGG9", "ApplyFn", "BasicBlock", "InitFn", "MLP", "PureModel", "ResNet", "SmallCNN",
+    "GPT", "MLP", "VGG9", "ApplyFn", "BasicBlock", "InitFn", "PureModel", "ResNet", "SmallCNN",
     "TrainApplyFn", "flat_kernel_init", "mlp_after_stem", "pure_model", "pure_modes",
 ]

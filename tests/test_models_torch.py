@@ -63,8 +63,13 @@ def assert_same(ours, loss, acc, count):
     assert abs(float(ours["acc"]) - acc) <= 1 / count + 1e-9
 
 
-def test_small_cnn_twin():
-    workload = digits_cnn(channels=(4, 8))
+@pytest.fixture(scope="module")
+def digits():
+    return digits_cnn(channels=(4, 8))
+
+
+def test_small_cnn_twin(digits):
+    workload = digits
     twin = torch_models.SmallCNN((8, 8, 1), 10, channels=(4, 8))
     ours, loss, acc = ours_and_torch(workload, twin, torch_models.nchw(workload.train.inputs))
     assert_same(ours, loss, acc, len(workload.train))
@@ -106,9 +111,9 @@ def test_gpt_twin_on_the_stdlib_text():
     assert_same(ours, loss, acc, workload.train.targets.size)
 
 
-def test_point_loop_moves_the_parameters_along_the_plane():
+def test_point_loop_moves_the_parameters_along_the_plane(digits):
     # Li et al.'s loop at θ + αd1 + βd2 equals our loss at that point (the bench's check).
-    workload = digits_cnn(channels=(4, 8))
+    workload = digits
     params, state = random_weights(workload, 0)
     d1, d2 = (random_weights(workload, seed)[0] for seed in (1, 2))
     alpha, beta = 0.7, -0.4

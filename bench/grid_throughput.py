@@ -14,7 +14,10 @@ Ours and the PyTorch loop are measured in alternating rounds (the machine's spee
 each round's ratio is kept: ``×torch`` is best over best, ``paired`` the median of the rounds'
 ratios. Useful FLOPs are those of the plain forward pass at every point (2·MACs per sample),
 whichever formulation computes it.
-Run: ``python bench/grid_throughput.py [--json out.json] [--quick] [--rounds N]``.
+Cases (a)-(c) are MLPs (with a ``LinearStem``); (d)-(f) built-in networks — digits-cnn, ResNet-20
+with BatchNorm, the text GPT — against Li et al.'s loop on their PyTorch twins (``net_cases.py``,
+``torch_models.py``), with the same loss asserted at a point before timing.
+Run: ``python bench/grid_throughput.py [--json out.json] [--quick] [--rounds N] [--cases def]``.
 """
 
 from __future__ import annotations
@@ -109,22 +112,29 @@ def naive_vmap_seconds(workload, plane, grid) -> float:
     return timed(lambda: run(coords).block_until_ready())
 
 
-def ours_rates(workload, plane, grid, chunk, use_stem=True) -> dict[str, float]:
-    """One ``evaluate_surface`` call (it traces and compiles, as a CLI scan does).
+def evaluate_ours(workload, state, plane, grid, *, chunk, on_chunk, use_stem=True):
+    """"Ours": the one call to the engine (swap in a new engine or strategy here)."""
+    metrics = ("loss",) + workload.metrics
+    return evaluate_surface(workload, state, plane, grid, metrics=metrics, chunk=chunk,
+                            use_stem=use_stem, on_chunk=on_chunk)
+
+
+def ours_rates(workload, plane, grid, chunk, use_stem=True, state=None):
+    """One :func:`evaluate_ours` call (it traces and compiles, as a CLI scan does).
     ``steady``: points/s from the first chunk's arrival to the last's (the engine running);
     ``startup``: seconds before the engine runs (trace, compile, first chunk less its share);
-    ``total``: points/s of the whole call."""
-    metrics = ("loss",) + workload.metrics
+    ``total``: points/s of the whole call; ``values``: what it returned."""
     arrivals = []
     start = time.perf_counter()
-    evaluate_surface(workload, {}, plane, grid, metrics=metrics, chunk=chunk, use_stem=use_stem,
-                     on_chunk=lambda index, _: arrivals.append((time.perf_counter(), len(index))))
+    values = evaluate_ours(workload, {} if state is None else state, plane, grid, chunk=chunk,
+                           use_stem=use_stem,
+                           on_chunk=lambda index, _: arrivals.append((time.perf_counter(), len(index))))
     total = time.perf_counter() - start
     if len(arrivals) < 3:
         raise SystemExit(f"grid of {grid.num_points} points too small for chunks of {chunk}")
     steady = sum(n for _, n in arrivals[1:]) / (arrivals[-1][0] - arrivals[0][0])
     return {"steady": steady, "startup": arrivals[0][0] - start - arrivals[0][1] / steady,
-            "total": grid.num_points / total}
+            "total": grid.num_points / total, "values": values}
 
 
 def matmul_ceiling(sizes, num_samples, batch_size, stem=True, per_device=(2, 4, 8, 16)):
@@ -222,21 +232,118 @@ CASES = {
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", help="also write the results to this JSON file")
-    parser.add_argument("--quick", action="store_true", help="smaller grids (smoke run)")
-    parser.add_argument("--chunk", type=int, default=None,
-                        help="points per chunk [default: the engine's own choice]")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="alternating rounds of ours and the PyTorch loop [default: 3]")
-    args = parser.parse_args()
+def strategy_rates(workload, state, plane, coords) -> dict[str, float]:
+    """Points/s on ONE device of two plain formulations over the same points, for comparison:
+    ``vmap`` over the points (each conv becomes a grouped conv) and ``lax.map`` (one point at
+    a time, its data batch vectorized). Data and plane are arguments, not baked constants."""
+    full, rest = workload.train.split_batches(workload.batch_size)
 
-    peak = matmul_peak()
-    print(f"devices: {jax.device_count()} x {jax.devices()[0].platform}; "
-          f"f32 matmul peak: jax {peak['jax_gflops']:.0f} GFLOP/s, numpy {peak['numpy_gflops']:.0f} GFLOP/s")
+    def loss_at(ab, dirs, state, full, rest):
+        theta = jax.tree.map(lambda o, a, b: o + ab[0] * a + ab[1] * b, *dirs)
+        return dataset_mean(workload.loss, theta, state, full, rest)["loss"]
+
+    programs = {
+        "vmap": jax.jit(lambda c, *args: jax.vmap(lambda ab: loss_at(ab, *args))(c)),
+        "lax.map": jax.jit(lambda c, *args: jax.lax.map(lambda ab: loss_at(ab, *args), c)),
+    }
+    args = (jnp.asarray(coords, jnp.float32), (plane.origin, plane.d1, plane.d2), state, full, rest)
+    rates = {}
+    for name, program in programs.items():
+        program(*args).block_until_ready()
+        rates[name] = len(coords) / timed(lambda: program(*args).block_until_ready(), 1)
+    return rates
+
+
+def net_rows(args, peak, letters) -> list[dict]:
+    """Cases (d)-(f): built-in networks, ours against Li et al.'s loop on their PyTorch twins."""
+    import torch
+    from net_cases import CASES as NET_CASES
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    rounds_n = args.rounds if args.rounds is not None else (1 if args.quick else 3)
+    rows = []
+    for letter in letters:
+        case = NET_CASES[letter](args.quick)
+        plane = random_plane(case.params, seed=0)  # Li et al.'s defaults: filter, biasbn
+        nx, ny = case.side
+        grid = Grid.from_specs(f"-1:1:{nx}", f"-1:1:{ny}")
+        coords = grid.coordinates()
+        chunk = args.chunk or case.chunk
+        loop = case.make_loop(plane)
+        subset = coords[np.linspace(0, len(coords) - 1, case.torch_points).astype(int)]
+        loop.evaluate(*subset[0])  # warm-up
+
+        def torch_rate():
+            start = time.perf_counter()
+            loop.run(subset)
+            return len(subset) / (time.perf_counter() - start)
+
+        rounds, check = [], None
+        for r in range(rounds_n):  # alternating, so drift hits both alike
+            ours = ours_rates(case.workload, plane, grid, chunk, use_stem=True, state=case.state)
+            if r == 0:  # equal loss at a point off the origin, before any timing counts
+                k = (2 * grid.num_points) // 3
+                theirs, _ = loop.evaluate(*coords[k])
+                value = float(np.ravel(ours["values"]["train_loss"])[k])
+                check = abs(value - theirs) / abs(theirs)
+                if not check <= 1e-5:
+                    raise SystemExit(f"{case.name}: ours {value!r} != torch {theirs!r} at "
+                                     f"{tuple(coords[k])} (rel. {check:.1e})")
+            rounds.append((ours, torch_rate()))
+        best = max((o for o, _ in rounds), key=lambda o: o["steady"])
+        torch_best = max(t for _, t in rounds)
+        gflop = case.flops_per_point / 1e9
+        row = {
+            "case": case.name,
+            "points": grid.num_points,
+            "chunk": chunk,
+            "rounds": rounds_n,
+            "check_rel_diff": check,
+            "gflop_per_point": gflop,
+            "ours_points_per_s": best["steady"],
+            "ours_startup_s": best["startup"],
+            "ours_total_points_per_s": best["total"],
+            "torch_points_per_s": torch_best,
+            "vs_torch": best["steady"] / torch_best,
+            "vs_torch_paired_median": float(np.median([o["steady"] / t for o, t in rounds])),
+            "useful_gflops": best["steady"] * gflop,
+            "torch_gflops": torch_best * gflop,
+            "fraction_of_matmul_peak": best["steady"] * gflop / peak["jax_gflops"],
+            "torch_fraction_of_matmul_peak": torch_best * gflop / peak["jax_gflops"],
+        }
+        if not args.quick:
+            one = strategy_rates(case.workload, case.state, plane, coords[:chunk])
+            row.update({f"one_device_{k}_points_per_s": v for k, v in one.items()})
+        rows.append(row)
+    return rows
+
+
+def print_net_rows(rows) -> None:
+    print("\n(d)-(f): ours = evaluate_ours, engine running, best of the rounds; torch = Li et al.'s "
+          "per-point loop on the PyTorch twin, same weights, plane and data; GFLOP/s = 2·MACs of "
+          "the plain forward pass (jaxpr count of dots and convs) per point × points/s; "
+          "1-dev vmap / lax.map = plain formulations on one device (full runs only)")
+    print(f"{'case':40s} {'GFLOP/pt':>8s} {'ours pt/s':>9s} {'start s':>7s} {'torch':>8s} "
+          f"{'×torch':>7s} {'paired':>7s} {'GFLOP/s':>8s} {'%peak':>6s} {'torch %':>7s} "
+          f"{'1-dev vmap':>10s} {'lax.map':>8s} {'check':>8s}")
+    for r in rows:
+        vm = r.get("one_device_vmap_points_per_s", float("nan"))
+        lm = r.get("one_device_lax.map_points_per_s", float("nan"))
+        print(f"{r['case']:40s} {r['gflop_per_point']:8.3f} {r['ours_points_per_s']:9.2f} "
+              f"{r['ours_startup_s']:7.1f} {r['torch_points_per_s']:8.2f} {r['vs_torch']:7.2f} "
+              f"{r['vs_torch_paired_median']:7.2f} {r['useful_gflops']:8.1f} "
+              f"{100 * r['fraction_of_matmul_peak']:6.1f} "
+              f"{100 * r['torch_fraction_of_matmul_peak']:7.1f} {vm:10.2f} {lm:8.2f} "
+              f"{r['check_rel_diff']:8.1e}")
+
+
+def mlp_rows(args, peak, letters) -> list[dict]:
+    """Cases (a)-(c): MLPs with a LinearStem."""
+    rounds_n = args.rounds if args.rounds is not None else 3
     rows = []
     for name, case in CASES.items():
+        if name[0] not in letters:
+            continue
         side = 8 if args.quick else case["side"]
         workload = mlp_workload(case["sizes"], case["n"], case["task"], case["batch"])
         params, _ = workload.init(jax.random.key(0))
@@ -245,7 +352,7 @@ def main() -> None:
         chunk = args.chunk or (16 if args.quick else None)
         torch_one_pass = torch_pass(workload, plane, case["sizes"], 5 if args.quick else case["torch_points"])
         rounds = []  # (ours, torch points/s), measured alternately so drift hits both alike
-        for _ in range(args.rounds):
+        for _ in range(rounds_n):
             rounds.append((ours_rates(workload, plane, grid, chunk), 1 / torch_one_pass()))
         ours = max((r for r, _ in rounds), key=lambda r: r["steady"])
         torch_rate = max(t for _, t in rounds)
@@ -273,6 +380,10 @@ def main() -> None:
             "fraction_of_matmul_peak": ours["steady"] * flops / 1e9 / peak["jax_gflops"],
         }
         rows.append(row)
+    return rows
+
+
+def print_mlp_rows(rows) -> None:
     print("ours = engine running (first to last chunk), best of the rounds; start = trace + compile "
           "before it runs; total = whole call, start included; paired = median of the rounds' "
           "ratios; ceiling = the per-point matrix products alone (see matmul_ceiling)")
@@ -287,9 +398,38 @@ def main() -> None:
               f"{r['vs_torch_paired_median']:7.2f} {r['total_vs_torch']:8.2f} {r['vs_naive_vmap']:7.2f} "
               f"{r['matmul_ceiling_points_per_s']:8.1f} {r['ceiling_vs_torch']:7.2f} "
               f"{r['useful_gflops']:8.1f} {100 * r['fraction_of_matmul_peak']:6.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller grids and data, one round for (d)-(f) (smoke run)")
+    parser.add_argument("--cases", default="abcdef",
+                        help="which cases to run, by letter [default: abcdef]")
+    parser.add_argument("--chunk", type=int, default=None,
+                        help="points per chunk [default: the engine's own choice for (a)-(c), "
+                             "the case's for (d)-(f)]")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="alternating rounds of ours and the PyTorch loop "
+                             "[default: 3; 1 for (d)-(f) with --quick]")
+    args = parser.parse_args()
+    if unknown := set(args.cases) - set("abcdef"):
+        parser.error(f"--cases: unknown case letter(s) {''.join(sorted(unknown))}")
+
+    peak = matmul_peak()
+    print(f"devices: {jax.device_count()} x {jax.devices()[0].platform}; "
+          f"f32 matmul peak: jax {peak['jax_gflops']:.0f} GFLOP/s, numpy {peak['numpy_gflops']:.0f} GFLOP/s")
+    rows = mlp_rows(args, peak, [c for c in args.cases if c in "abc"])
+    if rows:
+        print_mlp_rows(rows)
+    nets = net_rows(args, peak, [c for c in args.cases if c in "def"])
+    if nets:
+        print_net_rows(nets)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"peak": peak, "devices": jax.device_count(), "rows": rows}, f, indent=2)
+            json.dump({"peak": peak, "devices": jax.device_count(), "rows": rows,
+                       "net_rows": nets}, f, indent=2)
 
 
 if __name__ == "__main__":

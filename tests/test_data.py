@@ -2,6 +2,7 @@
 the tests write themselves in the official formats."""
 
 import gzip
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +28,8 @@ RNG = np.random.default_rng(0)
 def test_unknown_workload_lists_the_built_in_ones():
     with pytest.raises(InputError) as info:
         landscape.get_workload("digitz")
-    for name in ("sine", "spirals", "digits", "digits-cnn", "mnist", "fashion-mnist", "cifar10"):
+    for name in ("sine", "spirals", "digits", "digits-cnn", "mnist", "fashion-mnist", "cifar10",
+                 "cifar10-resnet56", "cifar10-resnet56-noshort", "cifar10-vgg9", "text-gpt"):
         assert name in str(info.value)
 
 
@@ -331,3 +333,110 @@ def test_gzip_corruption_is_a_read_error(tmp_path):
     path.write_bytes(path.read_bytes()[:15])
     with pytest.raises(ReadError, match="gzip"):
         read_idx(path)
+
+
+# ---------------------------------------------------------------------------------- Li et al.'s nets
+
+
+def _param_count(tree):
+    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(tree))
+
+
+def _vgg9_param_count(width=64, classes=10):
+    # Li et al.'s VGG9: 7 conv3x3 (+bias) with BatchNorm, Linear(4w·4·4, 4w) + BatchNorm1d, Linear.
+    channels = [3, width, width, 2 * width, 2 * width, 4 * width, 4 * width, 4 * width]
+    convs = sum(9 * a * b + b + 2 * b for a, b in zip(channels[:-1], channels[1:]))
+    return convs + (16 * 4 * width + 1) * 4 * width + 2 * 4 * width + (4 * width + 1) * classes
+
+
+@pytest.mark.parametrize("name, count, projections", [
+    ("cifar10-resnet20", None, 2), ("cifar10-resnet20-noshort", None, 0),
+    ("cifar10-resnet56", (850_000, 860_000), 2), ("cifar10-resnet56-noshort", None, 0),
+    ("cifar10-vgg9", _vgg9_param_count(), 0),
+])
+def test_li_et_al_cifar_workloads_read_the_cifar10_folder(tmp_path_factory, monkeypatch, name,
+                                                          count, projections):
+    root = tmp_path_factory.mktemp("data")
+    write_cifar_folder(root / "cifar10", per_file=2)
+    monkeypatch.setenv("LANDSCAPE_DATA", str(root))
+    wl = landscape.get_workload(name)
+    assert (wl.name, len(wl.train), len(wl.test), wl.input_shape) == (name, 10, 2, (32, 32, 3))
+    assert wl.train_loss is not None  # BatchNorm: training mode updates the state
+    params, state = jax.eval_shape(wl.init, jax.random.key(0))  # shapes only
+    paths = ["/".join(k.key for k in path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+    # Li et al.'s BasicBlock projects (1×1 conv + BN) where the shape changes: 2 stage entries.
+    assert sum(p.endswith("shortcut_conv/kernel") for p in paths) == projections
+    assert set(jax.tree.leaves(jax.tree.map(lambda s: s.dtype.name, state))) == {"float32"}
+    if isinstance(count, tuple):  # He et al. Table 6: ResNet-56 has 0.85 M parameters
+        assert count[0] < _param_count(params) < count[1]
+    elif count is not None:
+        assert _param_count(params) == count
+
+
+def test_resnet_without_shortcuts_has_the_same_parameters_as_option_a():
+    def shapes(shortcut):
+        model = nnx.eval_shape(lambda: ResNet(8, 4, 10, shortcut=shortcut, rngs=nnx.Rngs(0)))
+        return jax.tree.map(lambda v: v.shape, nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+
+    assert shapes("none") == shapes("zero-pad")  # only the addition differs
+    with pytest.raises(ValueError, match="shortcut"):
+        ResNet(8, 4, shortcut="identity", rngs=nnx.Rngs(0))
+
+
+# ---------------------------------------------------------------------------------- text-gpt
+
+
+@pytest.fixture(scope="module")
+def text():
+    from landscape.data.text import text_gpt
+
+    return text_gpt(num_train=40, num_test=8)
+
+
+def test_text_gpt_windows_are_the_stdlib_bytes_shifted_by_one(text):
+    import os
+
+    from landscape.data.text import STDLIB_FILES
+
+    first = (Path(os.path.dirname(os.__file__)) / STDLIB_FILES[0]).read_bytes()
+    stream = np.frombuffer(first[: 48 * 64 + 1], np.uint8)
+    x, y = text.train.inputs, text.train.targets
+    assert x.shape == y.shape == (40, 64) and x.dtype == np.int32
+    np.testing.assert_array_equal(x.ravel(), stream[: 40 * 64])
+    np.testing.assert_array_equal(y.ravel(), stream[1 : 40 * 64 + 1])
+    np.testing.assert_array_equal(text.test.inputs.ravel(), stream[40 * 64 : 48 * 64])
+    assert (text.name, text.input_shape, text.metrics) == ("text-gpt", (64,), ("acc",))
+
+
+def test_text_gpt_loss_is_per_byte_cross_entropy_and_the_model_is_causal(text):
+    # Random weights of init's shapes (no init compiled: the suite stays fast).
+    shapes = jax.eval_shape(text.init, jax.random.key(0))
+    rng = np.random.default_rng(3)
+    params, state = jax.tree.map(lambda s: rng.normal(0, 0.3, s.shape).astype(np.float32), shapes)
+    batch = Batch(text.train.inputs[:4], text.train.targets[:4])
+    loss, metrics = jax.jit(text.loss)(params, state, batch)
+    logits = np.asarray(jax.jit(text.apply)(params, state, batch.inputs), np.float64)
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    expected = -np.take_along_axis(logp, batch.targets[..., None], -1).mean()
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+    np.testing.assert_allclose(float(metrics["acc"]), np.mean(logits.argmax(-1) == batch.targets))
+    # Changing byte t changes no logit before t.
+    changed = batch.inputs.copy()
+    changed[:, 40] = (changed[:, 40] + 1) % 256
+    other = np.asarray(jax.jit(text.apply)(params, state, changed), np.float64)
+    np.testing.assert_allclose(other[:, :40], logits[:, :40], rtol=1e-6, atol=1e-6)
+    assert not np.allclose(other[:, 40], logits[:, 40])
+
+
+def test_text_gpt_missing_source_file_is_a_read_error_naming_it(tmp_path):
+    from landscape.data.text import text_gpt
+
+    (tmp_path / "a.py").write_bytes(b"x = 1\n" * 100)  # 600 bytes
+    wl = text_gpt(num_train=4, num_test=1, context=8, folder=tmp_path, files=("a.py", "b.py"))
+    assert len(wl.train) == 4  # b.py is never needed, never opened
+    with pytest.raises(ReadError) as info:
+        text_gpt(num_train=80, num_test=0, context=8, folder=tmp_path, files=("a.py", "b.py"))
+    assert str(tmp_path / "b.py") in str(info.value) and "\n" not in str(info.value)
+    (tmp_path / "b.py").write_bytes(b"y")
+    with pytest.raises(ReadError, match="601 bytes, fewer than the 641"):
+        text_gpt(num_train=80, num_test=0, context=8, folder=tmp_path, files=("a.py", "b.py"))

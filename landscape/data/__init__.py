@@ -16,10 +16,18 @@ _BUILTIN: dict[str, tuple[str, str]] = {
     "spirals": ("landscape.data.spirals", "spirals"),
     "digits": ("landscape.data.digits", "digits"),
     "digits-cnn": ("landscape.data.digits", "digits_cnn"),
+    # The standard library's own sources (shipped with Python): a character-level GPT.
+    "text-gpt": ("landscape.data.text", "text_gpt"),
     # File-backed: read from $LANDSCAPE_DATA/<name> or ~/.cache/landscape/data/<name>.
     "mnist": ("landscape.data.mnist", "mnist"),
     "fashion-mnist": ("landscape.data.mnist", "fashion_mnist"),
     "cifar10": ("landscape.data.cifar", "cifar10"),
+    # Li et al. 2018's case-study networks, on the same cifar10/ files.
+    "cifar10-resnet20": ("landscape.data.cifar", "cifar10_resnet20"),
+    "cifar10-resnet20-noshort": ("landscape.data.cifar", "cifar10_resnet20_noshort"),
+    "cifar10-resnet56": ("landscape.data.cifar", "cifar10_resnet56"),
+    "cifar10-resnet56-noshort": ("landscape.data.cifar", "cifar10_resnet56_noshort"),
+    "cifar10-vgg9": ("landscape.data.cifar", "cifar10_vgg9"),
 }
 
 

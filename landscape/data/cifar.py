@@ -8,7 +8,16 @@ The python-pickle version of the data set is never read (no pickle anywhere).
 The files lie in the workload's folder (see :mod:`landscape.data.files`) or in its
 ``cifar-10-batches-bin/`` subfolder, the name the official tarball extracts to. Images stay uint8
 in memory (150 MB for the training set); the loss standardizes them per channel with the training
-set's statistics. Model: :class:`~landscape.models.ResNet` (depth 20, width 16).
+set's statistics. Models:
+
+- ``cifar10``: :class:`~landscape.models.ResNet` (depth 20, width 16; He et al.'s option-A
+  shortcuts);
+- ``cifar10-resnet20``, ``cifar10-resnet56``: ResNet-20/56 with projection shortcuts, and
+  ``cifar10-resnet20-noshort``, ``cifar10-resnet56-noshort`` without shortcuts: Li et al. 2018's
+  ``ResNet20``, ``ResNet56``, ``ResNet20_noshort``, ``ResNet56_noshort``;
+- ``cifar10-vgg9``: :class:`~landscape.models.VGG9` (Li et al.'s ``VGG9``, BatchNorm).
+
+All of them read the same ``cifar10/`` folder.
 """
 
 from __future__ import annotations
@@ -23,7 +32,8 @@ import numpy as np
 from landscape.data.classification import classification_workload
 from landscape.data.files import data_folder, find_file, read_bytes
 from landscape.errors import ReadError
-from landscape.models import ResNet, pure_modes
+from landscape.models import VGG9, PureModel, ResNet, pure_modes
+from landscape.models.resnet import Shortcut
 from landscape.workload import Dataset, Workload
 
 IMAGE_SHAPE = (32, 32, 3)
@@ -85,10 +95,55 @@ def read_cifar10(folder: str | os.PathLike | None = None
     return x_train, y_train, x_test, y_test
 
 
-def cifar10(folder: str | os.PathLike | None = None, *, depth: int = 20, width: int = 16) -> Workload:
-    x_train, y_train, x_test, y_test = read_cifar10(folder)
+def cifar10(folder: str | os.PathLike | None = None, *, depth: int = 20, width: int = 16,
+            shortcut: Shortcut = "zero-pad") -> Workload:
+    """``cifar10``: He et al.'s ResNet-20 (option-A shortcuts) on the local binary batches."""
+    return cifar_workload("cifar10", _resnet(depth, width, shortcut), *read_cifar10(folder))
+
+
+# Li et al. 2018's case-study networks, as their cifar10/models code defines them (projection
+# shortcuts where the shape changes). All read the same ``cifar10/`` data folder.
+
+
+def cifar10_resnet20(folder: str | os.PathLike | None = None, *, width: int = 16) -> Workload:
+    return cifar_workload("cifar10-resnet20", _resnet(20, width, "projection"),
+                          *read_cifar10(folder))
+
+
+def cifar10_resnet20_noshort(folder: str | os.PathLike | None = None, *,
+                             width: int = 16) -> Workload:
+    return cifar_workload("cifar10-resnet20-noshort", _resnet(20, width, "none"),
+                          *read_cifar10(folder))
+
+
+def cifar10_resnet56(folder: str | os.PathLike | None = None, *, width: int = 16) -> Workload:
+    return cifar_workload("cifar10-resnet56", _resnet(56, width, "projection"),
+                          *read_cifar10(folder))
+
+
+def cifar10_resnet56_noshort(folder: str | os.PathLike | None = None, *,
+                             width: int = 16) -> Workload:
+    return cifar_workload("cifar10-resnet56-noshort", _resnet(56, width, "none"),
+                          *read_cifar10(folder))
+
+
+def cifar10_vgg9(folder: str | os.PathLike | None = None, *, width: int = 64) -> Workload:
+    model = pure_modes(lambda rngs: VGG9(width, 10, input_shape=IMAGE_SHAPE, rngs=rngs))
+    return cifar_workload("cifar10-vgg9", model, *read_cifar10(folder))
+
+
+def _resnet(depth: int, width: int, shortcut: Shortcut) -> PureModel:
+    return pure_modes(lambda rngs: ResNet(depth, width, 10, shortcut=shortcut, rngs=rngs))
+
+
+def cifar_workload(name: str, model: PureModel, x_train: np.ndarray, y_train: np.ndarray,
+                   x_test: np.ndarray | None = None, y_test: np.ndarray | None = None, *,
+                   batch_size: int = 500) -> Workload:
+    """A classification workload of ``model`` (with BatchNorm state) on CIFAR-shaped uint8
+    images (n, 32, 32, 3) NHWC, standardized per channel inside the loss with the training
+    images' statistics; e.g. on synthetic images in tests and benchmarks."""
     # Per-channel statistics of the training set, in [0, 1] units (float64 accumulators).
-    pixels = x_train.reshape(-1, 3)
+    pixels = np.asarray(x_train).reshape(-1, 3)
     mean = pixels.mean(axis=0, dtype=np.float64) / 255.0
     std = _channel_std(pixels, mean)
     mean_c = jnp.asarray(mean, jnp.float32)
@@ -97,10 +152,10 @@ def cifar10(folder: str | os.PathLike | None = None, *, depth: int = 20, width: 
     def preprocess(images: jax.Array) -> jax.Array:
         return (images.astype(jnp.float32) - 255.0 * mean_c) * scale_c
 
-    model = pure_modes(lambda rngs: ResNet(depth, width, 10, rngs=rngs))
-    return classification_workload("cifar10", model, Dataset(x_train, y_train),
-                                   Dataset(x_test, y_test), input_shape=IMAGE_SHAPE,
-                                   batch_size=500, preprocess=preprocess, has_state=True)
+    test = None if x_test is None else Dataset(x_test, y_test)
+    return classification_workload(name, model, Dataset(x_train, y_train), test,
+                                   input_shape=IMAGE_SHAPE, batch_size=batch_size,
+                                   preprocess=preprocess, has_state=True)
 
 
 def _channel_std(pixels: np.ndarray, mean: np.ndarray, chunk: int = 2**20) -> np.ndarray:

@@ -14,8 +14,10 @@ from landscape.models.cnn import SmallCNN, flat_kernel_init
 from landscape.models.mlp import MLP
 from landscape.models.pure import ApplyFn, InitFn, PureModel, TrainApplyFn, pure_model, pure_modes
 from landscape.models.resnet import BasicBlock, ResNet
+from landscape.models.transformer import GPT
+from landscape.models.vgg import VGG9
 
 __all__ = [
-    "ApplyFn", "BasicBlock", "InitFn", "MLP", "PureModel", "ResNet", "SmallCNN", "TrainApplyFn",
-    "flat_kernel_init", "pure_model", "pure_modes",
+    "GPT", "MLP", "VGG9", "ApplyFn", "BasicBlock", "InitFn", "PureModel", "ResNet", "SmallCNN",
+    "TrainApplyFn", "flat_kernel_init", "pure_model", "pure_modes",
 ]

@@ -5,10 +5,14 @@ Layout (https://github.com/tomgoldstein/loss-landscape, ``h5_util.py`` / ``plot_
 - ``xcoordinates`` (nx,) float64, ``ycoordinates`` (ny,) float64 (2D only);
 - one dataset per metric (``train_loss``, ``train_acc`` in percent, ``test_loss`` ...), shaped
   (ny, nx) — ``Z[iy, ix]`` — or (nx,) in 1D; unfinished points are NaN;
-- ``done``: boolean mask of finished points, same shape (never inferred from values);
+- ``done``: boolean mask of finished points, same shape (never inferred from values in our
+  files; a file without one — Li et al.'s, whose unfinished points are ``-1`` — gets it by their
+  rule, see :mod:`landscape.io.surface_layout`);
 - group ``directions/`` holding ``origin``, ``d1`` and ``d2`` pytrees by leaf path (read back
   by :mod:`landscape.io.stored_directions`);
 - group ``trajectories/<name>/`` with projected ``x``, ``y``, true ``loss`` and ``step``;
+- anything else (Li et al.'s scalar string ``dir_file`` naming their direction file) is kept
+  and shown by ``landscape info``, never fatal;
 - root attributes: provenance (tool version, workload, direction kind, normalization, ignore
   rule, seed, grid spec) and ``spec_hash``, the hash of the arguments that define the scan.
 
@@ -40,8 +44,9 @@ from landscape.directions import Plane
 from landscape.errors import ReadError, ResumeMismatch, WriteError
 from landscape.gridspec import Grid
 from landscape.io import journal, killpoint
+from landscape.io import surface_layout as layout
 from landscape.io.atomic import atomic_path
-from landscape.io.h5tree import read_tree, write_tree
+from landscape.io.h5tree import write_tree
 
 COORDINATE_NAMES = ("xcoordinates", "ycoordinates")
 RESERVED = (*COORDINATE_NAMES, "done", "directions", "trajectories")
@@ -49,9 +54,11 @@ COMPACT_EVERY_S = 10.0  # fold the journal into the file at most this often duri
 COMPACT_BYTES_PER_S = 1e7  # ... and, for big files, at most once per size / 10 MB seconds
 SYNC_EVERY_S = 1.0  # fsync the journal at most this often: a power cut loses at most this much
 _last_sync: dict[str, float] = {}  # surface path -> monotonic time of its journal's last sync
-# What h5py and numpy raise on a damaged file (HDF5 errors surface as any of these).
-DAMAGED = (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError, IndexError,
-            OverflowError, MemoryError)
+# What h5py raises on a damaged file: OSError (unreadable blocks, bad signatures), KeyError
+# (an object in the index that cannot be opened), ValueError and RuntimeError (invalid ids,
+# unreadable headers). Not TypeError/AttributeError/MemoryError: those would hide our own bugs;
+# a type numpy cannot hold is caught where it is read, and sizes are checked before reading.
+DAMAGED = (OSError, KeyError, ValueError, RuntimeError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +71,10 @@ class Surface:
     attrs: dict[str, Any]
     directions: dict[str, Any]  # "origin", "d1", "d2" -> nested dict pytrees (may be empty)
     trajectories: dict[str, dict[str, np.ndarray]]
+    # Datasets and groups outside the layout (Li et al.'s scalar string `dir_file` ...), by name.
+    others: dict[str, layout.OtherDataset] = dataclasses.field(default_factory=dict)
+    done_rule: str = "mask"  # where `done` came from: a key of layout.DONE_RULES
+    notes: tuple[str, ...] = ()  # how the reader had to interpret the file, for `info`
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
@@ -268,9 +279,10 @@ def write_trajectories(path: str | os.PathLike,
 
 
 def read(path: str | os.PathLike) -> Surface:
-    """Read a surface file (ours, or one of Li et al.'s: ``done`` is then ~isnan of the values),
-    with the points of a pending journal (a scan running or killed) applied; the files are not
-    changed. A missing, truncated or corrupt file raises :class:`ReadError` naming it."""
+    """Read a surface file — ours, or one of Li et al.'s (no ``done`` mask: derived by their
+    rule, see :mod:`landscape.io.surface_layout`) — with the points of a pending journal (a
+    scan running or killed) applied; the files are not changed. A missing, truncated, corrupt
+    or inconsistent file raises :class:`ReadError` naming it and what is wrong."""
     # The journal first: a compaction that lands between the two reads then only means that
     # the file already holds some of these records, and applying them again changes nothing.
     pending = journal.read(journal_path(path)).records
@@ -287,41 +299,65 @@ def read(path: str | os.PathLike) -> Surface:
 def _read_open(f: h5py.File, path) -> Surface:
     if "xcoordinates" not in f:
         raise ReadError(f"{path}: no `xcoordinates` dataset; not a surface file")
-    x = _axis(f, "xcoordinates", path)
-    y = _axis(f, "ycoordinates", path) if "ycoordinates" in f else None
-    grid = Grid(x, y)
-    values = {}
-    for name, item in f.items():
-        if name in RESERVED or not isinstance(item, h5py.Dataset):
+    attrs = _read_attributes(f, path)
+    layout.check_attributes(attrs, path)
+    grid = Grid(layout.read_axis(f, "xcoordinates", path),
+                layout.read_axis(f, "ycoordinates", path) if "ycoordinates" in f else None)
+    layout.check_axes(grid, attrs, path)
+    has_done = "done" in f
+    values, others = {}, {}
+    for name, item in layout.items(f, path):
+        if name in RESERVED or name == "density":
             continue
-        if item.shape != grid.shape:
-            raise ReadError(
-                f"{path}: dataset `{name}` has shape {item.shape}, expected {grid.shape}"
-            )
-        values[name] = np.array(item[()], dtype=np.float64)
-    if "done" in f:
-        done = np.array(f["done"][()], dtype=bool)
-        if done.shape != grid.shape:
-            raise ReadError(f"{path}: dataset `done` has shape {done.shape}, expected {grid.shape}")
+        if not isinstance(item, h5py.Dataset):
+            others[name] = layout.OtherDataset((), "group", None)
+            continue
+        kind, _ = layout.classify(name, item, grid, li_order=not has_done, path=path)
+        if kind == "other":
+            others[name] = layout.other_dataset(item, name, path)
+            continue
+        layout.check_fits(grid, len(values) + 1, path)
+        # A transposed (nx, ny) array of Li et al.'s is in meshgrid order: reshaped, not
+        # transposed (see layout.classify).
+        values[name] = layout.read_array(item, f"dataset `{name}`", path).astype(
+            np.float64).reshape(grid.shape)
+    notes = []
+    if has_done:
+        item = f["done"]
+        if (not isinstance(item, h5py.Dataset) or tuple(item.shape or ()) != grid.shape
+                or item.dtype.kind not in "biu"):
+            found = (f"shape {item.shape}, {item.dtype}" if isinstance(item, h5py.Dataset)
+                     else "a group")
+            raise ReadError(f"{path}: `done` must be a boolean dataset of shape {grid.shape}, "
+                            f"found {found}")
+        done = layout.read_array(item, "`done`", path).astype(bool)
+        for name in values:  # a point not done has no value, whatever the file holds there
+            values[name][~done] = np.nan
+        rule = "mask"
     else:
-        done = (np.all([np.isfinite(v) for v in values.values()], axis=0) if values
-                else np.zeros(grid.shape, bool))
-    directions = read_tree(f["directions"]) if "directions" in f else {}
-    trajectories = read_tree(f["trajectories"]) if "trajectories" in f else {}
-    if not isinstance(directions, dict) or not isinstance(trajectories, dict):
-        raise ReadError(f"{path}: `directions` and `trajectories` must be groups")
-    attrs = {key: attr_value(value) for key, value in f.attrs.items()}
-    return Surface(grid, values, done, attrs, directions, trajectories)
+        done, rule = layout.derive_done(values, grid.shape)
+        transposed = grid.ndim == 2 and grid.shape[0] != grid.shape[1]
+        if transposed and any(f[name].shape != grid.shape for name in values):
+            notes.append(f"metrics stored (nx, ny) = {grid.shape[::-1]}, as Li et al.'s "
+                         "plot_surface.py allocates a non-square grid; read in the meshgrid "
+                         f"order it fills them in, as (ny, nx) = {grid.shape}")
+    directions = (layout.read_tree_checked(f["directions"], path, "directions")
+                  if "directions" in f else {})
+    trajectories = (layout.read_trajectories(f["trajectories"], grid, path)
+                    if "trajectories" in f else {})
+    return Surface(grid, values, done, attrs, directions, trajectories, others, rule,
+                   tuple(notes))
 
 
-def _axis(f: h5py.File, name: str, path) -> np.ndarray:
-    item = f[name]
-    if not isinstance(item, h5py.Dataset) or item.ndim != 1 or item.shape[0] < 1:
-        raise ReadError(f"{path}: `{name}` must be a non-empty 1-D dataset")
-    axis = np.array(item[()], dtype=np.float64)
-    if not np.isfinite(axis).all():
-        raise ReadError(f"{path}: `{name}` holds NaN/inf coordinates")
-    return axis
+def _read_attributes(f: h5py.File, path) -> dict[str, Any]:
+    attrs = {}
+    for key in f.attrs:
+        try:
+            attrs[key] = attr_value(f.attrs[key])
+        except TypeError as exc:  # a type numpy has no equivalent for
+            raise ReadError(f"{path}: attribute `{key}` has a type that cannot be read "
+                            f"({exc})") from exc
+    return attrs
 
 
 def reason(exc: BaseException) -> str:
@@ -350,8 +386,13 @@ def read_density(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] | Non
             if "grid" not in group or "density" not in group:
                 raise ReadError(f"{path}: group `density` needs datasets `grid` and `density`, "
                                 f"found {', '.join(group) or 'none'}")
-            eigenvalues = np.array(group["grid"][()], dtype=np.float64)
-            density = np.array(group["density"][()], dtype=np.float64)
+            arrays = []
+            for key in ("grid", "density"):
+                item = group[key]
+                if not isinstance(item, h5py.Dataset) or item.dtype.kind not in "fiu":
+                    raise ReadError(f"{path}: `density/{key}` must be a dataset of real numbers")
+                arrays.append(layout.read_array(item, f"`density/{key}`", path).astype(np.float64))
+            eigenvalues, density = arrays
     except DAMAGED as exc:
         raise ReadError(f"cannot read surface file {path}: {reason(exc)}") from exc
     if eigenvalues.shape != density.shape or eigenvalues.ndim != 1:

@@ -71,7 +71,7 @@ function report(value) {
         path = os.path.join(folder, "probe.html")
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(probed)
-        proc = _run(["--virtual-time-budget=30000", "--dump-dom", f"file://{path}"], timeout)
+        proc = _run(["--virtual-time-budget=3000", "--dump-dom", f"file://{path}"], timeout)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     found = re.search(r'<pre id="probe-result">(.*?)</pre>', proc.stdout, re.S)

@@ -39,7 +39,7 @@ import numpy as np
 
 from landscape.errors import InputError
 from landscape.io.atomic import atomic_path
-from landscape.io.surface_h5 import Surface
+from landscape.io.surface_h5 import Surface, one_line_errors
 from landscape.io.surface_layout import json_attribute
 
 
@@ -99,7 +99,7 @@ def write_direction_file(path: str | os.PathLike, surface: Surface) -> None:
     floats = [a.dtype for _, a in x if a.dtype.kind == "f"]
     dtype = np.result_type(*floats) if floats else np.dtype(np.float32)
     stats = pca_statistics(surface, dtype)
-    with atomic_path(path) as tmp:  # an OSError becomes a WriteError naming `path`
+    with atomic_path(path) as tmp, one_line_errors(f"cannot write {path}"):
         with h5py.File(tmp, "w") as f:
             for name, leaves in (("xdirection", x), ("ydirection", y)):
                 if leaves is None:
@@ -115,7 +115,7 @@ def write_direction_file(path: str | os.PathLike, surface: Surface) -> None:
 
 def write_projection_file(path: str | os.PathLike, x: np.ndarray, y: np.ndarray) -> None:
     """Li et al.'s projection file: ``proj_xcoord``, ``proj_ycoord`` float64 (n,)."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, one_line_errors(f"cannot write {path}"):
         with h5py.File(tmp, "w") as f:
             f["proj_xcoord"] = np.asarray(x, np.float64)
             f["proj_ycoord"] = np.asarray(y, np.float64)

@@ -27,6 +27,7 @@ scan killed at any moment loses at most the chunk it was computing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -34,7 +35,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import h5py
@@ -119,8 +120,9 @@ def create(
         compact(path)
         return existing.values, existing.done
     journal.remove(journal_path(path))  # an old scan's points must not land in the new file
+    message = f"cannot write surface file {path}"
     try:
-        with atomic_path(path, unique=False) as tmp:
+        with atomic_path(path, unique=False) as tmp, one_line_errors(message):
             with h5py.File(tmp, "w") as f:
                 f.create_dataset("xcoordinates", data=np.asarray(grid.x, np.float64))
                 if grid.y is not None:
@@ -139,7 +141,7 @@ def create(
                                     else json.dumps(value))
             killpoint.kill_if_reached("create-replace")
     except OSError as exc:
-        raise WriteError(f"cannot write surface file {path}: {exc}") from exc
+        raise WriteError(f"{message}: {reason(exc)}") from exc
     return {name: np.full(grid.shape, np.nan) for name in names}, np.zeros(grid.shape, bool)
 
 
@@ -196,8 +198,9 @@ def _rewrite(path: str | os.PathLike, edit=None) -> None:
     """Replace ``path`` whole by a copy with the journal applied and ``edit(h5py.File)`` done."""
     jpath = journal_path(path)
     records = journal.read(jpath).records
+    message = f"cannot update surface file {path}"
     try:
-        with atomic_path(path, unique=False) as tmp:
+        with atomic_path(path, unique=False) as tmp, one_line_errors(message):
             shutil.copyfile(path, tmp)
             with h5py.File(tmp, "r+") as f:
                 if records:
@@ -212,7 +215,7 @@ def _rewrite(path: str | os.PathLike, edit=None) -> None:
                     edit(f)
             killpoint.kill_if_reached("compact-replace")
     except (OSError, KeyError, ValueError) as exc:
-        raise WriteError(f"cannot update surface file {path}: {exc}") from exc
+        raise WriteError(f"{message}: {reason(exc)}") from exc
     killpoint.kill_if_reached("compact-unlink")
     journal.remove(jpath)
 
@@ -259,6 +262,9 @@ def write_trajectories(path: str | os.PathLike,
     "step": ..., extra...}}`` (``y`` None on a line), in one rewrite of the file."""
     stored = {}
     for name, arrays in trajectories.items():
+        if not name or "/" in name or name in (".", ".."):
+            raise WriteError(f"trajectory name {name!r} cannot name an HDF5 group (empty, or "
+                             "holds '/')")
         columns = {key: value for key, value in arrays.items() if value is not None}
         lengths = {key: np.shape(value) for key, value in columns.items()}
         if len(set(lengths.values())) != 1:
@@ -358,6 +364,16 @@ def _read_attributes(f: h5py.File, path) -> dict[str, Any]:
             raise ReadError(f"{path}: attribute `{key}` has a type that cannot be read "
                             f"({exc})") from exc
     return attrs
+
+
+@contextlib.contextmanager
+def one_line_errors(message: str) -> Iterator[None]:
+    """h5py's OSError — or its RuntimeError when a close cannot flush, as on a full disk — as
+    a one-line :class:`WriteError` ``"{message}: {reason}"`` (HDF5's messages span lines)."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        raise WriteError(f"{message}: {reason(exc)}") from exc
 
 
 def reason(exc: BaseException) -> str:

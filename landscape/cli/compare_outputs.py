@@ -78,7 +78,8 @@ def write_outputs(result: Comparison, out: str, *, threshold: float | None, dpi:
     # A fixed temporary name is safe: the caller holds the output's lock.
     written.append(save_figure(figure, os.path.join(out, FIGURE), dpi=dpi, unique=False))
     written += _write_views(surface_h5.read(result.h5_path), out, [p.name for p in paths],
-                            log=result.log and result.min_value is None, html_log=result.log)
+                            log=result.log and result.min_value is None, html_log=result.log,
+                            title=result.title or "landscape compare")
     return written, compare.format_summary(rows, threshold)
 
 
@@ -107,8 +108,8 @@ def _write_summary(rows: list[dict], summary: dict, out: str) -> list[str]:
     return [csv_path, json_path]
 
 
-def _write_views(surface, out: str, names: list[str], *, log: bool, html_log: bool
-                 ) -> list[str]:
+def _write_views(surface, out: str, names: list[str], *, log: bool, html_log: bool,
+                 title: str) -> list[str]:
     """surface.vts, one surface_<optimizer>.vtp polyline each, surface.pvd opening them, the
     ParaView script that `export --vtk` writes (surface_paraview.py: a colour and a legend
     entry per optimizer) and the page of `export --html` (surface.html)."""
@@ -130,5 +131,5 @@ def _write_views(surface, out: str, names: list[str], *, log: bool, html_log: bo
     page = os.path.join(out, "surface.html")
     # (the page may start on a log scale where the VTK heights may not: a function's minimum
     # 0 is only one gap there, its toggle shows the linear scale)
-    html.write(page, surface, metric="train_loss", log=html_log, title="landscape compare")
+    html.write(page, surface, metric="train_loss", log=html_log, title=title)
     return [os.path.join(out, part) for part in parts] + [pvd, script, page]

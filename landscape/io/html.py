@@ -51,7 +51,10 @@ def _listed(values: np.ndarray) -> Any:
 
 
 def axis_labels(surface: Surface) -> tuple[str, str]:
-    """``PC1 (71.3 % of variance)`` on a PCA plane with its ratios, else ``α`` / ``β``."""
+    """``PC1 (71.3 % of variance)`` on a PCA plane with its ratios, ``x`` / ``y`` where the
+    parameters are the plane (a 2D test function), else ``α`` / ``β``."""
+    if surface.attrs.get("direction_kind") == "parameters":
+        return "x", "y"
     ratios = surface.attrs.get("explained_variance")
     if ratios is not None:
         values = np.ravel(json_attribute(ratios, "explained_variance", "surface"))

@@ -9,6 +9,7 @@ import click
 
 from landscape.cli.info import surface_file
 from landscape.cli.options import FiniteFloat, echo_outputs, library_errors, make_out_dir
+from landscape.errors import InputError
 
 EXAMPLES = """
 \b
@@ -65,6 +66,9 @@ def export(file, as_vtk, as_html, as_li, metric, log, zmax, out):
     if not (as_vtk or as_html or as_li):
         raise click.UsageError("choose an export format: --vtk, --html and/or --li")
     surface = surface_h5.read(file)
+    if (as_vtk or as_html) and metric not in surface.values:  # before anything is written
+        raise InputError(f"`--metric` (={metric!r}) is not in the file; it holds "
+                         f"{', '.join(sorted(surface.values)) or 'no metric'}")
     out = make_out_dir(out if out is not None else os.path.dirname(file) or ".")
     stem = os.path.splitext(os.path.basename(file))[0]
     written = []

@@ -310,49 +310,13 @@ def _read_open(f: h5py.File, path) -> Surface:
     grid = Grid(layout.read_axis(f, "xcoordinates", path),
                 layout.read_axis(f, "ycoordinates", path) if "ycoordinates" in f else None)
     layout.check_axes(grid, attrs, path)
-    has_done = "done" in f
-    values, others = {}, {}
-    for name, item in layout.items(f, path):
-        if name in RESERVED or name == "density":
-            continue
-        if not isinstance(item, h5py.Dataset):
-            others[name] = layout.OtherDataset((), "group", None)
-            continue
-        kind, _ = layout.classify(name, item, grid, li_order=not has_done, path=path)
-        if kind == "other":
-            others[name] = layout.other_dataset(item, name, path)
-            continue
-        layout.check_fits(grid, len(values) + 1, path)
-        # A transposed (nx, ny) array of Li et al.'s is in meshgrid order: reshaped, not
-        # transposed (see layout.classify).
-        values[name] = layout.read_array(item, f"dataset `{name}`", path).astype(
-            np.float64).reshape(grid.shape)
-    notes = []
-    if has_done:
-        item = f["done"]
-        if (not isinstance(item, h5py.Dataset) or tuple(item.shape or ()) != grid.shape
-                or item.dtype.kind not in "biu"):
-            found = (f"shape {item.shape}, {item.dtype}" if isinstance(item, h5py.Dataset)
-                     else "a group")
-            raise ReadError(f"{path}: `done` must be a boolean dataset of shape {grid.shape}, "
-                            f"found {found}")
-        done = layout.read_array(item, "`done`", path).astype(bool)
-        for name in values:  # a point not done has no value, whatever the file holds there
-            values[name][~done] = np.nan
-        rule = "mask"
-    else:
-        done, rule = layout.derive_done(values, grid.shape)
-        transposed = grid.ndim == 2 and grid.shape[0] != grid.shape[1]
-        if transposed and any(f[name].shape != grid.shape for name in values):
-            notes.append(f"metrics stored (nx, ny) = {grid.shape[::-1]}, as Li et al.'s "
-                         "plot_surface.py allocates a non-square grid; read in the meshgrid "
-                         f"order it fills them in, as (ny, nx) = {grid.shape}")
+    values, others = layout.read_datasets(f, grid, path, skip=(*RESERVED, "density"))
+    done, rule, notes = layout.read_done(f, values, grid, path)
     directions = (layout.read_tree_checked(f["directions"], path, "directions")
                   if "directions" in f else {})
     trajectories = (layout.read_trajectories(f["trajectories"], grid, path)
                     if "trajectories" in f else {})
-    return Surface(grid, values, done, attrs, directions, trajectories, others, rule,
-                   tuple(notes))
+    return Surface(grid, values, done, attrs, directions, trajectories, others, rule, notes)
 
 
 def _read_attributes(f: h5py.File, path) -> dict[str, Any]:

@@ -204,6 +204,56 @@ def other_dataset(item: h5py.Dataset, name: str, path) -> OtherDataset:
     return OtherDataset(tuple(item.shape or ()), str(item.dtype), value)
 
 
+def read_datasets(f: h5py.File, grid: Grid, path, *, skip: tuple[str, ...]
+                  ) -> tuple[dict[str, np.ndarray], dict[str, OtherDataset]]:
+    """``(metrics as float64 grid.shape arrays, other datasets and groups)`` of the file's root,
+    the names in ``skip`` aside."""
+    values, others = {}, {}
+    li_order = "done" not in f
+    for name, item in items(f, path):
+        if name in skip:
+            continue
+        if not isinstance(item, h5py.Dataset):
+            others[name] = OtherDataset((), "group", None)
+            continue
+        kind, _ = classify(name, item, grid, li_order=li_order, path=path)
+        if kind == "other":
+            others[name] = other_dataset(item, name, path)
+            continue
+        check_fits(grid, len(values) + 1, path)
+        # A transposed (nx, ny) array of Li et al.'s is in meshgrid order: reshaped, not
+        # transposed (see classify).
+        values[name] = read_array(item, f"dataset `{name}`", path).astype(
+            np.float64).reshape(grid.shape)
+    return values, others
+
+
+def read_done(f: h5py.File, values: dict[str, np.ndarray], grid: Grid, path
+              ) -> tuple[np.ndarray, str, tuple[str, ...]]:
+    """``(done, rule, notes)``: the file's ``done`` mask (``values`` become NaN where it is
+    false, whatever the file holds there), or one derived by :func:`derive_done`."""
+    if "done" in f:
+        item = f["done"]
+        if (not isinstance(item, h5py.Dataset) or tuple(item.shape or ()) != grid.shape
+                or item.dtype.kind not in "biu"):
+            found = (f"shape {item.shape}, {item.dtype}" if isinstance(item, h5py.Dataset)
+                     else "a group")
+            raise ReadError(f"{path}: `done` must be a boolean dataset of shape {grid.shape}, "
+                            f"found {found}")
+        done = read_array(item, "`done`", path).astype(bool)
+        for name in values:
+            values[name][~done] = np.nan
+        return done, "mask", ()
+    done, rule = derive_done(values, grid.shape)
+    notes = ()
+    if grid.ndim == 2 and grid.shape[0] != grid.shape[1] and any(
+            f[name].shape != grid.shape for name in values):
+        notes = (f"metrics stored (nx, ny) = {grid.shape[::-1]}, as Li et al.'s "
+                 "plot_surface.py allocates a non-square grid; read in the meshgrid order it "
+                 f"fills them in, as (ny, nx) = {grid.shape}",)
+    return done, rule, notes
+
+
 def derive_done(values: dict[str, np.ndarray], shape: tuple[int, ...]
                 ) -> tuple[np.ndarray, str]:
     """``(done, rule)`` for a file without a ``done`` mask; ``values`` get NaN where a point is

@@ -23,6 +23,11 @@ def pages(tmp_path_factory):
     for name, kwargs in (("plane", {"nx": 9, "ny": 6}), ("line", {"nx": 11, "ny": None})):
         path = folder / f"{name}.h5"
         make_surface(path, **kwargs)
+        if name == "plane":  # a metric with no value yet: WebGL must not choke on it
+            import h5py
+
+            with h5py.File(path, "r+") as f:
+                f["test_loss"] = np.full((6, 9), np.nan)
         result = CliRunner().invoke(main, ["export", str(path), "--html"])
         assert result.exit_code == 0, result.output
         assert result.output.split() == [str(folder / f"{name}.html")]  # beside the file
@@ -37,7 +42,8 @@ def test_the_page_holds_plotly_and_the_data_and_loads_nothing(pages):
     assert not re.search(r"<(script|img|iframe)[^>]*\ssrc=", text)
     assert not re.search(r"<link\b", text)
     controls = json.loads(re.search(r'id="controls-data">(.*?)</script>', text, re.S).group(1))
-    assert controls["metrics"] == ["train_acc", "train_loss"] and controls["ndim"] == 2
+    assert controls["metrics"] == ["test_loss", "train_acc", "train_loss"]
+    assert controls["ndim"] == 2
     loss = make_surface.__globals__["loss_fn"]
     surface = pages["plane"][1]
     yy, xx = np.meshgrid(surface.grid.y, surface.grid.x, indexing="ij")
@@ -101,13 +107,28 @@ when(function () { return gd.getAttribute("data-ready") === "1"; }, function () 
           colours[pixels[i] + "," + pixels[i + 1] + "," + pixels[i + 2]] = 1; }
         out.colours = Object.keys(colours).length;
         out.webgl = document.querySelectorAll(".gl-container canvas").length;
-        report(out);
+        select.value = "test_loss";  // no finite value: the 3D surface is hidden, no error
+        select.dispatchEvent(new Event("change"));
+        out.emptyShown = gd.data[0].visible;
+        setTimeout(function () { report(out); }, 200);
       };
       img.src = url;
     }, function (error) { out.error = String(error); report(out); });
   }, 300);
 }, 400);
 """
+
+
+def test_a_surface_with_no_value_yet_is_hidden_in_3d(pages):
+    import dataclasses
+
+    surface = pages["plane"][1]
+    empty = dataclasses.replace(surface, values={
+        name: np.full_like(v, np.nan) for name, v in surface.values.items()})
+    fig, _ = html.figure(empty)
+    assert fig.data[0].type == "surface" and fig.data[0].visible is False
+    assert tuple(fig.layout.scene.zaxis.range) == (0.0, 1.0)
+    assert html.figure(surface)[0].data[0].visible is True
 
 
 def test_a_line_is_a_curve_with_the_paths_on_it(pages):
@@ -157,6 +178,7 @@ def test_the_page_in_headless_chromium(pages, kind):
         np.testing.assert_allclose(log_acc[positive], np.log10(want[positive]), rtol=1e-6)
         assert np.isnan(log_acc[~positive]).all()
         assert out["webgl"] >= 1 and out["colours"] > 200, out  # the 3D surface was drawn
+        assert out["emptyShown"] is False
     else:
         assert out["logAcc"] == "log"
         assert out["colours"] > 20, out

@@ -172,8 +172,13 @@ def figure(surface: Surface, *, metric: str = "train_loss", log: bool = False,
         n = len(paths)
         controls["traces"] = {"surface": 0, "contour": 1, "paths": list(range(2, 2 + n)),
                               "lifted": list(range(2 + n, 2 + 2 * n))}
+        # plotly's WebGL surface fails on one with no finite value (a scan not started yet):
+        # such a surface is hidden, on a fixed z range
+        drawn = bool(np.isfinite(shown).any())
+        fig.data[0].visible = drawn
+        z_axis = {} if drawn else {"range": [0.0, 1.0]}
         fig.update_layout(scene={"xaxis_title": ax, "yaxis_title": ay, "zaxis_title": label,
-                                 "aspectmode": "cube",
+                                 "zaxis": z_axis, "aspectmode": "cube",
                                  "camera": {"eye": {"x": 1.5, "y": -1.5, "z": 1.1}}},
                           xaxis={"title": {"text": ax}}, yaxis={"title": {"text": ay}})
     fig.update_layout(title={"text": title}, template="plotly_white", height=680,
@@ -241,9 +246,13 @@ PAGE = """<!DOCTYPE html>
       Plotly.relayout(gd, {{"yaxis.type": logBox.checked ? "log" : "linear",
                            "yaxis.title.text": metric}});
     }} else {{
+      var finite = values[scale].some(function (row) {{
+        return row.some(function (v) {{ return v !== null; }}); }});
+      Plotly.restyle(gd, {{visible: false}}, [t.surface]);  // (see `drawn` in html.py)
       Plotly.restyle(gd, {{z: [values[scale], values[scale]],
                           customdata: [values.linear, values.linear], name: metric,
                           meta: metric}}, [t.surface, t.contour]);
+      if (finite) Plotly.restyle(gd, {{visible: true}}, [t.surface]);
       Plotly.restyle(gd, {{"colorbar.title.text": label}}, [t.contour]);
       if (k.length) {{
         var custom = k.map(function (j) {{ return rows(j, under.linear); }});
@@ -251,7 +260,8 @@ PAGE = """<!DOCTYPE html>
         Plotly.restyle(gd, {{z: state.lifted[metric][scale], customdata: custom, meta: metric}},
                        t.lifted);
       }}
-      Plotly.relayout(gd, {{"scene.zaxis.title.text": label}});
+      Plotly.relayout(gd, finite ? {{"scene.zaxis.title.text": label, "scene.zaxis.autorange": true}}
+                                 : {{"scene.zaxis.title.text": label, "scene.zaxis.range": [0, 1]}});
     }}
     gd.setAttribute("data-metric", metric);
     gd.setAttribute("data-scale", scale);

@@ -43,7 +43,7 @@ def surface(
     resume: bool = True,
     seed: int = 0,
     normalization: str | None = None,
-    ignore: str = "biasbn",
+    ignore: str | None = None,
     trajectory: Sequence[Any] | None = None,
     to: Sequence[Any] = (),
     batch_size: int | None = None,
@@ -64,7 +64,9 @@ def surface(
         a time, so a data set larger than memory works. ``test``: a second split, the same way.
       directions: ``filter``/``layer`` (Li et al.'s normalized random directions), ``random``,
         ``pca`` (of ``trajectory``, a list of parameter pytrees), ``interp`` (towards the
-        models in ``to``), ``hessian`` (top eigenvectors).
+        models in ``to``), ``hessian`` (top eigenvectors); ``normalization``, ``ignore``
+        (``biasbn`` zeroes 1-D leaves; default for random directions, ``none`` for PCA) and
+        ``seed`` shape them.
       x, y: axes as ``MIN:MAX:N`` (``y`` defaults to ``x``); ``dims=1`` scans a line.
       metrics: ``loss`` and what ``loss_fn`` returns (default: all of them).
       out: a surface file to write (and resume: ``resume=False`` starts it afresh); None keeps
@@ -90,7 +92,7 @@ def surface(
     plane = make_plane(directions, params, objective=objective, seed=seed,
                        normalization=normalization, ignore=ignore, dims=dims,
                        trajectory=trajectory, ends=ends)
-    spec = {"directions": directions, "normalization": plane.normalization, "ignore": ignore,
+    spec = {"directions": directions, "normalization": plane.normalization, "ignore": plane.ignore,
             "seed": seed, "dims": dims, **(provenance or {})}
     with _ProgressBar(progress) as bar:
         return scan_surface(objective, plane, grid, out=out, metrics=metrics, splits=splits,

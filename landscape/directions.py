@@ -146,15 +146,21 @@ def orthogonalize(d1: Params, d2: Params) -> Params:
     return _host(unravel(jnp.asarray(ortho, flat2.dtype)))
 
 
-def pca_plane(trajectory: list[Params], *, dims: int = 2) -> Plane:
+def pca_plane(trajectory: list[Params], *, dims: int = 2, ignore: str = "none") -> Plane:
     """The plane through the trajectory's last point spanned by the top principal components of
-    the rows θ_i − θ_final (centred PCA by SVD, as Li et al. with sklearn's ``PCA``).
+    the rows θ_i − θ_final: centred PCA by SVD, as Li et al.'s ``projection.py`` with
+    scikit-learn's ``PCA`` — signs included (sklearn ≥ 1.5's ``svd_flip`` on the components:
+    each component's largest-magnitude entry, the first of ties, is positive).
 
-    Directions are unit vectors in parameter space; ``explained_variance`` holds the explained
-    variance ratios of the components used.
+    ``ignore="biasbn"`` zeroes the 1-D leaves (biases, norm scales) and scalars of every row
+    before the PCA and of the directions after it (their ``net_plotter.ignore_biasbn``); the
+    plane's ``ignore`` records the rule applied. Directions are unit vectors in parameter space;
+    ``explained_variance`` holds the explained variance ratios of the components used.
     """
     if dims not in (1, 2):
         raise InputError(f"`dims` (={dims}) must be 1 or 2")
+    if ignore not in IGNORE_RULES:
+        raise InputError(f"`ignore` (={ignore!r}) must be one of: {', '.join(IGNORE_RULES)}")
     # n recorded points span at most n - 1 directions once centred: a plane needs 3, a line 2.
     if len(trajectory) < dims + 1:
         line = " or scan a line (`--dims 1`)" if dims == 2 and len(trajectory) == 2 else ""
@@ -165,10 +171,20 @@ def pca_plane(trajectory: list[Params], *, dims: int = 2) -> Plane:
         )
     final = trajectory[-1]
     final_vec, unravel = ravel_pytree(final)
+    # 1 where a parameter takes part: the rule is Li et al.'s `d.dim() <= 1` per tensor.
+    keep = np.asarray(ravel_pytree(jax.tree.map(
+        lambda w: jnp.full(jnp.shape(w), ignore != "biasbn" or jnp.ndim(w) > 1, jnp.float32),
+        final))[0], np.float64)
     rows = np.stack([np.asarray(ravel_pytree(p)[0], np.float64) for p in trajectory])
     rows -= np.asarray(final_vec, np.float64)
+    rows *= keep
     rows -= rows.mean(axis=0)
     _, singular, vt = np.linalg.svd(rows, full_matrices=False)
+    # sklearn's svd_flip(u_based_decision=False), as its PCA applies it since 1.5 (before 1.5 the
+    # sign followed U's columns instead: Li et al.'s 2018 figures may be mirrored against these).
+    largest = np.argmax(np.abs(vt), axis=1)
+    vt *= np.sign(vt[np.arange(len(vt)), largest])[:, None]
+    vt *= keep  # exact zeros where ignored (the SVD leaves rounding noise there)
     variance = singular**2
     total = variance.sum()
     if total == 0:
@@ -182,7 +198,7 @@ def pca_plane(trajectory: list[Params], *, dims: int = 2) -> Plane:
     dtype = np.asarray(final_vec).dtype
     ds = [_host(unravel(jnp.asarray(vt[i].astype(dtype)))) for i in range(dims)]
     return Plane(_host(final), ds[0], ds[1] if dims == 2 else None, kind="pca",
-                 normalization="none", ignore="none", explained_variance=ratios)
+                 normalization="none", ignore=ignore, explained_variance=ratios)
 
 
 def interpolation_plane(start: Params, end: Params, third: Params | None = None) -> Plane:

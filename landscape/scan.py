@@ -39,7 +39,7 @@ DIRECTION_KINDS = ("filter", "layer", "random", "pca", "interp", "hessian")
 
 
 def make_plane(kind: str, params: Any, *, objective: Objective | None = None, seed: int = 0,
-               normalization: str | None = None, ignore: str = "biasbn", dims: int = 2,
+               normalization: str | None = None, ignore: str | None = None, dims: int = 2,
                same: bool = False, orthogonal: bool = False,
                trajectory: Sequence[Any] | None = None, ends: Sequence[Any] = ()) -> Plane:
     """The plane through ``params`` of a direction kind:
@@ -50,6 +50,9 @@ def make_plane(kind: str, params: Any, *, objective: Objective | None = None, se
       plane passes through its last point);
     - ``interp``: the line to ``ends[0]`` (α = 1), or the plane through ``params`` and two ends;
     - ``hessian``: the top Hessian eigenvectors of ``objective`` at ``params``.
+
+    ``ignore`` (``biasbn`` or ``none``) applies to random and PCA directions; its default is
+    ``biasbn`` for random ones and ``none`` for PCA (Li et al.'s defaults).
     """
     from landscape import directions
 
@@ -59,7 +62,7 @@ def make_plane(kind: str, params: Any, *, objective: Objective | None = None, se
     if kind == "pca":
         if not trajectory:
             raise InputError("`directions` pca needs the recorded trajectory", param="trajectory")
-        return directions.pca_plane(list(trajectory), dims=dims)
+        return directions.pca_plane(list(trajectory), dims=dims, ignore=ignore or "none")
     if kind == "interp":
         if len(ends) != dims:
             raise InputError(f"`directions` interp on a {'line' if dims == 1 else 'plane'} needs "
@@ -72,7 +75,8 @@ def make_plane(kind: str, params: Any, *, objective: Objective | None = None, se
             raise InputError("`directions` hessian needs the objective", param="directions")
         return hessian_plane(objective, params, objective.state, dims=dims, seed=seed)
     normalization = normalization or {"random": "none"}.get(kind, kind)
-    return directions.random_plane(params, seed=seed, normalization=normalization, ignore=ignore,
+    return directions.random_plane(params, seed=seed, normalization=normalization,
+                                   ignore=ignore or "biasbn",
                                    dims=dims, same=same, orthogonal=orthogonal)
 
 

@@ -26,6 +26,7 @@ from landscape.errors import FileInUse
 from landscape.io import surface_h5
 from landscape.io import vtk as vtk_io
 from landscape.io.lock import check_free, exclusive, lock_path
+from landscape.io.palette import trajectory_rgb
 from test_compare import plain_loop
 
 STEPS = 100
@@ -96,7 +97,8 @@ def test_rosenbrock_outputs_figure_vtk_and_summary(rosenbrock_out):
     names = optimizers.names()
     printed = result.stdout.splitlines()
     expected = ["surface.h5", "summary.csv", "summary.json", "compare.png", "surface.vts",
-                *[f"surface_{n}.vtp" for n in names], "surface.pvd"]
+                *[f"surface_{n}.vtp" for n in names], "surface.pvd", "surface_paraview.py",
+                "surface.html"]
     assert printed == [str(out / name) for name in expected]
     table = result.stderr.splitlines()
     assert table[0].split()[:4] == ["optimizer", "lr", "steps", "final"]
@@ -241,19 +243,23 @@ def test_the_lock_is_held_over_every_write_of_a_compare(tmp_path, monkeypatch, k
 
         monkeypatch.setattr(module, name, wrapper)
 
+    from landscape.io import html
+
     for module, name in [(surface_h5, "create"), (surface_h5, "write_points"),
                          (surface_h5, "write_trajectories"), (vtk_io, "write_vts"),
                          (vtk_io, "write_vtp"), (vtk_io, "write_pvd"), (landscape.runs, "save_run"),
-                         (plot_module, "save_figure")]:
+                         (plot_module, "save_figure"), (vtk_io, "write_paraview_script"),
+                         (html, "write")]:
         watched(module, name)
     result = CliRunner().invoke(main, ["compare", *SMALL[kind], "--out", str(tmp_path), "-q"],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     expected = {"create", "write_points", "write_trajectories", "save_figure", "write_vts",
-                "write_vtp", "write_pvd"} | ({"save_run"} if kind == "workload" else set())
+                "write_vtp", "write_pvd", "write_paraview_script", "write"} | (
+                    {"save_run"} if kind == "workload" else set())
     assert {name for name, _ in calls} == expected
     assert [call for call in calls if not call[1]] == []
-    assert calls[-1][0] == "write_pvd"  # the last output
+    assert calls[-1][0] == "write"  # the last output: the HTML page
     assert not os.path.exists(lock_path(target)) and not _locked(target)
 
 
@@ -278,6 +284,13 @@ ColorBy(shown, ("POINTS", "train_loss"))
 view.ResetCamera()
 Render(view)
 SaveScreenshot(os.path.join(folder, "pvd.png"), view, ImageResolution=[400, 300])
+# the script compare wrote, run as a user would: one colour and legend entry per optimizer
+import runpy
+sys.argv = ["surface_paraview.py", "--screenshot", os.path.join(folder, "script.png")]
+runpy.run_path(os.path.join(folder, "surface_paraview.py"), run_name="__main__")
+lut = GetColorTransferFunction("trajectory")
+report["legend"] = list(lut.Annotations)
+report["colours"] = list(lut.IndexedColors)
 print("REPORT " + json.dumps(report))
 """
 
@@ -290,7 +303,8 @@ def test_paraview_opens_the_surface_with_one_polyline_per_optimizer(network_out,
     from matplotlib.image import imread
 
     out, _, _ = network_out
-    for name in ["surface.pvd", "surface.vts", *[f"surface_{n}.vtp" for n in NETWORK]]:
+    for name in ["surface.pvd", "surface.vts", "surface_paraview.py",
+                 *[f"surface_{n}.vtp" for n in NETWORK]]:
         shutil.copy(out / name, tmp_path / name)
     script = tmp_path / "check.py"
     script.write_text(textwrap.dedent(PVBATCH_CHECK))
@@ -307,6 +321,13 @@ def test_paraview_opens_the_surface_with_one_polyline_per_optimizer(network_out,
         assert {"step", "loss", "projected_loss", "residual"} <= set(polyline["arrays"])
     assert report["points"] == 81 + 3 * 11
     assert imread(tmp_path / "pvd.png")[..., :3].std() > 0.05
+    names = sorted(NETWORK)
+    assert report["legend"] == [text for k, n in enumerate(names) for text in (str(k), n)]
+    np.testing.assert_allclose(np.reshape(report["colours"], (-1, 3)),
+                               [trajectory_rgb(k) for k in range(len(names))], atol=1e-3)
+    pixels = imread(tmp_path / "script.png")[..., :3].reshape(-1, 3)
+    for k in range(len(names)):  # every optimizer drawn in its colour
+        assert (np.abs(pixels - trajectory_rgb(k)).max(axis=1) < 0.12).sum() > 20, names[k]
 
 
 def test_a_real_subprocess_run_on_himmelblau(tmp_path):

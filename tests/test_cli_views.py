@@ -184,3 +184,45 @@ def test_plot_warns_when_the_metric_has_no_finite_value(tmp_path):
     assert result.exit_code == 0, result.output
     assert "warning: `train_loss` has no finite value" in result.output
     assert (tmp_path / "fresh_train_loss_heatmap.png").is_file()
+
+
+def test_export_writes_beside_the_file_unless_out_is_given(tmp_path, monkeypatch):
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    make_surface(folder / "s.h5", nx=5, ny=4)
+    monkeypatch.chdir(tmp_path)  # elsewhere: nothing may land in ./landscape-out
+    result = run("export", folder / "s.h5", "--vtk", "--li")
+    assert result.exit_code == 0, result.output
+    assert result.output.split() == [str(folder / name) for name in (
+        "s.vts", "s_trajectories.vtp", "s.pvd", "s_paraview.py", "s_li_directions.h5",
+        "s_li_proj_adam.h5", "s_li_proj_sgd.h5")]
+    assert not (tmp_path / "landscape-out").exists()
+
+
+def _malformed(path, edit):
+    import h5py
+
+    make_surface(path, nx=5, ny=4)
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    return path
+
+
+@pytest.mark.parametrize("command", [["info"], ["plot"], ["export", "--vtk"],
+                                     ["export", "--html"]])
+@pytest.mark.parametrize("edit, words", [
+    (lambda f: (f.__delitem__("trajectories/adam/loss"),
+                f.__setitem__("trajectories/adam/loss", np.ones(4))),
+     "trajectory `adam`: its arrays must have one length"),
+    (lambda f: [f.__delitem__(f"trajectories/sgd/{k}") for k in ("y", "loss", "step")],
+     "trajectory `sgd` has no `y`, `loss`, `step`"),
+])
+def test_a_malformed_trajectory_is_a_one_line_error(tmp_path, command, edit, words):
+    path = _malformed(tmp_path / "bad.h5", edit)
+    args = [command[0], path, *command[1:]] + ([] if command[0] == "info" else
+                                               ["--out", tmp_path / "o"])
+    result = run(*args)
+    assert result.exit_code == 1, result.output
+    assert error_lines(result.output) == [f"Error: {path}: {words}" +
+                                          error_lines(result.output)[0].split(words, 1)[1]]
+    assert "Traceback" not in result.output

@@ -1,6 +1,9 @@
+import os
+
 import h5py
 import numpy as np
 import pytest
+from test_vtk import fill, full_disk  # noqa: F401 - a fixture
 
 from landscape.directions import random_plane
 from landscape.errors import ReadError, ResumeMismatch
@@ -192,3 +195,138 @@ def test_stored_directions_of_another_model_are_refused(tmp_path, like, words):
             check(like)
         assert f"{path}: the stored directions do not fit the model: {words} (the file is a scan " \
                f"of workload `toy`); use a surface file of this model" in str(info.value)
+
+
+# --- files that must be refused with the reason (issue: silently accepted or a traceback) ----
+
+def _good_file(path, *, spec=True):
+    grid = Grid(np.linspace(-1, 1, 4), np.linspace(-1, 1, 3))
+    attrs = {"spec_hash": "x"}
+    if spec:
+        attrs["grid"] = {"x": [-1.0, 1.0, 4], "y": [-1.0, 1.0, 3]}
+    surface_h5.create(path, grid, ["train_loss"], random_plane(PARAMS), attrs)
+    surface_h5.write_trajectory(path, "adam", x=np.arange(3.0), y=np.zeros(3), loss=np.ones(3),
+                                step=np.arange(3))
+    return path
+
+
+def _edit(f, name, value):
+    del f[name]
+    f[name] = value
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda f: _edit(f, "trajectories/adam/loss", np.ones(5)),
+     "trajectory `adam`: its arrays must have one length, found"),
+    (lambda f: (f.__delitem__("trajectories/adam"), f.__setitem__("trajectories/adam", np.ones(3))),
+     "trajectory `adam` must be a group of 1-D arrays (x, y, loss, step), found a dataset"),
+    (lambda f: _edit(f, "trajectories/adam/x", np.ones((3, 2))),
+     "trajectory `adam`: `x` must be a 1-D array, found shape (3, 2)"),
+    (lambda f: _edit(f, "trajectories/adam/y", np.array([b"a", b"b", b"c"])),
+     "trajectory `adam`: `y` holds |S1 values, not real numbers"),
+    (lambda f: [f.__delitem__(f"trajectories/adam/{k}") for k in ("y", "loss", "step")],
+     "trajectory `adam` has no `y`, `loss`, `step` (it needs x, y, loss, step)"),
+    (lambda f: _edit(f, "trajectories/adam/step", np.array([0.0, np.nan, 2.0])),
+     "trajectory `adam`: `step` holds NaN/inf"),
+    (lambda f: (f.__delitem__("trajectories"), f.__setitem__("trajectories", np.ones(2))),
+     "`trajectories` must be a group (one group per path)"),
+    (lambda f: f.attrs.__setitem__("explained_variance", "[" * 100000 + "]" * 100000),
+     "attribute `explained_variance` is nested too deeply"),
+    (lambda f: f.attrs.__setitem__("grid", "[" * 100000 + "]" * 100000),
+     "attribute `grid` is nested too deeply"),
+    (lambda f: _edit(f, "train_loss", np.ones((3, 4)) * (1 + 1j)),
+     "dataset `train_loss` holds complex values; a metric must be real"),
+    (lambda f: _edit(f, "xcoordinates", np.linspace(1, -1, 4)),
+     "`xcoordinates` must be strictly increasing; point 1 (0.333333) follows 1"),
+    (lambda f: _edit(f, "ycoordinates", np.array([-1.0, 0.0, 0.0])),
+     "`ycoordinates` must be strictly increasing; point 2 (0) follows 0"),
+    (lambda f: _edit(f, "xcoordinates", np.array([-1.0, -0.5, 0.5, 1.0])),
+     "`xcoordinates` does not match the recorded grid spec x = -1:1:4: point 1 is -0.5, the "
+     "spec gives -0.333333"),
+    (lambda f: f.attrs.__setitem__("grid", '{"x": [-1, 1, 5]}'),
+     "`xcoordinates` has 4 points, the recorded grid spec x = -1:1:5 has 5"),
+    (lambda f: f.attrs.__setitem__("grid", '{"x": [-1, 1, 4], "y": null}'),
+     "the file has `ycoordinates`, but its `grid` attribute records a line"),
+])
+def test_inconsistent_files_are_refused_with_the_reason(tmp_path, edit, words):
+    path = _good_file(tmp_path / "s.h5")
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    with pytest.raises(ReadError) as info:
+        surface_h5.read(path)
+    assert f"{path}: {words}" in str(info.value)
+    # a resuming scan refuses it too, before anything is computed
+    with pytest.raises(ReadError, match="use --overwrite to start the scan again"):
+        surface_h5.create(path, Grid(np.linspace(-1, 1, 4), np.linspace(-1, 1, 3)),
+                          ["train_loss"], random_plane(PARAMS), {"spec_hash": "x"})
+
+
+def test_a_file_without_a_grid_spec_needs_only_increasing_axes(tmp_path):
+    path = _good_file(tmp_path / "s.h5", spec=False)
+    with h5py.File(path, "r+") as f:
+        _edit(f, "xcoordinates", np.array([-1.0, -0.5, 0.5, 1.0]))
+    np.testing.assert_array_equal(surface_h5.read(path).grid.x, [-1.0, -0.5, 0.5, 1.0])
+
+
+def test_a_deeply_nested_attribute_of_no_meaning_is_shown_not_parsed(tmp_path):
+    from click.testing import CliRunner
+
+    from landscape.cli import main
+
+    path = _good_file(tmp_path / "s.h5")
+    with h5py.File(path, "r+") as f:
+        f.attrs["notes"] = "[" * 100000 + "]" * 100000
+    result = CliRunner().invoke(main, ["info", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "notes" in result.output and "[[[[" in result.output
+
+
+def test_a_bug_in_the_reader_is_not_reported_as_a_damaged_file(tmp_path, monkeypatch):
+    from landscape.io import surface_layout
+
+    path = _good_file(tmp_path / "s.h5")
+
+    def buggy(*args, **kwargs):
+        raise TypeError("a bug of ours")
+
+    monkeypatch.setattr(surface_layout, "read_trajectories", buggy)
+    with pytest.raises(TypeError, match="a bug of ours"):
+        surface_h5.read(path)
+
+
+def test_unknown_datasets_are_kept_and_values_follow_the_done_mask(tmp_path):
+    path = _good_file(tmp_path / "s.h5")
+    surface_h5.write_points(path, np.array([0, 5]), {"train_loss": np.array([1.0, 2.0])})
+    surface_h5.compact(path)
+    with h5py.File(path, "r+") as f:
+        f["note"] = "made by hand"
+        f["extra"] = np.arange(40.0)
+        f["train_loss"][0, 1] = 7.0  # a value where `done` says not computed
+    got = surface_h5.read(path)
+    assert got.others["note"].value == "made by hand"
+    assert got.others["extra"].shape == (40,) and got.others["extra"].value is None
+    assert got.done.sum() == 2 and np.isnan(got.values["train_loss"][0, 1])
+    assert got.done_rule == "mask"
+
+
+def test_a_trajectory_name_with_a_slash_is_refused_on_writing(tmp_path):
+    from landscape.errors import WriteError
+
+    path = _good_file(tmp_path / "s.h5")
+    with pytest.raises(WriteError, match="cannot name an HDF5 group"):
+        surface_h5.write_trajectory(path, "a/b", x=np.zeros(2), y=np.zeros(2), loss=np.ones(2),
+                                    step=np.arange(2))
+
+
+def test_a_full_disk_is_one_line_when_creating_a_surface_file(full_disk):
+    from landscape.errors import WriteError
+
+    fill(full_disk)  # (h5py can crash when the disk fills during a close; here it is full)
+    grid = Grid(np.linspace(-1, 1, 40), np.linspace(-1, 1, 40))
+    with pytest.raises(WriteError) as info:
+        surface_h5.create(full_disk / "s.h5", grid, ["train_loss"], random_plane(PARAMS),
+                          {"spec_hash": "x"})
+    text = str(info.value)
+    assert "\n" not in text and text.startswith(f"cannot write surface file {full_disk}")
+    assert "No space left on device" in text
+    assert os.listdir(full_disk) == ["filler"]

@@ -15,6 +15,7 @@ from synthetic_surfaces import make_surface
 from landscape.errors import InputError
 from landscape.io import surface_h5
 from landscape.io import vtk as vtk_io
+from landscape.io.palette import trajectory_rgb
 
 
 def _export(tmp_path, **make_kwargs):
@@ -154,6 +155,11 @@ SaveScreenshot(os.path.join(folder, "pvd.png"), view, ImageResolution=[400, 300]
 # The generated script, run as a user would (it resolves files next to itself).
 sys.argv = ["s_paraview.py", "--screenshot", os.path.join(folder, "script.png")]
 runpy.run_path(os.path.join(folder, "s_paraview.py"), run_name="__main__")
+lut = GetColorTransferFunction("trajectory")
+bar = GetScalarBar(lut, GetActiveView())
+report["legend"] = {"categorical": int(lut.InterpretValuesAsCategories),
+                    "annotations": list(lut.Annotations), "colours": list(lut.IndexedColors),
+                    "title": bar.Title, "visible": int(bar.Visibility)}
 report["version"] = GetParaViewVersion().GetVersion() if hasattr(GetParaViewVersion(), "GetVersion") else str(GetParaViewVersion())
 print("REPORT " + json.dumps(report))
 """
@@ -184,6 +190,15 @@ def test_paraview_opens_the_files_and_renders_them(tmp_path):
     for name in ("pvd.png", "script.png"):
         pixels = imread(tmp_path / name)[..., :3]
         assert pixels.std() > 0.05, f"{name} looks blank (pixel std {pixels.std():.4f})"
+    # Each trajectory in its own colour (landscape plot's), with a legend naming it
+    legend = report["legend"]
+    assert legend["categorical"] == 1 and legend["visible"] == 1
+    assert legend["annotations"] == ["0", "adam", "1", "sgd"] and legend["title"] == "trajectories"
+    want = [trajectory_rgb(0), trajectory_rgb(1)]
+    np.testing.assert_allclose(np.reshape(legend["colours"], (2, 3)), want, atol=1e-3)
+    pixels = imread(tmp_path / "script.png")[..., :3].reshape(-1, 3)
+    for colour in want:  # drawn: pixels close to each colour (tubes are shaded)
+        assert (np.abs(pixels - colour).max(axis=1) < 0.12).sum() > 30, colour
     print("pvbatch:", report)
 
 
@@ -198,3 +213,63 @@ def test_readers_refuse_files_they_cannot_read_and_zmax_must_be_positive_under_l
         vtk_io.read_vtp(tmp_path / "missing.vtp")
     with pytest.raises(InputError, match="`--zmax` \\(=0.0\\) must be > 0 with `--log`"):
         vtk_io.heights(np.ones(3), log=True, zmax=0.0)
+
+
+def test_a_failed_vtk_write_is_one_line_and_vtk_prints_nothing(tmp_path, capfd):
+    from landscape.errors import WriteError
+
+    path, _ = _export(tmp_path, nx=4, ny=3)
+    data = vtk_io.structured_grid(surface_h5.read(path))
+    capfd.readouterr()
+    with pytest.raises(WriteError) as info:
+        vtk_io.write_vts(tmp_path / "missing" / "s.vts", data)
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")  # VTK's coloured log is silenced ...
+    assert str(info.value) == (f"cannot write {tmp_path / 'missing' / 's.vts'}: No such file or "
+                               "directory (vtk vtkXMLStructuredGridWriter)")  # ... its reason kept
+
+
+def fill(folder) -> None:
+    """Write ``folder/filler`` until its disk is full."""
+    with open(folder / "filler", "wb", buffering=0) as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 4096)
+        except OSError:  # ENOSPC
+            pass
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KiB tmpfs (needs root and mount); skips where it cannot be made."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("a full disk is simulated with a tmpfs mount, which needs root")
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)  # lazy: an open handle
+
+
+@pytest.mark.parametrize("fmt", ["--vtk", "--html", "--li"])
+def test_export_on_a_full_disk_is_one_line(tmp_path, full_disk, capfd, fmt):
+    from click.testing import CliRunner
+
+    from landscape.cli import main
+
+    path, _ = _export(tmp_path, nx=60, ny=50)  # ~200 KB of VTK: more than the disk holds
+    fill(full_disk)
+    capfd.readouterr()
+    result = CliRunner().invoke(main, ["export", str(path), fmt, "--out", str(full_disk)])
+    assert capfd.readouterr() == ("", "")  # nothing from VTK on the real stderr
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: cannot write {full_disk}"), lines
+    assert "No space left on device" in lines[0]
+    assert os.listdir(full_disk) == ["filler"]  # no partial file left

@@ -161,6 +161,8 @@ def compare(function_name, workload, optimizer_names, rates, start, steps, thres
                           loss, step, residual, projected_loss = the surface at the projection)
       compare.png         contours and 3D surface with every path, and loss against step
       surface.vts, surface_<optimizer>.vtp, surface.pvd   for ParaView (paraview surface.pvd)
+      surface_paraview.py  opens them in ParaView, a colour and a legend entry per optimizer
+      surface.html        interactive 3D surface and contours with every path (offline)
       summary.csv, summary.json   final loss/accuracy, steps to the threshold, path length,
                           plane residual; the table is also printed
     """

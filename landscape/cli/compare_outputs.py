@@ -1,7 +1,7 @@
 """What ``landscape compare`` writes once the paths and the surface exist, for both kinds of
 comparison (a test function, :mod:`landscape.cli.compare_function`; a network,
 :mod:`landscape.cli.compare_workload`): the paths in the surface file, summary.csv/.json, the
-figure and the VTK files. Called with ``OUT/surface.h5``'s lock held (see
+figure, the VTK files with their ParaView script and the HTML page. Called with ``OUT/surface.h5``'s lock held (see
 :mod:`landscape.cli.compare`)."""
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def comparison_grid(default, x_spec: str | None, y_spec: str | None):
 
 def write_outputs(result: Comparison, out: str, *, threshold: float | None, dpi: int
                   ) -> tuple[list[str], str]:
-    """Trajectories into the surface file, the summary files, the figure and the VTK files.
+    """Trajectories into the surface file, the summary files, the figure, the VTK files with
+    their ParaView script and the HTML page.
     Returns the paths written and the summary as a text table."""
     from landscape import compare
     from landscape.cli.plot import save_figure
@@ -76,8 +77,9 @@ def write_outputs(result: Comparison, out: str, *, threshold: float | None, dpi:
         residuals=None if function else {r["optimizer"]: r["relative_residual"] for r in rows})
     # A fixed temporary name is safe: the caller holds the output's lock.
     written.append(save_figure(figure, os.path.join(out, FIGURE), dpi=dpi, unique=False))
-    written += _write_vtk(surface_h5.read(result.h5_path), out, [p.name for p in paths],
-                          log=result.log and result.min_value is None)
+    written += _write_views(surface_h5.read(result.h5_path), out, [p.name for p in paths],
+                            log=result.log and result.min_value is None, html_log=result.log,
+                            title=result.title or "landscape compare")
     return written, compare.format_summary(rows, threshold)
 
 
@@ -106,18 +108,28 @@ def _write_summary(rows: list[dict], summary: dict, out: str) -> list[str]:
     return [csv_path, json_path]
 
 
-def _write_vtk(surface, out: str, names: list[str], *, log: bool) -> list[str]:
-    """surface.vts, one surface_<optimizer>.vtp polyline each, and surface.pvd opening them."""
+def _write_views(surface, out: str, names: list[str], *, log: bool, html_log: bool,
+                 title: str) -> list[str]:
+    """surface.vts, one surface_<optimizer>.vtp polyline each, surface.pvd opening them, the
+    ParaView script that `export --vtk` writes (surface_paraview.py: a colour and a legend
+    entry per optimizer) and the page of `export --html` (surface.html)."""
+    from landscape.io import html
     from landscape.io import vtk as vtk_io
 
     parts = ["surface.vts"]
-    vtk_io.write_vts(os.path.join(out, parts[0]),
-                     vtk_io.structured_grid(surface, "train_loss", log=log))
+    grid_data = vtk_io.structured_grid(surface, "train_loss", log=log)
+    vtk_io.write_vts(os.path.join(out, parts[0]), grid_data)
     for name in names:
-        single = dataclasses.replace(surface, trajectories={name: surface.trajectories[name]})
         parts.append(f"surface_{name}.vtp")
         vtk_io.write_vtp(os.path.join(out, parts[-1]),
-                         vtk_io.trajectory_polydata(single, "train_loss", log=log))
+                         vtk_io.trajectory_polydata(surface, "train_loss", log=log, only=[name]))
     pvd = os.path.join(out, "surface.pvd")
     vtk_io.write_pvd(pvd, parts)
-    return [os.path.join(out, part) for part in parts] + [pvd]
+    script = os.path.join(out, "surface_paraview.py")
+    vtk_io.write_paraview_script(script, surface, grid_data, vts=parts[0], vtps=parts[1:],
+                                 metric="train_loss", log=log)
+    page = os.path.join(out, "surface.html")
+    # (the page may start on a log scale where the VTK heights may not: a function's minimum
+    # 0 is only one gap there, its toggle shows the linear scale)
+    html.write(page, surface, metric="train_loss", log=html_log, title=title)
+    return [os.path.join(out, part) for part in parts] + [pvd, script, page]

@@ -28,7 +28,9 @@ def info(file):
     """Print what a surface file holds: grid, metrics (min/max/NaN count), completeness,
     provenance attributes, direction leaves, trajectories and Hessian density.
 
-    Reads our files and Li et al.'s (datasets only, no attributes) alike.
+    Reads our files and Li et al.'s alike: theirs have no `done` mask, so the points computed
+    are counted by their rule (a loss <= 0 is not computed: their -1 fill), and datasets outside
+    the layout (their `dir_file`, naming the direction file) are listed, not refused.
     """
     from landscape.io import surface_h5
 
@@ -80,14 +82,28 @@ def _attr_text(value: Any, width: int = 100) -> str:
     if isinstance(value, str):
         try:  # JSON attributes (grid spec, explained variance) on one compact line
             value = json.dumps(json.loads(value), separators=(", ", ": "))
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested beyond Python's stack
             pass
     text = str(value)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _other_text(other) -> str:
+    if other.dtype == "group":
+        return "group"
+    shape = "scalar" if other.shape == () else f"shape {other.shape}"
+    text = f"{shape}, {other.dtype}"
+    if isinstance(other.value, str):
+        text = f"{shape} string: {other.value!r}"
+    elif other.value is not None:
+        text += f": {np.array2string(np.asarray(other.value), threshold=16)}"
+    return _attr_text(" ".join(text.split()))
+
+
 def describe(path: str, surface, density: tuple[np.ndarray, np.ndarray] | None = None) -> list[str]:
     """The lines ``landscape info`` prints for a :class:`~landscape.io.surface_h5.Surface`."""
+    from landscape.io.surface_layout import DONE_RULES
+
     grid = surface.grid
     lines = [f"file          {path}"]
     x = f"x: {len(grid.x)} points in [{_number(grid.x[0])}, {_number(grid.x[-1])}]"
@@ -97,9 +113,17 @@ def describe(path: str, surface, density: tuple[np.ndarray, np.ndarray] | None =
         lines.append(f"grid          2D, nx × ny = {len(grid.x)} × {len(grid.y)}; {x}; "
                      f"y: {len(grid.y)} points in [{_number(grid.y[0])}, {_number(grid.y[-1])}]")
     done, total = int(surface.done.sum()), surface.done.size
-    state = "complete" if done == total else "incomplete (resume with the same `scan` command)"
-    lines.append(f"completeness  {done} / {total} points done ({100 * done / max(total, 1):.1f} %), "
-                 f"{state}")
+    share = f"{done} / {total} points"
+    percent = f"({100 * done / max(total, 1):.1f} %)"
+    rule = surface.done_rule
+    if rule == "mask":
+        state = "complete" if done == total else "incomplete (resume with the same `scan` command)"
+        lines.append(f"completeness  {share} done {percent}, {state}")
+    else:  # no `done` mask: a derived count is never called finished
+        lines.append(f"completeness  {share} computed {percent} by the values: {DONE_RULES[rule]} "
+                     "(the file cannot say it is finished)")
+    for note in surface.notes:
+        lines.append(f"note          {note}")
     note = nonfinite_note(surface)
     if note:
         lines.append(f"non-finite    {note}")
@@ -122,6 +146,10 @@ def describe(path: str, surface, density: tuple[np.ndarray, np.ndarray] | None =
     leaves = _leaves(surface.directions)
     lines += (_table([[name, f"{np.shape(leaf)}", str(np.asarray(leaf).dtype)]
                       for name, leaf in leaves]) if leaves else ["  (none)"])
+    others = surface.others
+    if others:
+        lines += ["", "other datasets (not part of the surface layout, kept as they are)"]
+        lines += _table([[name, _other_text(others[name])] for name in sorted(others)])
     lines += ["", "trajectories"]
     if surface.trajectories:
         rows = [["name", "points", "steps", "loss first → last"]]

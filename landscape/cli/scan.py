@@ -71,7 +71,9 @@ Multi-host (run the same command on every host, process 0 writes):
 @click.option("--grid", "num", type=click.IntRange(min=2), default=51, show_default=True,
               help="Points per axis (used with --range when --x/--y are not given).")
 @click.option("--range", "span", default="-1:1", show_default=True,
-              help="MIN:MAX of both axes (used when --x/--y are not given).")
+              help="MIN:MAX of both axes (used when --x/--y are not given); pca and interp "
+                   "scans default to the run's projected path (and the end points) with a "
+                   "25 % margin.")
 @click.option("--x", "x_spec", default=None, help="x axis as MIN:MAX:N (overrides --grid/--range).")
 @click.option("--y", "y_spec", default=None, help="y axis as MIN:MAX:N (overrides --grid/--range).")
 @click.option("--dims", type=click.Choice(["1", "2"]), default="2", show_default=True,
@@ -175,20 +177,34 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
     kind_name = "file" if stored is not None else kind
     plane_normalization = ("none" if stored is not None or kind in ("pca", "interp", "hessian")
                            else normalization or {"random": "none"}.get(kind, kind))
+    # The ignore rule as applied: random directions default to biasbn, PCA to none (Li et al.'s
+    # defaults); interpolation, Hessian and stored directions have none to apply.
+    applied_ignore = (ignore if kind_name in ("filter", "layer", "random") else
+                      ignore if kind_name == "pca" and given("ignore") else "none")
     provenance = {
-        **description, "directions": kind_name if kind_name == "file" else kind,
+        **description, "directions": kind_name,
         "directions_from": directions_file, "to": list(to_runs),
-        "normalization": plane_normalization, "ignore": ignore, "orthogonal": orthogonal,
-        "same_direction": same_direction, "dims": int(dims),
+        "normalization": plane_normalization, "ignore": applied_ignore,
+        "orthogonal": orthogonal, "same_direction": same_direction, "dims": int(dims),
     }
     sample_record = None
     if samples is not None:
-        task = (loaded or model.workload).task
-        available = len((loaded or model.workload).train)
+        workload_of = loaded or model.workload
+        available = len(workload_of.train)
         if samples > available:
             raise click.BadParameter(f"(={samples}) must be at most the {available} training "
                                      "samples", param_hint="'--samples'")
-        sample_record = {"num": samples, "seed": seed, "stratified": task == "classification"}
+        labels = np.ndim(workload_of.train.targets) == 1  # a class per sample: stratified
+        sample_record = {"num": samples, "seed": seed,
+                         "stratified": workload_of.task == "classification" and labels}
+    plane = None
+    if source is not None:  # nothing to train: the plane first, for the default range
+        plane = _plane(kind, model, run, stored, to_runs, given_workload,
+                       normalization=normalization, ignore=applied_ignore, dims=int(dims),
+                       same=same_direction, orthogonal=orthogonal, seed=seed)
+        range_given = x_spec or y_spec or given("span")
+        if kind in ("pca", "interp") and not range_given:
+            grid = _covering(run, plane, kind, num)
     names = [f"{split}_{metric}" for split in splits for metric in metrics]
     if distributed.is_writer():  # a finished scan returns at once; a mismatch fails now
         finished = _finished_scan(h5_path, grid, provenance, metrics, splits, sample_record,
@@ -199,9 +215,9 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
     if source is None:
         model = trained_model(workload, steps=steps, lr=lr, seed=seed, quiet=quiet,
                               workload=loaded)
-    plane = _plane(kind, model, run, stored, to_runs, given_workload, normalization=normalization,
-                   ignore=ignore, dims=int(dims), same=same_direction, orthogonal=orthogonal,
-                   seed=seed)
+        plane = _plane(kind, model, run, stored, to_runs, given_workload,
+                       normalization=normalization, ignore=applied_ignore, dims=int(dims),
+                       same=same_direction, orthogonal=orthogonal, seed=seed)
     paths = scan_model(model, plane, grid, out, provenance=provenance, metrics=metrics,
                        splits=splits, chunk=chunk, strategy=strategy, samples=sample_record,
                        overwrite=overwrite, quiet=quiet, trajectory_run=run)
@@ -227,6 +243,19 @@ def _check_sources(source, kind, to_runs, given) -> None:
     if len(to_runs) == 2 and same(*to_runs):
         raise click.UsageError("the two `--to` runs are the same run: they span a line, not a "
                                "plane (give one `--to` for a line)")
+
+
+def _covering(run, plane, kind: str, num: int):
+    """The default grid of a PCA or interpolation scan: the run's projected path, the origin
+    and (interpolation) the end points, with a margin."""
+    from landscape.covering import covering_grid
+    from landscape.projection import project_run
+
+    path = project_run(run, plane)
+    include = [(0.0, 0.0)]
+    if kind == "interp":
+        include += [(1.0, 0.0)] + ([(0.0, 1.0)] if plane.d2 is not None else [])
+    return covering_grid(path["x"], path["y"], num=num, include=include)
 
 
 def _finished_scan(h5_path, grid, provenance, metrics, splits, samples, names, overwrite):

@@ -19,8 +19,9 @@ import jax
 import numpy as np
 
 from landscape.errors import ReadError
-from landscape.io.h5tree import leaf_path, read_tree
+from landscape.io.h5tree import leaf_path
 from landscape.io.surface_h5 import DAMAGED, attr_value, reason
+from landscape.io.surface_layout import read_tree_checked
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +95,8 @@ def _direction_leaves(group: h5py.Group, key: str, path) -> dict[str, np.ndarray
         raise ReadError(f"{path}: `directions/{key}` must be a group (one dataset per "
                         f"parameter), found {type(item).__name__}")
     leaves = {leaf_path(name): np.asarray(value) for name, value
-              in jax.tree_util.tree_flatten_with_path(read_tree(item))[0]}
+              in jax.tree_util.tree_flatten_with_path(
+                  read_tree_checked(item, path, f"directions/{key}"))[0]}
     if not leaves:
         raise ReadError(f"{path}: `directions/{key}` holds no arrays")
     for name, value in leaves.items():

@@ -5,10 +5,14 @@ Layout (https://github.com/tomgoldstein/loss-landscape, ``h5_util.py`` / ``plot_
 - ``xcoordinates`` (nx,) float64, ``ycoordinates`` (ny,) float64 (2D only);
 - one dataset per metric (``train_loss``, ``train_acc`` in percent, ``test_loss`` ...), shaped
   (ny, nx) — ``Z[iy, ix]`` — or (nx,) in 1D; unfinished points are NaN;
-- ``done``: boolean mask of finished points, same shape (never inferred from values);
+- ``done``: boolean mask of finished points, same shape (never inferred from values in our
+  files; a file without one — Li et al.'s, whose unfinished points are ``-1`` — gets it by their
+  rule, see :mod:`landscape.io.surface_layout`);
 - group ``directions/`` holding ``origin``, ``d1`` and ``d2`` pytrees by leaf path (read back
   by :mod:`landscape.io.stored_directions`);
 - group ``trajectories/<name>/`` with projected ``x``, ``y``, true ``loss`` and ``step``;
+- anything else (Li et al.'s scalar string ``dir_file`` naming their direction file) is kept
+  and shown by ``landscape info``, never fatal;
 - root attributes: provenance (tool version, workload, direction kind, normalization, ignore
   rule, seed, grid spec) and ``spec_hash``, the hash of the arguments that define the scan.
 
@@ -24,12 +28,13 @@ scan killed at any moment loses at most the chunk it was computing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import h5py
@@ -39,17 +44,20 @@ from landscape.directions import Plane
 from landscape.errors import ReadError, ResumeMismatch, WriteError
 from landscape.grid import Grid
 from landscape.io import journal, killpoint
+from landscape.io import surface_layout as layout
 from landscape.io.atomic import atomic_path
-from landscape.io.h5tree import read_tree, write_tree
+from landscape.io.h5tree import write_tree
 from landscape.io.surface_record import spec_hash  # noqa: F401  (part of this module's API)
 
 COORDINATE_NAMES = ("xcoordinates", "ycoordinates")
 RESERVED = (*COORDINATE_NAMES, "done", "directions", "trajectories")
 COMPACT_EVERY_S = 10.0  # fold the journal into the file at most this often during a scan ...
 COMPACT_BYTES_PER_S = 1e7  # ... and, for big files, at most once per size / 10 MB seconds
-# What h5py and numpy raise on a damaged file (HDF5 errors surface as any of these).
-DAMAGED = (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError, IndexError,
-            OverflowError, MemoryError)
+# What h5py raises on a damaged file: OSError (unreadable blocks, bad signatures), KeyError
+# (an object in the index that cannot be opened), ValueError and RuntimeError (invalid ids,
+# unreadable headers). Not TypeError/AttributeError/MemoryError: those would hide our own bugs;
+# a type numpy cannot hold is caught where it is read, and sizes are checked before reading.
+DAMAGED = (OSError, KeyError, ValueError, RuntimeError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +70,10 @@ class Surface:
     attrs: dict[str, Any]
     directions: dict[str, Any]  # "origin", "d1", "d2" -> nested dict pytrees (may be empty)
     trajectories: dict[str, dict[str, np.ndarray]]
+    # Datasets and groups outside the layout (Li et al.'s scalar string `dir_file` ...), by name.
+    others: dict[str, layout.OtherDataset] = dataclasses.field(default_factory=dict)
+    done_rule: str = "mask"  # where `done` came from: a key of layout.DONE_RULES
+    notes: tuple[str, ...] = ()  # how the reader had to interpret the file, for `info`
 
 
 def journal_path(path: str | os.PathLike) -> str:
@@ -100,8 +112,9 @@ def create(
         compact(path)
         return existing.values, existing.done
     journal.remove(journal_path(path))  # an old scan's points must not land in the new file
+    message = f"cannot write surface file {path}"
     try:
-        with atomic_path(path, unique=False) as tmp:
+        with atomic_path(path, unique=False) as tmp, one_line_errors(message):
             with h5py.File(tmp, "w") as f:
                 f.create_dataset("xcoordinates", data=np.asarray(grid.x, np.float64))
                 if grid.y is not None:
@@ -120,7 +133,7 @@ def create(
                                     else json.dumps(value))
             killpoint.kill_if_reached("create-replace")
     except OSError as exc:
-        raise WriteError(f"cannot write surface file {path}: {exc}") from exc
+        raise WriteError(f"{message}: {reason(exc)}") from exc
     return {name: np.full(grid.shape, np.nan) for name in names}, np.zeros(grid.shape, bool)
 
 
@@ -175,8 +188,9 @@ def _rewrite(path: str | os.PathLike, edit=None) -> None:
     """Replace ``path`` whole by a copy with the journal applied and ``edit(h5py.File)`` done."""
     jpath = journal_path(path)
     records = journal.read(jpath).records
+    message = f"cannot update surface file {path}"
     try:
-        with atomic_path(path, unique=False) as tmp:
+        with atomic_path(path, unique=False) as tmp, one_line_errors(message):
             shutil.copyfile(path, tmp)
             with h5py.File(tmp, "r+") as f:
                 if records:
@@ -191,7 +205,7 @@ def _rewrite(path: str | os.PathLike, edit=None) -> None:
                     edit(f)
             killpoint.kill_if_reached("compact-replace")
     except (OSError, KeyError, ValueError) as exc:
-        raise WriteError(f"cannot update surface file {path}: {exc}") from exc
+        raise WriteError(f"{message}: {reason(exc)}") from exc
     killpoint.kill_if_reached("compact-unlink")
     journal.remove(jpath)
 
@@ -250,6 +264,9 @@ def write_trajectories(path: str | os.PathLike,
     "step": ..., extra...}}`` (``y`` None on a line), in one rewrite of the file."""
     stored = {}
     for name, arrays in trajectories.items():
+        if not name or "/" in name or name in (".", ".."):
+            raise WriteError(f"trajectory name {name!r} cannot name an HDF5 group (empty, or "
+                             "holds '/')")
         columns = {key: value for key, value in arrays.items() if value is not None}
         lengths = {key: np.shape(value) for key, value in columns.items()}
         if len(set(lengths.values())) != 1:
@@ -270,9 +287,10 @@ def write_trajectories(path: str | os.PathLike,
 
 
 def read(path: str | os.PathLike) -> Surface:
-    """Read a surface file (ours, or one of Li et al.'s: ``done`` is then ~isnan of the values),
-    with the points of a pending journal (a scan running or killed) applied; the files are not
-    changed. A missing, truncated or corrupt file raises :class:`ReadError` naming it."""
+    """Read a surface file — ours, or one of Li et al.'s (no ``done`` mask: derived by their
+    rule, see :mod:`landscape.io.surface_layout`) — with the points of a pending journal (a
+    scan running or killed) applied; the files are not changed. A missing, truncated, corrupt
+    or inconsistent file raises :class:`ReadError` naming it and what is wrong."""
     # The journal first: a compaction that lands between the two reads then only means that
     # the file already holds some of these records, and applying them again changes nothing.
     pending = journal.read(journal_path(path)).records
@@ -289,41 +307,39 @@ def read(path: str | os.PathLike) -> Surface:
 def _read_open(f: h5py.File, path) -> Surface:
     if "xcoordinates" not in f:
         raise ReadError(f"{path}: no `xcoordinates` dataset; not a surface file")
-    x = _axis(f, "xcoordinates", path)
-    y = _axis(f, "ycoordinates", path) if "ycoordinates" in f else None
-    grid = Grid(x, y)
-    values = {}
-    for name, item in f.items():
-        if name in RESERVED or not isinstance(item, h5py.Dataset):
-            continue
-        if item.shape != grid.shape:
-            raise ReadError(
-                f"{path}: dataset `{name}` has shape {item.shape}, expected {grid.shape}"
-            )
-        values[name] = np.array(item[()], dtype=np.float64)
-    if "done" in f:
-        done = np.array(f["done"][()], dtype=bool)
-        if done.shape != grid.shape:
-            raise ReadError(f"{path}: dataset `done` has shape {done.shape}, expected {grid.shape}")
-    else:
-        done = (np.all([np.isfinite(v) for v in values.values()], axis=0) if values
-                else np.zeros(grid.shape, bool))
-    directions = read_tree(f["directions"]) if "directions" in f else {}
-    trajectories = read_tree(f["trajectories"]) if "trajectories" in f else {}
-    if not isinstance(directions, dict) or not isinstance(trajectories, dict):
-        raise ReadError(f"{path}: `directions` and `trajectories` must be groups")
-    attrs = {key: attr_value(value) for key, value in f.attrs.items()}
-    return Surface(grid, values, done, attrs, directions, trajectories)
+    attrs = _read_attributes(f, path)
+    layout.check_attributes(attrs, path)
+    grid = Grid(layout.read_axis(f, "xcoordinates", path),
+                layout.read_axis(f, "ycoordinates", path) if "ycoordinates" in f else None)
+    layout.check_axes(grid, attrs, path)
+    values, others = layout.read_datasets(f, grid, path, skip=(*RESERVED, "density"))
+    done, rule, notes = layout.read_done(f, values, grid, path)
+    directions = (layout.read_tree_checked(f["directions"], path, "directions")
+                  if "directions" in f else {})
+    trajectories = (layout.read_trajectories(f["trajectories"], grid, path)
+                    if "trajectories" in f else {})
+    return Surface(grid, values, done, attrs, directions, trajectories, others, rule, notes)
 
 
-def _axis(f: h5py.File, name: str, path) -> np.ndarray:
-    item = f[name]
-    if not isinstance(item, h5py.Dataset) or item.ndim != 1 or item.shape[0] < 1:
-        raise ReadError(f"{path}: `{name}` must be a non-empty 1-D dataset")
-    axis = np.array(item[()], dtype=np.float64)
-    if not np.isfinite(axis).all():
-        raise ReadError(f"{path}: `{name}` holds NaN/inf coordinates")
-    return axis
+def _read_attributes(f: h5py.File, path) -> dict[str, Any]:
+    attrs = {}
+    for key in f.attrs:
+        try:
+            attrs[key] = attr_value(f.attrs[key])
+        except TypeError as exc:  # a type numpy has no equivalent for
+            raise ReadError(f"{path}: attribute `{key}` has a type that cannot be read "
+                            f"({exc})") from exc
+    return attrs
+
+
+@contextlib.contextmanager
+def one_line_errors(message: str) -> Iterator[None]:
+    """h5py's OSError — or its RuntimeError when a close cannot flush, as on a full disk — as
+    a one-line :class:`WriteError` ``"{message}: {reason}"`` (HDF5's messages span lines)."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        raise WriteError(f"{message}: {reason(exc)}") from exc
 
 
 def reason(exc: BaseException) -> str:
@@ -352,8 +368,13 @@ def read_density(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] | Non
             if "grid" not in group or "density" not in group:
                 raise ReadError(f"{path}: group `density` needs datasets `grid` and `density`, "
                                 f"found {', '.join(group) or 'none'}")
-            eigenvalues = np.array(group["grid"][()], dtype=np.float64)
-            density = np.array(group["density"][()], dtype=np.float64)
+            arrays = []
+            for key in ("grid", "density"):
+                item = group[key]
+                if not isinstance(item, h5py.Dataset) or item.dtype.kind not in "fiu":
+                    raise ReadError(f"{path}: `density/{key}` must be a dataset of real numbers")
+                arrays.append(layout.read_array(item, f"`density/{key}`", path).astype(np.float64))
+            eigenvalues, density = arrays
     except DAMAGED as exc:
         raise ReadError(f"cannot read surface file {path}: {reason(exc)}") from exc
     if eigenvalues.shape != density.shape or eigenvalues.ndim != 1:
@@ -366,27 +387,25 @@ def write(path: str | os.PathLike, surface: Surface) -> None:
     """Write ``surface`` whole as a new file at ``path`` (a temporary name, synced, renamed):
     coordinates, every value array, ``done``, directions, trajectories and attributes."""
     journal.remove(journal_path(path))  # another scan's points must not land in this file
-    try:
-        with atomic_path(path, unique=False) as tmp:
-            with h5py.File(tmp, "w") as f:
-                f.create_dataset("xcoordinates", data=np.asarray(surface.grid.x, np.float64))
-                if surface.grid.y is not None:
-                    f.create_dataset("ycoordinates", data=np.asarray(surface.grid.y, np.float64))
-                for name, value in surface.values.items():
-                    f.create_dataset(name, data=np.asarray(value, np.float64))
-                f.create_dataset("done", data=np.asarray(surface.done, bool))
-                directions = f.create_group("directions")
-                for key, tree in surface.directions.items():
-                    if tree is not None:
-                        write_tree(directions.create_group(key), tree)
-                group = f.create_group("trajectories")
-                for name, columns in surface.trajectories.items():
-                    entry = group.create_group(name)
-                    for key, value in columns.items():
-                        if value is not None:
-                            entry.create_dataset(key, data=np.asarray(value))
-                for key, value in surface.attrs.items():
-                    f.attrs[key] = (value if isinstance(value, (int, float, str, bool))
-                                    else json.dumps(value))
-    except OSError as exc:
-        raise WriteError(f"cannot write surface file {path}: {exc}") from exc
+    message = f"cannot write surface file {path}"
+    with atomic_path(path, unique=False) as tmp, one_line_errors(message):
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("xcoordinates", data=np.asarray(surface.grid.x, np.float64))
+            if surface.grid.y is not None:
+                f.create_dataset("ycoordinates", data=np.asarray(surface.grid.y, np.float64))
+            for name, value in surface.values.items():
+                f.create_dataset(name, data=np.asarray(value, np.float64))
+            f.create_dataset("done", data=np.asarray(surface.done, bool))
+            directions = f.create_group("directions")
+            for key, tree in surface.directions.items():
+                if tree is not None:
+                    write_tree(directions.create_group(key), tree)
+            group = f.create_group("trajectories")
+            for name, columns in surface.trajectories.items():
+                entry = group.create_group(name)
+                for key, value in columns.items():
+                    if value is not None:
+                        entry.create_dataset(key, data=np.asarray(value))
+            for key, value in surface.attrs.items():
+                f.attrs[key] = (value if isinstance(value, (int, float, str, bool))
+                                else json.dumps(value))

@@ -15,22 +15,31 @@ in appended raw-binary encoding, zlib-compressed.
   file's loss surface bilinearly interpolated at the projected point), ``on_surface`` and any extra
   per-point arrays; cell data ``trajectory`` (index into the field data ``trajectory_names``).
 - ``<stem>.pvd``: a Collection that opens both at once; ``<stem>_paraview.py``: a ParaView
-  Python script (``paraview --script=...`` or ``pvbatch ... --screenshot out.png``) that shows
-  them with a Viridis colour map, the trajectories as tubes and a z scale that makes the surface
-  readable. VTK has no PVD writer, so the ``.pvd`` is built with :mod:`xml.etree.ElementTree`.
+  Python script (:mod:`landscape.io.paraview_script`) that shows them with a Viridis colour
+  map, each trajectory as a tube in its own colour with a legend, and a z scale that makes the
+  surface readable. VTK has no PVD writer, so the ``.pvd`` is built with
+  :mod:`xml.etree.ElementTree`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 from scipy.interpolate import RegularGridInterpolator
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
-from vtkmodules.vtkCommonCore import vtkPoints, vtkStringArray
+from vtkmodules.vtkCommonCore import (
+    vtkLogger,
+    vtkOutputWindow,
+    vtkPoints,
+    vtkStringArray,
+    vtkStringOutputWindow,
+)
+from vtkmodules.vtkCommonMisc import vtkErrorCode
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData, vtkStructuredGrid
 from vtkmodules.vtkIOXML import (
     vtkXMLPolyDataReader,
@@ -41,7 +50,8 @@ from vtkmodules.vtkIOXML import (
 
 from landscape.errors import InputError, ReadError, WriteError
 from landscape.grid import Grid
-from landscape.io.atomic import atomic_path, write_text
+from landscape.io.atomic import atomic_path
+from landscape.io.paraview_script import TRAJECTORY_ARRAY, write_script
 from landscape.io.surface_h5 import Surface
 
 HEIGHT, VALID, DONE = "height", "valid", "done"
@@ -132,17 +142,22 @@ def interpolate(grid: Grid, values: np.ndarray, x: np.ndarray, y: np.ndarray | N
 
 
 def trajectory_polydata(surface: Surface, metric: str = "train_loss", *, log: bool = False,
-                        zmax: float | None = None) -> vtkPolyData:
-    """The file's trajectories as polylines lifted onto the surface (see the module docstring).
+                        zmax: float | None = None, only: Sequence[str] | None = None
+                        ) -> vtkPolyData:
+    """The file's trajectories (``only`` these, if given) as polylines lifted onto the surface
+    (see the module docstring). The cell value ``trajectory`` indexes every trajectory of the
+    file in name order (field data ``trajectory_names``), so that files of single paths share
+    one colour table.
 
     A point's height is the exported surface's, interpolated at the projected point; off the grid
     (``on_surface`` = 0) it is the true loss under the same transform, else the lowest height."""
     _check_metric(surface, metric)
-    names = sorted(surface.trajectories)
+    every = sorted(surface.trajectories)
+    names = every if only is None else [name for name in every if name in set(only)]
     base = loss_metric(surface, metric)
     per_trajectory: list[dict[str, np.ndarray]] = []
     xyz, lines, ids = [], vtkCellArray(), []
-    for number, name in enumerate(names):
+    for name in names:
         entry = surface.trajectories[name]
         x = np.asarray(entry["x"], np.float64)
         y = np.asarray(entry["y"], np.float64) if "y" in entry else np.zeros_like(x)
@@ -167,7 +182,7 @@ def trajectory_polydata(surface: Surface, metric: str = "train_loss", *, log: bo
         lines.InsertNextCell(len(x))
         for k in range(len(x)):
             lines.InsertCellPoint(start + k)
-        ids.append(number)
+        ids.append(every.index(name))
     all_xyz = np.concatenate(xyz) if xyz else np.zeros((0, 3))
     finite = np.isfinite(all_xyz[:, 2])
     if not finite.all():
@@ -181,10 +196,10 @@ def trajectory_polydata(surface: Surface, metric: str = "train_loss", *, log: bo
     for key in keys:  # an extra array missing from some trajectories is NaN there
         parts = [c.get(key, np.full(len(c["step"]), np.nan)) for c in per_trajectory]
         data.GetPointData().AddArray(_array(key, np.concatenate(parts)))
-    data.GetCellData().AddArray(_array("trajectory", np.asarray(ids, np.int32)))
+    data.GetCellData().AddArray(_array(TRAJECTORY_ARRAY, np.asarray(ids, np.int32)))
     names_array = vtkStringArray()
     names_array.SetName("trajectory_names")
-    for name in names:
+    for name in every:
         names_array.InsertNextValue(name)
     data.GetFieldData().AddArray(names_array)
     return data
@@ -204,6 +219,35 @@ def _field_strings(data: Any, fields: dict[str, str]) -> None:
         data.GetFieldData().AddArray(array)
 
 
+@contextlib.contextmanager
+def _vtk_messages() -> Iterator[vtkStringOutputWindow]:
+    """VTK's error messages collected, not printed: VTK logs each error as several coloured
+    lines on stderr (its loguru logger) besides its output window; the caller makes one line
+    of them."""
+    previous = vtkOutputWindow.GetInstance()
+    collected = vtkStringOutputWindow()
+    vtkOutputWindow.SetInstance(collected)
+    vtkLogger.SetStderrVerbosity(vtkLogger.VERBOSITY_OFF)
+    try:
+        yield collected
+    finally:
+        vtkOutputWindow.SetInstance(previous)
+        vtkLogger.SetStderrVerbosity(vtkLogger.VERBOSITY_INFO)  # VTK's default
+
+
+def _reason(writer: Any, messages: str) -> str:
+    """Why a VTK writer failed: its error code (an errno below vtkErrorCode.UserError, e.g.
+    ENOSPC on a full disk), else the first line of VTK's messages."""
+    code = writer.GetErrorCode()
+    if 0 < code < vtkErrorCode.UserError:
+        return os.strerror(code)
+    if code:
+        return vtkErrorCode.GetStringFromErrorCode(code)
+    lines = [line.split("): ", 1)[-1].strip() for line in messages.splitlines()
+             if line.strip() and not line.startswith(("ERROR:", "Warning:", "  "))]
+    return lines[0] if lines else "no reason given"
+
+
 def _write(writer: Any, data: Any, path: str | os.PathLike) -> None:
     """Appended raw binary, zlib-compressed; written to a temporary name, then renamed."""
     path = os.fspath(path)
@@ -213,8 +257,11 @@ def _write(writer: Any, data: Any, path: str | os.PathLike) -> None:
     writer.SetCompressorTypeToZLib()
     with atomic_path(path) as tmp:
         writer.SetFileName(tmp)
-        if not writer.Write():
-            raise WriteError(f"cannot write {path} (vtk {type(writer).__name__} failed)")
+        with _vtk_messages() as messages:
+            ok = writer.Write()
+        if not ok or writer.GetErrorCode():
+            raise WriteError(f"cannot write {path}: {_reason(writer, messages.GetOutput())} "
+                             f"(vtk {type(writer).__name__})")
 
 
 def write_vts(path: str | os.PathLike, data: vtkStructuredGrid) -> None:
@@ -238,47 +285,6 @@ def write_pvd(path: str | os.PathLike, files: Sequence[str]) -> None:
         ElementTree.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
 
 
-PARAVIEW_SCRIPT = '''\
-"""Open a landscape surface in ParaView:  paraview --script={script}
-or render it without a screen:  xvfb-run -a pvbatch {script} --screenshot surface.png"""
-import os
-import sys
-
-from paraview.simple import *  # noqa: F401,F403
-
-HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else {folder!r}
-COLOUR_BY, TITLE, Z_SCALE = {colour_by!r}, {title!r}, {z_scale!r}
-
-view = GetActiveViewOrCreate("RenderView")
-surface = XMLStructuredGridReader(registrationName={vts!r}, FileName=[os.path.join(HERE, {vts!r})])
-shown = Show(surface, view)
-shown.Scale = [1.0, 1.0, Z_SCALE]
-ColorBy(shown, ("POINTS", COLOUR_BY))
-lut = GetColorTransferFunction(COLOUR_BY)
-lut.ApplyPreset("Viridis (matplotlib)", True)
-shown.SetScalarBarVisibility(view, True)
-GetScalarBar(lut, view).Title = TITLE
-for name in {vtps!r}:
-    path = XMLPolyDataReader(registrationName=name, FileName=[os.path.join(HERE, name)])
-    line = Show(path, view)
-    line.Scale = [1.0, 1.0, Z_SCALE]
-    line.ColorArrayName = ["POINTS", ""]
-    line.AmbientColor = line.DiffuseColor = [0.9, 0.1, 0.1]
-    line.LineWidth = 4.0
-    line.RenderLinesAsTubes = 1
-(x0, x1, y0, y1, z0, z1) = surface.GetDataInformation().GetBounds()
-centre = [(x0 + x1) / 2, (y0 + y1) / 2, Z_SCALE * (z0 + z1) / 2]
-reach = 1.8 * max(x1 - x0, y1 - y0, Z_SCALE * (z1 - z0))
-view.CameraFocalPoint = centre
-view.CameraPosition = [centre[0] + 0.6 * reach, centre[1] - reach, centre[2] + 0.8 * reach]
-view.CameraViewUp = [0.0, 0.0, 1.0]
-view.ResetCamera()
-Render(view)
-if "--screenshot" in sys.argv:
-    SaveScreenshot(sys.argv[sys.argv.index("--screenshot") + 1], view, ImageResolution=[1200, 900])
-'''
-
-
 def export(surface: Surface, out_dir: str | os.PathLike, *, stem: str = "surface",
            metric: str = "train_loss", log: bool = False, zmax: float | None = None) -> list[str]:
     """Write ``<stem>.vts``, ``<stem>_trajectories.vtp`` (if the file has trajectories),
@@ -295,19 +301,22 @@ def export(surface: Surface, out_dir: str | os.PathLike, *, stem: str = "surface
     pvd = os.path.join(out_dir, f"{stem}.pvd")
     write_pvd(pvd, parts)
     script = os.path.join(out_dir, f"{stem}_paraview.py")
-    z = vtk_to_numpy(grid_data.GetPointData().GetArray(HEIGHT))
-    span = max(np.ptp(surface.grid.x), 0.0 if surface.grid.y is None else np.ptp(surface.grid.y))
-    z_range = float(np.ptp(z)) if z.size else 0.0
-    # The file name goes into the script's docstring: escaped, so that no name (one holding
-    # quotes or newlines) can end the string and put code into a script the user will run.
-    script_doc = repr(os.path.basename(script))[1:-1].replace('"', '\\"')
-    text = PARAVIEW_SCRIPT.format(
-        script=script_doc, folder=os.path.abspath(out_dir), vts=vts, vtps=parts[1:],
-        colour_by=HEIGHT if log or zmax is not None else metric,
-        title=_z_label(metric, log, zmax), z_scale=float(0.6 * span / z_range) if z_range > 0 else 1.0,
-    )
-    write_text(script, text)
+    write_paraview_script(script, surface, grid_data, vts=vts, vtps=parts[1:], metric=metric,
+                          log=log, zmax=zmax)
     return [os.path.join(out_dir, p) for p in parts] + [pvd, script]
+
+
+def write_paraview_script(path: str | os.PathLike, surface: Surface, grid_data: vtkStructuredGrid,
+                          *, vts: str, vtps: Sequence[str], metric: str, log: bool = False,
+                          zmax: float | None = None) -> None:
+    """The ParaView script (:mod:`landscape.io.paraview_script`) opening ``vts`` (made from
+    ``grid_data``) and the trajectory files ``vtps``, all in the script's folder."""
+    grid = surface.grid
+    write_script(path, vts=vts, vtps=vtps, names=sorted(surface.trajectories),
+                 colour_by=HEIGHT if log or zmax is not None else metric,
+                 title=_z_label(metric, log, zmax),
+                 heights=vtk_to_numpy(grid_data.GetPointData().GetArray(HEIGHT)),
+                 span=max(np.ptp(grid.x), 0.0 if grid.y is None else np.ptp(grid.y)))
 
 
 def _read(reader: Any, path: str | os.PathLike) -> Any:

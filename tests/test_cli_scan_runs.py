@@ -25,7 +25,8 @@ def runs(tmp_path_factory):
 def test_pca_plane_of_a_run_with_its_projected_trajectory(runs, tmp_path):
     out = tmp_path / "pca"
     result = CliRunner().invoke(main, ["scan", str(runs / "adam"), "--directions", "pca",
-                                       "--grid", "5", "--quiet", "--out", str(out)])
+                                       "--grid", "5", "--range", "-1:1", "--quiet",
+                                       "--out", str(out)])
     assert result.exit_code == 0, result.output
     surface = surface_h5.read(out / "surface.h5")
     run = load_run(runs / "adam")
@@ -39,6 +40,23 @@ def test_pca_plane_of_a_run_with_its_projected_trajectory(runs, tmp_path):
     # The centre of the grid is the run's final model.
     np.testing.assert_allclose(surface.values["train_loss"][2, 2],
                                run.final_metrics["train_loss"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["pca", "interp"])
+def test_pca_and_interpolation_scans_cover_the_path_by_default(runs, tmp_path, kind):
+    to = ["--to", str(runs / "sgd")] if kind == "interp" else []
+    result = CliRunner().invoke(main, ["scan", str(runs / "adam"), "--directions", kind, *to,
+                                       "--grid", "5", "--quiet", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    surface = surface_h5.read(tmp_path / "surface.h5")
+    path = surface.trajectories["adam"]
+    x = surface.grid.x
+    assert len(x) == 5 and x[0] < min(path["x"].min(), 0) and x[-1] > max(path["x"].max(), 0)
+    if kind == "interp":  # the end point α = 1 is inside too
+        assert x[0] < 0 < 1 < x[-1]
+    else:
+        y = surface.grid.y
+        assert y[0] < min(path["y"].min(), 0) and y[-1] > max(path["y"].max(), 0)
 
 
 def test_interpolation_between_two_runs(runs, tmp_path):

@@ -5,7 +5,7 @@
   pass over the data per point; CPU wheel, all cores),
 - the machine's f32 matmul peak (jax and numpy), to express our useful GFLOP/s as a fraction,
 - a matmul-only ceiling: the rate at which this machine computes just the per-point matrix
-  products the engine cannot avoid (every layer after a shared ``LinearStem``), vmapped over a
+  products the engine cannot avoid (every layer after the shared first layer), vmapped over a
   chunk of points and sharded like the engine, best over chunk sizes; activations, loss and
   combine are left out (only a max over the products keeps them alive, and the inputs are read
   from memory), so it estimates what an evaluator built on XLA's matmul can reach, not a proof.
@@ -14,7 +14,7 @@ Ours and the PyTorch loop are measured in alternating rounds (the machine's spee
 each round's ratio is kept: ``×torch`` is best over best, ``paired`` the median of the rounds'
 ratios. Useful FLOPs are those of the plain forward pass at every point (2·MACs per sample),
 whichever formulation computes it.
-Cases (a)-(c) are MLPs (with a ``LinearStem``); (d)-(f) built-in networks — digits-cnn, ResNet-20
+Cases (a)-(c) are MLPs; (d)-(f) built-in networks — digits-cnn, ResNet-20
 with BatchNorm, the text GPT — against Li et al.'s loop on their PyTorch twins (``net_cases.py``,
 ``torch_models.py``), with the same loss asserted at a point before timing.
 Run: ``python bench/grid_throughput.py [--json out.json] [--quick] [--rounds N] [--cases def]``.
@@ -35,9 +35,12 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from landscape.directions import random_plane  # noqa: E402
-from landscape.grid import Grid, _stem_pays, evaluate_surface, point_params  # noqa: E402
-from landscape.models import MLP, mlp_after_stem, pure_model  # noqa: E402
-from landscape.workload import Dataset, LinearStem, Workload, dataset_mean  # noqa: E402
+from landscape.engine import evaluate_surface, point_params  # noqa: E402
+from landscape.engine.stem import split_at_stem  # noqa: E402
+from landscape.grid import Grid  # noqa: E402
+from landscape.models import MLP, pure_model  # noqa: E402
+from landscape.objective import dataset_mean  # noqa: E402
+from landscape.workload import Dataset, Workload  # noqa: E402
 
 
 def mlp_workload(sizes, num_samples, task, batch_size, seed=0) -> Workload:
@@ -67,8 +70,6 @@ def mlp_workload(sizes, num_samples, task, batch_size, seed=0) -> Workload:
         input_shape=(sizes[0],),
         batch_size=batch_size,
         apply=apply,
-        stem=LinearStem(("dense0", "kernel"), ("dense0", "bias"),
-                        lambda p, s, pre, b: from_outputs(mlp_after_stem(p, pre), b)),
     )
 
 
@@ -112,11 +113,13 @@ def naive_vmap_seconds(workload, plane, grid) -> float:
     return timed(lambda: run(coords).block_until_ready())
 
 
-def evaluate_ours(workload, state, plane, grid, *, chunk, on_chunk, use_stem=True):
-    """"Ours": the one call to the engine (swap in a new engine or strategy here)."""
+def evaluate_ours(workload, state, plane, grid, *, chunk, on_chunk, use_stem=True, plans=None):
+    """"Ours": the one call to the engine, as a scan makes it: ``strategy="auto"`` with nothing
+    remembered (so it probes on a long enough grid; the probe counts in the start-up)."""
     metrics = ("loss",) + workload.metrics
-    return evaluate_surface(workload, state, plane, grid, metrics=metrics, chunk=chunk,
-                            use_stem=use_stem, on_chunk=on_chunk)
+    return evaluate_surface(workload.objective(state), plane, grid, metrics=metrics, chunk=chunk,
+                            stem=use_stem, on_chunk=on_chunk, choices={},
+                            on_plan=None if plans is None else plans.append)
 
 
 def ours_rates(workload, plane, grid, chunk, use_stem=True, state=None):
@@ -124,17 +127,17 @@ def ours_rates(workload, plane, grid, chunk, use_stem=True, state=None):
     ``steady``: points/s from the first chunk's arrival to the last's (the engine running);
     ``startup``: seconds before the engine runs (trace, compile, first chunk less its share);
     ``total``: points/s of the whole call; ``values``: what it returned."""
-    arrivals = []
+    arrivals, plans = [], []
     start = time.perf_counter()
     values = evaluate_ours(workload, {} if state is None else state, plane, grid, chunk=chunk,
-                           use_stem=use_stem,
+                           use_stem=use_stem, plans=plans,
                            on_chunk=lambda index, _: arrivals.append((time.perf_counter(), len(index))))
     total = time.perf_counter() - start
     if len(arrivals) < 3:
         raise SystemExit(f"grid of {grid.num_points} points too small for chunks of {chunk}")
     steady = sum(n for _, n in arrivals[1:]) / (arrivals[-1][0] - arrivals[0][0])
     return {"steady": steady, "startup": arrivals[0][0] - start - arrivals[0][1] / steady,
-            "total": grid.num_points / total, "values": values}
+            "total": grid.num_points / total, "values": values, "plan": plans[0]}
 
 
 def matmul_ceiling(sizes, num_samples, batch_size, stem=True, per_device=(2, 4, 8, 16)):
@@ -310,6 +313,8 @@ def net_rows(args, peak, letters) -> list[dict]:
             "torch_gflops": torch_best * gflop,
             "fraction_of_matmul_peak": best["steady"] * gflop / peak["jax_gflops"],
             "torch_fraction_of_matmul_peak": torch_best * gflop / peak["jax_gflops"],
+            "strategy": f"{best['plan'].strategy}/{best['plan'].chunk}",
+            "probe_rates": best["plan"].rates,
         }
         if not args.quick:
             one = strategy_rates(case.workload, case.state, plane, coords[:chunk])
@@ -325,7 +330,7 @@ def print_net_rows(rows) -> None:
           "1-dev vmap / lax.map = plain formulations on one device (full runs only)")
     print(f"{'case':40s} {'GFLOP/pt':>8s} {'ours pt/s':>9s} {'start s':>7s} {'torch':>8s} "
           f"{'×torch':>7s} {'paired':>7s} {'GFLOP/s':>8s} {'%peak':>6s} {'torch %':>7s} "
-          f"{'1-dev vmap':>10s} {'lax.map':>8s} {'check':>8s}")
+          f"{'1-dev vmap':>10s} {'lax.map':>8s} {'check':>8s} {'strategy':>9s}")
     for r in rows:
         vm = r.get("one_device_vmap_points_per_s", float("nan"))
         lm = r.get("one_device_lax.map_points_per_s", float("nan"))
@@ -334,7 +339,7 @@ def print_net_rows(rows) -> None:
               f"{r['vs_torch_paired_median']:7.2f} {r['useful_gflops']:8.1f} "
               f"{100 * r['fraction_of_matmul_peak']:6.1f} "
               f"{100 * r['torch_fraction_of_matmul_peak']:7.1f} {vm:10.2f} {lm:8.2f} "
-              f"{r['check_rel_diff']:8.1e}")
+              f"{r['check_rel_diff']:8.1e} {r['strategy']:>9s}")
 
 
 def mlp_rows(args, peak, letters) -> list[dict]:
@@ -358,7 +363,9 @@ def mlp_rows(args, peak, letters) -> list[dict]:
         torch_rate = max(t for _, t in rounds)
         plain = ours_rates(workload, plane, grid, chunk, use_stem=False)
         t_naive = naive_vmap_seconds(workload, plane, grid)
-        stem = _stem_pays(workload.stem, params)
+        batch = next(workload.train.batches(workload.batch_size))
+        split = split_at_stem(workload.loss, params, {}, batch)
+        stem = split is not None and split.pays
         ceiling = matmul_ceiling(case["sizes"], case["n"], case["batch"], stem=stem)
         flops = 2 * macs_per_sample(case["sizes"]) * case["n"]
         row = {
@@ -378,6 +385,7 @@ def mlp_rows(args, peak, letters) -> list[dict]:
             "ceiling_vs_torch": ceiling / torch_rate,
             "useful_gflops": ours["steady"] * flops / 1e9,
             "fraction_of_matmul_peak": ours["steady"] * flops / 1e9 / peak["jax_gflops"],
+            "strategy": f"{ours['plan'].strategy}/{ours['plan'].chunk}",
         }
         rows.append(row)
     return rows
@@ -389,7 +397,8 @@ def print_mlp_rows(rows) -> None:
           "ratios; ceiling = the per-point matrix products alone (see matmul_ceiling)")
     header = (f"{'case':44s} {'ours pt/s':>10s} {'start s':>8s} {'total':>8s} {'no-stem':>8s} "
               f"{'naive':>8s} {'torch':>8s} {'×torch':>7s} {'paired':>7s} {'total×t':>8s} "
-              f"{'×naive':>7s} {'ceiling':>8s} {'ceil×t':>7s} {'GFLOP/s':>8s} {'%peak':>6s}")
+              f"{'×naive':>7s} {'ceiling':>8s} {'ceil×t':>7s} {'GFLOP/s':>8s} {'%peak':>6s} "
+              f"{'strategy':>9s}")
     print(header)
     for r in rows:
         print(f"{r['case']:44s} {r['ours_points_per_s']:10.1f} {r['ours_startup_s']:8.2f} "
@@ -397,7 +406,8 @@ def print_mlp_rows(rows) -> None:
               f"{r['naive_vmap_points_per_s']:8.1f} {r['torch_points_per_s']:8.1f} {r['vs_torch']:7.2f} "
               f"{r['vs_torch_paired_median']:7.2f} {r['total_vs_torch']:8.2f} {r['vs_naive_vmap']:7.2f} "
               f"{r['matmul_ceiling_points_per_s']:8.1f} {r['ceiling_vs_torch']:7.2f} "
-              f"{r['useful_gflops']:8.1f} {100 * r['fraction_of_matmul_peak']:6.1f}")
+              f"{r['useful_gflops']:8.1f} {100 * r['fraction_of_matmul_peak']:6.1f} "
+              f"{r['strategy']:>9s}")
 
 
 def main() -> None:

@@ -213,7 +213,7 @@ def _shared_plan(recorded: dict) -> dict:
 
 
 def _recorded(existing: surface_h5.Surface, strategy: str, chunk: int | None) -> dict:
-    """The engine options a resumed file recorded: its strategy and chunk."""
+    """The engine options a resumed file recorded: its strategy, chunk and devices."""
     plan = SurfaceRecord.from_attrs(existing.attrs).strategy
     if not plan or plan.get("strategy") not in ("vmap", "map") or not isinstance(
             plan.get("chunk"), int):
@@ -222,7 +222,9 @@ def _recorded(existing: surface_h5.Surface, strategy: str, chunk: int | None) ->
         raise InputError(f"`strategy` (={strategy}) differs from the {plan['strategy']!r} this "
                          "file was scanned with: resuming keeps it (or overwrite the file)",
                          param="strategy")
-    return {"strategy": plan["strategy"], "chunk": chunk or plan["chunk"]}
+    devices = plan.get("devices")
+    return {"strategy": plan["strategy"], "chunk": chunk or plan["chunk"],
+            **({"devices": devices} if isinstance(devices, int) and devices > 0 else {})}
 
 
 def _in_memory(objective, plane, grid, record: SurfaceRecord, trajectories, on_progress,

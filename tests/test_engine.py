@@ -184,13 +184,16 @@ def test_the_probe_times_each_strategy_and_is_remembered():
     plane, grid = random_plane(params, seed=7), Grid.from_specs("-1:1:9", "-1:1:9")
     choices, plans = {}, []
     got = evaluate_surface(objective, plane, grid, chunk=4, choices=choices, on_plan=plans.append)
-    assert plans[0].source == "probe" and set(plans[0].rates) == set(STRATEGIES)
+    # Each strategy on all four devices and on one (whose ops then use every core).
+    assert plans[0].source == "probe"
+    assert set(plans[0].rates) == {f"{s}/{n}" for s in STRATEGIES for n in (4, 1)}
     assert all(rate > 0 for rate in plans[0].rates.values())
     (entry,) = choices.values()
-    assert entry["strategy"] == plans[0].strategy
+    assert (entry["strategy"], entry["devices"]) == (plans[0].strategy, plans[0].devices)
     np.testing.assert_allclose(got["train_loss"], _direct(objective, plane, grid), rtol=1e-5)
     evaluate_surface(objective, plane, grid, chunk=4, choices=choices, on_plan=plans.append)
     assert plans[1].source == "cache" and plans[1].strategy == plans[0].strategy
+    assert plans[1].devices == plans[0].devices
 
 
 def test_a_short_scan_takes_the_rule_of_thumb():

@@ -13,6 +13,8 @@ Two strategies, both exact (they differ only in float rounding):
 choice remembered for the same computation on the same devices, else — for a scan long enough
 to pay for it — a probe that times one chunk of each candidate on the real workload and keeps
 the fastest (its chunk of results is kept too), else a rule of thumb (convolutions → ``map``).
+On a CPU with a device per core, each strategy is also tried on one device, whose ops then use
+every core.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class Plan:
         of thumb, for short scans).
       rates: points per second of each candidate measured by a probe (or remembered).
       stem: the name of the parameter leaf whose layer is shared by every point, or None.
+      devices: how many devices the chunks are sharded over (on a CPU, one device may run
+        each op on every core instead).
     """
 
     strategy: str
@@ -52,16 +56,28 @@ class Plan:
     source: str
     rates: dict[str, float] = dataclasses.field(default_factory=dict)
     stem: str | None = None
+    devices: int = 1
 
     @property
     def rate(self) -> float | None:
         """Points per second of the chosen strategy, where measured."""
-        return self.rates.get(self.strategy)
+        return self.rates.get(label(self.strategy, self.devices))
 
     def record(self) -> dict[str, Any]:
         """As stored in a surface file's provenance."""
-        return {"strategy": self.strategy, "chunk": self.chunk, "source": self.source,
-                "rates": {k: round(v, 4) for k, v in self.rates.items()}, "stem": self.stem}
+        return {"strategy": self.strategy, "chunk": self.chunk, "devices": self.devices,
+                "source": self.source, "rates": {k: round(v, 4) for k, v in self.rates.items()},
+                "stem": self.stem}
+
+
+def label(strategy: str, devices: int) -> str:
+    """``"map/1"``: a strategy on a number of devices, as probe rates are keyed."""
+    return f"{strategy}/{devices}"
+
+
+def parse_label(text: str) -> tuple[str, int]:
+    name, _, devices = text.partition("/")
+    return name, int(devices)
 
 
 def rule_of_thumb(has_conv: bool) -> str:
@@ -77,15 +93,15 @@ def fingerprint(*parts: Any) -> str:
 
 
 Candidate = Callable[[str], tuple[Callable[[], dict[str, jax.Array]], int]]
-"""``candidate(strategy) -> (run first chunk, chunk size)``: compile a strategy's program and
+"""``candidate(label) -> (run first chunk, chunk size)``: compile a candidate's program and
 return a function that dispatches its first chunk."""
 
 
-def probe(candidate: Candidate, strategies: tuple[str, ...], default: str
+def probe(candidate: Candidate, strategies: list[str], default: str
           ) -> tuple[str, dict[str, float], dict[str, Any]]:
-    """Time the first chunk of each strategy; returns (winner, {strategy: points/s}, the
-    winner's outputs for its first chunk). The rule of thumb's ``default`` keeps its place
-    unless another strategy is at least :data:`FASTER_BY` faster (noise must not flip it)."""
+    """Time the first chunk of each candidate (a :func:`label`); returns (winner, {candidate:
+    points/s}, the winner's outputs for its first chunk). The rule of thumb's ``default`` keeps
+    its place unless another is at least :data:`FASTER_BY` faster (noise must not flip it)."""
     rates, outputs = {}, {}
     for strategy in strategies:
         run, chunk = candidate(strategy)

@@ -61,6 +61,7 @@ def evaluate_surface(
     choices: MutableMapping | None = None,
     on_plan: Callable[[strategies.Plan], None] | None = None,
     probe: bool = True,
+    devices: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Evaluate the requested metrics at every grid point of ``plane``.
 
@@ -81,6 +82,9 @@ def evaluate_surface(
         is reported (e.g. to record it in a file).
       probe: whether ``auto`` may time the candidates (not in a multi-process run, where every
         process must choose the same; it then takes the rule of thumb).
+      devices: with a forced ``strategy``, how many of the mesh's devices to shard over
+        (e.g. as a file being resumed recorded it); default: the rule (on a CPU, ``map`` on one
+        device, whose ops use every core; ``vmap`` on all).
 
     Returns:
       ``{f"{split}_{metric}": array shaped grid.shape}``; points not evaluated are NaN.
@@ -92,44 +96,80 @@ def evaluate_surface(
                          f"{', '.join(strategies.STRATEGIES)}", param="strategy")
     if plane.ndim != grid.ndim:
         raise InputError(f"a {plane.ndim}D plane cannot be scanned over a {grid.ndim}D grid")
+    given_mesh = mesh is not None
     mesh = mesh or default_mesh()
     grid.checked_size(len(names))
     todo = todo_points(grid, done)
     if not todo.size:
         return {name: np.full(grid.shape, np.nan) for name in names}
-    setup = _Setup.build(objective, plane, splits, tuple(metrics), mesh, use_stem=stem)
+    setups: dict[int, _Setup] = {}
+
+    def setup_on(devices: int) -> _Setup:  # the data placed on the first `devices` devices
+        if devices not in setups:
+            sub = mesh if devices == mesh.devices.size else _first_devices(mesh, devices)
+            setups[devices] = _Setup.build(objective, plane, splits, tuple(metrics), sub,
+                                           use_stem=stem)
+        return setups[devices]
+
+    total = mesh.devices.size
+    # On a CPU, one device runs each op on every core (XLA's intra-op threads) where one device
+    # per core runs one op per core: which is faster depends on the model (measured: points in
+    # sequence on one device are 2x faster than on two for convnets and the GPT). Not when the
+    # caller chose the mesh, nor across processes.
+    counts = ((total, 1) if total > 1 and not given_mesh and probe
+              and mesh.devices.flat[0].platform == "cpu" else (total,))
+    base = setup_on(total)
+    default = strategies.rule_of_thumb(base.has_conv)
+
+    def devices_for(name: str) -> int:
+        return min(counts) if name == "map" else total
 
     fixed = strategy if strategy != "auto" else None
-    key = strategies.fingerprint(setup.jaxpr_text, setup.shapes_text, tuple(metrics), chunk)
+    key = strategies.fingerprint(base.jaxpr_text, base.shapes_text, tuple(metrics), chunk,
+                                 counts)
     cached = None if fixed or not probe else strategies.remembered(choices, key)
-    default = strategies.rule_of_thumb(setup.has_conv)
     first = None
     if fixed or cached:
         name = fixed or cached["strategy"]
-        dispatch, size = setup.program(name, cached["chunk"] if cached and chunk is None else chunk,
-                                       todo.size)
+        devices = (devices or devices_for(name)) if fixed else cached.get("devices", total)
+        if devices not in counts:
+            devices = total
+        size_wanted = cached["chunk"] if cached and chunk is None else chunk
+        dispatch, size = setup_on(devices).program(name, size_wanted, todo.size)
         plan = strategies.Plan(name, size, "forced" if fixed else "cache",
-                               {} if fixed else dict(cached.get("rates", {})), setup.stem_name)
+                               {} if fixed else dict(cached.get("rates", {})), base.stem_name,
+                               devices)
     else:
-        _, default_size = setup.program(default, chunk, todo.size)
+        _, default_size = setup_on(devices_for(default)).program(default, chunk, todo.size)
         if not probe or todo.size < strategies.PROBE_MIN_CHUNKS * default_size:
-            dispatch, size = setup.program(default, chunk, todo.size)
-            plan = strategies.Plan(default, size, "rule", {}, setup.stem_name)
+            devices = devices_for(default)
+            dispatch, size = setup_on(devices).program(default, chunk, todo.size)
+            plan = strategies.Plan(default, size, "rule", {}, base.stem_name, devices)
         else:
-            def candidate(name):
-                run, size = setup.program(name, chunk, todo.size)
+            def candidate(label):
+                name, devices = strategies.parse_label(label)
+                run, size = setup_on(devices).program(name, chunk, todo.size)
                 coords = chunk_coordinates(grid, todo[:size], size)
                 return (lambda: run(coords)), size
 
-            name, rates, first = strategies.probe(candidate, strategies.STRATEGIES, default)
-            dispatch, size = setup.program(name, chunk, todo.size)
-            plan = strategies.Plan(name, size, "probe", rates, setup.stem_name)
+            labels = [strategies.label(name, n) for name in strategies.STRATEGIES for n in counts]
+            winner, rates, first = strategies.probe(
+                candidate, labels, strategies.label(default, devices_for(default)))
+            name, devices = strategies.parse_label(winner)
+            dispatch, size = setup_on(devices).program(name, chunk, todo.size)
+            plan = strategies.Plan(name, size, "probe", rates, base.stem_name, devices)
             if choices is not None:
-                choices[key] = {"strategy": name, "chunk": size, "rates": rates}
+                choices[key] = {"strategy": name, "chunk": size, "devices": devices,
+                                "rates": rates}
     if on_plan is not None:
         on_plan(plan)
     return run_chunks(dispatch, size, tuple(sorted(names)), grid, todo, on_chunk=on_chunk,
                       first=first)
+
+
+def _first_devices(mesh: Mesh, count: int) -> Mesh:
+    return jax.make_mesh((count,), mesh.axis_names, axis_types=(jax.sharding.AxisType.Auto,),
+                         devices=list(mesh.devices.flat)[:count])
 
 
 @dataclasses.dataclass(eq=False)
@@ -341,7 +381,8 @@ class _Stem:
         nbytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(shapes))
         if nbytes * sharding.mesh.devices.size > budget:
             return None
-        return cached_jit(("products", key), compute, out_shardings=sharding)(plane, state, batches)
+        return cached_jit(("products", key, sharding), compute, out_shardings=sharding)(
+            plane, state, batches)
 
 
 def _avals(batch) -> Hashable:

@@ -81,6 +81,10 @@ def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories,
 
     if vmin is not None and vmax is not None and not vmin < vmax:
         raise click.BadParameter(f"(={vmin}) must be below --vmax (={vmax})", param_hint="--vmin")
+    for name, bound in (("--vmin", vmin), ("--vmax", vmax)):
+        if log and bound is not None and not bound > 0:
+            raise InputError(f"`{name}` (={bound}) must be > 0 with `--log`: a log scale holds "
+                             "positive values only")
     surface = surface_h5.read(file)
     density = surface_h5.read_density(file)
     grid, attrs = surface.grid, surface.attrs
@@ -96,6 +100,9 @@ def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories,
                          f"{', '.join(sorted(surface.values)) or 'no metric'}")
     if kind in KINDS_2D and grid.ndim == 1:
         raise InputError(f"`--kind {kind}` needs a 2D surface; {file} is 1D (use --kind curve)")
+    if kind == "curve" and grid.ndim == 2:
+        raise InputError(f"`--kind curve` needs a 1D surface; {file} is 2D (use --kind "
+                         f"{', '.join(KINDS_2D[:-1])} or {KINDS_2D[-1]})")
     if kind == "hessian" and not has_hessian:
         raise InputError(f"`--kind hessian` needs datasets max_eig and min_eig; {file} has none")
     if kind == "density" and density is None:

@@ -33,9 +33,13 @@ def masked(z: np.ndarray, *, log: bool = False) -> np.ma.MaskedArray:
     return np.ma.masked_array(np.where(bad, np.nan, z), mask=bad)
 
 
-def color_range(z: np.ma.MaskedArray, vmin: float | None, vmax: float | None
-                ) -> tuple[float, float]:
-    """``(vmin, vmax)``: the given bounds, else the finite data range (never empty)."""
+def color_range(z: np.ma.MaskedArray, vmin: float | None, vmax: float | None, *,
+                log: bool = False) -> tuple[float, float]:
+    """``(vmin, vmax)``: the given bounds, else the finite data range (never empty). On a log
+    scale (``log``) a given bound must be > 0: ValueError otherwise."""
+    for name, bound in (("vmin", vmin), ("vmax", vmax)):
+        if log and bound is not None and not bound > 0:
+            raise ValueError(f"`{name}` (={bound}) must be > 0 on a log scale")
     data = z.compressed()
     lo = vmin if vmin is not None else (float(data.min()) if data.size else 0.0)
     hi = vmax if vmax is not None else (float(data.max()) if data.size else 1.0)
@@ -49,7 +53,7 @@ def norm_and_levels(z: np.ma.MaskedArray, *, levels: Levels = 30, vmin: float | 
                     ) -> tuple[Normalize, np.ndarray]:
     """A colour norm and contour levels: ``levels`` log-spaced values over (vmin, vmax) when
     ``log``, else about ``levels`` round values spanning them."""
-    lo, hi = color_range(z, vmin, vmax)
+    lo, hi = color_range(z, vmin, vmax, log=log)
     if log:
         lo = max(lo, hi * 1e-12)
         norm: Normalize = LogNorm(lo, hi)
@@ -112,7 +116,7 @@ def plot_heatmap(
     _check_2d(grid, z)
     zm = masked(z, log=log)
     if norm is None:
-        lo, hi = color_range(zm, vmin, vmax)
+        lo, hi = color_range(zm, vmin, vmax, log=log)
         norm = LogNorm(max(lo, hi * 1e-12), hi) if log else Normalize(lo, hi)
     return ax.pcolormesh(grid.x, grid.y, zm, shading="nearest", norm=norm, cmap=cmap,
                          rasterized=True)
@@ -137,7 +141,7 @@ def plot_surface_3d(
     _check_2d(grid, z)
     zm = masked(z, log=log)
     lo, hi = color_range(zm, vmin, None if vmax is None and zmax is None else
-                         min(v for v in (vmax, zmax) if v is not None))
+                         min(v for v in (vmax, zmax) if v is not None), log=log)
     if log:
         lo = max(lo, hi * 1e-12)
     heights = np.clip(zm.filled(np.nan), lo, hi)

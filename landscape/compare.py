@@ -80,6 +80,22 @@ def function_optimizer(name: str, *, steps: int, learning_rate: float | None = N
     return transformation, description
 
 
+def check_start(fn: Callable[[jax.Array], jax.Array], start: Sequence[float]) -> None:
+    """Refuse (:class:`InputError`) a start where ``fn`` or its gradient is not finite in
+    float32, the precision :func:`run_on_function` runs in: no optimizer could take a step
+    there, and the path and the plot's box would be made of infinities."""
+    theta = jnp.asarray(start, jnp.float32)
+    value, grad = jax.jit(jax.value_and_grad(fn))(theta)
+    where = f"at ({float(start[0]):g}, {float(start[1]):g}) in float32"
+    if not np.isfinite(value):
+        raise InputError(f"f(x, y) is {float(value):g} {where}, the precision the optimizers "
+                         "run in; start where f and its gradient are finite")
+    if not np.isfinite(grad).all():
+        raise InputError(f"f(x, y) is finite but its gradient is not finite {where}, the "
+                         "precision the optimizers run in; start where f and its gradient are "
+                         "finite")
+
+
 def run_on_function(fn: Callable[[jax.Array], jax.Array], optimizer: optax.GradientTransformation,
                     start: Sequence[float], *, steps: int) -> np.ndarray:
     """Run ``optimizer`` on ``fn`` from ``start`` for ``steps`` steps (float32, one compiled

@@ -96,6 +96,13 @@ def plot_function(name, num, levels, scale, start, steps, lr, fmt, dpi, out):
     log = scale == "log" or (scale == "auto" and function.min_value >= 0)
     path, label = None, "gradient descent"
     if start is not None:
+        from landscape.compare import check_start
+        from landscape.errors import InputError
+
+        try:
+            check_start(function.fn, start)
+        except InputError as exc:
+            raise InputError(f"`--path-from` (={start[0]:g},{start[1]:g}): {exc}") from None
         path = descent_path(function.fn, start, steps=steps, lr=lr)
         label = f"gradient descent (lr {lr:g}, {steps} steps)"
         end = path[-1]

@@ -20,6 +20,7 @@ from landscape.plot.hessian import plot_eigen_maps, plot_spectral_density
 from landscape.plot.overlay import mark_points, plane_axis_labels, plot_trajectories
 from landscape.plot.surface import (
     Levels,
+    log_levels,
     plot_contour,
     plot_curves,
     plot_heatmap,
@@ -166,11 +167,8 @@ def function_figure(
     the known minima starred and an optional descent path, and the 3D surface beside them."""
     fig = Figure(figsize=(12, 5), layout="constrained")
     ax = fig.add_subplot(1, 2, 1)
-    if log:
-        finite = z[np.isfinite(z) & (z > 0)]
-        hi = float(finite.max()) if finite.size else 1.0
-        lo = max(float(finite.min()) if finite.size else hi, hi * 1e-5)
-        levels = np.geomspace(lo, hi, levels) if isinstance(levels, int) else levels
+    if log and isinstance(levels, int):
+        levels = log_levels(z, levels)
     contours = plot_contour(ax, grid, z, levels=levels, log=log, filled=False, mark_origin=False)
     _colorbar(fig, contours, ax, label=_label("f(x, y)", log))
     mark_points(ax, minima, label="global minimum")

@@ -65,6 +65,19 @@ def norm_and_levels(z: np.ma.MaskedArray, *, levels: Levels = 30, vmin: float | 
     return norm, np.asarray(bounds, np.float64)
 
 
+def log_levels(z: np.ndarray, count: int, *, span: float = 1e-5) -> np.ndarray:
+    """``count`` log-spaced levels from the smallest positive finite value of ``z`` (but at
+    most ``span`` below the largest) to the largest; a decade above a single value (one level
+    repeated would not be increasing, which matplotlib refuses)."""
+    finite = np.asarray(z, np.float64)
+    finite = finite[np.isfinite(finite) & (finite > 0)]
+    hi = float(finite.max()) if finite.size else 1.0
+    lo = max(float(finite.min()) if finite.size else hi, hi * span)
+    if not hi > lo:
+        hi = lo * 10.0
+    return np.geomspace(lo, hi, count)
+
+
 def _check_2d(grid: Grid, z: np.ndarray) -> None:
     if grid.y is None or np.shape(z) != grid.shape:
         raise ValueError(f"a 2D grid and values shaped (ny, nx) = {grid.shape} are needed, "

@@ -66,3 +66,43 @@ def test_plot_function_refuses_a_path_start_where_the_function_overflows(tmp_pat
         "Error: `--path-from` (=1e+30,1e+30): f(x, y) is inf at (1e+30, 1e+30) in float32, the "
         "precision the optimizers run in; start where f and its gradient are finite"]
     assert not list(tmp_path.iterdir())
+
+
+def _network_runs():
+    """Three runs from one initial point: a converges, b diverges after a loss far above every
+    other, c blows up without diverging (ends above where it started)."""
+    import dataclasses
+
+    from landscape.recorder import Divergence
+    from test_compare import _run
+
+    rng = np.random.default_rng(4)
+    init = rng.normal(size=7)
+    rows = {name: [init, *(init + rng.normal(size=(3, 7)))] for name in "abc"}
+    runs = {"a": _run(rows["a"], [4.0, 3.0, 2.0, 1.0]),
+            "b": _run(rows["b"], [4.0, 2.5, 1e18, 2.8e18]),
+            "c": _run(rows["c"], [4.0, 9.0, 30.0, 67.0])}
+    runs["b"] = dataclasses.replace(runs["b"], status="diverged",
+                                    divergence=Divergence(40, math.nan, "train"))
+    return runs
+
+
+def test_a_diverged_run_does_not_set_the_steps_to_threshold():
+    _, paths, _ = compare.runs_on_plane(_network_runs(), reference="a")
+    assert [p.diverged_at for p in paths] == [None, 40, None]
+    threshold = compare.default_threshold(paths)
+    assert threshold == 1.0  # a's final loss: b diverged, c ends above its start
+    rows = compare.summarize(paths, threshold)
+    assert [row["steps_to_threshold"] for row in rows] == [30, None, None]
+    assert "steps to 1 " in compare.format_summary(rows, threshold).splitlines()[0] + " "
+
+
+def test_without_a_run_that_makes_progress_there_is_no_threshold_column():
+    runs = _network_runs()
+    del runs["a"]
+    _, paths, _ = compare.runs_on_plane(runs, reference="b")
+    threshold = compare.default_threshold(paths)
+    assert math.isnan(threshold)
+    rows = compare.summarize(paths, threshold)
+    assert [row["steps_to_threshold"] for row in rows] == [None, None]
+    assert "steps to" not in compare.format_summary(rows, threshold)

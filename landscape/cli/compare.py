@@ -112,8 +112,8 @@ def _learning_rates(ctx, param, values: tuple[str, ...]) -> dict[str, float]:
                    f"from the Rosenbrock table; on a workload {NETWORK_STEPS}].")
 @click.option("--threshold", type=FiniteFloat(), default=None,
               help="Loss for the `steps_to_threshold` column [default: minimum + 1e-4 on a "
-                   "function; on a workload the highest final loss, so every optimizer gets a "
-                   "number].")
+                   "function; on a workload the highest final loss among the runs that did not "
+                   "diverge and end below their initial loss, so each of them gets a number].")
 @click.option("--grid", "num", type=click.IntRange(3, MAX_FUNCTION_GRID), default=None,
               help=f"Points per axis [default: {FUNCTION_GRID} on a function over its usual box, "
                    f"{NETWORK_GRID} on a workload over the box of the projected paths].")

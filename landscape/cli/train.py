@@ -93,8 +93,9 @@ def train(workload, optimizer_names, steps, batch_size, lr, record_every, data_d
 
     from landscape.data import get_workload
     from landscape.data.files import ENV_VAR
+    from landscape.errors import user_code
     from landscape.runs import CHECKPOINT, RUN_JSON, start_run
-    from landscape.train import OptimizerSpec
+    from landscape.train import OptimizerSpec, check_loss
     from landscape.train import train as train_run
 
     if data_dir is not None:
@@ -110,8 +111,10 @@ def train(workload, optimizer_names, steps, batch_size, lr, record_every, data_d
                     raise click.UsageError(f"{directory} already holds a run; choose another "
                                            "`--out` or pass `--overwrite` to replace it")
     wl = get_workload(workload)
+    with user_code(f"the init of workload {workload!r}"):
+        init = wl.init(jax.random.split(jax.random.key(seed))[0])  # as train(seed=...) draws
+    check_loss(wl, *init, min(batch_size, len(wl.train)))  # before any run directory is made
     make_out_dir(out)
-    init = wl.init(jax.random.split(jax.random.key(seed))[0])  # what train(seed=...) would draw
     extra = {} if workload == wl.name else {"workload_source": workload}
 
     paths, summaries, diverged = [], [], []

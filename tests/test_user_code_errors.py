@@ -137,5 +137,6 @@ def test_blame_user_code_checks_the_user_code_only_when_a_call_fails():
     with pytest.raises(IndexError, match="our bug"):  # the user's code is fine: ours propagates
         blame_user_code(user_loss_ok)(our_step)(-1)
     assert checks == ["ok"]
-    with pytest.raises(InputError, match="^the loss of workload 'w' raised ValueError: bad labels$"):
+    with pytest.raises(InputError, match="^the loss of workload 'w' raised ValueError: bad "
+                                         "labels$"):
         blame_user_code(user_loss_broken)(our_step)(-1)

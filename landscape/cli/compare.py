@@ -31,6 +31,7 @@ from landscape.cli.options import (
     library_errors,
     make_out_dir,
     out_option,
+    printable,
     quiet_option,
     seed_option,
 )
@@ -83,8 +84,9 @@ def _learning_rates(ctx, param, values: tuple[str, ...]) -> dict[str, float]:
         except ValueError:
             rate = math.nan
         if not rate > 0 or not math.isfinite(rate):
-            raise click.BadParameter(f"(={value}) must look like NAME=VALUE (one optimizer) or "
-                                     "VALUE (all), with VALUE a number > 0, e.g. adam=0.05")
+            raise click.BadParameter(f"(={printable(value)}) must look like NAME=VALUE (one "
+                                     "optimizer) or VALUE (all), with VALUE a number > 0, e.g. "
+                                     "adam=0.05")
         rates[name.strip() or "*"] = rate
     return rates
 
@@ -198,8 +200,9 @@ def compare(function_name, workload, optimizer_names, rates, start, steps, thres
         names = optimizers.names()
     unknown = [name for name in rates if name != "*" and name not in names]
     if unknown:
-        raise click.BadParameter(f"(={unknown[0]}=...) names an optimizer that is not compared; "
-                                 f"compared: {', '.join(names)}", param_hint="'--lr'")
+        raise click.BadParameter(f"(={printable(unknown[0])}=...) names an optimizer that is "
+                                 f"not compared; compared: {', '.join(names)}",
+                                 param_hint="'--lr'")
     out = make_out_dir(out)
     from landscape.io.lock import exclusive
 

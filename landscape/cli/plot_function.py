@@ -17,6 +17,7 @@ from landscape.cli.options import (
     library_errors,
     make_out_dir,
     out_option,
+    printable,
 )
 from landscape.cli.plot import save_figure
 
@@ -35,9 +36,10 @@ def parse_point(ctx, param, value: str | None) -> tuple[float, float] | None:
     try:
         x, y = (float(part) for part in value.split(","))
     except ValueError:
-        raise click.BadParameter(f"(={value}) must look like X,Y, e.g. -1.5,2") from None
+        raise click.BadParameter(f"(={printable(value)}) must look like X,Y, e.g. -1.5,2"
+                                 ) from None
     if not (np.isfinite(x) and np.isfinite(y)):
-        raise click.BadParameter(f"(={value}) must be finite numbers")
+        raise click.BadParameter(f"(={printable(value)}) must be finite numbers")
     return x, y
 
 

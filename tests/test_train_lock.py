@@ -57,3 +57,15 @@ def test_the_locks_are_held_while_the_runs_train_and_dropped_after(tmp_path, mon
     assert len(seen) == 4 and all("in use by another train" in text for text in seen)
     assert sorted(os.listdir(tmp_path)) == ["adam", "sgd"]  # the lock files are removed
     check_free(tmp_path / "adam")
+
+
+def test_a_batch_size_beyond_the_training_set_is_said_not_silently_clamped(tmp_path):
+    import json
+
+    result = CliRunner().invoke(main, ["train", *TINY[:-3], "--batch-size", "100000000",
+                                       "--quiet", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert ("warning: `--batch-size` (=100000000) is larger than the training set of "
+            "`test_train_lock:tiny_sine` (40 samples): every step uses all 40") in result.output
+    with open(tmp_path / "adam" / "run.json") as handle:
+        assert json.load(handle)["batch_size"] == 40

@@ -59,7 +59,8 @@ def _optimizer_names(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Minibatch steps per optimizer.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True,
-              help="Minibatch size (at most the training set size).")
+              help="Minibatch size; a larger one than the training set is cut to its size "
+                   "(with a warning).")
 @click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Learning rate for every optimizer [default: each optimizer's own default].")
 @click.option("--record-every", type=click.IntRange(min=1), default=50, show_default=True,
@@ -114,6 +115,10 @@ def train(workload, optimizer_names, steps, batch_size, lr, record_every, data_d
             locks.enter_context(exclusive(directory, what="train"))
         _refuse_existing_runs(directories, overwrite)  # again: no other train can write now
         wl = get_workload(workload)
+        if batch_size > len(wl.train):
+            click.echo(f"warning: `--batch-size` (={batch_size}) is larger than the training set "
+                       f"of `{workload}` ({len(wl.train)} samples): every step uses all "
+                       f"{len(wl.train)}", err=True)
         with user_code(f"the init of workload {workload!r}"):
             init = wl.init(jax.random.split(jax.random.key(seed))[0])  # as train(seed=...) draws
         check_loss(wl, *init, min(batch_size, len(wl.train)))  # before any run directory is made

@@ -7,6 +7,7 @@ from click.testing import CliRunner
 from synthetic_surfaces import make_surface
 
 from landscape.cli import main
+from landscape.grid import Grid
 
 
 def run(*args):
@@ -67,3 +68,30 @@ def test_the_plot_functions_refuse_a_log_scale_bound_at_or_below_zero():
     for draw in (plot_contour, plot_heatmap):
         with pytest.raises(ValueError, match=r"`vmin` \(=-5\) must be > 0 on a log scale"):
             draw(ax, grid, np.ones((4, 3)), vmin=-5, vmax=-1, log=True)
+
+
+def test_plot_function_log_scale_of_a_signed_function_draws_both_signs(tmp_path):
+    """`saddle` is x² − y²: a log scale of f would drop the half where f < 0; it is drawn on a
+    symmetric log scale (sign · log |f|) and the command says so."""
+    from matplotlib.colors import SymLogNorm
+    from matplotlib.contour import ContourSet
+
+    from landscape.data.functions import get_function
+    from landscape.plot import function_figure
+
+    function = get_function("saddle")
+    grid = Grid(np.linspace(-2, 2, 41), np.linspace(-2, 2, 41))
+    z = function.on_grid(grid.x, grid.y)
+    figure = function_figure(grid, z, log=True, levels=25)
+    (contours,) = [c for c in figure.axes[0].collections if isinstance(c, ContourSet)]
+    assert isinstance(contours.norm, SymLogNorm)
+    levels = np.asarray(contours.levels)
+    assert levels.min() < -3 and levels.max() > 3 and 0.0 in levels  # both halves, and f = 0
+    np.testing.assert_allclose(levels, -levels[::-1])  # symmetric
+    assert "symmetric log" in figure.axes[1].get_ylabel()  # the colour bar says what it is
+
+    result = run("plot-function", "saddle", "--scale", "log", "--grid", "30", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert ("note: saddle takes negative values on its box: `--scale log` draws a symmetric log "
+            "scale (the sign of f times log |f|, linear within ±0.08)") in result.output
+    assert (tmp_path / "saddle.png").is_file()

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import LogNorm
+from matplotlib.colors import LogNorm, SymLogNorm
 from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 
@@ -21,6 +21,7 @@ from landscape.plot.overlay import mark_points, plane_axis_labels, plot_trajecto
 from landscape.plot.surface import (
     Levels,
     log_levels,
+    symmetric_log_levels,
     plot_contour,
     plot_curves,
     plot_heatmap,
@@ -30,14 +31,16 @@ from landscape.plot.surface import (
 KINDS_2D = ("contour", "filled", "heatmap", "surface3d")
 
 
-def _label(metric: str, log: bool) -> str:
+def _label(metric: str, log: bool, *, symmetric: bool = False) -> str:
+    if symmetric:
+        return f"{metric} (symmetric log scale)"
     return f"{metric} (log scale)" if log else metric
 
 
 def _colorbar(fig: Figure, drawn, ax, *, label: str, **kwargs):
     """A colour bar; for contours on a log scale a continuous one, so that its ticks are decades
     rather than the (arbitrary) level values."""
-    if isinstance(drawn, ContourSet) and isinstance(drawn.norm, LogNorm):
+    if isinstance(drawn, ContourSet) and isinstance(drawn.norm, (LogNorm, SymLogNorm)):
         drawn = ScalarMappable(norm=drawn.norm, cmap=drawn.cmap)
     return fig.colorbar(drawn, ax=ax, label=label, **kwargs)
 
@@ -164,13 +167,22 @@ def function_figure(
     title: str = "",
 ) -> Figure:
     """The seed article's Figure 1 layout: contour lines (log-spaced levels when ``log``) with
-    the known minima starred and an optional descent path, and the 3D surface beside them."""
+    the known minima starred and an optional descent path, and the 3D surface beside them.
+
+    ``log`` on a function that takes negative values (a saddle) is a symmetric log scale
+    (:func:`~landscape.plot.surface.symmetric_log_levels`): a log scale would drop them."""
     fig = Figure(figsize=(12, 5), layout="constrained")
     ax = fig.add_subplot(1, 2, 1)
-    if log and isinstance(levels, int):
+    finite = np.asarray(z)[np.isfinite(z)]
+    symmetric = log and bool((finite < 0).any()) and isinstance(levels, int)
+    norm = None
+    if symmetric:
+        norm, levels = symmetric_log_levels(z, levels)
+    elif log and isinstance(levels, int):
         levels = log_levels(z, levels)
-    contours = plot_contour(ax, grid, z, levels=levels, log=log, filled=False, mark_origin=False)
-    _colorbar(fig, contours, ax, label=_label("f(x, y)", log))
+    contours = plot_contour(ax, grid, z, levels=levels, log=log and not symmetric, filled=False,
+                            mark_origin=False, norm=norm)
+    _colorbar(fig, contours, ax, label=_label("f(x, y)", log, symmetric=symmetric))
     mark_points(ax, minima, label="global minimum")
     mark_points(ax, saddles, label="saddle point", marker="X", color="orange", size=11)
     if path is not None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.collections import QuadMesh
-from matplotlib.colors import LogNorm, Normalize
+from matplotlib.colors import LogNorm, Normalize, SymLogNorm
 from matplotlib.contour import QuadContourSet
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
@@ -78,6 +78,22 @@ def log_levels(z: np.ndarray, count: int, *, span: float = 1e-5) -> np.ndarray:
     return np.geomspace(lo, hi, count)
 
 
+SYMLOG_LINEAR = 0.02  # a symmetric log scale is linear within this fraction of the largest |z|
+
+
+def symmetric_log_levels(z: np.ndarray, count: int) -> tuple[SymLogNorm, np.ndarray]:
+    """A symmetric log scale for values of both signs (a log scale would drop the negative
+    ones): log |z| with its sign, linear within ±``SYMLOG_LINEAR`` of the largest |z|, and
+    ``count`` levels symmetric about 0 (0 itself included), log-spaced in magnitude."""
+    finite = np.abs(np.asarray(z, np.float64))
+    finite = finite[np.isfinite(finite)]
+    top = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    linear = top * SYMLOG_LINEAR
+    magnitudes = np.geomspace(linear, top, max(1, (count - 1) // 2))
+    norm = SymLogNorm(linthresh=linear, vmin=-top, vmax=top)
+    return norm, np.concatenate([-magnitudes[::-1], [0.0], magnitudes])
+
+
 def _check_2d(grid: Grid, z: np.ndarray) -> None:
     if grid.y is None or np.shape(z) != grid.shape:
         raise ValueError(f"a 2D grid and values shaped (ny, nx) = {grid.shape} are needed, "
@@ -96,11 +112,17 @@ def plot_contour(
     filled: bool = True,
     cmap: str = CMAP,
     mark_origin: bool = True,
+    norm: Normalize | None = None,
 ) -> QuadContourSet:
-    """Contour lines (``filled=False``) or filled contours of ``z``; the origin starred."""
+    """Contour lines (``filled=False``) or filled contours of ``z``; the origin starred.
+    ``norm`` (with ``levels`` a sequence) replaces the scale ``log``/``vmin``/``vmax`` make,
+    e.g. :func:`symmetric_log_levels`'."""
     _check_2d(grid, z)
     zm = masked(z, log=log)
-    norm, bounds = norm_and_levels(zm, levels=levels, vmin=vmin, vmax=vmax, log=log)
+    if norm is None:
+        norm, bounds = norm_and_levels(zm, levels=levels, vmin=vmin, vmax=vmax, log=log)
+    else:
+        bounds = np.asarray(levels, np.float64)
     if filled:
         drawn = ax.contourf(grid.x, grid.y, zm, levels=bounds, norm=norm, cmap=cmap, extend="both")
     else:

@@ -51,3 +51,12 @@ def test_a_bad_sync_period_is_still_refused_concrete_or_as_an_array(bad):
     for value in (bad, np.asarray(bad)):
         with pytest.raises(optimizers.HyperparameterError, match="`sync_period`"):
             optimizers.lookahead(optimizers.sgd(0.1), sync_period=value)
+
+
+def test_the_eps_placement_is_checked():
+    """(Ranger adds ε to √v as its reference code does: the NumPy transcription of that code in
+    test_optimizers_transcriptions.py checks its trajectory; RAdam keeps ε on √v̂.)"""
+    for factory in (optimizers.scale_by_radam, lambda **kw: optimizers.radam(1e-3, **kw)):
+        with pytest.raises(optimizers.HyperparameterError,
+                           match="`eps_on` \\(='vhat'\\) must be one of v_hat, v"):
+            factory(eps_on="vhat")

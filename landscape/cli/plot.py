@@ -73,6 +73,7 @@ def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories,
     from landscape.io import surface_h5
     from landscape.plot import (
         KINDS_2D,
+        completion_note,
         curves_figure,
         density_figure,
         hessian_figure,
@@ -114,10 +115,14 @@ def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories,
     stem = os.path.join(make_out_dir(out), os.path.splitext(os.path.basename(file))[0])
     workload = attrs.get("workload")
     title = f"{workload}: {metric}" if workload else metric
+    note = completion_note(surface.done)
+    partial = f" — {note} (scan incomplete)" if note else ""  # in every grid figure's title
+    title += partial
     figures = []
     if kind == "curve" or (kind == "all" and grid.ndim == 1):
         curves = {name: v for name, v in surface.values.items() if name not in ("max_eig", "min_eig")}
-        figures.append((f"{stem}_curves", curves_figure(grid, curves, log=log, title=workload or "")))
+        figures.append((f"{stem}_curves", curves_figure(grid, curves, log=log,
+                                                        title=(workload or "") + partial)))
     if grid.ndim == 2:
         trajectories = None if no_trajectories else surface.trajectories
         for view in (KINDS_2D if kind == "all" else [kind] if kind in KINDS_2D else []):
@@ -128,7 +133,7 @@ def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories,
     if kind == "hessian" or (kind == "all" and has_hessian):
         figures.append((f"{stem}_hessian", hessian_figure(
             grid, surface.values["max_eig"], surface.values["min_eig"], attrs=attrs,
-            title="Hessian eigenvalues")))
+            title="Hessian eigenvalues" + partial)))
     if kind == "density" or (kind == "all" and density is not None):
         figures.append((f"{stem}_density", density_figure(*density)))
     echo_outputs([save_figure(figure, f"{path}.{fmt}", dpi=dpi) for path, figure in figures])

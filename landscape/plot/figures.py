@@ -31,6 +31,14 @@ from landscape.plot.surface import (
 KINDS_2D = ("contour", "filled", "heatmap", "surface3d")
 
 
+def completion_note(done: np.ndarray) -> str:
+    """``"412 of 2601 points"`` for a surface whose ``done`` mask is not all true, else "":
+    what a partial scan's figures say in their titles."""
+    done = np.asarray(done, bool)
+    count = int(done.sum())
+    return "" if count == done.size else f"{count} of {done.size} points"
+
+
 def _label(metric: str, log: bool, *, symmetric: bool = False) -> str:
     if symmetric:
         return f"{metric} (symmetric log scale)"

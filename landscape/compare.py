@@ -80,6 +80,22 @@ def function_optimizer(name: str, *, steps: int, learning_rate: float | None = N
     return transformation, description
 
 
+def check_start(fn: Callable[[jax.Array], jax.Array], start: Sequence[float]) -> None:
+    """Refuse (:class:`InputError`) a start where ``fn`` or its gradient is not finite in
+    float32, the precision :func:`run_on_function` runs in: no optimizer could take a step
+    there, and the path and the plot's box would be made of infinities."""
+    theta = jnp.asarray(start, jnp.float32)
+    value, grad = jax.jit(jax.value_and_grad(fn))(theta)
+    where = f"at ({float(start[0]):g}, {float(start[1]):g}) in float32"
+    if not np.isfinite(value):
+        raise InputError(f"f(x, y) is {float(value):g} {where}, the precision the optimizers "
+                         "run in; start where f and its gradient are finite")
+    if not np.isfinite(grad).all():
+        raise InputError(f"f(x, y) is finite but its gradient is not finite {where}, the "
+                         "precision the optimizers run in; start where f and its gradient are "
+                         "finite")
+
+
 def run_on_function(fn: Callable[[jax.Array], jax.Array], optimizer: optax.GradientTransformation,
                     start: Sequence[float], *, steps: int) -> np.ndarray:
     """Run ``optimizer`` on ``fn`` from ``start`` for ``steps`` steps (float32, one compiled
@@ -162,6 +178,7 @@ class ComparedPath:
     length: float
     metrics: dict[str, float]
     projected_loss: np.ndarray | None = None  # (n,)
+    diverged_at: int | None = None  # the step whose loss was NaN/inf (the path ends before it)
 
 
 def path_length(rows: np.ndarray) -> float:
@@ -235,9 +252,11 @@ def common_plane(paths: Mapping[str, Sequence[Params]], reference: Params, *, ki
 
 
 def compared_path(name: str, optimizer: dict[str, Any], rows: Sequence[Params], plane: Plane, *,
-                  step: np.ndarray, loss: np.ndarray, metrics: Mapping[str, float]) -> ComparedPath:
+                  step: np.ndarray, loss: np.ndarray, metrics: Mapping[str, float],
+                  diverged_at: int | None = None) -> ComparedPath:
     """Project a network's recorded params ``rows`` onto ``plane`` (least squares, with
-    residuals); ``metrics`` are the final ones (accuracies as fractions, stored in percent)."""
+    residuals); ``metrics`` are the final ones (accuracies as fractions, stored in percent);
+    ``diverged_at`` the step where the run diverged (None if it did not)."""
     projection = project_onto_plane(list(rows), plane)
     flat = np.stack([_flat(theta) for theta in rows])
     distance = np.linalg.norm(flat - _flat(plane.origin), axis=1)
@@ -248,7 +267,8 @@ def compared_path(name: str, optimizer: dict[str, Any], rows: Sequence[Params], 
     y = projection.y if projection.y is not None else np.zeros_like(projection.x)
     return ComparedPath(name, optimizer, np.asarray(step, np.int64), projection.x, y,
                         np.asarray(loss, np.float64), projection.residual,
-                        projection.relative_residual, distance, path_length(flat), final)
+                        projection.relative_residual, distance, path_length(flat), final,
+                        diverged_at=diverged_at)
 
 
 def runs_on_plane(runs: Mapping[str, Any], *, kind: str = "pca", reference: str | None = None
@@ -272,7 +292,8 @@ def runs_on_plane(runs: Mapping[str, Any], *, kind: str = "pca", reference: str 
     plane = common_plane(rows, origin[0], kind=kind, reference_name=reference,
                          initial=rows[first][0])
     paths = [compared_path(name, run.optimizer, rows[name], plane, step=run.trajectory.step,
-                           loss=run.trajectory.train_loss, metrics=run.final_metrics)
+                           loss=run.trajectory.train_loss, metrics=run.final_metrics,
+                           diverged_at=None if run.divergence is None else run.divergence.step)
              for name, run in runs.items()]
     return plane, paths, origin
 
@@ -310,11 +331,18 @@ def steps_to_reach(step: np.ndarray, loss: np.ndarray, threshold: float) -> int 
 def default_threshold(paths: Sequence[ComparedPath], min_value: float | None = None,
                       tolerance: float = 1e-4) -> float:
     """``min_value + tolerance`` for a function with a known minimum; otherwise the highest
-    final loss among the paths (so every path that ends finite gets a number: how soon it
-    reaches what the slowest one ends with)."""
+    final loss among the paths that make progress (so each of them gets a number: how soon it
+    reaches what the slowest one ends with), NaN if none does.
+
+    A path makes progress if it did not diverge and ends finite and below its first loss. The
+    others would set a threshold every path meets at its first step (they all start at one
+    point): a diverged run's last finite loss, or one that blew up, is usually far above it.
+    """
     if min_value is not None and math.isfinite(min_value):
         return float(min_value + tolerance)
-    finals = [float(p.loss[-1]) for p in paths if math.isfinite(float(p.loss[-1]))]
+    finals = [float(p.loss[-1]) for p in paths
+              if p.diverged_at is None and math.isfinite(float(p.loss[-1]))
+              and float(p.loss[-1]) < float(p.loss[0])]
     return max(finals) if finals else math.nan
 
 
@@ -369,6 +397,8 @@ def format_summary(rows: Sequence[Mapping[str, Any]], threshold: float) -> str:
 
     def shown(key: str) -> bool:
         values = [row.get(key) for row in rows]
+        if key == "steps_to_threshold" and not math.isfinite(threshold):
+            return False  # no path made progress: no threshold to reach
         if key in ("max_residual", "relative_residual", "final_projected_loss"):
             # on the plane (a test function), the surface at the end only measures the grid's
             # interpolation error

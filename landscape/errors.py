@@ -6,6 +6,10 @@ what was found, what was expected, and (where it helps) what to do about it.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
 
 class LandscapeError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -44,3 +48,54 @@ class FileInUse(LandscapeError):
 
 class TrainingDiverged(LandscapeError):
     """Training produced a NaN or infinite loss before anything could be kept."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-blank line of ``exc``'s message ("(no message)" if it has none): what a
+    one-line error can carry of a long, multi-line one (JAX's, h5py's)."""
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()
+    return "(no message)"
+
+
+@contextlib.contextmanager
+def user_code(what: str) -> Iterator[None]:
+    """Run (or trace) code the user wrote — a workload's loss or init — inside the ``with``
+    block: any exception it raises that is not one of ours becomes an :class:`InputError`
+    "``what`` raised TypeError: <first line>", chained to the original.
+
+    Our own errors pass through unchanged, and so do KeyboardInterrupt, SystemExit and
+    MemoryError (not the user's mistake, and not to be hidden). Wrap only calls into user code:
+    a bug of ours inside the block would be reported as theirs.
+    """
+    try:
+        yield
+    except LandscapeError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise InputError(f"{what} raised {type(exc).__name__}: {first_line(exc)}") from exc
+
+
+def blame_user_code(check: Callable[..., None], *args: Any) -> Callable[[Callable], Callable]:
+    """A decorator for calls that run user code among ours (a jitted training step traces the
+    user's loss and our optimizer): when a call raises anything but our own errors,
+    ``check(*args)`` runs first — something that exercises the user's code alone, under
+    :func:`user_code` — and its one-line :class:`InputError` replaces the original error; if the
+    check passes, the original error (ours) propagates. Costs nothing until a call fails."""
+
+    def decorate(fn: Callable) -> Callable:
+        def call(*call_args: Any, **call_kwargs: Any) -> Any:
+            try:
+                return fn(*call_args, **call_kwargs)
+            except (LandscapeError, MemoryError):
+                raise
+            except Exception:
+                check(*args)
+                raise
+
+        return call
+
+    return decorate

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from landscape.errors import InputError, TrainingDiverged
+from landscape.errors import InputError, TrainingDiverged, blame_user_code, user_code
 from landscape.recorder import (  # noqa: F401 (METRIC_NAMES, host_metrics: public here too)
     METRIC_NAMES,
     Divergence,
@@ -223,6 +223,25 @@ def make_train_step(workload: Workload, optimizer: optax.GradientTransformation)
     return jax.jit(step, donate_argnums=(0, 1, 2))
 
 
+def check_loss(workload: Workload, params: Params, state: State, batch_size: int) -> None:
+    """Trace the workload's losses once on abstract batches (``jax.eval_shape``: nothing is
+    computed), so that an error in them — a raise, inputs of the wrong shape, a loss that is
+    not a scalar — is a one-line :class:`InputError` naming the workload, not a JAX traceback
+    from inside the training step."""
+    inputs, targets = workload.train.inputs, workload.train.targets
+
+    def batch(size: int) -> Batch:
+        return Batch(jax.ShapeDtypeStruct((size, *inputs.shape[1:]), inputs.dtype),
+                     jax.ShapeDtypeStruct((size, *targets.shape[1:]), targets.dtype))
+
+    objective = workload.train_loss or workload.loss
+    with user_code(f"the loss of workload {workload.name!r}"):
+        jax.eval_shape(jax.grad(lambda p, s, b: objective(p, s, b)[0]), params, state,
+                       batch(batch_size))
+        jax.eval_shape(workload.loss, params, state,
+                       batch(min(workload.batch_size, len(workload.train))))
+
+
 def make_evaluator(workload: Workload) -> Callable[[Params, State], dict[str, Any]]:
     """``evaluate(params, state)``: exact full-dataset means of the loss and metrics on the train
     and test sets, in evaluation mode, as device arrays (one compiled call, dispatched without
@@ -306,15 +325,22 @@ def train(
     started = time.perf_counter()
 
     key_init, key_data = jax.random.split(jax.random.key(seed))
-    params, state = init if init is not None else workload.init(key_init)
+    if init is None:
+        with user_code(f"the init of workload {workload.name!r}"):
+            init = workload.init(key_init)
+    params, state = init
     # Private copies: the step donates its buffers, and the caller's arrays must survive.
     params = jax.tree.map(jnp.array, params)
     state = jax.tree.map(jnp.array, state)
     # Copied too: an optimizer may keep the params themselves in its state (Lookahead's slow
     # weights), and a buffer donated twice in one call is an error.
     opt_state = jax.tree.map(jnp.array, transformation.init(params))
-    step_fn = make_train_step(workload, transformation)
-    evaluate = make_evaluator(workload)
+    # Should a call fail, the loss alone is traced to tell the user's errors from ours (on
+    # shapes: the params' buffers are donated to the step).
+    blame = blame_user_code(check_loss, workload, *jax.eval_shape(lambda: (params, state)),
+                            batch_size)
+    step_fn = blame(make_train_step(workload, transformation))
+    evaluate = blame(make_evaluator(workload))
     data = jax.device_put(Batch(workload.train.inputs, workload.train.targets))
     batches_per_epoch = len(workload.train) // batch_size
 

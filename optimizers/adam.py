@@ -19,6 +19,7 @@ from optimizers import numerics
 from optimizers.masks import Mask
 from optimizers.weight_decay import add_decayed_weights
 from optimizers.validation import (
+    HyperparameterError,
     check_at_least,
     check_decay_rate,
     check_learning_rate,
@@ -214,8 +215,16 @@ class RAdamState(NamedTuple):
     nu: optax.Updates  # v_t, at least float32
 
 
+EPS_PLACEMENTS = ("v_hat", "v")
+
+
 def scale_by_radam(
-    b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, threshold: float = 5.0
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    threshold: float = 5.0,
+    *,
+    eps_on: str = "v_hat",
 ) -> optax.GradientTransformation:
     r"""RAdam's rectified moment ratio, or the plain momentum while the variance is intractable.
 
@@ -227,16 +236,25 @@ def scale_by_radam(
 
     with m̂, v̂ as in :func:`scale_by_adam` and ρ_t, r_t from :func:`radam_rectification`.
     With β2 = 0.999 and ρ_min = 5 the first five steps are momentum steps (ρ_5 ≈ 4.996,
-    ρ_6 ≈ 5.994).
+    ρ_6 ≈ 5.994). ``eps_on="v"`` adds ε to √v_t before the bias correction instead, as
+    Ranger's reference code does (``step_size · m / (√v + ε)``):
+
+    .. math::
+        r_t\, \frac{\hat m_t \sqrt{1-\beta_2^t}}{\sqrt{v_t} + \varepsilon}
 
     Args:
       b1, b2, eps: as in :func:`scale_by_adam`.
       threshold: ρ_min ≥ 4, default 5 (Liu et al.'s code, optax and over9000 use ``ρ_t >= 5``;
         the paper says ρ_t > 4, ``torch.optim.RAdam`` uses ``ρ_t > 5``: identical for β2 = 0.999).
         r_t is imaginary below 4, hence the lower bound.
+      eps_on: ``"v_hat"`` (default: Liu et al., optax, torch.optim.RAdam): ε on √v̂_t;
+        ``"v"``: ε on √v_t (Ranger's reference; a larger ε early, ε/√(1−β2^t)).
     """
     _check_moments(b1, b2, eps)
     check_at_least(threshold, "threshold", 4.0)
+    if eps_on not in EPS_PLACEMENTS:
+        raise HyperparameterError(f"`eps_on` (={eps_on!r}) must be one of "
+                                  f"{', '.join(EPS_PLACEMENTS)}")
 
     def init_fn(params):
         return RAdamState(
@@ -255,9 +273,11 @@ def scale_by_radam(
 
         def step(m, v):
             m_hat = m * inv_correction1.astype(m.dtype)
-            rectified = r_t.astype(m.dtype) * m_hat / (
-                jnp.sqrt(v * inv_correction2.astype(v.dtype)) + eps
-            )
+            if eps_on == "v_hat":
+                denominator = jnp.sqrt(v * inv_correction2.astype(v.dtype)) + eps
+            else:  # (√v + ε)/√(1−β2^t): Ranger's step_size · m / (√v + ε)
+                denominator = (jnp.sqrt(v) + eps) * jnp.sqrt(inv_correction2).astype(v.dtype)
+            rectified = r_t.astype(m.dtype) * m_hat / denominator
             return jnp.where(tractable, rectified, m_hat)
 
         steps = jax.tree.map(step, mu, nu)
@@ -275,6 +295,7 @@ def radam(
     weight_decay: optax.ScalarOrSchedule = 0.0,
     *,
     mask: Mask = None,
+    eps_on: str = "v_hat",
 ) -> optax.GradientTransformation:
     r"""RAdam, optionally with decoupled weight decay (RAdamW, the core of Ranger).
 
@@ -285,7 +306,7 @@ def radam(
 
     Args:
       learning_rate: η, a float or an optax schedule.
-      b1, b2, eps, threshold: see :func:`scale_by_radam`.
+      b1, b2, eps, threshold, eps_on: see :func:`scale_by_radam`.
       weight_decay: λ ≥ 0, default 0 (plain RAdam); decoupled as in :func:`adamw`.
       mask: leaves to decay, see :mod:`optimizers.masks`.
 
@@ -294,7 +315,7 @@ def radam(
     check_learning_rate(learning_rate)
     check_non_negative(weight_decay, "weight_decay")
     return optax.chain(
-        scale_by_radam(b1, b2, eps, threshold),
+        scale_by_radam(b1, b2, eps, threshold, eps_on=eps_on),
         add_decayed_weights(weight_decay, mask),
         optax.scale_by_learning_rate(learning_rate),
     )

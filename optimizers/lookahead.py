@@ -138,10 +138,15 @@ def ranger(
     r"""Ranger: Lookahead around RAdam with decoupled weight decay (RAdamW).
 
     .. math::
-        \Delta_t = -\eta\,(\text{RAdam step}_t + \lambda\,\theta_t)
+        \Delta_t = -\eta\,\Big(r_t\,\frac{\hat m_t\sqrt{1-\beta_2^t}}{\sqrt{v_t}
+                    + \varepsilon} + \lambda\,\theta_t\Big)
         \quad\text{inside}\quad \text{Lookahead}(k, \alpha)
 
-    (RAdam step as in :func:`optimizers.adam.scale_by_radam`, Lookahead as in :func:`lookahead`).
+    (:math:`\hat m_t` while ρ_t < ρ_min; RAdam step as in :func:`optimizers.adam.scale_by_radam`
+    with ``eps_on="v"``, Lookahead as in :func:`lookahead`). ε is added to √v_t, not to √v̂_t
+    as in RAdam: the reference code's ``step_size · m / (√v + ε)``, which pytorch-optimizer's
+    Ranger follows too. The effective ε is then ε/√(1−β2^t): 13× larger at t = 6, the first
+    rectified step with β2 = 0.999, and → ε as t grows.
 
     Args:
       learning_rate: η, a float or an optax schedule.
@@ -154,9 +159,10 @@ def ranger(
       slow_step_size: α, default 0.5.
       mask: leaves to decay, see :mod:`optimizers.masks`.
 
-    Reference: L. Wright, "Ranger" (2019),
+    Reference: L. Wright, "Ranger" (2019), version 9.3.19 (the gradient centralization that
+    version 20.4.11 adds is not part of this one),
     https://github.com/lessw2020/Ranger-Deep-Learning-Optimizer.
     """
     check_learning_rate(learning_rate)
-    inner = radam(learning_rate, b1, b2, eps, threshold, weight_decay, mask=mask)
+    inner = radam(learning_rate, b1, b2, eps, threshold, weight_decay, mask=mask, eps_on="v")
     return lookahead(inner, sync_period, slow_step_size)

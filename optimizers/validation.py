@@ -81,7 +81,15 @@ def check_interpolation_rate(value, name: str) -> None:
 
 
 def check_positive_int(value, name: str) -> None:
-    """Lookahead's k: a whole number of steps ≥ 1."""
+    """Lookahead's k: a whole number of steps ≥ 1 — a Python/NumPy int, or a 0-d integer array
+    (``optax.inject_hyperparams`` passes it so; a traced one has no value yet and is left
+    alone)."""
+    if isinstance(value, (np.ndarray, jax.Array)) and np.ndim(value) == 0 and (
+            jax.numpy.issubdtype(value.dtype, jax.numpy.integer)):
+        try:
+            value = int(value)
+        except jax.errors.ConcretizationTypeError:
+            return
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
         _fail(name, value, "an int >= 1")
     if value < 1:

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import landscape.engine
@@ -21,6 +21,7 @@ from landscape.grid import Grid, parse_axis
 
 F32_MAX = float(np.finfo(np.float32).max)
 F32_TINY = float(np.finfo(np.float32).smallest_normal)
+F32_BELOW_MAX = np.nextafter(np.float32(F32_MAX), np.float32(0))
 
 
 @jax.jit
@@ -117,29 +118,44 @@ magnitudes = st.one_of(
 )
 
 
+def near_axis(lo: float, ulps: float, n: int) -> tuple[float, float, int]:
+    """MIN, a MAX ``ulps`` float32 steps above it, N: an axis at the edge of distinctness."""
+    with np.errstate(over="ignore"):
+        magnitude = np.abs(np.float32(lo))  # inf beyond float32's range
+    # np.spacing is inf at float32's largest value (its next float is inf): use the largest
+    # finite step, 2**104, there and beyond the range.
+    ulp = float(np.spacing(magnitude)) if magnitude < F32_MAX else float(np.spacing(F32_BELOW_MAX))
+    return lo, lo + ulps * max(ulp, F32_TINY), n
+
+
 @st.composite
 def near_axes(draw):
-    """MIN, a MAX a few float32 steps above it, N: axes at the edge of distinctness."""
-    lo = draw(magnitudes)
-    with np.errstate(over="ignore"):
-        ulp = float(np.spacing(np.abs(np.float32(lo)))) if abs(lo) < F32_MAX else 1e32
-    ulp = max(ulp, F32_TINY)
-    hi = lo + draw(st.floats(0.25, 40.0)) * ulp
-    return lo, hi, draw(st.integers(2, 12))
+    return near_axis(draw(magnitudes), draw(st.floats(0.25, 40.0)), draw(st.integers(2, 12)))
 
 
 axes = st.one_of(
     near_axes(),
-    st.tuples(magnitudes, magnitudes, st.integers(2, 12)).map(
-        lambda t: (min(t[0], t[1]), max(t[0], t[1]), t[2])),
+    # two distinct values (0.0 and -0.0 count as one), sorted: MIN < MAX by construction
+    st.tuples(st.lists(magnitudes, min_size=2, max_size=2, unique=True).map(sorted),
+              st.integers(2, 12)).map(lambda t: (t[0][0], t[0][1], t[1])),
 )
+
+
+@pytest.mark.parametrize("lo", [3.402823364973241e+38, F32_MAX, -3.402823364973241e+38, 1e39, 0.0,
+                                5e-324, 1e8])
+@pytest.mark.parametrize("ulps", [0.25, 40.0])
+def test_the_strategy_draws_only_valid_axes(lo, ulps):
+    """The property below must not fail by its draw: every axis is finite with MIN < MAX (it
+    once drew MIN at float32's largest value, whose spacing is inf, and so MAX = inf)."""
+    lo, hi, _ = near_axis(lo, ulps, 2)
+    assert np.isfinite([lo, hi]).all() and lo < hi
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(axes)
 def test_an_axis_is_accepted_exactly_when_the_device_sees_distinct_points(axis):
     lo, hi, n = axis
-    assume(lo < hi)
+    assert np.isfinite([lo, hi]).all() and lo < hi, axis  # the strategy draws valid axes only
     spec = f"{lo!r}:{hi!r}:{n}"
     try:
         got = parse_axis(spec, name="--y")

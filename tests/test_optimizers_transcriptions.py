@@ -171,6 +171,44 @@ def numpy_radamw(lr, weight_decay, b1, eps):
     return step
 
 
+def numpy_ranger_reference(lr, weight_decay, b1=0.95, b2=0.999, eps=1e-5, k=6, alpha=0.5,
+                           threshold=5.0):
+    """Ranger as its reference implementation steps (L. Wright, ranger.py, version 9.3.19; the
+    gradient centralization of 20.4.11 left out), per parameter:
+    step_size = r_t √(1−β2^t)/(1−β1^t) (1/(1−β1^t) while ρ_t ≤ 5), θ ← θ − η λ θ, then
+    θ ← θ − η step_size m/(√v + ε) — ε on √v, not on √v̂ — and every k steps the slow weights
+    φ ← φ + α(θ − φ), θ ← φ."""
+    m, v, slow = {}, {}, {}
+
+    def step(t, grads, params):
+        beta2_t = b2**t
+        n_sma_max = 2 / (1 - b2) - 1
+        n_sma = n_sma_max - 2 * t * beta2_t / (1 - beta2_t)
+        if n_sma > threshold:
+            step_size = math.sqrt((1 - beta2_t) * (n_sma - 4) / (n_sma_max - 4) * (n_sma - 2)
+                                  / n_sma * n_sma_max / (n_sma_max - 2)) / (1 - b1**t)
+        else:
+            step_size = 1.0 / (1 - b1**t)
+        out = {}
+        for name, g in grads.items():
+            if name not in slow:
+                slow[name] = params[name].copy()
+            v[name] = b2 * v.get(name, 0.0) + (1 - b2) * g * g
+            m[name] = b1 * m.get(name, 0.0) + (1 - b1) * g
+            theta = params[name] - weight_decay * lr * params[name]
+            if n_sma > threshold:
+                theta = theta - step_size * lr * m[name] / (np.sqrt(v[name]) + eps)
+            else:
+                theta = theta - step_size * lr * m[name]
+            if t % k == 0:
+                slow[name] = slow[name] + alpha * (theta - slow[name])
+                theta = slow[name].copy()
+            out[name] = theta
+        return out
+
+    return step
+
+
 def numpy_trust_radam(lr, weight_decay, trust_rule, log=None):
     """RAdam + decay, scaled per leaf by trust_rule(t, rectified, r_t, ‖θ‖, ‖D‖)."""
     radam = NumpyRAdam()
@@ -319,7 +357,7 @@ CASES = {
     ),
     "ranger": (
         lambda p, lr: optimizers.ranger(lr, weight_decay=1e-2),
-        lambda p, lr: numpy_lookahead(numpy_radamw(lr, 1e-2, b1=0.95, eps=1e-5), 6, 0.5),
+        lambda p, lr: numpy_ranger_reference(lr, 1e-2),
         {"rosenbrock": 5e-3, "mlp": 1e-2},
     ),
     "rangerlars": (

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from landscape.cli import main
@@ -56,12 +56,22 @@ def test_parse_axis_gives_a_valid_axis_or_an_input_error(spec):
     assert axis.size == int(n) and axis[0] == float(lo) and axis[-1] == float(hi)
 
 
+@st.composite
+def well_formed_axes(draw) -> tuple[float, float, int]:
+    """MIN < MAX, N whose step exceeds 1e-6 of the largest magnitude (> 8 float32 ulps:
+    distinct on the devices), by construction: no draw is discarded."""
+    lo, n = draw(st.floats(-1e6, 1e6)), draw(st.integers(2, 500))
+    # step = width / (n - 1) > 1e-6 * (|lo| + width) >= 1e-6 * max(|lo|, |hi|) holds for any
+    # width above 2e-6 * (n - 1) * |lo|, since 1 / (n - 1) - 1e-6 > 1 / (2 (n - 1)) for n <= 500.
+    width = max(draw(st.floats(1e-6, 1e6)), 2e-6 * (n - 1) * abs(lo))
+    return lo, lo + width, n
+
+
 @FAST
-@given(st.floats(-1e6, 1e6), st.floats(1e-6, 1e6), st.integers(2, 500))
-def test_well_formed_specs_are_linspaces(lo, width, n):
-    hi = lo + width
-    # A step over 1e-6 of the largest magnitude is > 8 float32 ulps: distinct on the devices.
-    assume((hi - lo) / (n - 1) > 1e-6 * max(abs(lo), abs(hi)))
+@given(well_formed_axes())
+def test_well_formed_specs_are_linspaces(axis):
+    lo, hi, n = axis
+    assert (hi - lo) / (n - 1) > 1e-6 * max(abs(lo), abs(hi))  # the strategy's promise
     axis = parse_axis(f"{lo!r}:{hi!r}:{n}")
     np.testing.assert_array_equal(axis, np.linspace(lo, hi, n))
 

@@ -31,6 +31,7 @@ from landscape.cli.options import (
     library_errors,
     make_out_dir,
     out_option,
+    printable,
     quiet_option,
     seed_option,
 )
@@ -83,8 +84,9 @@ def _learning_rates(ctx, param, values: tuple[str, ...]) -> dict[str, float]:
         except ValueError:
             rate = math.nan
         if not rate > 0 or not math.isfinite(rate):
-            raise click.BadParameter(f"(={value}) must look like NAME=VALUE (one optimizer) or "
-                                     "VALUE (all), with VALUE a number > 0, e.g. adam=0.05")
+            raise click.BadParameter(f"(={printable(value)}) must look like NAME=VALUE (one "
+                                     "optimizer) or VALUE (all), with VALUE a number > 0, e.g. "
+                                     "adam=0.05")
         rates[name.strip() or "*"] = rate
     return rates
 
@@ -112,8 +114,8 @@ def _learning_rates(ctx, param, values: tuple[str, ...]) -> dict[str, float]:
                    f"from the Rosenbrock table; on a workload {NETWORK_STEPS}].")
 @click.option("--threshold", type=FiniteFloat(), default=None,
               help="Loss for the `steps_to_threshold` column [default: minimum + 1e-4 on a "
-                   "function; on a workload the highest final loss, so every optimizer gets a "
-                   "number].")
+                   "function; on a workload the highest final loss among the runs that did not "
+                   "diverge and end below their initial loss, so each of them gets a number].")
 @click.option("--grid", "num", type=click.IntRange(3, MAX_FUNCTION_GRID), default=None,
               help=f"Points per axis [default: {FUNCTION_GRID} on a function over its usual box, "
                    f"{NETWORK_GRID} on a workload over the box of the projected paths].")
@@ -200,8 +202,9 @@ def compare(function_name, workload, optimizer_names, rates, start, steps, thres
         names = optimizers.names()
     unknown = [name for name in rates if name != "*" and name not in names]
     if unknown:
-        raise click.BadParameter(f"(={unknown[0]}=...) names an optimizer that is not compared; "
-                                 f"compared: {', '.join(names)}", param_hint="'--lr'")
+        raise click.BadParameter(f"(={printable(unknown[0])}=...) names an optimizer that is "
+                                 f"not compared; compared: {', '.join(names)}",
+                                 param_hint="'--lr'")
     out = make_out_dir(out)
     from landscape.io.lock import exclusive
 

@@ -22,8 +22,14 @@ def compare_function(*, name, start, names, rates, steps, num, x_spec, y_spec, o
     from landscape.data.functions import get_function
     from landscape.io import surface_h5
 
+    from landscape.errors import InputError
+
     function = get_function(name)
     start = start or function.start or (0.0, 0.0)
+    try:  # before anything runs or is written
+        compare.check_start(function.fn, start)
+    except InputError as exc:
+        raise InputError(f"`--start` (={start[0]:g},{start[1]:g}): {exc}") from None
     paths = []
     with progress(len(names), "optimizers", quiet=quiet, unit="opt") as bar:
         for optimizer in names:

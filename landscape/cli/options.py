@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import gc
 import math
 import os
 import sys
+import traceback
 from collections.abc import Callable
 
 import click
@@ -77,21 +79,67 @@ def comma_list(allowed: tuple[str, ...]) -> Callable:
     return parse
 
 
+def one_line(text: str) -> str:
+    """``text`` on one line: its lines stripped and joined with spaces (HDF5's messages carry
+    the newline of a ``ctime()`` timestamp; JAX's and the user's can have many)."""
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def printable(value: object) -> str:
+    """``value`` as text for a message, with newlines and control characters escaped."""
+    text = str(value)
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
 def library_errors(command: Callable) -> Callable:
     """Turn the library's typed errors into one-line CLI errors: bad input exits 2, any other
-    failure (I/O, format, resume mismatch) exits 1. No tracebacks for user mistakes."""
+    failure (I/O, format, resume mismatch) exits 1. No tracebacks for user mistakes.
+
+    Every message is folded to one line, the command's own click errors too. A failure caused
+    by the operating system (a full disk, a file too large, no permission: an ``OSError``
+    anywhere in the exception's chain, as when h5py fails to close a file it could not write)
+    is an error of its own line, exit 1. Python's "Exception ignored in ..." reports made while
+    the command runs (h5py objects failing to close after such an error: they print through
+    ``sys.unraisablehook`` and ``sys.excepthook``) are held back and shown only if the command
+    succeeds.
+    """
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        held: list = []  # (hook, its arguments)
+        hooks = sys.unraisablehook, sys.excepthook
+        sys.unraisablehook = lambda report: held.append((hooks[0], (report,)))
+        # Cython reports an exception in a destructor with PyErr_Print too, i.e. sys.excepthook
+        sys.excepthook = lambda *report: held.append((hooks[1], report))
+        failed = True
         try:
-            return command(*args, **kwargs)
+            result = command(*args, **kwargs)
+            failed = False
+            return result
         except InputError as exc:
-            raise click.UsageError(as_option(exc)) from exc
+            _release(exc)
+            raise click.UsageError(one_line(as_option(exc))) from exc
         except ResumeMismatch as exc:
-            raise click.ClickException(f"{exc}; use --overwrite to replace it or another --out"
-                                       ) from exc
+            _release(exc)
+            raise click.ClickException(one_line(f"{exc}; use --overwrite to replace it or "
+                                                "another --out")) from exc
         except LandscapeError as exc:
-            raise click.ClickException(str(exc)) from exc
+            _release(exc)
+            raise click.ClickException(one_line(str(exc))) from exc
+        except click.ClickException as exc:
+            exc.message = one_line(exc.message)
+            raise
+        except Exception as exc:
+            cause = _os_error_in(exc)
+            if cause is None:
+                raise
+            _release(exc)
+            raise click.ClickException(one_line(str(cause))) from exc
+        finally:
+            sys.unraisablehook, sys.excepthook = hooks
+            if not failed:
+                for hook, report in held:
+                    hook(*report)
 
     return wrapper
 
@@ -104,6 +152,28 @@ def as_option(exc: InputError) -> str:
     if param:
         message = message.replace(f"`{param}`", f"`--{param.replace('_', '-')}`")
     return message
+
+
+def _release(exc: BaseException) -> None:
+    """Free what the failed command's frames still hold (open h5py objects ...) now, while
+    their reports on closing are held back, rather than whenever the traceback is dropped."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        traceback.clear_frames(exc.__traceback__)
+        exc = exc.__cause__ or exc.__context__
+    gc.collect()
+
+
+def _os_error_in(exc: BaseException) -> OSError | None:
+    """The first ``OSError`` in ``exc``'s chain of causes and contexts (``exc`` included)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def make_out_dir(path: str) -> str:

@@ -73,6 +73,7 @@ def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories,
     from landscape.io import surface_h5
     from landscape.plot import (
         KINDS_2D,
+        completion_note,
         curves_figure,
         density_figure,
         hessian_figure,
@@ -81,6 +82,10 @@ def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories,
 
     if vmin is not None and vmax is not None and not vmin < vmax:
         raise click.BadParameter(f"(={vmin}) must be below --vmax (={vmax})", param_hint="--vmin")
+    for name, bound in (("--vmin", vmin), ("--vmax", vmax)):
+        if log and bound is not None and not bound > 0:
+            raise InputError(f"`{name}` (={bound}) must be > 0 with `--log`: a log scale holds "
+                             "positive values only")
     surface = surface_h5.read(file)
     density = surface_h5.read_density(file)
     grid, attrs = surface.grid, surface.attrs
@@ -96,6 +101,9 @@ def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories,
                          f"{', '.join(sorted(surface.values)) or 'no metric'}")
     if kind in KINDS_2D and grid.ndim == 1:
         raise InputError(f"`--kind {kind}` needs a 2D surface; {file} is 1D (use --kind curve)")
+    if kind == "curve" and grid.ndim == 2:
+        raise InputError(f"`--kind curve` needs a 1D surface; {file} is 2D (use --kind "
+                         f"{', '.join(KINDS_2D[:-1])} or {KINDS_2D[-1]})")
     if kind == "hessian" and not has_hessian:
         raise InputError(f"`--kind hessian` needs datasets max_eig and min_eig; {file} has none")
     if kind == "density" and density is None:
@@ -107,10 +115,14 @@ def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories,
     stem = os.path.join(make_out_dir(out), os.path.splitext(os.path.basename(file))[0])
     workload = attrs.get("workload")
     title = f"{workload}: {metric}" if workload else metric
+    note = completion_note(surface.done)
+    partial = f" — {note} (scan incomplete)" if note else ""  # in every grid figure's title
+    title += partial
     figures = []
     if kind == "curve" or (kind == "all" and grid.ndim == 1):
         curves = {name: v for name, v in surface.values.items() if name not in ("max_eig", "min_eig")}
-        figures.append((f"{stem}_curves", curves_figure(grid, curves, log=log, title=workload or "")))
+        figures.append((f"{stem}_curves", curves_figure(grid, curves, log=log,
+                                                        title=(workload or "") + partial)))
     if grid.ndim == 2:
         trajectories = None if no_trajectories else surface.trajectories
         for view in (KINDS_2D if kind == "all" else [kind] if kind in KINDS_2D else []):
@@ -121,7 +133,7 @@ def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories,
     if kind == "hessian" or (kind == "all" and has_hessian):
         figures.append((f"{stem}_hessian", hessian_figure(
             grid, surface.values["max_eig"], surface.values["min_eig"], attrs=attrs,
-            title="Hessian eigenvalues")))
+            title="Hessian eigenvalues" + partial)))
     if kind == "density" or (kind == "all" and density is not None):
         figures.append((f"{stem}_density", density_figure(*density)))
     echo_outputs([save_figure(figure, f"{path}.{fmt}", dpi=dpi) for path, figure in figures])

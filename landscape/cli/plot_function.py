@@ -17,6 +17,7 @@ from landscape.cli.options import (
     library_errors,
     make_out_dir,
     out_option,
+    printable,
 )
 from landscape.cli.plot import save_figure
 
@@ -35,9 +36,10 @@ def parse_point(ctx, param, value: str | None) -> tuple[float, float] | None:
     try:
         x, y = (float(part) for part in value.split(","))
     except ValueError:
-        raise click.BadParameter(f"(={value}) must look like X,Y, e.g. -1.5,2") from None
+        raise click.BadParameter(f"(={printable(value)}) must look like X,Y, e.g. -1.5,2"
+                                 ) from None
     if not (np.isfinite(x) and np.isfinite(y)):
-        raise click.BadParameter(f"(={value}) must be finite numbers")
+        raise click.BadParameter(f"(={printable(value)}) must be finite numbers")
     return x, y
 
 
@@ -65,7 +67,8 @@ def descent_path(fn, start: tuple[float, float], *, steps: int, lr: float) -> np
               help="Number of contour levels.")
 @click.option("--scale", type=click.Choice(["auto", "log", "linear"]), default="auto",
               show_default=True,
-              help="Contour level spacing; auto: log-spaced when the function is >= 0.")
+              help="Contour level spacing; auto: log-spaced when the function is >= 0; log on a "
+                   "function with negative values (saddle): a symmetric log scale (sign · log |f|).")
 @click.option("--path-from", "start", callback=parse_point, default=None, metavar="X,Y",
               help="Overlay a gradient-descent path starting here.")
 @click.option("--steps", type=click.IntRange(min=1), default=5000, show_default=True,
@@ -94,8 +97,22 @@ def plot_function(name, num, levels, scale, start, steps, lr, fmt, dpi, out):
     grid = Grid(np.linspace(x0, x1, num), np.linspace(y0, y1, num))
     z = function.on_grid(grid.x, grid.y)
     log = scale == "log" or (scale == "auto" and function.min_value >= 0)
+    if log and (z[np.isfinite(z)] < 0).any():  # drawn on a symmetric log scale: say so
+        from landscape.plot.surface import symmetric_log_levels
+
+        linear = symmetric_log_levels(z, levels)[0].linthresh
+        click.echo(f"note: {function.name} takes negative values on its box: `--scale log` draws "
+                   f"a symmetric log scale (the sign of f times log |f|, linear within "
+                   f"±{linear:.2g})", err=True)
     path, label = None, "gradient descent"
     if start is not None:
+        from landscape.compare import check_start
+        from landscape.errors import InputError
+
+        try:
+            check_start(function.fn, start)
+        except InputError as exc:
+            raise InputError(f"`--path-from` (={start[0]:g},{start[1]:g}): {exc}") from None
         path = descent_path(function.fn, start, steps=steps, lr=lr)
         label = f"gradient descent (lr {lr:g}, {steps} steps)"
         end = path[-1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import click
@@ -58,7 +59,8 @@ def _optimizer_names(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Minibatch steps per optimizer.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True,
-              help="Minibatch size (at most the training set size).")
+              help="Minibatch size; a larger one than the training set is cut to its size "
+                   "(with a warning).")
 @click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Learning rate for every optimizer [default: each optimizer's own default].")
 @click.option("--record-every", type=click.IntRange(min=1), default=50, show_default=True,
@@ -93,9 +95,9 @@ def train(workload, optimizer_names, steps, batch_size, lr, record_every, data_d
 
     from landscape.data import get_workload
     from landscape.data.files import ENV_VAR
-    from landscape.runs import CHECKPOINT, RUN_JSON, start_run
-    from landscape.train import OptimizerSpec
-    from landscape.train import train as train_run
+    from landscape.errors import user_code
+    from landscape.io.lock import exclusive
+    from landscape.train import OptimizerSpec, check_loss
 
     if data_dir is not None:
         os.environ[ENV_VAR] = os.path.abspath(os.path.expanduser(data_dir))
@@ -103,55 +105,86 @@ def train(workload, optimizer_names, steps, batch_size, lr, record_every, data_d
     for spec in specs:
         spec.build()  # a bad hyperparameter fails now, not after the first run
     directories = [os.path.join(out, spec.name) for spec in specs]
-    if not overwrite:
-        for directory in directories:
-            for name in (RUN_JSON, CHECKPOINT):
-                if os.path.exists(os.path.join(directory, name)):
-                    raise click.UsageError(f"{directory} already holds a run; choose another "
-                                           "`--out` or pass `--overwrite` to replace it")
-    wl = get_workload(workload)
+    _refuse_existing_runs(directories, overwrite)  # cheap: before anything is loaded
     make_out_dir(out)
-    init = wl.init(jax.random.split(jax.random.key(seed))[0])  # what train(seed=...) would draw
-    extra = {} if workload == wl.name else {"workload_source": workload}
-
-    paths, summaries, diverged = [], [], []
-    for spec, directory in zip(specs, directories):
-        writer = start_run(directory, workload=wl.name, optimizer=spec.resolved(), seed=seed,
-                           steps=steps, batch_size=min(batch_size, len(wl.train)),
-                           record_every=record_every, extra=extra, overwrite=overwrite)
-        with progress(steps, spec.name, quiet=quiet, unit="step") as bar:
-            shown = {}
-
-            def on_record(metrics, bar=bar, shown=shown):
-                short = _short(metrics)
-                short.pop("train_acc", None)  # keep the bar narrow: test accuracy is what counts
-                shown.update(epoch=metrics["epoch"], **short)
-                bar.set_postfix(shown, refresh=False)
-
-            def callback(step, loss, bar=bar, shown=shown):
-                bar.update(1)
-                if step % POSTFIX_EVERY == 0:  # float() waits for the device: not every step
-                    shown["loss"] = f"{float(loss):.3g}"
-                    bar.set_postfix(shown, refresh=False)
-
-            run = train_run(wl, spec, steps=steps, batch_size=batch_size, seed=seed,
-                            record_every=record_every, init=init, callback=callback,
-                            on_record=on_record, on_snapshot=writer.record,
-                            check_every=POSTFIX_EVERY)
-        writer.finish(run)
-        paths.append(directory)
-        summaries.append(_summary(run))
-        if run.divergence is not None:
-            last = int(run.trajectory.step[-1])
-            count = len(run.trajectory)
-            diverged.append(f"{spec.name} diverged at {run.divergence.describe()}; run kept in "
-                            f"{directory} with {count} record{'s' * (count != 1)} up to step "
-                            f"{last}")
+    with contextlib.ExitStack() as locks:
+        # Each run directory is locked (OUT/<optimizer>.lock) until its run is written, as
+        # `landscape scan` locks its surface file: a second train here stops at once with "...
+        # is in use by another train (pid N)" instead of both replacing the same directory.
+        for directory in directories:
+            locks.enter_context(exclusive(directory, what="train"))
+        _refuse_existing_runs(directories, overwrite)  # again: no other train can write now
+        wl = get_workload(workload)
+        if batch_size > len(wl.train):
+            click.echo(f"warning: `--batch-size` (={batch_size}) is larger than the training set "
+                       f"of `{workload}` ({len(wl.train)} samples): every step uses all "
+                       f"{len(wl.train)}", err=True)
+        with user_code(f"the init of workload {workload!r}"):
+            init = wl.init(jax.random.split(jax.random.key(seed))[0])  # as train(seed=...) draws
+        check_loss(wl, *init, min(batch_size, len(wl.train)))  # before any run directory is made
+        extra = {} if workload == wl.name else {"workload_source": workload}
+        paths, summaries, diverged = [], [], []
+        for spec, directory in zip(specs, directories):
+            run = _train_one(wl, spec, directory, init=init, steps=steps, batch_size=batch_size,
+                             record_every=record_every, seed=seed, extra=extra,
+                             overwrite=overwrite, quiet=quiet)
+            paths.append(directory)
+            summaries.append(_summary(run))
+            if run.divergence is not None:
+                last = int(run.trajectory.step[-1])
+                count = len(run.trajectory)
+                diverged.append(f"{spec.name} diverged at {run.divergence.describe()}; run kept "
+                                f"in {directory} with {count} record{'s' * (count != 1)} up to "
+                                f"step {last}")
     for line in summaries:
         click.echo(line, err=True)
     echo_outputs(paths)
     if diverged:
         raise click.ClickException("; ".join(diverged))
+
+
+def _refuse_existing_runs(directories: list[str], overwrite: bool) -> None:
+    from landscape.runs import CHECKPOINT, RUN_JSON
+
+    if overwrite:
+        return
+    for directory in directories:
+        for name in (RUN_JSON, CHECKPOINT):
+            if os.path.exists(os.path.join(directory, name)):
+                raise click.UsageError(f"{directory} already holds a run; choose another "
+                                       "`--out` or pass `--overwrite` to replace it")
+
+
+def _train_one(wl, spec, directory: str, *, init, steps: int, batch_size: int,
+               record_every: int, seed: int, extra: dict, overwrite: bool, quiet: bool):
+    """Train one optimizer into ``directory`` (its lock held by the caller), streaming every
+    record to its journal; returns the run."""
+    from landscape.runs import start_run
+    from landscape.train import train as train_run
+
+    writer = start_run(directory, workload=wl.name, optimizer=spec.resolved(), seed=seed,
+                       steps=steps, batch_size=min(batch_size, len(wl.train)),
+                       record_every=record_every, extra=extra, overwrite=overwrite)
+    with progress(steps, spec.name, quiet=quiet, unit="step") as bar:
+        shown = {}
+
+        def on_record(metrics):
+            short = _short(metrics)
+            short.pop("train_acc", None)  # keep the bar narrow: test accuracy is what counts
+            shown.update(epoch=metrics["epoch"], **short)
+            bar.set_postfix(shown, refresh=False)
+
+        def callback(step, loss):
+            bar.update(1)
+            if step % POSTFIX_EVERY == 0:  # float() waits for the device: not every step
+                shown["loss"] = f"{float(loss):.3g}"
+                bar.set_postfix(shown, refresh=False)
+
+        run = train_run(wl, spec, steps=steps, batch_size=batch_size, seed=seed,
+                        record_every=record_every, init=init, callback=callback,
+                        on_record=on_record, on_snapshot=writer.record, check_every=POSTFIX_EVERY)
+    writer.finish(run)
+    return run
 
 
 def _short(metrics: dict) -> dict[str, str]:

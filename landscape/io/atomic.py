@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 
 from landscape.errors import WriteError
+
+# A temporary of a process that is no longer running is removed once it is this old: younger
+# ones may be a writer's on another host sharing the folder (its pid means nothing here).
+STALE_AFTER_S = 60.0
 
 
 def temporary_name(path: str | os.PathLike, *, unique: bool = True) -> str:
@@ -28,12 +33,15 @@ def temporary_name(path: str | os.PathLike, *, unique: bool = True) -> str:
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, unique: bool = True) -> Iterator[str]:
     """Yield a temporary path to write; on a clean exit it is synced and renamed to ``path``.
+    The temporaries of ``path`` that killed writers left are removed first
+    (:func:`remove_stale_temporaries`).
 
     If the body raises, the temporary file is removed and the exception propagates (``path`` is
     untouched). Failures to sync or rename raise :class:`WriteError` naming ``path``.
     """
     path = os.fspath(path)
     tmp = temporary_name(path, unique=unique)
+    remove_stale_temporaries(path)
     try:
         yield tmp
         fsync_file(tmp)
@@ -45,6 +53,47 @@ def atomic_path(path: str | os.PathLike, *, unique: bool = True) -> Iterator[str
             raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from exc
         raise
     fsync_folder(os.path.dirname(path) or ".")
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
+    """Remove the ``.NAME.PID.part.EXT`` temporaries of ``path`` left by writers that were
+    killed: those whose process is gone (``kill(pid, 0)`` finds none) and that are at least
+    ``STALE_AFTER_S`` old. A live process's temporary — or one whose pid is now another
+    process's — is never touched. Returns the paths removed (best effort: errors are ignored)."""
+    folder, name = os.path.split(os.fspath(path))
+    ext = os.path.splitext(name)[1]
+    prefix, suffix = f".{name}.", f".part{ext}"
+    removed = []
+    try:
+        entries = os.listdir(folder or ".")
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        pid = entry[len(prefix):len(entry) - len(suffix)]
+        if not (entry.startswith(prefix) and entry.endswith(suffix) and pid.isdigit()):
+            continue
+        candidate = os.path.join(folder, entry)
+        try:
+            if int(pid) == os.getpid() or _running(int(pid)):
+                continue
+            if now - os.stat(candidate).st_mtime < STALE_AFTER_S:
+                continue
+            os.remove(candidate)
+        except OSError:
+            continue
+        removed.append(candidate)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # another user's process (or no valid pid): leave it alone
+    return True
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -9,6 +9,7 @@ figure builders return a ``matplotlib.figure.Figure`` (no pyplot state); only th
 
 from landscape.plot.figures import (
     KINDS_2D,
+    completion_note,
     curves_figure,
     density_figure,
     function_figure,
@@ -33,7 +34,7 @@ from landscape.plot.surface import (
 )
 
 __all__ = [
-    "KINDS_2D", "curves_figure", "density_figure", "eigen_ratio", "explained_variance",
+    "KINDS_2D", "completion_note", "curves_figure", "density_figure", "eigen_ratio", "explained_variance",
     "function_figure", "hessian_figure", "kind_figure", "mark_points", "masked",
     "plane_axis_labels", "plot_contour", "plot_curve", "plot_curves", "plot_eigen_maps",
     "plot_heatmap", "plot_spectral_density", "plot_surface_3d", "plot_trajectories",

@@ -19,7 +19,7 @@ from scipy.interpolate import RegularGridInterpolator
 from landscape.compare import ComparedPath
 from landscape.grid import Grid
 from landscape.plot.overlay import mark_points, plot_trajectories
-from landscape.plot.surface import plot_contour, plot_surface_3d
+from landscape.plot.surface import log_levels, plot_contour, plot_surface_3d
 
 # tab10, then four more that stay apart from it (the suite has 14 optimizers).
 COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "black", "gold", "navy",
@@ -65,10 +65,7 @@ def comparison_figure(
     ax = fig.add_subplot(1, 3, 1)
     levels: int | np.ndarray = 30
     if log:
-        finite = z[np.isfinite(z) & (z > 0)]
-        hi = float(finite.max()) if finite.size else 1.0
-        lo = max(float(finite.min()) if finite.size else hi, hi * 1e-5)
-        levels = np.geomspace(lo, hi, 25 if function else 30)
+        levels = log_levels(z, 25 if function else 30)
     contours = plot_contour(ax, grid, z, levels=levels, log=log, filled=not function,
                             mark_origin=not function)
     fig.colorbar(ScalarMappable(norm=contours.norm, cmap=contours.cmap), ax=ax,

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import LogNorm
+from matplotlib.colors import LogNorm, SymLogNorm
 from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 
@@ -20,6 +20,8 @@ from landscape.plot.hessian import plot_eigen_maps, plot_spectral_density
 from landscape.plot.overlay import mark_points, plane_axis_labels, plot_trajectories
 from landscape.plot.surface import (
     Levels,
+    log_levels,
+    symmetric_log_levels,
     plot_contour,
     plot_curves,
     plot_heatmap,
@@ -29,14 +31,24 @@ from landscape.plot.surface import (
 KINDS_2D = ("contour", "filled", "heatmap", "surface3d")
 
 
-def _label(metric: str, log: bool) -> str:
+def completion_note(done: np.ndarray) -> str:
+    """``"412 of 2601 points"`` for a surface whose ``done`` mask is not all true, else "":
+    what a partial scan's figures say in their titles."""
+    done = np.asarray(done, bool)
+    count = int(done.sum())
+    return "" if count == done.size else f"{count} of {done.size} points"
+
+
+def _label(metric: str, log: bool, *, symmetric: bool = False) -> str:
+    if symmetric:
+        return f"{metric} (symmetric log scale)"
     return f"{metric} (log scale)" if log else metric
 
 
 def _colorbar(fig: Figure, drawn, ax, *, label: str, **kwargs):
     """A colour bar; for contours on a log scale a continuous one, so that its ticks are decades
     rather than the (arbitrary) level values."""
-    if isinstance(drawn, ContourSet) and isinstance(drawn.norm, LogNorm):
+    if isinstance(drawn, ContourSet) and isinstance(drawn.norm, (LogNorm, SymLogNorm)):
         drawn = ScalarMappable(norm=drawn.norm, cmap=drawn.cmap)
     return fig.colorbar(drawn, ax=ax, label=label, **kwargs)
 
@@ -163,16 +175,22 @@ def function_figure(
     title: str = "",
 ) -> Figure:
     """The seed article's Figure 1 layout: contour lines (log-spaced levels when ``log``) with
-    the known minima starred and an optional descent path, and the 3D surface beside them."""
+    the known minima starred and an optional descent path, and the 3D surface beside them.
+
+    ``log`` on a function that takes negative values (a saddle) is a symmetric log scale
+    (:func:`~landscape.plot.surface.symmetric_log_levels`): a log scale would drop them."""
     fig = Figure(figsize=(12, 5), layout="constrained")
     ax = fig.add_subplot(1, 2, 1)
-    if log:
-        finite = z[np.isfinite(z) & (z > 0)]
-        hi = float(finite.max()) if finite.size else 1.0
-        lo = max(float(finite.min()) if finite.size else hi, hi * 1e-5)
-        levels = np.geomspace(lo, hi, levels) if isinstance(levels, int) else levels
-    contours = plot_contour(ax, grid, z, levels=levels, log=log, filled=False, mark_origin=False)
-    _colorbar(fig, contours, ax, label=_label("f(x, y)", log))
+    finite = np.asarray(z)[np.isfinite(z)]
+    symmetric = log and bool((finite < 0).any()) and isinstance(levels, int)
+    norm = None
+    if symmetric:
+        norm, levels = symmetric_log_levels(z, levels)
+    elif log and isinstance(levels, int):
+        levels = log_levels(z, levels)
+    contours = plot_contour(ax, grid, z, levels=levels, log=log and not symmetric, filled=False,
+                            mark_origin=False, norm=norm)
+    _colorbar(fig, contours, ax, label=_label("f(x, y)", log, symmetric=symmetric))
     mark_points(ax, minima, label="global minimum")
     mark_points(ax, saddles, label="saddle point", marker="X", color="orange", size=11)
     if path is not None:

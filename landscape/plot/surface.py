@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.collections import QuadMesh
-from matplotlib.colors import LogNorm, Normalize
+from matplotlib.colors import LogNorm, Normalize, SymLogNorm
 from matplotlib.contour import QuadContourSet
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
@@ -33,9 +33,13 @@ def masked(z: np.ndarray, *, log: bool = False) -> np.ma.MaskedArray:
     return np.ma.masked_array(np.where(bad, np.nan, z), mask=bad)
 
 
-def color_range(z: np.ma.MaskedArray, vmin: float | None, vmax: float | None
-                ) -> tuple[float, float]:
-    """``(vmin, vmax)``: the given bounds, else the finite data range (never empty)."""
+def color_range(z: np.ma.MaskedArray, vmin: float | None, vmax: float | None, *,
+                log: bool = False) -> tuple[float, float]:
+    """``(vmin, vmax)``: the given bounds, else the finite data range (never empty). On a log
+    scale (``log``) a given bound must be > 0: ValueError otherwise."""
+    for name, bound in (("vmin", vmin), ("vmax", vmax)):
+        if log and bound is not None and not bound > 0:
+            raise ValueError(f"`{name}` (={bound}) must be > 0 on a log scale")
     data = z.compressed()
     lo = vmin if vmin is not None else (float(data.min()) if data.size else 0.0)
     hi = vmax if vmax is not None else (float(data.max()) if data.size else 1.0)
@@ -49,7 +53,7 @@ def norm_and_levels(z: np.ma.MaskedArray, *, levels: Levels = 30, vmin: float | 
                     ) -> tuple[Normalize, np.ndarray]:
     """A colour norm and contour levels: ``levels`` log-spaced values over (vmin, vmax) when
     ``log``, else about ``levels`` round values spanning them."""
-    lo, hi = color_range(z, vmin, vmax)
+    lo, hi = color_range(z, vmin, vmax, log=log)
     if log:
         lo = max(lo, hi * 1e-12)
         norm: Normalize = LogNorm(lo, hi)
@@ -59,6 +63,35 @@ def norm_and_levels(z: np.ma.MaskedArray, *, levels: Levels = 30, vmin: float | 
         # round level values (as matplotlib picks them), so colour bars and labels read well
         bounds = MaxNLocator(levels).tick_values(lo, hi) if isinstance(levels, int) else levels
     return norm, np.asarray(bounds, np.float64)
+
+
+def log_levels(z: np.ndarray, count: int, *, span: float = 1e-5) -> np.ndarray:
+    """``count`` log-spaced levels from the smallest positive finite value of ``z`` (but at
+    most ``span`` below the largest) to the largest; a decade above a single value (one level
+    repeated would not be increasing, which matplotlib refuses)."""
+    finite = np.asarray(z, np.float64)
+    finite = finite[np.isfinite(finite) & (finite > 0)]
+    hi = float(finite.max()) if finite.size else 1.0
+    lo = max(float(finite.min()) if finite.size else hi, hi * span)
+    if not hi > lo:
+        hi = lo * 10.0
+    return np.geomspace(lo, hi, count)
+
+
+SYMLOG_LINEAR = 0.02  # a symmetric log scale is linear within this fraction of the largest |z|
+
+
+def symmetric_log_levels(z: np.ndarray, count: int) -> tuple[SymLogNorm, np.ndarray]:
+    """A symmetric log scale for values of both signs (a log scale would drop the negative
+    ones): log |z| with its sign, linear within ±``SYMLOG_LINEAR`` of the largest |z|, and
+    ``count`` levels symmetric about 0 (0 itself included), log-spaced in magnitude."""
+    finite = np.abs(np.asarray(z, np.float64))
+    finite = finite[np.isfinite(finite)]
+    top = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    linear = top * SYMLOG_LINEAR
+    magnitudes = np.geomspace(linear, top, max(1, (count - 1) // 2))
+    norm = SymLogNorm(linthresh=linear, vmin=-top, vmax=top)
+    return norm, np.concatenate([-magnitudes[::-1], [0.0], magnitudes])
 
 
 def _check_2d(grid: Grid, z: np.ndarray) -> None:
@@ -79,11 +112,17 @@ def plot_contour(
     filled: bool = True,
     cmap: str = CMAP,
     mark_origin: bool = True,
+    norm: Normalize | None = None,
 ) -> QuadContourSet:
-    """Contour lines (``filled=False``) or filled contours of ``z``; the origin starred."""
+    """Contour lines (``filled=False``) or filled contours of ``z``; the origin starred.
+    ``norm`` (with ``levels`` a sequence) replaces the scale ``log``/``vmin``/``vmax`` make,
+    e.g. :func:`symmetric_log_levels`'."""
     _check_2d(grid, z)
     zm = masked(z, log=log)
-    norm, bounds = norm_and_levels(zm, levels=levels, vmin=vmin, vmax=vmax, log=log)
+    if norm is None:
+        norm, bounds = norm_and_levels(zm, levels=levels, vmin=vmin, vmax=vmax, log=log)
+    else:
+        bounds = np.asarray(levels, np.float64)
     if filled:
         drawn = ax.contourf(grid.x, grid.y, zm, levels=bounds, norm=norm, cmap=cmap, extend="both")
     else:
@@ -112,7 +151,7 @@ def plot_heatmap(
     _check_2d(grid, z)
     zm = masked(z, log=log)
     if norm is None:
-        lo, hi = color_range(zm, vmin, vmax)
+        lo, hi = color_range(zm, vmin, vmax, log=log)
         norm = LogNorm(max(lo, hi * 1e-12), hi) if log else Normalize(lo, hi)
     return ax.pcolormesh(grid.x, grid.y, zm, shading="nearest", norm=norm, cmap=cmap,
                          rasterized=True)
@@ -137,7 +176,7 @@ def plot_surface_3d(
     _check_2d(grid, z)
     zm = masked(z, log=log)
     lo, hi = color_range(zm, vmin, None if vmax is None and zmax is None else
-                         min(v for v in (vmax, zmax) if v is not None))
+                         min(v for v in (vmax, zmax) if v is not None), log=log)
     if log:
         lo = max(lo, hi * 1e-12)
     heights = np.clip(zm.filled(np.nan), lo, hi)

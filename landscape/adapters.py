@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from landscape.batches import Batches, Dataset, as_data
-from landscape.errors import InputError, LandscapeError
+from landscape.errors import InputError, user_code
 from landscape.objective import Objective, Params
 
 DEFAULT_BATCH_SIZE = 1024
@@ -120,14 +120,8 @@ def _metric_names(loss, params, state, data, batch_size: int, name: str) -> tupl
     batch = _first_batch(data, batch_size)
     shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), batch)
     params_shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), params)
-    try:
+    with user_code(f"`{name}` on the first batch"):  # one line, not a traceback
         value, metrics = jax.eval_shape(loss, params_shapes, state, shapes)
-    except LandscapeError:
-        raise
-    except Exception as exc:  # the user's code: one line, not a traceback
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise InputError(f"`{name}` failed on the first batch: {type(exc).__name__}: "
-                         f"{first}", param="loss_fn") from exc
     for key, shape in (("loss", value), *metrics.items()):
         if getattr(shape, "shape", None) != ():
             raise InputError(f"`{name}` must return a scalar batch mean (or (scalar, metrics "

@@ -158,17 +158,17 @@ def pca_plane(trajectory: list[Params], *, dims: int = 2, ignore: str = "none") 
     ``explained_variance`` holds the explained variance ratios of the components used.
     """
     if dims not in (1, 2):
-        raise InputError(f"`dims` (={dims}) must be 1 or 2")
+        raise InputError(f"`dims` (={dims}) must be 1 or 2", param="dims")
     if ignore not in IGNORE_RULES:
-        raise InputError(f"`ignore` (={ignore!r}) must be one of: {', '.join(IGNORE_RULES)}")
+        raise InputError(f"`ignore` (={ignore!r}) must be one of: {', '.join(IGNORE_RULES)}",
+                         param="ignore")
     # n recorded points span at most n - 1 directions once centred: a plane needs 3, a line 2.
     if len(trajectory) < dims + 1:
-        line = " or scan a line (`--dims 1`)" if dims == 2 and len(trajectory) == 2 else ""
+        line = " or scan a line (`dims` 1)" if dims == 2 and len(trajectory) == 2 else ""
         raise InputError(
             f"PCA directions need at least {dims + 1} recorded steps for a "
             f"{'plane' if dims == 2 else 'line'}, the trajectory has {len(trajectory)}; "
-            f"record more often (`landscape train --record-every`){line}"
-        )
+            f"record more often (`record_every`){line}", param=("record_every", "dims"))
     final = trajectory[-1]
     final_vec, unravel = ravel_pytree(final)
     # 1 where a parameter takes part: the rule is Li et al.'s `d.dim() <= 1` per tensor.
@@ -193,8 +193,8 @@ def pca_plane(trajectory: list[Params], *, dims: int = 2, ignore: str = "none") 
     if ratios[-1] < 1e-12:  # the trajectory is (numerically) a straight line
         raise InputError(
             f"the trajectory moves along one direction only (PCA component 2 explains "
-            f"{ratios[-1]:.1e} of its variance): a PCA plane is undefined; scan a line (`--dims 1`)"
-        )
+            f"{ratios[-1]:.1e} of its variance): a PCA plane is undefined; scan a line (`dims` 1)",
+            param="dims")
     dtype = np.asarray(final_vec).dtype
     ds = [_host(unravel(jnp.asarray(vt[i].astype(dtype)))) for i in range(dims)]
     return Plane(_host(final), ds[0], ds[1] if dims == 2 else None, kind="pca",

@@ -18,10 +18,10 @@ class LandscapeError(Exception):
 class InputError(LandscapeError, ValueError):
     """A user-supplied value (argument, option, name) is invalid.
 
-    ``param`` names the library argument at fault (``metrics``, ``x`` ...) as the message writes
-    it in backticks; the CLI replaces that name by its option (``--metrics``)."""
+    ``param`` names the library argument(s) at fault (``metrics``, ``x`` ...) as the message
+    writes them in backticks; the CLI replaces each name by its option (``--metrics``)."""
 
-    def __init__(self, message: str, *, param: str | None = None):
+    def __init__(self, message: str, *, param: str | tuple[str, ...] | None = None):
         super().__init__(message)
         self.param = param
 

@@ -75,7 +75,10 @@ def parse_axis(spec: str, *, name: str = "--x") -> np.ndarray:
         if near < tiny:
             resolution = f"{tiny:.3g}: smaller magnitudes count as 0"
         else:
-            resolution = f"{float(np.spacing(DEVICE_DTYPE(near))):.3g}"
+            spacing = float(np.spacing(DEVICE_DTYPE(near)))
+            if not math.isfinite(spacing):  # at float32's largest value: the spacing below it
+                spacing = float(DEVICE_DTYPE(near) - np.nextafter(DEVICE_DTYPE(near), DEVICE_DTYPE(0)))
+            resolution = f"{spacing:.3g}"
         raise InputError(
             f"`{name}` (={spec}): its step, {step_text}, is too fine for float32 near {near:.3g} "
             f"(resolution {resolution}), the precision grid points are evaluated in; widen "

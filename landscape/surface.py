@@ -61,6 +61,7 @@ class Surface(surface_h5.Surface):
         trajectories where there are any, else contours beside a 3D view (curves in 1D). A
         ``matplotlib.figure.Figure`` (a notebook shows it; ``.savefig(path)`` saves it)."""
         from landscape.plot import kind_figure, surface_figure
+        from landscape.plot.figures import completion_note
 
         metric = metric or next((n for n in self.values if n.endswith("loss")),
                                 next(iter(self.values)))
@@ -68,8 +69,9 @@ class Surface(surface_h5.Surface):
         record = self.record
         if title is None:
             title = f"{record.workload or ''}: {metric}, {record.direction_kind or 'file'} directions"
-            if not self.complete:
-                title += f" ({int(self.done.sum()):,} of {self.done.size:,} points)"
+            note = completion_note(self.done)
+            if note:
+                title += f" — {note} (scan incomplete)"
         if self.trajectories and self.grid.ndim == 2:
             return kind_figure("filled", self.grid, self.values[metric], metric=metric,
                                attrs=self.attrs, trajectories=self.trajectories, log=log,

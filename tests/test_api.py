@@ -107,7 +107,7 @@ def test_a_reiterable_of_batches_is_read_batch_by_batch():
 
 def test_user_mistakes_are_one_line_errors():
     model = Net(nnx.Rngs(0))
-    with pytest.raises(InputError, match=r"`nnx_loss` failed on the first batch: \w+"):
+    with pytest.raises(InputError, match=r"`nnx_loss` on the first batch raised \w+"):
         landscape.surface(nnx_loss, model, (X[:, :2], LABELS), **SMALL)  # wrong input width
     with pytest.raises(InputError, match="must return a scalar batch mean"):
         landscape.surface(lambda m, b: m(b[0]), model, (X, LABELS), **SMALL)

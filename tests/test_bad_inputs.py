@@ -341,7 +341,7 @@ def test_pca_of_two_records_is_a_line_not_a_plane(runs, tmp_path):
     result = invoke(["scan", runs["sine"], "--directions", "pca", "--grid", "3", "--quiet",
                      "--out", tmp_path])
     assert_one_line_error(result, "at least 3 recorded steps for a plane",
-                          "the trajectory has 2", "--record-every", "--dims 1", code=2)
+                          "the trajectory has 2", "`--record-every`", "`--dims` 1", code=2)
     result = invoke(["scan", runs["sine"], "--directions", "pca", "--dims", "1", "--grid", "3",
                      "--quiet", "--out", tmp_path])
     assert result.exit_code == 0, result.output

@@ -148,8 +148,8 @@ def as_option(exc: InputError) -> str:
     """The library's message with its argument named as the option: "`metrics` (=...)" →
     "`--metrics` (=...)" (``exc.param``, the library's name for it; ``_`` → ``-``)."""
     message = str(exc)
-    param = getattr(exc, "param", None)
-    if param:
+    params = getattr(exc, "param", None) or ()
+    for param in (params,) if isinstance(params, str) else params:
         message = message.replace(f"`{param}`", f"`--{param.replace('_', '-')}`")
     return message
 

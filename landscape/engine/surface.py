@@ -37,7 +37,7 @@ from landscape.engine.chunks import (
     todo_points,
 )
 from landscape.engine.stem import StemSplit, split_at_stem, shapes_of
-from landscape.errors import InputError
+from landscape.errors import InputError, user_code
 from landscape.grid import Grid, available_memory_bytes
 from landscape.objective import ACC_PERCENT, Objective, mean_over_batches
 from landscape.tree import leaf_path
@@ -201,7 +201,8 @@ class _Setup:
             <= _memory_budget(mesh))
         first = _first_batch(datasets[splits[0]], objective.batch_size)
         params = shapes_of(plane.origin)
-        with jax.disable_jit():
+        # The first trace of the loss: a user's loss that fails says so in one line.
+        with jax.disable_jit(), user_code(f"the loss of `{objective.name}`"):
             closed = jax.make_jaxpr(objective.loss)(params, objective.state, shapes_of(first))
         has_conv = any(eqn.primitive.name == "conv_general_dilated" for eqn in closed.jaxpr.eqns)
         stem = _Stem.find(objective.loss, plane, objective.state, first) if use_stem else None

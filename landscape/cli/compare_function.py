@@ -21,6 +21,7 @@ def compare_function(*, name, start, names, rates, steps, num, x_spec, y_spec, o
     from landscape import __version__, compare
     from landscape.data.functions import get_function
     from landscape.io import surface_h5
+    from landscape.io.surface_record import SurfaceRecord
 
     from landscape.errors import InputError
 
@@ -46,12 +47,12 @@ def compare_function(*, name, start, names, rates, steps, num, x_spec, y_spec, o
             "optimizers": [path.optimizer for path in paths],
             "x": [float(grid.x[0]), float(grid.x[-1]), len(grid.x)],
             "y": [float(grid.y[0]), float(grid.y[-1]), len(grid.y)]}
-    attrs = {"tool": "landscape", "tool_version": __version__, "workload": f"function:{name}",
-             "function": function.name, "formula": function.formula,
-             "direction_kind": "parameters", "normalization": "none", "ignore": "none",
-             "seed": -1, "grid": spec, "spec_hash": surface_h5.spec_hash(spec)}
+    record = SurfaceRecord(workload=f"function:{name}", direction_kind="parameters",
+                           normalization="none", ignore="none", spec=spec,
+                           tool_version=__version__,
+                           extra={"function": function.name, "formula": function.formula})
     h5_path = os.path.join(out, SURFACE_H5)
-    surface_h5.create(h5_path, grid, ["train_loss"], compare.function_plane(), attrs,
+    surface_h5.create(h5_path, grid, ["train_loss"], compare.function_plane(), record.to_attrs(),
                       overwrite=overwrite)
     values = function.on_grid(grid.x, grid.y)
     surface_h5.write_points(h5_path, np.arange(grid.num_points), {"train_loss": values.ravel()})

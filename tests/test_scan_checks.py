@@ -2,6 +2,9 @@
 finished scan returns at once (issue #18's scan items; each test fails on the code before)."""
 
 import importlib
+import json
+
+import jax
 
 import h5py
 import pytest
@@ -99,10 +102,15 @@ def test_a_long_scan_records_the_probed_strategy(tmp_path):
     result = invoke(["scan", "--steps", "5", "--x", "-1:1:16", "--y", "-1:1:16", "--chunk", "8",
                      "--quiet", "--out", tmp_path])
     assert result.exit_code == 0, result.output
-    plan = surface_h5.read(tmp_path / "surface.h5").attrs["strategy"]
-    assert '"source": "probe"' in plan or '"source": "cache"' in plan
-    info = invoke(["info", tmp_path / "surface.h5"])
-    assert "strategy" in info.output and "vmap" in info.output + plan
+    plan = json.loads(surface_h5.read(tmp_path / "surface.h5").attrs["strategy"])
+    assert plan["source"] in ("probe", "cache") and plan["strategy"] in ("vmap", "map")
+    assert plan["chunk"] > 0 and plan["devices"] in (1, jax.device_count())
+    if plan["source"] == "probe":  # every candidate was timed
+        assert set(plan["rates"]) == {f"{s}/{n}" for s in ("vmap", "map")
+                                      for n in {1, jax.device_count()}}
+    info = invoke(["info", tmp_path / "surface.h5"]).output
+    evaluated = next(line for line in info.splitlines() if line.startswith("evaluated"))
+    assert plan["strategy"] in evaluated and ("probe" in evaluated or "earlier probe" in evaluated)
 
 
 def test_samples_scan_a_fixed_recorded_subset(tmp_path):

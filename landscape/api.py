@@ -192,3 +192,22 @@ class Hessian:
 
         return slq_density(self.problem, num_probes=probes,
                            num_steps=min(steps, self.num_params), seed=seed)
+
+
+class _CallableModule(type(sys)):
+    """``landscape.hessian(loss_fn, model, data)`` makes a :class:`Hessian` (as PyHessian's
+    ``hessian(model, criterion, data)``) while ``landscape.hessian.X`` stays that package's X:
+    a module cannot be called, so the package's module object gets this callable class."""
+
+    def __call__(self, loss_fn: Any, model: Any, data: Any, **options: Any) -> Hessian:
+        return Hessian(loss_fn, model, data, **options)
+
+
+def _make_hessian_callable() -> None:
+    import landscape.hessian
+
+    sys.modules["landscape.hessian"].__class__ = _CallableModule
+    del landscape.hessian
+
+
+_make_hessian_callable()

@@ -5,8 +5,6 @@ One concept per module: ``operator`` (HVP on flat vectors), ``lanczos`` (the alg
 ``eigen`` (extreme eigenpairs, eigenvector planes), ``trace``, ``density``, ``maps``.
 """
 
-import sys
-
 from landscape.hessian.density import SpectralDensity, gaussian_density, slq_density, slq_nodes
 from landscape.hessian.eigen import hessian_eigenpairs, hessian_plane
 from landscape.hessian.lanczos import (
@@ -53,16 +51,3 @@ __all__ = [
     "tridiagonal_matrix",
 ]
 
-
-class _CallableModule(type(sys.modules[__name__])):
-    """``landscape.hessian(loss_fn, model, data)`` makes a :class:`landscape.api.Hessian` (as
-    PyHessian's ``hessian(model, criterion, data)``), while ``landscape.hessian.X`` stays this
-    package's X: a module cannot be called, so its class is this callable one."""
-
-    def __call__(self, loss_fn, model, data, **options):
-        from landscape.api import Hessian
-
-        return Hessian(loss_fn, model, data, **options)
-
-
-sys.modules[__name__].__class__ = _CallableModule

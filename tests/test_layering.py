@@ -1,0 +1,53 @@
+"""The package's layers, read from its imports (ast, nothing is run): nothing below the CLI
+imports it, and the core — the evaluation contract, the engine, directions, grids — imports no
+file format, figure or command."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "landscape"
+CORE = ["workload.py", "objective.py", "batches.py", "tree.py", "grid.py", "directions.py",
+        "projection.py", "engine", "models", "hessian"]
+
+
+def imports(path: Path) -> set[str]:
+    """Every module ``path`` imports (at the top or inside functions)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def modules(*places: str) -> list[Path]:
+    found = []
+    for place in places:
+        path = PACKAGE / place
+        found += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    return found
+
+
+def test_nothing_below_the_cli_imports_it():
+    below = [p for p in PACKAGE.rglob("*.py") if "cli" not in p.relative_to(PACKAGE).parts]
+    offenders = {str(p.relative_to(PACKAGE)): sorted(n for n in imports(p)
+                                                    if n.startswith("landscape.cli"))
+                 for p in below}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_core_imports_no_file_format_figure_or_command():
+    outer = ("landscape.io", "landscape.plot", "landscape.cli", "landscape.scan",
+             "landscape.api", "landscape.surface")
+    offenders = {}
+    for path in modules(*CORE):
+        bad = sorted(n for n in imports(path) if n.startswith(outer))
+        if bad:
+            offenders[str(path.relative_to(PACKAGE))] = bad
+    assert offenders == {}
+
+
+def test_the_core_modules_exist():  # the list above must not go stale
+    assert all((PACKAGE / place).exists() for place in CORE)

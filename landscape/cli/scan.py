@@ -332,10 +332,10 @@ def scan_model(model, plane, grid, out: str, *, provenance: dict, metrics, split
         def advance(done: int, total: int) -> None:
             bar.update(done - bar.n)
 
-        def announce(plan) -> None:
-            if not quiet and plan.rate:
-                left = grid.num_points - bar.n
-                bar.write(estimate_line(left, plan, len(jax_devices())), file=sys.stderr)
+        def announce(plan) -> None:  # the estimate, before a scan long enough to need one
+            left = grid.num_points - bar.n
+            if not quiet and plan.rate and left / plan.rate >= ESTIMATE_FROM_S:
+                bar.write(estimate_line(left, plan), file=sys.stderr)
 
         surface = scan_surface(objective, plane, grid, out=h5_path, metrics=metrics,
                                splits=splits, provenance=provenance, train_loss=model.train_loss,
@@ -355,8 +355,12 @@ def scan_model(model, plane, grid, out: str, *, provenance: dict, metrics, split
     return [h5_path, png_path]
 
 
-def estimate_line(points: int, plan, devices: int) -> str:
-    """``"2,601 points × 0.31 s ≈ 13 min on 2 devices (map, chunk 16)"``."""
+ESTIMATE_FROM_S = 10.0  # scans expected to take less are not announced
+
+
+def estimate_line(points: int, plan) -> str:
+    """``"2,601 points × 0.31 s ≈ 13 min on 2 devices (map, chunk 16, probe)"``."""
+    devices = plan.devices
     seconds = points / plan.rate
     if seconds < 90:
         eta = f"{seconds:.0f} s"
@@ -367,8 +371,3 @@ def estimate_line(points: int, plan, devices: int) -> str:
     return (f"{points:,} points × {1 / plan.rate:.3g} s ≈ {eta} on {devices} "
             f"device{'s' * (devices > 1)} ({plan.strategy}, chunk {plan.chunk}, {plan.source})")
 
-
-def jax_devices():
-    import jax
-
-    return jax.devices()

@@ -6,7 +6,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
 import landscape
 from landscape.batches import Batch, Batches, Dataset
@@ -46,22 +45,6 @@ def _classifier(module_fn, inputs, labels, batch_size):
     return objective, params
 
 
-class Attention(nnx.Module):
-    """One causal self-attention block over embedded tokens, then a next-token classifier."""
-
-    def __init__(self, vocab: int, width: int, rngs: nnx.Rngs):
-        self.embed = nnx.Embed(vocab, width, rngs=rngs)
-        self.attention = nnx.MultiHeadAttention(2, width, decode=False, rngs=rngs)
-        self.norm = nnx.LayerNorm(width, rngs=rngs)
-        self.head = nnx.Linear(width, vocab, rngs=rngs)
-
-    def __call__(self, tokens):
-        h = self.embed(tokens)
-        mask = nnx.make_causal_mask(tokens)
-        h = h + self.attention(self.norm(h), mask=mask)
-        return self.head(h)
-
-
 def _models():
     rng = np.random.default_rng(0)
     images = rng.normal(size=(24, 8, 8, 3)).astype(np.float32)
@@ -77,17 +60,12 @@ def _models():
     objective, params = resnet  # non-trivial running statistics: BatchNorm really normalizes
     state = jax.tree.map(lambda s: s + 0.3 * np.ones_like(s), objective.state)
     yield "resnet", (objective.replace(state=state), params)
-    tokens = rng.integers(0, 16, (12, 9)).astype(np.int32)
-    model = pure_modes(lambda r: Attention(16, 8, r))
-    params, state = model.init(jax.random.key(0))
+    from landscape.data.text import text_gpt
 
-    def loss(params, state, batch):
-        logits = model.apply(params, state, batch.inputs)
-        logp = jax.nn.log_softmax(logits)
-        return -jnp.mean(jnp.take_along_axis(logp, batch.targets[..., None], -1)), {}
-
-    yield "attention", (Objective(loss, {"train": Dataset(tokens[:, :-1], tokens[:, 1:])}, state,
-                                  5, (), "attention"), params)
+    gpt = text_gpt(num_train=12, num_test=0, context=8, d_model=8, layers=1, heads=2,
+                   batch_size=5)  # the built-in GPT, tiny, on the standard library's bytes
+    params, state = gpt.init(jax.random.key(0))
+    yield "gpt", (gpt.objective(state), params)
 
 
 MODELS = dict(_models())

@@ -75,7 +75,8 @@ def parse_axis(spec: str, *, name: str = "--x") -> np.ndarray:
         if near < tiny:
             resolution = f"{tiny:.3g}: smaller magnitudes count as 0"
         else:
-            spacing = float(np.spacing(DEVICE_DTYPE(near)))
+            with np.errstate(over="ignore"):
+                spacing = float(np.spacing(DEVICE_DTYPE(near)))
             if not math.isfinite(spacing):  # at float32's largest value: the spacing below it
                 spacing = float(DEVICE_DTYPE(near) - np.nextafter(DEVICE_DTYPE(near), DEVICE_DTYPE(0)))
             resolution = f"{spacing:.3g}"

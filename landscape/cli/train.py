@@ -27,6 +27,8 @@ Examples:
   landscape train --workload spirals --optimizer adam --lr 0.01 --steps 3000 --out runs/spirals
   landscape train --workload mnist --data-dir ~/data --optimizer sgd --batch-size 256
   landscape train --workload mypackage.tasks:my_workload --optimizer adam
+  landscape train --optimizer sgd --optimizer adam --batch-size 1437 --record-opt-state \\
+      --track-sharpness 10                         # full batch, for the edge of stability
 """
 
 
@@ -63,6 +65,17 @@ def _optimizer_names(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
               help="Learning rate for every optimizer [default: each optimizer's own default].")
 @click.option("--record-every", type=click.IntRange(min=1), default=50, show_default=True,
               help="Record params and full train/test metrics every this many steps.")
+@click.option("--record-opt-state", is_flag=True,
+              help="Record the optimizer state too at every recorded step (trajectory.h5 "
+                   "opt_state/): `landscape hessian RUN --steps all` then measures adaptive "
+                   "optimizers' preconditioned sharpness.")
+@click.option("--track-sharpness", "track_every", type=click.IntRange(min=1), default=None,
+              metavar="EVERY",
+              help="Measure λmax every EVERY steps while training (trajectory.h5 sharpness/): "
+                   "--sharpness-steps warm-started Lanczos steps on the Hessian of the full "
+                   "training set's mean loss (evaluation mode).")
+@click.option("--sharpness-steps", type=click.IntRange(min=2), default=20, show_default=True,
+              help="Lanczos steps (Hessian-vector products) per --track-sharpness measurement.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Folder holding <workload>/ data folders for mnist, fashion-mnist, cifar10 "
                    "[default: $LANDSCAPE_DATA or ~/.cache/landscape/data].")
@@ -71,8 +84,8 @@ def _optimizer_names(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
 @seed_option
 @quiet_option
 @library_errors
-def train(workload, optimizer_names, steps, batch_size, lr, record_every, data_dir, overwrite,
-          out, seed, quiet):
+def train(workload, optimizer_names, steps, batch_size, lr, record_every, record_opt_state,
+          track_every, sharpness_steps, data_dir, overwrite, out, seed, quiet):
     """Train a workload with each optimizer, recording its trajectory.
 
     Every optimizer starts from the same initial parameters (drawn with --seed) and sees the
@@ -137,7 +150,9 @@ def train(workload, optimizer_names, steps, batch_size, lr, record_every, data_d
             run = train_run(wl, spec, steps=steps, batch_size=batch_size, seed=seed,
                             record_every=record_every, init=init, callback=callback,
                             on_record=on_record, on_snapshot=writer.record,
-                            check_every=POSTFIX_EVERY)
+                            check_every=POSTFIX_EVERY, record_opt_state=record_opt_state,
+                            track_sharpness=track_every, sharpness_steps=sharpness_steps,
+                            on_sharpness=writer.record_sharpness)
         writer.finish(run)
         paths.append(directory)
         summaries.append(_summary(run))

@@ -11,7 +11,9 @@ from landscape.hessian.lanczos import (
     Eigenpairs,
     ExtremeEigenpairs,
     LanczosState,
+    TopRitzPair,
     lanczos_extremes,
+    lanczos_top,
     lanczos_tridiagonal,
     ritz_values,
     tridiagonal_matrix,
@@ -22,7 +24,13 @@ from landscape.hessian.maps import (
     eigen_point_fn,
     evaluate_eigen_map,
 )
-from landscape.hessian.operator import HessianProblem, hessian_problem, hvp_of, quadratic_form_of
+from landscape.hessian.operator import (
+    HessianProblem,
+    hessian_problem,
+    hvp_of,
+    loss_problem,
+    quadratic_form_of,
+)
 from landscape.hessian.trace import TraceEstimate, hutchinson_trace
 
 __all__ = [
@@ -32,6 +40,7 @@ __all__ = [
     "HessianProblem",
     "LanczosState",
     "SpectralDensity",
+    "TopRitzPair",
     "TraceEstimate",
     "eigen_map_data",
     "eigen_point_fn",
@@ -43,6 +52,8 @@ __all__ = [
     "hutchinson_trace",
     "hvp_of",
     "lanczos_extremes",
+    "lanczos_top",
+    "loss_problem",
     "lanczos_tridiagonal",
     "quadratic_form_of",
     "ritz_values",

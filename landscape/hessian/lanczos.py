@@ -188,8 +188,8 @@ class _Progress(NamedTuple):
                      "return_vectors"),
 )
 def _extremes_on_device(
-    v0, operands, key, tol, atol, *, matvec, num_steps, top_k, bottom_k, stop, check_every,
-    return_vectors,
+    v0, operands, key, tol, atol, min_steps, *, matvec, num_steps, top_k, bottom_k, stop,
+    check_every, return_vectors,
 ):
     """Lanczos steps and convergence tests in one ``while_loop``: no host round trip per step
     (with ~2 ms HVPs, per-step dispatch and syncs cost as much as a step on small models)."""
@@ -216,7 +216,9 @@ def _extremes_on_device(
     def body(p: _Progress) -> _Progress:
         state = lanczos_step(p.count, p.state, matvec, operands, key)
         p = p._replace(state=state, count=p.count + 1)
-        due = (p.count >= k) & (((p.count - k) % check_every == 0) | (p.count == num_steps))
+        first = jnp.maximum(k, min_steps)  # traced: warm and cold starts share one program
+        due = (p.count >= first) & (((p.count - first) % check_every == 0)
+                                    | (p.count == num_steps))
         return jax.lax.cond(due, test, lambda p: p, p)
 
     def more(p: _Progress) -> jax.Array:
@@ -259,6 +261,7 @@ def lanczos_extremes(
     stop: str = "residual",
     max_iter: int = 100,
     check_every: int = 1,
+    min_steps: int = 1,
     key: jax.Array | None = None,
     return_vectors: bool = False,
 ) -> ExtremeEigenpairs:
@@ -283,6 +286,10 @@ def lanczos_extremes(
         of the compiled loop (pass the same object to reuse the compilation).
       check_every: steps between convergence tests (each is an eigendecomposition of the padded
         T, at most ``max_iter`` square).
+      min_steps: no test before this many steps. For warm starts: from a vector close to an
+        eigenvector the first Ritz pair already has a tiny residual, and the test would accept
+        that eigenvalue before the Krylov space has seen a larger one (the residual rule bounds
+        the distance to *some* eigenvalue, not to the extreme one).
       key: seeds restart vectors after a breakdown (default: key 0).
     """
     n = int(v0.size)
@@ -305,10 +312,13 @@ def lanczos_extremes(
         )
     if check_every < 1:
         raise InputError(f"`check_every` (={check_every}) must be >= 1")
+    if min_steps < 1:
+        raise InputError(f"`min_steps` (={min_steps}) must be >= 1")
     key = jax.random.key(0) if key is None else key
     count, values, residuals, converged, vectors = _extremes_on_device(
-        v0, operands, key, tol, atol, matvec=matvec, num_steps=min(max_iter, n), top_k=top_k,
-        bottom_k=bottom_k, stop=stop, check_every=check_every, return_vectors=return_vectors)
+        v0, operands, key, tol, atol, jnp.asarray(min(min_steps, max_iter, n), jnp.int32),
+        matvec=matvec, num_steps=min(max_iter, n), top_k=top_k, bottom_k=bottom_k, stop=stop,
+        check_every=check_every, return_vectors=return_vectors)
     count, values, residuals, converged = jax.device_get((count, values, residuals, converged))
     values, residuals = values.astype(np.float64), residuals.astype(np.float64)
 
@@ -317,3 +327,27 @@ def lanczos_extremes(
                           converged[sl])
 
     return ExtremeEigenpairs(end(slice(0, top_k)), end(slice(top_k, None)), int(count))
+
+
+class TopRitzPair(NamedTuple):
+    """The largest Ritz pair after a fixed number of Lanczos steps."""
+
+    value: jax.Array  # θ_max, a lower bound on λ_max (Ritz values lie inside the spectrum)
+    vector: jax.Array  # (n,) unit Ritz vector Q y
+    residual: jax.Array  # ‖A x − θ x‖ = β_{m-1} |y_{m-1}|: some eigenvalue lies this close to θ
+
+
+def lanczos_top(
+    matvec: Matvec, operands: Any, v0: jax.Array, num_steps: int, key: jax.Array
+) -> TopRitzPair:
+    """The top Ritz pair after exactly ``num_steps`` Lanczos steps from ``v0`` (jit-able: no
+    data-dependent control flow, one fixed program; ``num_steps`` ≤ n). Cheap enough to run
+    during training with a warm start (the previous call's ``vector``)."""
+    state = lanczos_tridiagonal(matvec, operands, v0, num_steps, key)
+    theta, y = jnp.linalg.eigh(tridiagonal_matrix(state.alphas, state.betas))  # ascending
+    top = y[:, -1]
+    vector = top @ state.basis[:num_steps]
+    # As in lanczos_extremes: nothing is known better than the arithmetic's precision.
+    residual = jnp.maximum(jnp.abs(state.betas[num_steps - 1] * top[num_steps - 1]),
+                           jnp.finfo(theta.dtype).eps * jnp.max(jnp.abs(theta)))
+    return TopRitzPair(theta[-1], vector / jnp.linalg.norm(vector), residual)

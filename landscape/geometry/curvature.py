@@ -87,6 +87,7 @@ def _eigenpairs(problem: HessianProblem, start, *, top_k, bottom_k, tol, max_ite
                 ) -> ExtremeEigenpairs:
     start_key, restart_key = jax.random.split(jax.random.key(seed))
     v0 = warm_start(start, start_key, problem.num_params, problem.params.dtype)
+    v0 = jax.device_put(v0, problem.params.sharding)  # one placement, one compilation
     return lanczos_extremes(problem.matvec, problem.operands, v0, top_k=top_k, bottom_k=bottom_k,
                             tol=tol, max_iter=max_iter, key=restart_key, return_vectors=True,
                             min_steps=WARM_MIN_STEPS if start is not None else 1)

@@ -26,6 +26,7 @@ enter exactly with weight 1/n each, and the probes run on P H P restricted to th
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -92,11 +93,14 @@ def slq_nodes(
     deflate: Eigenpairs | None = None,
     batch: int = 10,
     seed: int = 0,
+    on_batch: Callable[[int], object] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Quadrature nodes and weights of the spectral measure (flat (N,) arrays, weights sum to 1).
 
     ``deflate``: eigenpairs with vectors (e.g. ``hessian_eigenpairs(..., return_vectors=True)
-    .top``) taken out exactly; see the module docstring. ``batch`` probes run side by side.
+    .top``) taken out exactly; see the module docstring. ``batch`` probes run side by side
+    (each holds a ``num_steps`` × n basis). ``on_batch(count)`` after each batch, with the
+    number of probes it finished (progress bars).
     """
     n = problem.num_params
     k = 0 if deflate is None else len(deflate.values)
@@ -127,6 +131,8 @@ def slq_nodes(
                                        np.asarray(betas, np.float64)[:take])
         nodes.append(theta.ravel())
         weights.append(tau.ravel())
+        if on_batch is not None:
+            on_batch(take)
     nodes = np.concatenate(nodes)
     weights = np.concatenate(weights) * (n - k) / (n * num_probes)
     if k:
@@ -171,15 +177,17 @@ def slq_density(
     sigma: float | None = None,
     num_bins: int = 10_000,
     seed: int = 0,
+    batch: int = 10,
+    on_batch: Callable[[int], object] | None = None,
 ) -> SpectralDensity:
     """The Hessian's smoothed eigenvalue density by stochastic Lanczos quadrature.
 
     ``num_probes`` Gaussian probes, ``num_steps`` Lanczos steps each (moments of the density up
     to order 2·num_steps − 1 are exact per probe); ``deflate``, ``sigma``: see the module
-    docstring and :func:`gaussian_density`.
+    docstring and :func:`gaussian_density`; ``batch``, ``on_batch`` as in :func:`slq_nodes`.
     """
     nodes, weights = slq_nodes(problem, num_probes=num_probes, num_steps=num_steps,
-                               deflate=deflate, seed=seed)
+                               deflate=deflate, seed=seed, batch=batch, on_batch=on_batch)
     return gaussian_density(nodes, weights, sigma=sigma, num_bins=num_bins)
 
 

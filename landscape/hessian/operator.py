@@ -159,12 +159,23 @@ def loss_problem(
     layout = (jax.tree.structure(params),
               tuple((np.shape(leaf), jnp.result_type(leaf)) for leaf in jax.tree.leaves(params)))
     flat_loss, matvec, vhv = _operators(loss, layout, scale is not None)
+    flat = jax.device_put(jnp.asarray(flat), _replicated(data))
     if scale is not None:
         d, _ = ravel_pytree(scale)
         if d.shape != flat.shape:
             raise InputError(f"`scale` has {d.size} entries, the parameters {flat.size}")
-        data = (data, jnp.asarray(d, flat.dtype))
-    return HessianProblem(flat_loss, jnp.asarray(flat), unravel, data, matvec, vhv)
+        data = (data, jax.device_put(jnp.asarray(d, flat.dtype), flat.sharding))
+    return HessianProblem(flat_loss, flat, unravel, data, matvec, vhv)
+
+
+def _replicated(data: Any) -> Any:
+    """Replicated over the mesh the data were placed on (:func:`place`), else None (leave the
+    parameters where they are): every call then sees the same placements and compiles once."""
+    for leaf in jax.tree.leaves(data):
+        sharding = getattr(leaf, "sharding", None)
+        if isinstance(sharding, NamedSharding):
+            return NamedSharding(sharding.mesh, PartitionSpec())
+    return None
 
 
 @functools.lru_cache(maxsize=64)

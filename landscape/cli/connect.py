@@ -82,12 +82,12 @@ def connect(run_a, run_b, points, curve_steps, lr, batch_size, splits, user_work
     if os.path.realpath(run_a) == os.path.realpath(run_b):
         raise click.UsageError(f"RUN_A and RUN_B are the same run ({run_a}): there is no path "
                                "between a model and itself")
+    names = [_workload_name(path) for path in (run_a, run_b)]
+    if None not in names and names[0] != names[1]:  # before loading either model
+        raise click.UsageError(f"the runs are of different workloads ({names[0]!r} in {run_a}, "
+                               f"{names[1]!r} in {run_b}): connect two runs of one")
     model_a, _ = loaded_run(run_a, user_workload=user_workload)
     model_b, _ = loaded_run(run_b, user_workload=user_workload)
-    if model_a.description["workload"] != model_b.description["workload"]:
-        raise click.UsageError(
-            f"the runs are of different workloads ({model_a.description['workload']!r} in "
-            f"{run_a}, {model_b.description['workload']!r} in {run_b}): connect two runs of one")
     workload = model_a.workload
     wanted = tuple(dict.fromkeys(s for s in wanted if s == "train" or workload.test is not None))
     out = make_out_dir(out)
@@ -143,8 +143,21 @@ def connect(run_a, run_b, points, curve_steps, lr, batch_size, splits, user_work
               {k: v.tolist() for k, v in result["bezier"].items()}, "t": ts.tolist()}
     write_text(paths[0], json.dumps(report, indent=2) + "\n")
     for path_name, values in result["barriers"].items():
-        click.echo(f"{path_name} barrier: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
+        ordered = sorted(values, key=lambda k: (not k.startswith("train"), k))  # train first
+        click.echo(f"{path_name} barrier: " + ", ".join(f"{k} {values[k]:.4g}" for k in ordered))
     echo_outputs(paths)
+
+
+def _workload_name(path: str) -> str | None:
+    """What ``run.json`` says the run was trained on (``workload_source`` for a user workload),
+    or None when it cannot say (``loaded_run`` then reports what is wrong)."""
+    try:
+        with open(os.path.join(path, "run.json")) as handle:
+            document = json.load(handle)
+        name = document.get("workload_source") or document.get("workload")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
 
 
 def _label(path: str) -> str:

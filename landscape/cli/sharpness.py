@@ -4,6 +4,7 @@ Hessian trace, one table per run."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -84,7 +85,11 @@ def sharpness(runs, epsilons, rho_linf, rho_l2, rho_average, ascent_steps, sampl
 
     if len(set(map(os.path.realpath, runs))) != len(runs):
         raise click.UsageError("a run is given twice")
-    models = [loaded_run(path, user_workload=user_workload)[0] for path in runs]
+    models, first = [], {}
+    for path in runs:  # runs of one workload share its loaded copy and its compiled programs
+        model = loaded_run(path, user_workload=user_workload)[0]
+        models.append(dataclasses.replace(model, workload=first.setdefault(
+            model.description["workload"], model.workload)))
     out = make_out_dir(out)
     report = {"tool": "landscape", "split": "train", "settings": {
         "epsilons": list(epsilons), "rho_linf": rho_linf, "rho_l2": rho_l2,

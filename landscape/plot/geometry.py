@@ -92,14 +92,15 @@ def curvature_figure(series: Sequence[Mapping[str, Any]], *, title: str = "") ->
 
 
 def plot_path(ax: Axes, t: np.ndarray, values: np.ndarray, *, label: str, color: str,
-              style: str = "-", annotate: bool = True) -> list:
+              style: str = "-", annotate: bool = True, min_arrow: float = 0.0) -> list:
     """A metric along a path, with its barrier (max − mean of the endpoints) drawn as a vertical
-    arrow from the endpoints' mean to the maximum."""
+    arrow from the endpoints' mean to the maximum (when it is at least ``min_arrow`` tall: a
+    smaller one would be a mark, not an arrow)."""
     t, values = np.asarray(t, np.float64), np.asarray(values, np.float64)
     height = float(np.max(values) - (values[0] + values[-1]) / 2)
     drawn = ax.plot(t, values, style, color=color, marker="o", markersize=3,
                     label=f"{label} (barrier {height:.3g})")
-    if annotate:
+    if annotate and height >= min_arrow:
         top = int(np.argmax(values))
         base = (values[0] + values[-1]) / 2
         drawn.append(ax.annotate("", xy=(t[top], values[top]), xytext=(t[top], base),
@@ -118,6 +119,9 @@ def connect_figure(t: np.ndarray, linear: Mapping[str, np.ndarray],
     axes = fig.subplots(1, 2 if has_acc else 1, squeeze=False)[0]
     paths = [("linear", linear, "C0")] + ([("Bezier", bezier, "C3")] if bezier else [])
     for ax, kind in zip(axes, ("loss", "error")):
+        shown = [np.asarray(m[k], np.float64) for _, m, _ in paths for k in m
+                 if k.endswith("_loss" if kind == "loss" else "_acc")]
+        span = float(np.ptp(np.concatenate(shown))) if shown else 0.0
         for name, metrics, color in paths:
             for split, style in (("train", "-"), ("test", "--")):
                 key = f"{split}_{'loss' if kind == 'loss' else 'acc'}"
@@ -127,7 +131,7 @@ def connect_figure(t: np.ndarray, linear: Mapping[str, np.ndarray],
                 if kind == "error":
                     values = 100.0 - values
                 plot_path(ax, t, values, label=f"{name}, {split}", color=color, style=style,
-                          annotate=split == "train")
+                          annotate=split == "train", min_arrow=0.03 * span)
         ax.set_xlabel("t (0: model A, 1: model B)")
         ax.set_ylabel("mean loss" if kind == "loss" else "error (%)")
         ax.set_title(f"{kind} along the paths")

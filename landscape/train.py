@@ -275,7 +275,8 @@ def train(
     check_every: int = 25,
     record_opt_state: bool = False,
     track_sharpness: int | None = None,
-    sharpness_steps: int = 20,
+    sharpness_steps: int = 10,
+    sharpness_samples: int | None = None,
     on_sharpness: Callable[[int, float, float], None] | None = None,
 ) -> Run:
     """Train ``workload`` for ``steps`` minibatch steps and record its trajectory.
@@ -308,10 +309,10 @@ def train(
         (``trajectory.opt_state``, leaves with the step axis; ``on_snapshot`` then gets it as
         its ``opt_state`` keyword). Adaptive optimizers' preconditioned sharpness needs it.
       track_sharpness: measure λmax every this many steps (and at step 0) with
-        ``sharpness_steps`` warm-started Lanczos steps on the full training set
-        (:mod:`landscape.geometry.tracking`): ``trajectory.sharpness``. Each measurement is
-        dispatched without waiting; ``on_sharpness(step, lambda_max, residual)`` hears of it
-        about one record later.
+        ``sharpness_steps`` warm-started Lanczos steps on the full training set, or on a fixed
+        random subset of ``sharpness_samples`` of it (:mod:`landscape.geometry.tracking`):
+        ``trajectory.sharpness``. Each measurement is dispatched without waiting;
+        ``on_sharpness(step, lambda_max, residual)`` hears of it about one record later.
 
     Raises:
       TrainingDiverged: the loss is not finite even at the initial parameters.
@@ -326,6 +327,8 @@ def train(
         raise InputError(f"`track_sharpness` (={track_sharpness}) must be >= 1")
     if sharpness_steps < 1:
         raise InputError(f"`sharpness_steps` (={sharpness_steps}) must be >= 1")
+    if sharpness_samples is not None and sharpness_samples < 1:
+        raise InputError(f"`sharpness_samples` (={sharpness_samples}) must be >= 1")
     if isinstance(optimizer, str):
         optimizer = OptimizerSpec(optimizer, learning_rate, dict(hyperparams or {}))
     if isinstance(optimizer, OptimizerSpec):
@@ -358,7 +361,7 @@ def train(
         from landscape.geometry.tracking import SharpnessTracker
 
         tracker, measured = SharpnessTracker(workload, params, num_steps=sharpness_steps,
-                                             seed=seed), []
+                                             samples=sharpness_samples, seed=seed), []
         tracker(0, params, state)
     recorder.record(0, 0, params, state, opt_state if record_opt_state else None)
     step, epoch, losses, divergence, last_record = 0, 0, [], None, 0

@@ -143,7 +143,8 @@ def connect(run_a, run_b, points, curve_steps, lr, batch_size, splits, user_work
               {k: v.tolist() for k, v in result["bezier"].items()}, "t": ts.tolist()}
     write_text(paths[0], json.dumps(report, indent=2) + "\n")
     for path_name, values in result["barriers"].items():
-        ordered = sorted(values, key=lambda k: (not k.startswith("train"), k))  # train first
+        # train before test, loss before error
+        ordered = sorted(values, key=lambda k: (not k.startswith("train"), not k.endswith("loss")))
         click.echo(f"{path_name} barrier: " + ", ".join(f"{k} {values[k]:.4g}" for k in ordered))
     echo_outputs(paths)
 

@@ -74,8 +74,11 @@ def _optimizer_names(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
               help="Measure λmax every EVERY steps while training (trajectory.h5 sharpness/): "
                    "--sharpness-steps warm-started Lanczos steps on the Hessian of the full "
                    "training set's mean loss (evaluation mode).")
-@click.option("--sharpness-steps", type=click.IntRange(min=2), default=20, show_default=True,
+@click.option("--sharpness-steps", type=click.IntRange(min=2), default=10, show_default=True,
               help="Lanczos steps (Hessian-vector products) per --track-sharpness measurement.")
+@click.option("--sharpness-samples", type=click.IntRange(min=1), default=None,
+              help="--track-sharpness on a fixed random subset of this many training samples "
+                   "(cheaper; another matrix) [default: the full training set].")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Folder holding <workload>/ data folders for mnist, fashion-mnist, cifar10 "
                    "[default: $LANDSCAPE_DATA or ~/.cache/landscape/data].")
@@ -85,7 +88,8 @@ def _optimizer_names(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
 @quiet_option
 @library_errors
 def train(workload, optimizer_names, steps, batch_size, lr, record_every, record_opt_state,
-          track_every, sharpness_steps, data_dir, overwrite, out, seed, quiet):
+          track_every, sharpness_steps, sharpness_samples, data_dir, overwrite, out, seed,
+          quiet):
     """Train a workload with each optimizer, recording its trajectory.
 
     Every optimizer starts from the same initial parameters (drawn with --seed) and sees the
@@ -126,6 +130,14 @@ def train(workload, optimizer_names, steps, batch_size, lr, record_every, record
     make_out_dir(out)
     init = wl.init(jax.random.split(jax.random.key(seed))[0])  # what train(seed=...) would draw
     extra = {} if workload == wl.name else {"workload_source": workload}
+    if track_every is not None:  # what trajectory.h5's sharpness/ measured
+        extra["track_sharpness"] = {
+            "every": track_every, "lanczos_steps": sharpness_steps,
+            "samples": min(sharpness_samples or len(wl.train), len(wl.train)),
+            "of": "full training set" if not sharpness_samples or sharpness_samples >= len(
+                wl.train) else "fixed random subset of the training set"}
+    if record_opt_state:
+        extra["opt_state_recorded"] = True
 
     paths, summaries, diverged = [], [], []
     for spec, directory in zip(specs, directories):
@@ -152,6 +164,7 @@ def train(workload, optimizer_names, steps, batch_size, lr, record_every, record
                             on_record=on_record, on_snapshot=writer.record,
                             check_every=POSTFIX_EVERY, record_opt_state=record_opt_state,
                             track_sharpness=track_every, sharpness_steps=sharpness_steps,
+                            sharpness_samples=sharpness_samples,
                             on_sharpness=writer.record_sharpness)
         writer.finish(run)
         paths.append(directory)

@@ -1,9 +1,11 @@
 """λmax measured while training runs (``landscape train --track-sharpness EVERY``).
 
-Every measurement is a fixed number m of Lanczos steps (default 20) on the Hessian of the
+Every measurement is a fixed number m of Lanczos steps (default 10) on the Hessian of the
 *full training set's* mean loss in evaluation mode — the same matrix as ``landscape hessian``
-measures, so the two agree — started from the previous measurement's Ritz vector plus a
-Gaussian part (see :mod:`landscape.geometry.curvature`). With a fixed m the measurement is one
+measures, so the two agree — or, with ``samples``, of a fixed random subset of that many
+training samples (cheaper, and a different matrix: Cohen et al. measure on a fixed subset
+too), started from the previous measurement's Ritz vector plus a Gaussian part (see
+:mod:`landscape.geometry.curvature`). With a fixed m the measurement is one
 compiled program with no host round trip; it is dispatched between training steps without
 waiting, and fetched later. The top Ritz value is a lower bound on λmax, and its residual
 ‖Hx − θx‖ (recorded beside it) says how close an eigenvalue lies; warm starts make a few steps
@@ -22,7 +24,7 @@ from jax.flatten_util import ravel_pytree
 from landscape.geometry.curvature import WARM_MIX
 from landscape.hessian.lanczos import lanczos_top
 from landscape.hessian.operator import hvp_of
-from landscape.workload import Params, State, Workload, dataset_mean
+from landscape.workload import Dataset, Params, State, Workload, dataset_mean
 
 
 class SharpnessTracker:
@@ -32,11 +34,16 @@ class SharpnessTracker:
     measurements made so far as host numbers (waiting for them).
     """
 
-    def __init__(self, workload: Workload, params: Params, *, num_steps: int = 20,
-                 seed: int = 0):
+    def __init__(self, workload: Workload, params: Params, *, num_steps: int = 10,
+                 samples: int | None = None, seed: int = 0):
         flat, unravel = ravel_pytree(params)
         self.num_steps = int(min(num_steps, flat.size))
-        self.data = jax.device_put(workload.train.split_batches(workload.batch_size))
+        data = workload.train
+        if samples is not None and samples < len(data):
+            rows = np.sort(np.random.default_rng(seed).permutation(len(data))[:samples])
+            data = Dataset(data.inputs[rows], data.targets[rows])
+        self.samples = len(data)
+        self.data = jax.device_put(data.split_batches(workload.batch_size))
         loss_fn = workload.loss
 
         def measure(params, state, previous, data, key):

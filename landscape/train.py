@@ -360,7 +360,7 @@ def train(
     if track_sharpness is not None:
         from landscape.geometry.tracking import SharpnessTracker
 
-        tracker, measured = SharpnessTracker(workload, params, num_steps=sharpness_steps,
+        tracker, measured = SharpnessTracker(workload, params, state, num_steps=sharpness_steps,
                                              samples=sharpness_samples, seed=seed), []
         tracker(0, params, state)
     recorder.record(0, 0, params, state, opt_state if record_opt_state else None)

@@ -180,7 +180,8 @@ def test_connect_writes_barriers_curve_and_figure(runs, tmp_path):
 def test_connect_refuses_runs_of_other_workloads_and_a_run_with_itself(runs, tmp_path):
     other = tmp_path / "other"  # what run.json says is what counts, checked before loading
     other.mkdir()
-    document = json.loads(open(os.path.join(runs["sgd"], "run.json")).read())
+    with open(os.path.join(runs["sgd"], "run.json")) as handle:
+        document = json.load(handle)
     document.pop("workload_source")
     document["workload"] = "spirals"
     (other / "run.json").write_text(json.dumps(document))

@@ -53,7 +53,7 @@ def test_a_trained_bezier_curve_follows_a_curved_valley():
     control = cn.train_bezier(valley, A, B, DUMMY, steps=300, batch_size=8,
                               optimizer=__import__("optax").adam(0.05))
     ts = np.linspace(0, 1, 21)
-    along = lambda point: [float(valley(point(t), DUMMY)) for t in ts]  # noqa: E731
+    along = lambda point: [float(valley(point(t), DUMMY)) for t in ts]
     linear = cn.barrier(along(lambda t: cn.linear_point(A, B, t)))
     curved = cn.barrier(along(lambda t: cn.bezier_point(A, control, B, t)))
     assert linear == pytest.approx(1.0)
@@ -125,7 +125,7 @@ def test_batchnorm_recomputation_changes_the_loss_where_it_must(bn):
     workload, params, state, other = bn
     full, rest = workload.train.split_batches(16)
     mean = jax.jit(lambda p, s: dataset_mean(workload.loss, p, s, full, rest)["loss"])
-    loss = lambda p, s: float(mean(p, s))  # noqa: E731
+    loss = lambda p, s: float(mean(p, s))
     evaluate = cn.workload_evaluator(workload, state)
     stale = cn.workload_evaluator(workload, state, recompute_state=False)
     mid = cn.linear_point(params, other, 0.5)

@@ -12,8 +12,8 @@ import time
 import click
 
 from landscape.cli.options import (
-    FiniteFloat,
     USER_CODE_NOTE,
+    FiniteFloat,
     echo_outputs,
     library_errors,
     make_out_dir,
@@ -69,7 +69,7 @@ def connect(run_a, run_b, points, curve_steps, lr, batch_size, splits, user_work
     OUT/connect.png.
     """
     from landscape.cli.plot import save_figure
-    from landscape.cli.source import loaded_run
+    from landscape.cli.run_inputs import load_runs
     from landscape.geometry.connect import connect_models, curve_coordinates
     from landscape.io import curve_h5
     from landscape.io.atomic import write_text
@@ -86,8 +86,7 @@ def connect(run_a, run_b, points, curve_steps, lr, batch_size, splits, user_work
     if None not in names and names[0] != names[1]:  # before loading either model
         raise click.UsageError(f"the runs are of different workloads ({names[0]!r} in {run_a}, "
                                f"{names[1]!r} in {run_b}): connect two runs of one")
-    model_a, _ = loaded_run(run_a, user_workload=user_workload)
-    model_b, _ = loaded_run(run_b, user_workload=user_workload)
+    (model_a, _), (model_b, _) = load_runs([run_a, run_b], user_workload)
     workload = model_a.workload
     wanted = tuple(dict.fromkeys(s for s in wanted if s == "train" or workload.test is not None))
     out = make_out_dir(out)
@@ -179,3 +178,4 @@ def _csv(ts, result) -> str:
             row += [repr(float(result["bezier"][n][i])) for n in names]
         writer.writerow(row)
     return buffer.getvalue()
+

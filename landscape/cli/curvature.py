@@ -5,7 +5,6 @@ own: the part of ``landscape hessian`` that takes run directories and several st
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import os
@@ -60,18 +59,14 @@ def labels(paths: list[str], runs: list) -> list[str]:
 
 
 def along_runs(paths: list[str], loaded: list, spec, *, bottom: bool, trace_samples: int,
-               tol: float, max_iter: int, preconditioned: bool, seed: int, out: str,
-               quiet: bool) -> None:
+               tol: float, atol: float, stop: str, max_iter: int, preconditioned: bool,
+               seed: int, out: str, quiet: bool) -> None:
     """Measure, report and draw the curvature of every run at its chosen steps."""
     from landscape.cli.plot import save_figure
     from landscape.geometry.curvature import run_curvature
     from landscape.io.atomic import write_text
     from landscape.plot.geometry import curvature_figure
 
-    # Runs of one workload share its loaded copy, and with it every compiled program.
-    first = {}
-    loaded = [(dataclasses.replace(model, workload=first.setdefault(
-        model.description["workload"], model.workload)), run) for model, run in loaded]
     runs = [run for _, run in loaded]
     steps = [chosen_steps(path, run, spec) for path, run in zip(paths, runs)]
     names = labels(paths, runs)
@@ -81,11 +76,12 @@ def along_runs(paths: list[str], loaded: list, spec, *, bottom: bool, trace_samp
             started = time.perf_counter()
             results.append(run_curvature(
                 run, model.workload, steps=chosen, preconditioned=preconditioned,
-                lambda_min=bottom, trace_samples=trace_samples, tol=tol, max_iter=max_iter,
-                seed=seed, on_point=lambda i: bar.update(1)))
+                lambda_min=bottom, trace_samples=trace_samples, tol=tol, atol=atol, stop=stop,
+                max_iter=max_iter, seed=seed, on_point=lambda i: bar.update(1)))
             timings[name] = time.perf_counter() - started
     report = {"tool": "landscape", "split": "train",
-              "settings": {"tol": tol, "max_iter": max_iter, "lambda_min": bottom,
+              "settings": {"tol": tol, "atol": atol, "stop": stop, "max_iter": max_iter,
+                           "lambda_min": bottom,
                            "trace_samples": trace_samples, "seed": seed,
                            "warm_start": "previous step's eigenvector + 0.5 Gaussian"},
               "runs": [], "timings_s": timings}

@@ -22,7 +22,8 @@ from landscape.cli.options import (
     seed_option,
 )
 from landscape.cli.plot import save_figure
-from landscape.cli.source import loaded_run, trained_model
+from landscape.cli.run_inputs import load_runs
+from landscape.cli.source import trained_model
 from landscape.directions import IGNORE_RULES
 
 EXAMPLES = """
@@ -162,21 +163,17 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
         if given("lr"):
             raise click.UsageError("`--lr` trains a model on the spot; it does not apply to RUN")
         spec = parse_steps(steps_spec)
-        if len(set(map(os.path.realpath, runs))) != len(runs):
-            raise click.UsageError("a run is given twice")
-        loaded = [loaded_run(path, user_workload=workload if given("workload") else None)
-                  for path in runs]
+        loaded = load_runs(list(runs), workload if given("workload") else None)
         if len(runs) > 1 or spec is not None:
-            for option, value, ok in (("--top-k", top_k, top_k == 1),
-                                      ("--bottom-k", bottom_k, bottom_k in (None, 1)),
-                                      ("--density", with_density, not with_density),
-                                      ("--map", with_map, not with_map)):
+            for option, ok in (("--top-k", top_k == 1), ("--bottom-k", bottom_k in (None, 1)),
+                               ("--density", not with_density), ("--map", not with_map)):
                 if not ok:
                     raise click.UsageError(
                         f"`{option}` probes one model; along training (several RUNs or "
                         "--steps) λmax and, with --bottom-k 1, λmin are measured")
             along_runs(list(runs), loaded, spec, bottom=bool(bottom_k),
-                       trace_samples=samples if with_trace else 0, tol=tol, max_iter=max_iter,
+                       trace_samples=samples if with_trace else 0, tol=tol, atol=atol,
+                       stop=stop, max_iter=max_iter,
                        preconditioned=preconditioned, seed=seed, out=out, quiet=quiet)
             return
         model = loaded[0][0]

@@ -4,7 +4,6 @@ Hessian trace, one table per run."""
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import os
@@ -13,8 +12,8 @@ import time
 import click
 
 from landscape.cli.options import (
-    FiniteFloat,
     USER_CODE_NOTE,
+    FiniteFloat,
     echo_outputs,
     library_errors,
     make_out_dir,
@@ -79,30 +78,26 @@ def sharpness(runs, epsilons, rho_linf, rho_l2, rho_average, ascent_steps, sampl
     largest loss seen is kept, a lower bound on the maximum). Writes OUT/sharpness.json and
     OUT/sharpness.csv (one row per run and measure, with how each was computed).
     """
-    from landscape.cli.source import loaded_run
+    from landscape.cli.run_inputs import load_runs
     from landscape.geometry.sharpness import model_sharpness
     from landscape.io.atomic import write_text
 
-    if len(set(map(os.path.realpath, runs))) != len(runs):
-        raise click.UsageError("a run is given twice")
-    models, first = [], {}
-    for path in runs:  # runs of one workload share its loaded copy and its compiled programs
-        model = loaded_run(path, user_workload=user_workload)[0]
-        models.append(dataclasses.replace(model, workload=first.setdefault(
-            model.description["workload"], model.workload)))
+    models = [model for model, _ in load_runs(list(runs), user_workload)]
     out = make_out_dir(out)
     report = {"tool": "landscape", "split": "train", "settings": {
         "epsilons": list(epsilons), "rho_linf": rho_linf, "rho_l2": rho_l2,
         "rho_average": rho_average, "ascent_steps": ascent_steps, "samples": samples,
         "tol": tol, "seed": seed}, "runs": []}
     rows = []
-    with progress(len(runs), "sharpness", quiet=quiet, unit="run") as bar:
+    with progress(len(runs) * (len(epsilons) + 5), "sharpness", quiet=quiet,
+                  unit="measure") as bar:
         for path, model in zip(runs, models):
             started = time.perf_counter()
             table = model_sharpness(model.workload, model.params, model.state,
                                     epsilons=tuple(epsilons), rho_linf=rho_linf, rho_l2=rho_l2,
                                     rho_average=rho_average, steps=ascent_steps,
-                                    samples=samples, trace_samples=samples, tol=tol, seed=seed)
+                                    samples=samples, trace_samples=samples, tol=tol, seed=seed,
+                                    on_measure=lambda name: bar.update(1))
             report["runs"].append({"run": path, "model": model.description, "measures": table,
                                    "seconds": time.perf_counter() - started})
             for name, entry in table.items():
@@ -113,7 +108,6 @@ def sharpness(runs, epsilons, rho_linf, rho_l2, rho_average, ascent_steps, sampl
                              "perturbed_loss": entry.get("perturbed_loss", ""),
                              "parameter": parameter, "method": entry["method"],
                              "definition": entry["definition"]})
-            bar.update(1)
     for entry in report["runs"]:
         click.echo(f"{entry['run']}:")
         for name, m in entry["measures"].items():
@@ -138,3 +132,4 @@ def _finite(value):
     if isinstance(value, list):
         return [_finite(v) for v in value]
     return value
+

@@ -37,7 +37,11 @@ from landscape.geometry.sharpness import (
     model_sharpness,
     worst_case_sharpness,
 )
-from landscape.geometry.stability import StabilityThreshold, preconditioner, stability_threshold
+from landscape.geometry.stability import (
+    StabilityThreshold,
+    preconditioner,
+    stability_threshold,
+)
 
 __all__ = [
     "Curvature", "DataLoss", "RunCurvature", "SharpnessValue", "StabilityThreshold",

@@ -45,7 +45,7 @@ def state_momentum(train_loss: TrainLoss, params: Params, state: State, batch: A
       InputError: the update is not ``new = m·old + (1 − m)·stat`` (the state is not running
         averages, so it cannot be re-estimated this way).
     """
-    fill = lambda value: jax.tree.map(  # noqa: E731
+    fill = lambda value: jax.tree.map(
         lambda leaf: jnp.full_like(leaf, value) if _floating(leaf) else leaf, state)
     new0, new1, new2 = (_new_state(params, fill(v), batch, train_loss=train_loss)
                         for v in (0.0, 1.0, 2.0))

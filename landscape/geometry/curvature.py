@@ -27,7 +27,11 @@ import numpy as np
 
 from landscape.errors import InputError
 from landscape.geometry.loss import LossFn, split_loss
-from landscape.geometry.stability import StabilityThreshold, preconditioner, stability_threshold
+from landscape.geometry.stability import (
+    StabilityThreshold,
+    preconditioner,
+    stability_threshold,
+)
 from landscape.hessian.lanczos import ExtremeEigenpairs, lanczos_extremes
 from landscape.hessian.operator import HessianProblem, loss_problem
 from landscape.hessian.trace import hutchinson_trace
@@ -83,13 +87,14 @@ def extreme_eigenvalues(
                        max_iter=max_iter, seed=seed)
 
 
-def _eigenpairs(problem: HessianProblem, start, *, top_k, bottom_k, tol, max_iter, seed
-                ) -> ExtremeEigenpairs:
+def _eigenpairs(problem: HessianProblem, start, *, top_k, bottom_k, tol, max_iter, seed,
+                atol=0.0, stop="residual") -> ExtremeEigenpairs:
     start_key, restart_key = jax.random.split(jax.random.key(seed))
     v0 = warm_start(start, start_key, problem.num_params, problem.params.dtype)
     v0 = jax.device_put(v0, problem.params.sharding)  # one placement, one compilation
     return lanczos_extremes(problem.matvec, problem.operands, v0, top_k=top_k, bottom_k=bottom_k,
-                            tol=tol, max_iter=max_iter, key=restart_key, return_vectors=True,
+                            tol=tol, atol=atol, stop=stop, max_iter=max_iter, key=restart_key,
+                            return_vectors=True,
                             min_steps=WARM_MIN_STEPS if start is not None else 1)
 
 
@@ -123,6 +128,8 @@ def curvature_along(
     lambda_min: bool = False,
     trace_samples: int = 0,
     tol: float = 1e-3,
+    atol: float = 0.0,
+    stop: str = "residual",
     max_iter: int = 100,
     warm: bool = True,
     seed: int = 0,
@@ -133,7 +140,9 @@ def curvature_along(
     P; each Lanczos run starts from the previous point's eigenvector(s) (``warm``).
 
     ``losses``: one loss for every point, or one per point (e.g. a BatchNorm state per step).
-    ``on_point(i)`` is called after each point (progress bars).
+    ``tol``, ``atol``, ``stop``, ``max_iter``: as in
+    :func:`landscape.hessian.lanczos.lanczos_extremes`. ``on_point(i)`` is called after each
+    point (progress bars).
     """
     count = len(points)
     if count == 0:
@@ -151,11 +160,12 @@ def curvature_along(
                                           "preconditioned_max", "preconditioned_residual")}
     converged = np.ones(count, bool)
     hvps = np.zeros(count, np.int64)
+    lanczos = {"tol": tol, "atol": atol, "stop": stop, "max_iter": max_iter}
     previous = previous_scaled = None
     for i, (loss, params, p) in enumerate(zip(losses, points, preconditioners)):
         problem = hessian_of(loss, params)
         pairs = _eigenpairs(problem, previous if warm else None, top_k=1,
-                            bottom_k=int(lambda_min), tol=tol, max_iter=max_iter, seed=seed + i)
+                            bottom_k=int(lambda_min), seed=seed + i, **lanczos)
         out["lambda_max"][i], out["lambda_max_residual"][i] = pairs.top.values[0], \
             pairs.top.residuals[0]
         if lambda_min:
@@ -170,7 +180,7 @@ def curvature_along(
         if p is not None:
             scaled = _eigenpairs(hessian_of(loss, params, preconditioner=p),
                                  previous_scaled if warm else None, top_k=1, bottom_k=0,
-                                 tol=tol, max_iter=max_iter, seed=seed + i)
+                                 seed=seed + i, **lanczos)
             out["preconditioned_max"][i] = scaled.top.values[0]
             out["preconditioned_residual"][i] = scaled.top.residuals[0]
             converged[i] &= bool(scaled.top.converged.all())
@@ -223,15 +233,14 @@ def run_curvature(
               "not an adaptive optimizer" if not adaptive else
               "no optimizer state recorded (train with --record-opt-state)")
     for i in indices:
-        state = jax.tree.map(lambda leaf: leaf[i], trajectory.state)
-        params = jax.tree.map(lambda leaf: leaf[i], trajectory.params)
+        at = lambda tree, i=i: jax.tree.map(lambda leaf: leaf[i], tree)  # noqa: E731
+        state, params = at(trajectory.state), at(trajectory.params)
         losses.append(DataLoss(base.fn, (_replicated_like(state, base.data[0]), full, rest)))
         points.append(params)
         p = None
         if reason == "yes":
             try:
-                p = preconditioner(name, hyper, jax.tree.map(lambda leaf: leaf[i], opt_state),
-                                   params)
+                p = preconditioner(name, hyper, at(opt_state), params)
             except ValueError as exc:
                 raise InputError(f"run {run.path}: {exc}") from exc
         scales.append(p)

@@ -31,6 +31,7 @@ The measures take any ``loss_fn(params) -> scalar`` (:mod:`landscape.geometry.lo
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -66,33 +67,45 @@ def _check(name: str, value: float) -> None:
         raise InputError(f"`{name}` (={value}) must be a positive finite number")
 
 
-@functools.partial(jax.jit, static_argnames=("loss", "norm", "steps"))
+@functools.partial(jax.jit, static_argnames=("loss", "norm"))
+def _ascent_step(u, best, k, w, data, scale, radius, step_size, key, *, loss, norm):
+    """One projected-gradient-ascent step of loss(w + scale·u) over {‖u‖_norm ≤ radius}, and
+    the best loss so far (that of the point the step started from included)."""
+    value, g = jax.value_and_grad(lambda v: loss(w + scale * v, data))(u)  # ∂/∂u: scaled
+    k_key = jax.random.fold_in(key, k)
+    if norm == "linf":
+        random_sign = jax.random.rademacher(k_key, g.shape, g.dtype)
+        direction = jnp.where(g == 0, random_sign, jnp.sign(g))
+        u = jnp.clip(u + step_size * radius * direction, -radius, radius)
+    else:
+        size = jnp.linalg.norm(g)
+        fresh = jax.random.normal(k_key, g.shape, g.dtype)
+        direction = jnp.where(size > 0, g / jnp.where(size > 0, size, 1.0),
+                              fresh / jnp.linalg.norm(fresh))
+        u = u + step_size * radius * direction
+        u = u * jnp.minimum(1.0, radius / jnp.maximum(jnp.linalg.norm(u), 1e-30))
+    return u, jnp.maximum(best, value)
+
+
+@functools.partial(jax.jit, static_argnames=("loss",))
+def _loss_at(u, w, data, scale, *, loss):
+    return loss(w + scale * u, data)
+
+
 def _ascent(w, data, scale, radius, step_size, key, *, loss, norm, steps):
     """Projected gradient ascent of loss(w + δ) over {‖δ/scale‖_norm ≤ radius} (per-coordinate
-    ``scale``; a box of half-widths scale·radius for linf). Returns (L(w), best L(w + δ))."""
-    value_and_grad = jax.value_and_grad(lambda u: loss(u, data))
-    base = loss(w, data)
+    ``scale``; a box of half-widths scale·radius for linf). Returns (L(w), best L(w + δ)).
 
-    def body(k, carry):
-        u, best = carry  # u = δ / scale
-        value, g = value_and_grad(w + scale * u)
-        g = g * scale  # gradient with respect to u
-        k_key = jax.random.fold_in(key, k)
-        if norm == "linf":
-            random_sign = jax.random.rademacher(k_key, g.shape, g.dtype)
-            direction = jnp.where(g == 0, random_sign, jnp.sign(g))
-            u = jnp.clip(u + step_size * radius * direction, -radius, radius)
-        else:
-            size = jnp.linalg.norm(g)
-            fresh = jax.random.normal(k_key, g.shape, g.dtype)
-            direction = jnp.where(size > 0, g / jnp.where(size > 0, size, 1.0),
-                                  fresh / jnp.linalg.norm(fresh))
-            u = u + step_size * radius * direction
-            u = u * jnp.minimum(1.0, radius / jnp.maximum(jnp.linalg.norm(u), 1e-30))
-        return u, jnp.maximum(best, value)
-
-    u, best = jax.lax.fori_loop(0, steps, body, (jnp.zeros_like(w), base))
-    return base, jnp.maximum(best, loss(w + scale * u, data))
+    The loop runs on the host, one compiled step per call, dispatched without waiting: a
+    gradient inside a compiled loop is many times slower for convolutions on the CPU (see
+    :mod:`landscape.hessian.host_loop`), and a step is a whole-dataset gradient anyway."""
+    u = jnp.zeros_like(w)
+    base = _loss_at(u, w, data, scale, loss=loss)
+    best = base
+    for k in range(steps):
+        u, best = _ascent_step(u, best, jnp.asarray(k, jnp.int32), w, data, scale, radius,
+                               step_size, key, loss=loss, norm=norm)
+    return base, jnp.maximum(best, _loss_at(u, w, data, scale, loss=loss))
 
 
 def worst_case_sharpness(
@@ -203,11 +216,13 @@ def model_sharpness(
     tol: float = 1e-3,
     split: str = "train",
     seed: int = 0,
+    on_measure: Callable[[str], object] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Every measure at one model of ``workload`` (its mean ``split`` loss, evaluation mode
     with the model's ``state``: BatchNorm statistics are not re-estimated at perturbed
     points), beside λmax and the Hutchinson trace: ``{measure name: {"value", ...}}``, each
-    entry saying what it is and how it was computed."""
+    entry saying what it is and how it was computed (``len(epsilons) + 5`` entries;
+    ``on_measure(name)`` after each, for progress bars)."""
     from landscape.geometry.curvature import extreme_eigenvalues
     from landscape.geometry.loss import workload_loss
     from landscape.hessian.operator import loss_problem as _problem
@@ -216,35 +231,40 @@ def model_sharpness(
     loss = workload_loss(workload, state, split=split)
     table: dict[str, dict[str, Any]] = {}
 
+    def add(name: str, value: dict[str, Any]) -> None:
+        table[name] = value
+        if on_measure is not None:
+            on_measure(name)
+
     def entry(result: SharpnessValue, **how: Any) -> dict[str, Any]:
         return {"value": result.value, "base_loss": result.base_loss,
                 "perturbed_loss": result.perturbed_loss, "stderr": result.stderr, **how}
 
     for eps in epsilons:
         found = epsilon_sharpness(loss, params, epsilon=eps, steps=steps, seed=seed)
-        table[f"epsilon_sharpness_{eps:g}"] = entry(
+        add(f"epsilon_sharpness_{eps:g}", entry(
             found, definition="Keskar et al. 2017: 100 (max_{|z_i| <= eps(|w_i|+1)} L(w+z) - "
             "L(w)) / (1 + L(w))", epsilon=eps, method=f"sign PGD, {steps} steps of "
-            f"{2.5 / steps:g} x half-width, from z = 0")
+            f"{2.5 / steps:g} x half-width, from z = 0"))
     for norm, rho in (("linf", rho_linf), ("l2", rho_l2)):
         found = worst_case_sharpness(loss, params, rho=rho, norm=norm, steps=steps, seed=seed)
         step = f"{2.5 / steps:g} x rho, signed" if norm == "linf" else "rho, normalized"
-        table[f"adaptive_worst_{norm}"] = entry(
+        add(f"adaptive_worst_{norm}", entry(
             found, definition=f"max_{{||delta / |w| ||_{norm[1:]} <= rho}} L(w+delta) - L(w)",
-            rho=rho, method=f"PGD, {steps} steps of {step}, from delta = 0")
+            rho=rho, method=f"PGD, {steps} steps of {step}, from delta = 0"))
     found = average_case_sharpness(loss, params, rho=rho_average, samples=samples, seed=seed)
-    table["adaptive_average"] = entry(
+    add("adaptive_average", entry(
         found, definition="E_{delta ~ N(0, rho^2 diag(w^2))} L(w+delta) - L(w)",
-        rho=rho_average, method=f"Monte Carlo, {samples} draws")
+        rho=rho_average, method=f"Monte Carlo, {samples} draws"))
     pairs = extreme_eigenvalues(loss, params, tol=tol, max_iter=200, seed=seed)
-    table["lambda_max"] = {"value": float(pairs.top.values[0]), "stderr": float("nan"),
-                           "residual": float(pairs.top.residuals[0]),
-                           "converged": bool(pairs.top.converged[0]),
-                           "definition": "largest Hessian eigenvalue",
-                           "method": f"Lanczos to tol {tol:g} (residual rule)"}
+    add("lambda_max", {"value": float(pairs.top.values[0]), "stderr": float("nan"),
+                       "residual": float(pairs.top.residuals[0]),
+                       "converged": bool(pairs.top.converged[0]),
+                       "definition": "largest Hessian eigenvalue",
+                       "method": f"Lanczos to tol {tol:g} (residual rule)"})
     fn, data = split_loss(loss)
     trace = hutchinson_trace(_problem(fn, params, data), num_samples=trace_samples, seed=seed)
-    table["trace"] = {"value": trace.estimate, "stderr": trace.stderr,
-                      "definition": "Hessian trace",
-                      "method": f"Hutchinson, {trace_samples} Rademacher probes"}
+    add("trace", {"value": trace.estimate, "stderr": trace.stderr,
+                  "definition": "Hessian trace",
+                  "method": f"Hutchinson, {trace_samples} Rademacher probes"})
     return table

@@ -22,6 +22,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from landscape.geometry.curvature import WARM_MIX
+from landscape.hessian.host_loop import lanczos_top_on_host, slow_in_compiled_loops
 from landscape.hessian.lanczos import lanczos_top
 from landscape.hessian.operator import hvp_of
 from landscape.workload import Dataset, Params, State, Workload, dataset_mean
@@ -34,7 +35,7 @@ class SharpnessTracker:
     measurements made so far as host numbers (waiting for them).
     """
 
-    def __init__(self, workload: Workload, params: Params, *, num_steps: int = 10,
+    def __init__(self, workload: Workload, params: Params, state: State, *, num_steps: int = 10,
                  samples: int | None = None, seed: int = 0):
         flat, unravel = ravel_pytree(params)
         self.num_steps = int(min(num_steps, flat.size))
@@ -46,31 +47,42 @@ class SharpnessTracker:
         self.data = jax.device_put(data.split_batches(workload.batch_size))
         loss_fn = workload.loss
 
-        def measure(params, state, previous, data, key):
+        def loss(u, operands):
+            state, batches = operands
+            return dataset_mean(loss_fn, unravel(u), state, *batches)["loss"]
+
+        hvp = hvp_of(loss)
+
+        def matvec(v, operands):  # operands: (w, state, batches), arrays passed through jit
+            w, state, batches = operands
+            return hvp(w, v, (state, batches))
+
+        @jax.jit
+        def start(params, previous, key):
             w, _ = ravel_pytree(params)
+            fresh = jax.random.normal(key, w.shape, w.dtype)
+            return w, previous + WARM_MIX * fresh / jnp.linalg.norm(fresh)
 
-            def loss(u, batches):
-                return dataset_mean(loss_fn, unravel(u), state, *batches)["loss"]
-
-            hvp = hvp_of(loss)
-            start_key, restart_key = jax.random.split(key)
-            fresh = jax.random.normal(start_key, w.shape, w.dtype)
-            v0 = previous + WARM_MIX * fresh / jnp.linalg.norm(fresh)
-            top = lanczos_top(lambda v, ops: hvp(ops[0], v, ops[1]), (w, data), v0,
-                              self.num_steps, restart_key)
-            return top.value, top.residual, top.vector
-
-        self._measure = jax.jit(measure)
+        self._start, self._matvec = start, matvec
+        # Convolutions on the CPU: one dispatched call per step (see landscape.hessian.host_loop)
+        self._on_host = slow_in_compiled_loops(matvec, (flat, state, self.data), flat)
+        self._top = jax.jit(lanczos_top, static_argnums=(0, 3))
         key = jax.random.key(seed)
         self._key = jax.random.fold_in(key, 1)
-        start = jax.random.normal(key, flat.shape, flat.dtype)
-        self._previous = start / jnp.linalg.norm(start)
+        start_vector = jax.random.normal(key, flat.shape, flat.dtype)
+        self._previous = start_vector / jnp.linalg.norm(start_vector)
         self._pending: list[tuple[int, Any, Any]] = []
 
     def __call__(self, step: int, params: Params, state: State) -> None:
-        value, residual, self._previous = self._measure(
-            params, state, self._previous, self.data, jax.random.fold_in(self._key, step))
-        self._pending.append((step, value, residual))
+        start_key, restart_key = jax.random.split(jax.random.fold_in(self._key, step))
+        w, v0 = self._start(params, self._previous, start_key)
+        operands = (w, state, self.data)
+        if self._on_host:
+            top = lanczos_top_on_host(self._matvec, operands, v0, self.num_steps, restart_key)
+        else:
+            top = self._top(self._matvec, operands, v0, self.num_steps, restart_key)
+        self._previous = top.vector
+        self._pending.append((step, top.value, top.residual))
 
     def fetch(self, *, before: int | None = None) -> list[tuple[int, float, float]]:
         """The measurements not fetched yet (only those of steps < ``before`` if given),

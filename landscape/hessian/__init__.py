@@ -5,7 +5,12 @@ One concept per module: ``operator`` (HVP on flat vectors), ``lanczos`` (the alg
 ``eigen`` (extreme eigenpairs, eigenvector planes), ``trace``, ``density``, ``maps``.
 """
 
-from landscape.hessian.density import SpectralDensity, gaussian_density, slq_density, slq_nodes
+from landscape.hessian.density import (
+    SpectralDensity,
+    gaussian_density,
+    slq_density,
+    slq_nodes,
+)
 from landscape.hessian.eigen import hessian_eigenpairs, hessian_plane
 from landscape.hessian.lanczos import (
     Eigenpairs,
@@ -53,8 +58,8 @@ __all__ = [
     "hvp_of",
     "lanczos_extremes",
     "lanczos_top",
-    "loss_problem",
     "lanczos_tridiagonal",
+    "loss_problem",
     "quadratic_form_of",
     "ritz_values",
     "slq_density",

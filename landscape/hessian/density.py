@@ -34,7 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from landscape.errors import InputError
-from landscape.hessian.lanczos import Eigenpairs, lanczos_tridiagonal
+from landscape.hessian.host_loop import slow_in_compiled_loops
+from landscape.hessian.lanczos import Eigenpairs, lanczos_init, lanczos_step, lanczos_tridiagonal
 from landscape.hessian.operator import HessianProblem
 
 # σ = SIGMA_REL × spectrum width: σ² = 1e-5 on the spectrum rescaled to [-1, 1], the smoothing
@@ -70,6 +71,36 @@ def _tridiagonals(operands, deflated, probes, keys, *, matvec, num_steps):
         return state.alphas, state.betas
 
     return jax.vmap(one)(probes, keys)
+
+
+@functools.partial(jax.jit, static_argnames=("matvec",), donate_argnums=(1,))
+def _step_all(j, states, operands, deflated, keys, *, matvec):
+    """Step ``j`` of every probe's Lanczos run (vmapped), for the host-driven loop."""
+
+    def project(x):
+        return x - deflated.T @ (deflated @ x)
+
+    def projected(v, ops):
+        return project(matvec(project(v), ops))
+
+    return jax.vmap(lambda state, key: lanczos_step(j, state, projected, operands, key))(
+        states, keys)
+
+
+@functools.partial(jax.jit, static_argnames=("num_steps",))
+def _start_all(probes, deflated, *, num_steps):
+    project = lambda x: x - deflated.T @ (deflated @ x)  # noqa: E731
+    return jax.vmap(lambda v0: lanczos_init(project(v0), num_steps))(probes)
+
+
+def _tridiagonals_on_host(operands, deflated, probes, keys, *, matvec, num_steps):
+    """:func:`_tridiagonals` with the loop over steps on the host (convolutions on the CPU:
+    see :mod:`landscape.hessian.host_loop`)."""
+    states = _start_all(probes, deflated, num_steps=num_steps)
+    for j in range(num_steps):
+        states = _step_all(jnp.asarray(j, jnp.int32), states, operands, deflated, keys,
+                           matvec=matvec)
+    return states.alphas, states.betas
 
 
 def _gauss_quadrature(alphas: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -118,14 +149,16 @@ def slq_nodes(
     dtype = problem.params.dtype
     deflated = jnp.zeros((0, n), dtype) if k == 0 else jnp.asarray(deflate.vectors, dtype)
     batch = min(batch, num_probes)
+    on_host = slow_in_compiled_loops(problem.matvec, problem.operands, problem.params)
     nodes, weights = [], []
     key = jax.random.key(seed)
     for start in range(0, num_probes, batch):
         key, probe_key, restart_key = jax.random.split(key, 3)
         probes = jax.random.normal(probe_key, (batch, n), dtype)
-        alphas, betas = _tridiagonals(problem.operands, deflated, probes,
-                                      jax.random.split(restart_key, batch),
-                                      matvec=problem.matvec, num_steps=num_steps)
+        run = _tridiagonals_on_host if on_host else _tridiagonals
+        alphas, betas = run(problem.operands, deflated, probes,
+                            jax.random.split(restart_key, batch), matvec=problem.matvec,
+                            num_steps=num_steps)
         take = min(batch, num_probes - start)
         theta, tau = _gauss_quadrature(np.asarray(alphas, np.float64)[:take],
                                        np.asarray(betas, np.float64)[:take])

@@ -1,17 +1,24 @@
 """Hessian probes: wall time and accuracy of ours against PyHessian on the same model and data.
 
-Model: a 10-64-64-1 ReLU MLP (4,929 parameters) trained briefly by MSE regression on 2,000
-samples; the trained weights are copied into an identical ``torch.nn.Sequential`` so that both
-tools differentiate the same function (PyHessian gets all 2,000 samples as its one batch, so its
-loss is the same full-dataset mean as ours, and it reuses one gradient graph for every HVP).
+Cases (``bench/hessian_cases.py``; ``--cases mlp,cnn``):
 
-- top eigenvalue at tolerance 1e-3 and 1e-6: ours Lanczos with its default rule (stops when the
-  residual ‖Hx − θx‖ ≤ tol·|θ|, which bounds the error) and with PyHessian's rule
-  (``stop="relative-change"``: the estimate changed by less than tol, relatively, since the last
-  step), vs PyHessian's power iteration (that rule; at most 100 iterations);
+- ``mlp``: a 10-64-64-1 ReLU MLP (4,929 parameters) trained briefly by MSE regression on 2,000
+  samples;
+- ``cnn``: the ``digits-cnn`` convnet (two 3×3 convolutions, 16 and 32 channels, average pool,
+  dense; 9,930 parameters) trained briefly on the 1,437 digits images, softmax cross-entropy.
+
+The trained weights are copied into an identical torch model so that both tools differentiate
+the same function (PyHessian gets the whole training set as its one batch, so its loss is the
+same full-dataset mean as ours, and it reuses one gradient graph for every HVP).
+
+- top eigenvalue at tolerance 1e-3 (and, ``mlp``, 1e-6): ours Lanczos with its default rule
+  (stops when the residual ‖Hx − θx‖ ≤ tol·|θ|, which bounds the error) and with PyHessian's
+  rule (``stop="relative-change"``), vs PyHessian's power iteration (that rule; at most 100
+  iterations);
 - equal accuracy, the honest comparison: for each start vector, the fewest HVPs after which each
-  method's estimate is within 1e-3 (then 1e-5) of the float64 λ_max, and the time of a run of
-  exactly that many steps;
+  method's estimate is within 1e-3 (``mlp``: then 1e-5) of the float64 λ_max — read off one
+  16-step run of each method (the Ritz values of T_k for ours, every power-iteration estimate
+  for PyHessian) — and the time of a run of exactly that many steps;
 - trace, 100 Rademacher samples each: PyHessian's early stop is switched off (its relative-change
   rule can stop after a few samples), so both do exactly 100.
 
@@ -24,11 +31,12 @@ interleaved, and each row keeps its faster one: ours on all ``--devices`` XLA CP
 (default: one per core, as the CLI does; each batch's samples split across them) or on one;
 PyHessian with ``torch.set_num_threads(cores)`` or 1 (on a loaded machine torch's OpenMP team
 can lose 100× waiting for a descheduled thread). Accuracy is against float64 references: λ_max
-from scipy's ARPACK ``eigsh`` on our float64 HVP, and the exact trace Σᵢ eᵢᵀ H eᵢ from n HVPs.
-PyHessian (PyPI ``pyhessian``, torch CPU) is not a project dependency: without it the bench
-prints ours alone.
+from scipy's ARPACK ``eigsh`` on our float64 HVP; the trace exactly, Σᵢ eᵢᵀ H eᵢ from n HVPs
+(``mlp``), or (``cnn``, where n HVPs would take most of an hour) a float64 Hutchinson estimate
+from 500 probes, whose standard error is printed beside it. PyHessian (PyPI ``pyhessian``,
+torch CPU) is not a project dependency: without it the bench prints ours alone.
 
-Run: ``python bench/hessian.py [--json out.json] [--repeats 9] [--devices N]``.
+Run: ``python bench/hessian.py [--cases mlp,cnn] [--json out.json] [--repeats 9] [--devices N]``.
 """
 
 from __future__ import annotations
@@ -47,29 +55,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-SIZES = (10, 64, 64, 1)
-NUM_SAMPLES = 2000
-TOLS = (1e-3, 1e-6)  # the brief's tolerance, then one that asks both for real accuracy
-TARGETS = (1e-3, 1e-5)  # relative errors for the equal-accuracy rows
+TOLS = {"mlp": (1e-3, 1e-6), "cnn": (1e-3,)}  # the brief's tolerance, then real accuracy
+TARGETS = {"mlp": (1e-3, 1e-5), "cnn": (1e-3,)}  # relative errors for the equal-accuracy rows
 MAX_STEPS = 16  # most HVPs tried per start vector when looking for a target error
 TRACE_SAMPLES = 100
+REFERENCE_PROBES = 500  # float64 Hutchinson probes of the trace reference where n is large
+EXACT_TRACE_MAX = 5000  # parameters up to which the reference trace is exact (n HVPs)
 STOPS = {"residual": "residual rule", "relative-change": "PyHessian's rule"}
-
-
-def make_workload():
-    from landscape.models import MLP, pure_model
-    from landscape.workload import Dataset, Workload
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(NUM_SAMPLES, SIZES[0])).astype(np.float32)
-    y = np.sin(x @ rng.normal(size=(SIZES[0], 1)) / 2).astype(np.float32)
-    init, apply = pure_model(lambda rngs: MLP(SIZES, rngs=rngs))
-
-    def loss(params, state, batch):
-        return jnp.mean((apply(params, state, batch.inputs) - batch.targets) ** 2), {}
-
-    return Workload(name="mlp-10-64-64-1", init=init, loss=loss, train=Dataset(x, y),
-                    input_shape=(SIZES[0],), batch_size=NUM_SAMPLES, apply=apply)
 
 
 def interleaved(fns: dict[str, Callable[[int], object]], repeats: int) -> dict[str, dict]:
@@ -93,15 +85,16 @@ def interleaved(fns: dict[str, Callable[[int], object]], repeats: int) -> dict[s
 
 
 def references(workload, params, state) -> dict[str, float]:
-    """λ_max (ARPACK on our float64 HVP) and the exact trace (n HVPs), in float64."""
+    """λ_max (ARPACK on our float64 HVP) and the trace in float64: exact (n HVPs) for up to
+    ``EXACT_TRACE_MAX`` parameters, else a ``REFERENCE_PROBES``-probe Hutchinson estimate."""
     from scipy.sparse.linalg import LinearOperator, eigsh
 
-    from landscape.hessian import hessian_problem
+    from landscape.hessian import hessian_problem, hutchinson_trace
     from landscape.workload import Dataset
 
     with jax.enable_x64(True):
         wl64 = dataclasses.replace(workload, train=Dataset(
-            workload.train.inputs.astype(np.float64), workload.train.targets.astype(np.float64)))
+            workload.train.inputs.astype(np.float64), workload.train.targets))
         p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
         problem = hessian_problem(wl64, p64, state)
         hvp = jax.jit(problem.matvec)
@@ -110,17 +103,22 @@ def references(workload, params, state) -> dict[str, float]:
             (n, n), dtype=np.float64,
             matvec=lambda v: np.asarray(hvp(jnp.asarray(v.ravel()), problem.operands)))
         lam_max = float(eigsh(op, k=1, which="LA", tol=1e-12, return_eigenvectors=False)[0])
-        diag_hvp = jax.jit(jax.vmap(
-            lambda i, ops: problem.matvec(jnp.zeros(n).at[i].set(1.0), ops)[i], in_axes=(0, None)))
-        trace = float(sum(np.sum(diag_hvp(jnp.arange(s, min(s + 256, n)), problem.operands))
-                          for s in range(0, n, 256)))
-    return {"lambda_max": lam_max, "trace": trace}
+        if n <= EXACT_TRACE_MAX:
+            diag_hvp = jax.jit(jax.vmap(
+                lambda i, ops: problem.matvec(jnp.zeros(n).at[i].set(1.0), ops)[i],
+                in_axes=(0, None)))
+            trace = float(sum(np.sum(diag_hvp(jnp.arange(s, min(s + 256, n)), problem.operands))
+                              for s in range(0, n, 256)))
+            return {"lambda_max": lam_max, "trace": trace, "trace_stderr": 0.0}
+        estimate = hutchinson_trace(problem, num_samples=REFERENCE_PROBES, seed=10_000)
+    return {"lambda_max": lam_max, "trace": estimate.estimate, "trace_stderr": estimate.stderr}
 
 
 class PyHessianRunner:
-    """PyHessian on a torch copy of the model, with its HVPs counted on demand."""
+    """PyHessian on a torch twin of the model, with its HVPs counted (and its power-iteration
+    estimates recorded) on demand."""
 
-    def __init__(self, workload, params):
+    def __init__(self, model, criterion, data):
         import torch
 
         # The package re-exports the class under the module's name: fetch the module itself.
@@ -128,25 +126,11 @@ class PyHessianRunner:
 
         self.threads = os.cpu_count() or 1
         torch.set_num_threads(self.threads)
-        layers = []
-        for i, (a, b) in enumerate(zip(SIZES[:-1], SIZES[1:])):
-            layers.append(torch.nn.Linear(a, b))
-            if i < len(SIZES) - 2:
-                layers.append(torch.nn.ReLU())
-        model = torch.nn.Sequential(*layers)
-        with torch.no_grad():  # flax kernels are (in, out); torch weights are (out, in)
-            linears = [m for m in model if isinstance(m, torch.nn.Linear)]
-            for i, linear in enumerate(linears):
-                kernel = np.array(params[f"dense{i}"]["kernel"]).T.copy()
-                linear.weight.copy_(torch.from_numpy(kernel))
-                linear.bias.copy_(torch.from_numpy(np.array(params[f"dense{i}"]["bias"])))
-        data = (torch.from_numpy(workload.train.inputs.copy()),
-                torch.from_numpy(workload.train.targets.copy()))
         start = time.perf_counter()
-        self.h = module.hessian(model, torch.nn.MSELoss(), data=data, cuda=False)
+        self.h = module.hessian(model, criterion, data=data, cuda=False)
         self.setup_s = time.perf_counter() - start
         with torch.no_grad():
-            self.loss = float(torch.nn.MSELoss()(model(data[0]), data[1]))
+            self.loss = float(criterion(model(data[0]), data[1]))
         self.torch, self.module = torch, module
 
     def eigenvalue(self, seed: int, *, tol: float, max_iter: int = 100) -> float:
@@ -155,18 +139,26 @@ class PyHessianRunner:
         return float(values[0])
 
     def count_hvps(self, fn: Callable[[], object]) -> int:
-        real, calls = self.module.hessian_vector_product, []
+        return len(self.recorded(fn))
 
-        def counted(*args):
-            calls.append(1)
-            return real(*args)
+    def recorded(self, fn: Callable[[], object]) -> list[float]:
+        """Run ``fn`` and return the Rayleigh quotient vᵀHv of every HVP it made: for power
+        iteration, the eigenvalue estimate after each iteration (what ``eigenvalues`` compares)."""
+        from pyhessian.utils import group_product
 
-        self.module.hessian_vector_product = counted
+        real, quotients = self.module.hessian_vector_product, []
+
+        def recording(grads, params, v):
+            hv = real(grads, params, v)
+            quotients.append(float(group_product(hv, v)))
+            return hv
+
+        self.module.hessian_vector_product = recording
         try:
             fn()
         finally:
             self.module.hessian_vector_product = real
-        return len(calls)
+        return quotients
 
     def hvp_fn(self) -> Callable[[], object]:
         from pyhessian.utils import hessian_vector_product
@@ -180,30 +172,35 @@ def first_reaching(errors: list[float], target: float) -> int | None:
     return next((k + 1 for k, e in enumerate(errors) if e <= target), None)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", help="also write the results to this JSON file")
-    parser.add_argument("--repeats", type=int, default=9,
-                        help="timed runs per measurement (one start vector each)")
-    parser.add_argument("--steps", type=int, default=500, help="training steps before probing")
-    parser.add_argument("--devices", type=int, default=os.cpu_count() or 1,
-                        help="XLA CPU devices for ours (default: one per core)")
-    args = parser.parse_args()
-    jax.config.update("jax_num_cpu_devices", args.devices)  # before JAX starts its backend
+def ritz_errors(problem, seed: int, rel: Callable[[float], float]) -> list[float]:
+    """Our top Ritz value's error after k = 1 … MAX_STEPS Lanczos steps from the start vector
+    ``hessian_eigenpairs(seed=seed)`` uses: one tridiagonalization, the top eigenvalue of each
+    leading T_k (what the convergence test sees after k steps)."""
+    from landscape.hessian.eigen import _start_vector
+    from landscape.hessian.lanczos import lanczos_tridiagonal
 
+    v0, key = _start_vector(seed, problem.params.shape, problem.params.dtype)
+    state = lanczos_tridiagonal(problem.matvec, problem.operands, v0, MAX_STEPS, key)
+    alphas, betas = (np.asarray(a, np.float64) for a in (state.alphas, state.betas))
+    return [rel(float(np.linalg.eigvalsh(np.diag(alphas[:k]) + np.diag(betas[:k - 1], 1)
+                                         + np.diag(betas[:k - 1], -1))[-1]))
+            for k in range(1, MAX_STEPS + 1)]
+
+
+def run_case(case, args) -> dict:
     import landscape
     from landscape.hessian import hessian_eigenpairs, hessian_problem, hutchinson_trace
 
-    workload = make_workload()
-    result = landscape.train(workload, optax.adam(1e-2), steps=args.steps, seed=0,
-                             record_every=args.steps)
+    workload = case.workload
+    result = landscape.train(workload, optax.adam(case.lr), steps=case.train_steps, seed=0,
+                             record_every=case.train_steps)
     params, state = result.params, result.state
     ref = references(workload, params, state)
     lam = ref["lambda_max"]
     rel = lambda v: abs(v - lam) / abs(lam)  # noqa: E731
     problem = hessian_problem(workload, params, state)
     try:
-        them = PyHessianRunner(workload, params)
+        them = PyHessianRunner(*case.torch_twin(params))
     except ImportError:
         them = None
 
@@ -237,10 +234,10 @@ def main() -> None:
     v = jax.random.normal(jax.random.key(1), problem.params.shape)
     hvp = interleaved(setups(
         lambda p: (lambda _, f=jax.jit(p.matvec): f(v, p.operands).block_until_ready()),
-        them and (lambda: (lambda _, f=them.hvp_fn(): f()))), 30)
+        them and (lambda: (lambda _, f=them.hvp_fn(): f()))), args.hvp_repeats)
 
     start = time.perf_counter()
-    ours_eig(TOLS[0])(0)
+    ours_eig(TOLS[case.name][0])(0)
     hutchinson_trace(problem, num_samples=TRACE_SAMPLES)
     first_call = time.perf_counter() - start
 
@@ -260,10 +257,11 @@ def main() -> None:
         rows.append(r)
 
     lam_err = lambda pairs: rel(pairs.top.values[0])  # noqa: E731
-    for tol in TOLS:
+    seeds = range(args.repeats)
+    for tol in TOLS[case.name]:
         pyh = them and (lambda tol=tol: lambda seed: them.eigenvalue(seed, tol=tol))
         pyh_hvps = None if them is None else median(
-            them.count_hvps(lambda s=s: them.eigenvalue(s, tol=tol)) for s in range(args.repeats))
+            them.count_hvps(lambda s=s: them.eigenvalue(s, tol=tol)) for s in seeds)
         for stop, name in STOPS.items():
             out = interleaved(setups(lambda p: ours_eig(tol, stop, problem=p), pyh), args.repeats)
             row(f"λmax tol {tol:g}, ours: {name}", out,
@@ -271,14 +269,13 @@ def main() -> None:
                 ours_err=lam_err, pyh_hvps=pyh_hvps, pyh_err=rel)
 
     # Equal accuracy: per start vector, the fewest steps that reach each target error.
-    seeds = range(args.repeats)
     tiny = 1e-30  # never reached: exactly max_iter steps
-    our_errors = [[rel(ours_eig(tiny, max_iter=k)(s).top.values[0])
-                   for k in range(1, MAX_STEPS + 1)] for s in seeds]
+    our_errors = [ritz_errors(problem, s, rel) for s in seeds]
     pyh_errors = None if them is None else [
-        [rel(them.eigenvalue(s, tol=-np.inf, max_iter=k)) for k in range(1, MAX_STEPS + 1)]
+        [rel(q) for q in them.recorded(lambda s=s: them.eigenvalue(s, tol=-np.inf,
+                                                                   max_iter=MAX_STEPS))]
         for s in seeds]
-    for target in TARGETS:
+    for target in TARGETS[case.name]:
         ours_k = [first_reaching(e, target) or MAX_STEPS for e in our_errors]
         pyh_k = None if them is None else [first_reaching(e, target) or MAX_STEPS
                                            for e in pyh_errors]
@@ -301,9 +298,11 @@ def main() -> None:
         pyh_err=lambda t: trace_rel(float(np.mean(t))))
 
     n = problem.num_params
-    print(f"model {'-'.join(map(str, SIZES))} MLP, {n} parameters, {NUM_SAMPLES} samples, "
-          f"train loss {float(result.losses[-1]):.4g}; float64 references: "
-          f"λ_max {lam:.6g}, trace {ref['trace']:.6g}")
+    trace_ref = (f"trace {ref['trace']:.6g}" if not ref["trace_stderr"] else
+                 f"trace {ref['trace']:.6g} ± {ref['trace_stderr']:.2g} ({REFERENCE_PROBES} "
+                 "probes)")
+    print(f"\n[{case.name}] {case.describe}: {n} parameters, train loss "
+          f"{float(result.losses[-1]):.4g}; float64 references: λ_max {lam:.6g}, {trace_ref}")
     print(f"ours: {jax.device_count()} XLA CPU device(s) on {os.cpu_count()} cores; first "
           f"call (compile + run) {first_call:.2f} s, not in the times below")
     if them is None:
@@ -311,8 +310,8 @@ def main() -> None:
     else:
         print(f"PyHessian: torch {them.torch.__version__}; loss on the copied model "
               f"{them.loss:.4g}; graph set-up {them.setup_s * 1e3:.1f} ms, not in the times below")
-    print("one HVP (median of 30): " + ", ".join(f"{k} {v['s'] * 1e3:.2f} ms"
-                                                 for k, v in hvp.items()))
+    print(f"one HVP (median of {args.hvp_repeats}): " + ", ".join(
+        f"{k} {v['s'] * 1e3:.2f} ms" for k, v in hvp.items()))
     print(f"times: medians over {args.repeats} start vectors (seed = repeat), each tool in its "
           "faster set-up (Nd: N XLA devices, Nt: N torch threads)")
     header = (f"{'probe':44s} {'ours ms':>8s} {'PyH ms':>8s} {'speed-up':>8s} {'set-up':>6s} "
@@ -329,12 +328,34 @@ def main() -> None:
               f"{setup:>6s} {hvps:>6s} {r['ours_rel_err']:9.1e} "
               f"{fmt('pyhessian_rel_err', '9.1e'):>9s}")
     print("HVPs: ours/PyHessian (medians); err: relative error against the float64 reference")
+    return {"case": case.name, "model": case.describe, "num_params": n,
+            "devices": jax.device_count(), "first_call_s": first_call,
+            "hvp_s": {k: v["s"] for k, v in hvp.items()}, "references": ref, "rows": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default="mlp,cnn", help="comma-separated: mlp, cnn")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--repeats", type=int, default=9,
+                        help="timed runs per measurement (one start vector each)")
+    parser.add_argument("--hvp-repeats", type=int, default=30, help="timed single HVPs")
+    parser.add_argument("--steps", type=int, default=500, help="training steps before probing")
+    parser.add_argument("--devices", type=int, default=os.cpu_count() or 1,
+                        help="XLA CPU devices for ours (default: one per core)")
+    args = parser.parse_args()
+    jax.config.update("jax_num_cpu_devices", args.devices)  # before JAX starts its backend
+
+    from hessian_cases import CASES
+
+    names = [n.strip() for n in args.cases.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CASES]
+    if unknown or not names:
+        parser.error(f"--cases: unknown {unknown}; choose from {', '.join(CASES)}")
+    results = [run_case(CASES[name](args.steps), args) for name in names]
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"model": SIZES, "num_params": n, "num_samples": NUM_SAMPLES,
-                       "devices": jax.device_count(), "first_call_s": first_call,
-                       "hvp_s": {k: v["s"] for k, v in hvp.items()}, "references": ref,
-                       "rows": rows}, f, indent=2)
+            json.dump({"cases": results}, f, indent=2)
         print(f"wrote {args.json}")
 
 

@@ -68,17 +68,23 @@ class Recorder:
         self.pending: tuple | None = None
         self.records: list[dict[str, float]] = []
         self.snapshots: list[tuple[Params, State]] = []
+        self.opt_snapshots: list[Any] = []  # optimizer states, when recorded
         self.divergence: Divergence | None = None  # set by the first non-finite record
 
-    def record(self, step: int, epoch: int, params: Params, state: State) -> None:
-        dispatched = (step, epoch, self.evaluate(params, state), _device_copy((params, state)))
+    def record(self, step: int, epoch: int, params: Params, state: State,
+               opt_state: Any = None) -> None:
+        """``opt_state`` (optional): the optimizer state at this step, recorded too (and passed
+        to ``on_snapshot`` as its ``opt_state`` keyword)."""
+        copied = None if opt_state is None else _device_copy(opt_state)
+        dispatched = (step, epoch, self.evaluate(params, state), _device_copy((params, state)),
+                      copied)
         self.fetch()
         self.pending = dispatched
 
     def fetch(self) -> None:
         if self.pending is None:
             return
-        step, epoch, values, snapshot = self.pending
+        step, epoch, values, snapshot, opt_state = self.pending
         self.pending = None
         if self.divergence is not None and step >= self.divergence.step:
             return  # after the divergence: not part of the run
@@ -89,8 +95,12 @@ class Recorder:
             return
         self.snapshots.append(snapshot)
         self.records.append(metrics)
+        extra = {}
+        if opt_state is not None:
+            extra["opt_state"] = _host_copy(opt_state)
+            self.opt_snapshots.append(extra["opt_state"])
         if self.on_snapshot is not None:
-            self.on_snapshot(metrics, *snapshot)
+            self.on_snapshot(metrics, *snapshot, **extra)
         if self.on_record is not None:
             self.on_record(metrics)
 
@@ -105,6 +115,7 @@ class Recorder:
                for name in METRIC_NAMES},
             params=stack([p for p, _ in self.snapshots]),
             state=stack([s for _, s in self.snapshots]),
+            opt_state=stack(self.opt_snapshots) if self.opt_snapshots else None,
         )
 
 

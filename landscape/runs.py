@@ -34,7 +34,7 @@ import numpy as np
 from landscape.errors import InputError, ReadError, WriteError
 from landscape.io import atomic, checkpoint, journal, trajectory_h5
 from landscape.io.h5tree import leaf_path
-from landscape.train import METRIC_NAMES, Divergence, Run, Trajectory, versions
+from landscape.train import METRIC_NAMES, Divergence, Run, SharpnessTrack, Trajectory, versions
 
 RUN_JSON = "run.json"
 TRAJECTORY = "trajectory.h5"
@@ -42,6 +42,7 @@ CHECKPOINT = "final"
 JOURNAL = "trajectory.journal"
 FORMAT = "landscape-run"
 FORMAT_VERSION = 1
+SHARPNESS_RECORD = "sharpness"  # journal meta ``kind`` of a --track-sharpness measurement
 
 
 def save_run(run: Run, directory: str | os.PathLike, *, extra: Mapping[str, Any] | None = None,
@@ -132,14 +133,27 @@ class RunWriter:
         self.extra = extra
         self.started = time.perf_counter()
 
-    def record(self, metrics: Mapping[str, float], params: Any, state: Any) -> None:
+    def record(self, metrics: Mapping[str, float], params: Any, state: Any,
+               opt_state: Any = None) -> None:
         arrays = {"step": np.asarray(metrics["step"], np.int64),
                   "epoch": np.asarray(metrics["epoch"], np.int64),
                   **{name: np.asarray(metrics[name], np.float64) for name in METRIC_NAMES}}
-        for prefix, tree in (("params", params), ("state", state)):
+        trees = [("params", params), ("state", state)]
+        if opt_state is not None:
+            trees.append(("opt_state", opt_state))
+        for prefix, tree in trees:
             for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
                 arrays[f"{prefix}/{leaf_path(path)}"] = np.asarray(leaf)
         journal.append(self.directory / JOURNAL, arrays)
+
+    def record_sharpness(self, step: int, lambda_max: float, residual: float) -> None:
+        """One ``--track-sharpness`` measurement, journaled beside the records (pass it as
+        ``train``'s ``on_sharpness``); not synced on its own (the next record syncs it)."""
+        journal.append(self.directory / JOURNAL,
+                       {"step": np.asarray(step, np.int64),
+                        "lambda_max": np.asarray(lambda_max, np.float64),
+                        "residual": np.asarray(residual, np.float64)},
+                       {"kind": SHARPNESS_RECORD}, sync=False)
 
     def finish(self, run: Run) -> Path:
         """Write ``trajectory.h5``, ``final/`` and the final ``run.json``; remove the journal."""
@@ -216,6 +230,8 @@ def _journal_trajectory(path: Path) -> Trajectory:
     """The trajectory streamed into a run's journal: its records up to the first torn or
     inconsistent one; leaves come back as nested dicts (like :func:`trajectory_h5.read`)."""
     records = journal.read(path).records
+    measured = [r for r in records if r.meta.get("kind") == SHARPNESS_RECORD]
+    records = [r for r in records if r.meta.get("kind") != SHARPNESS_RECORD]
     if records:
         layout = {name: (a.dtype, a.shape) for name, a in records[0].arrays.items()}
         for count, record in enumerate(records):
@@ -226,7 +242,7 @@ def _journal_trajectory(path: Path) -> Trajectory:
         raise ReadError(f"{path.parent}: the run was stopped before its first record "
                         f"({path.name} holds none); nothing to load")
     columns = {name: np.stack([r.arrays[name] for r in records]) for name in records[0].arrays}
-    trees: dict[str, dict] = {"params": {}, "state": {}}
+    trees: dict[str, dict] = {"params": {}, "state": {}, "opt_state": {}}
     for name, value in columns.items():
         prefix, _, rest = name.partition("/")
         if prefix in trees and rest:
@@ -235,7 +251,17 @@ def _journal_trajectory(path: Path) -> Trajectory:
             for part in parents:
                 node = node.setdefault(part, {})
             node[leaf] = value
+    sharpness = None
+    if measured:
+        last = int(columns["step"][-1])
+        rows = [r.arrays for r in measured if r.arrays.keys() == {"step", "lambda_max", "residual"}
+                and int(r.arrays["step"]) <= last]
+        sharpness = SharpnessTrack(
+            step=np.asarray([r["step"] for r in rows], np.int64).reshape(-1),
+            lambda_max=np.asarray([r["lambda_max"] for r in rows], np.float64).reshape(-1),
+            residual=np.asarray([r["residual"] for r in rows], np.float64).reshape(-1))
     return Trajectory(params=trees["params"], state=trees["state"],
+                      opt_state=trees["opt_state"] or None, sharpness=sharpness,
                       **{name: columns[name] for name in ("step", "epoch", *METRIC_NAMES)})
 
 

@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from importlib import metadata
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -98,6 +98,16 @@ def _json_value(value: Any) -> Any:
     return repr(value)  # callables (masks, schedules): recorded by name only
 
 
+class SharpnessTrack(NamedTuple):
+    """λmax of the full-train-set Hessian (evaluation mode) measured while training, every
+    ``track_sharpness`` steps by a few warm-started Lanczos steps (see
+    :mod:`landscape.geometry.tracking`)."""
+
+    step: np.ndarray  # (m,) int64: measured after this many steps
+    lambda_max: np.ndarray  # (m,) float64: the top Ritz value, a lower bound on λmax
+    residual: np.ndarray  # (m,) float64: ‖Hx − θx‖; some eigenvalue lies within it
+
+
 @dataclasses.dataclass(frozen=True)
 class Trajectory:
     """Everything recorded during a run, one entry per recorded step.
@@ -115,6 +125,8 @@ class Trajectory:
     test_acc: np.ndarray  # (n,) float64, fraction
     params: Params  # leaves (n, ...)
     state: State  # leaves (n, ...); {} when the model has none
+    opt_state: Any = None  # optimizer state, leaves (n, ...), when recorded (else None)
+    sharpness: SharpnessTrack | None = None  # λmax tracked while training (its own steps)
 
     def __len__(self) -> int:
         return len(self.step)
@@ -192,6 +204,12 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             found[package] = "unknown"
     return found
+
+
+def _announce(measurements: list, callback: Callable | None) -> list:
+    for row in measurements if callback is not None else ():
+        callback(*row)
+    return measurements
 
 
 def make_train_step(workload: Workload, optimizer: optax.GradientTransformation) -> Callable:
@@ -274,6 +292,11 @@ def train(
     on_record: Callable[[dict[str, float]], None] | None = None,
     on_snapshot: Callable[[dict[str, float], Params, State], None] | None = None,
     check_every: int = 25,
+    record_opt_state: bool = False,
+    track_sharpness: int | None = None,
+    sharpness_steps: int = 10,
+    sharpness_samples: int | None = None,
+    on_sharpness: Callable[[int, float, float], None] | None = None,
 ) -> Run:
     """Train ``workload`` for ``steps`` minibatch steps and record its trajectory.
 
@@ -301,6 +324,14 @@ def train(
         or snapshot — training stops: the run returned has ``status="diverged"``, its
         ``divergence``, only the finite records before that step, and the last of them as its
         params and state.
+      record_opt_state: record the optimizer state too at every recorded step
+        (``trajectory.opt_state``, leaves with the step axis; ``on_snapshot`` then gets it as
+        its ``opt_state`` keyword). Adaptive optimizers' preconditioned sharpness needs it.
+      track_sharpness: measure λmax every this many steps (and at step 0) with
+        ``sharpness_steps`` warm-started Lanczos steps on the full training set, or on a fixed
+        random subset of ``sharpness_samples`` of it (:mod:`landscape.geometry.tracking`):
+        ``trajectory.sharpness``. Each measurement is dispatched without waiting;
+        ``on_sharpness(step, lambda_max, residual)`` hears of it about one record later.
 
     Raises:
       TrainingDiverged: the loss is not finite even at the initial parameters.
@@ -311,6 +342,12 @@ def train(
         raise InputError(f"`record_every` (={record_every}) must be >= 1")
     if check_every < 1:
         raise InputError(f"`check_every` (={check_every}) must be >= 1")
+    if track_sharpness is not None and track_sharpness < 1:
+        raise InputError(f"`track_sharpness` (={track_sharpness}) must be >= 1")
+    if sharpness_steps < 1:
+        raise InputError(f"`sharpness_steps` (={sharpness_steps}) must be >= 1")
+    if sharpness_samples is not None and sharpness_samples < 1:
+        raise InputError(f"`sharpness_samples` (={sharpness_samples}) must be >= 1")
     if isinstance(optimizer, str):
         optimizer = OptimizerSpec(optimizer, learning_rate, dict(hyperparams or {}))
     if isinstance(optimizer, OptimizerSpec):
@@ -345,8 +382,15 @@ def train(
     batches_per_epoch = len(workload.train) // batch_size
 
     recorder = Recorder(evaluate, on_record, on_snapshot)
-    recorder.record(0, 0, params, state)
-    step, epoch, losses, divergence = 0, 0, [], None
+    tracker = measured = None
+    if track_sharpness is not None:
+        from landscape.geometry.tracking import SharpnessTracker
+
+        tracker, measured = SharpnessTracker(workload, params, state, num_steps=sharpness_steps,
+                                             samples=sharpness_samples, seed=seed), []
+        tracker(0, params, state)
+    recorder.record(0, 0, params, state, opt_state if record_opt_state else None)
+    step, epoch, losses, divergence, last_record = 0, 0, [], None, 0
     while step < steps and divergence is None:
         order = jax.random.permutation(jax.random.fold_in(key_data, epoch), len(workload.train))
         order = order[: batches_per_epoch * batch_size].reshape(batches_per_epoch, batch_size)
@@ -359,9 +403,15 @@ def train(
             if step % check_every == 0 or step == steps:
                 divergence, losses = first_nonfinite(losses, step), []
             finished_epoch = index == batches_per_epoch - 1
+            if tracker is not None and divergence is None and step % track_sharpness == 0:
+                tracker(step, params, state)
             if divergence is None and (step % record_every == 0 or step == steps):
-                recorder.record(step, epoch + finished_epoch, params, state)
+                recorder.record(step, epoch + finished_epoch, params, state,
+                                opt_state if record_opt_state else None)
                 divergence = recorder.divergence
+                if tracker is not None:  # done by now: the last record has been fetched
+                    measured += _announce(tracker.fetch(before=last_record + 1), on_sharpness)
+                last_record = step
             if step == steps or divergence is not None:
                 break
         epoch += 1
@@ -374,7 +424,14 @@ def train(
             raise TrainingDiverged(f"the loss is {divergence.loss} at the initial parameters "
                                    f"of `{workload.name}`: nothing to train")
         params, state = recorder.snapshots[-1]
-    trajectory = Trajectory(**recorder.columns())
+    columns = recorder.columns()
+    if tracker is not None:
+        from landscape.geometry.tracking import as_arrays
+
+        measured += _announce(tracker.fetch(), on_sharpness)
+        end = divergence.step if divergence is not None else steps + 1
+        columns["sharpness"] = SharpnessTrack(**as_arrays(m for m in measured if m[0] < end))
+    trajectory = Trajectory(**columns)
     return Run(
         workload=workload.name,
         optimizer=spec,

@@ -150,3 +150,20 @@ def test_as_a_real_subprocess_with_a_hessian_plane_line(tmp_path):
     # At the centre the line passes through the model: its λmax is the one reported.
     np.testing.assert_allclose(surface.values["max_eig"][1],
                                report["eigenvalues"]["top"]["values"][0], rtol=2e-3)
+
+
+def test_step_counts_beyond_the_dimension_are_cut_with_a_note(tmp_path):
+    """--lanczos-steps and --map-steps above the parameter count were clamped without a word;
+    now a note names the number used (the density's per-batch progress bar shows progress)."""
+    out = tmp_path / "out"
+    result = run("--density", "--probes", "2", "--lanczos-steps", "100000", "--map", "--dims",
+                 "1", "--x", "-0.1:0.1:2", "--map-steps", "100000", "--chunk", "2",
+                 "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert (f"note: --lanczos-steps 100000 is more than the {NUM_PARAMS - 1} dimensions left "
+            f"({NUM_PARAMS} parameters, 1 deflated): using {NUM_PARAMS - 1}") in result.output
+    assert (f"note: --map-steps 100000 is more than the {NUM_PARAMS} parameters: using "
+            f"{NUM_PARAMS} Lanczos steps per point (exact)") in result.output
+    report = json.loads((out / "hessian.json").read_text())
+    assert report["density"]["lanczos_steps"] == NUM_PARAMS - 1
+    assert report["map"]["lanczos_steps"] == NUM_PARAMS

@@ -356,3 +356,55 @@ def test_eigen_map_surface_file_round_trips(eigen_map, tmp_path):
         np.testing.assert_array_equal(surface.values[name], values[name])
     with h5py.File(path, "r") as f:  # Li et al.'s names and layout: (ny, nx) float datasets
         assert f["max_eig"].shape == (2, 3) and f["min_eig"].dtype == np.float64
+
+
+def _tiny_conv_workload() -> Workload:
+    """A 3×3 convolution (2 channels) and a dense layer on 6×6 one-channel images (51 params)."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 6, 6, 1))
+    y = (x.mean(axis=(1, 2, 3)) > 0).astype(np.int32)
+
+    def init(key):
+        k1, k2 = jax.random.split(key)
+        return {"kernel": jax.random.normal(k1, (3, 3, 1, 2)) / 3,
+                "dense": jax.random.normal(k2, (8, 2)) / 3, "bias": jnp.zeros(2) + 0.1}, {}
+
+    def loss(params, state, batch):
+        h = jax.lax.conv_general_dilated(batch.inputs, params["kernel"], (1, 1), "VALID",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        h = jnp.tanh(h).reshape(h.shape[0], 4, 4, 2).mean(axis=(1,)).reshape(-1, 8)
+        logp = jax.nn.log_softmax(h @ params["dense"] + params["bias"])
+        return -jnp.mean(jnp.take_along_axis(logp, batch.targets[:, None], axis=1)), {}
+
+    return Workload(name="tiny-conv", init=init, loss=loss, train=Dataset(x, y), batch_size=16)
+
+
+def test_convolutions_on_the_cpu_loop_on_the_host_with_the_same_results(cases):
+    """XLA:CPU runs a convolution's gradient slowly inside a compiled loop (jax-ml/jax#12868):
+    such operators (found in the jaxpr) step from the host, which gives what the device loop
+    gives (checked on a matrix with repeated eigenvalues, so restarts too)."""
+    from landscape.hessian.density import _tridiagonals, _tridiagonals_on_host
+    from landscape.hessian.host_loop import slow_in_compiled_loops
+
+    lam = np.repeat([-2.0, 1.0, 5.0], [3, 4, 3])
+    q, _ = np.linalg.qr(np.random.default_rng(2).normal(size=(10, 10)))
+    a = jnp.asarray((q * lam) @ q.T, jnp.float32)
+    matvec = lambda v, a: a @ v  # noqa: E731
+    runs = {loop: hs.lanczos_extremes(matvec, a, jnp.ones(10), top_k=4, bottom_k=2, tol=1e-5,
+                                      loop=loop, return_vectors=True)
+            for loop in ("host", "device")}
+    assert runs["host"].iterations == runs["device"].iterations
+    for end in ("top", "bottom"):
+        np.testing.assert_allclose(getattr(runs["host"], end).values,
+                                   getattr(runs["device"], end).values, rtol=1e-6)
+    args = (a, jnp.zeros((0, 10)), jnp.eye(10)[:2] + 0.1, jax.random.split(jax.random.key(0), 2))
+    for x, y in zip(_tridiagonals(*args, matvec=matvec, num_steps=8),
+                    _tridiagonals_on_host(*args, matvec=matvec, num_steps=8)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    mlp = cases["classifier"].problem
+    assert not slow_in_compiled_loops(mlp.matvec, mlp.operands, mlp.params)
+
+    conv = _tiny_conv_workload()
+    params, state = conv.init(jax.random.key(0))
+    problem = hs.hessian_problem(conv, params, state)
+    assert slow_in_compiled_loops(problem.matvec, problem.operands, problem.params)

@@ -40,12 +40,14 @@ def main() -> None:
 
 
 from landscape.cli.compare import compare  # noqa: E402
+from landscape.cli.connect import connect  # noqa: E402
 from landscape.cli.export import export  # noqa: E402
 from landscape.cli.hessian import hessian  # noqa: E402
 from landscape.cli.info import info  # noqa: E402
 from landscape.cli.plot import plot  # noqa: E402
 from landscape.cli.plot_function import plot_function  # noqa: E402
 from landscape.cli.scan import scan  # noqa: E402
+from landscape.cli.sharpness import sharpness  # noqa: E402
 from landscape.cli.train import train  # noqa: E402
 
 main.add_command(scan)
@@ -56,3 +58,5 @@ main.add_command(export)
 main.add_command(plot)
 main.add_command(plot_function)
 main.add_command(compare)
+main.add_command(sharpness)
+main.add_command(connect)

@@ -8,7 +8,11 @@ import time
 
 import click
 
+from click.core import ParameterSource
+
 from landscape.cli.options import (
+    USER_CODE_NOTE,
+    FiniteFloat,
     echo_outputs,
     library_errors,
     make_out_dir,
@@ -18,7 +22,8 @@ from landscape.cli.options import (
     seed_option,
 )
 from landscape.cli.plot import save_figure
-from landscape.cli.source import model_options, trained_model
+from landscape.cli.run_inputs import load_runs
+from landscape.cli.source import trained_model
 from landscape.directions import IGNORE_RULES
 
 EXAMPLES = """
@@ -28,13 +33,38 @@ Examples:
   landscape hessian --top-k 3 --bottom-k 1 --trace --density
   landscape hessian --map --x -1:1:21 --y -1:1:21  # λmax, λmin, |λmin/λmax| over a plane
   landscape hessian --map --directions hessian     # ... over the top-2 eigenvector plane
+  landscape hessian runs/adam --trace              # the final model of a `landscape train` run
+  landscape hessian runs/sgd runs/momentum runs/adam --steps all   # λmax along training
 """
 
 MAP_DIRECTIONS = ("filter", "layer", "random", "hessian")
+TRAIN_STEPS, TRAIN_LR = 2000, 1e-2  # the model trained on the spot, without RUN
+DENSITY_BATCH_HVPS = 2000  # most HVPs per compiled batch of density probes (progress, memory)
+
+
+def _model_options(command):
+    """``--workload --steps --lr``: as the other commands' for a model trained on the spot;
+    with RUN, ``--steps`` picks recorded steps instead."""
+    command = click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=TRAIN_LR,
+                           show_default=True,
+                           help="Adam learning rate for training (not with RUN).")(command)
+    command = click.option("--steps", "steps_spec", default=None,
+                           metavar="N | all | N,M,...",
+                           help=f"Without RUN: training steps before the analysis "
+                                f"[default: {TRAIN_STEPS}]. With RUN: the recorded steps to "
+                                "probe, `all` or a list [default: the final model].")(command)
+    command = click.option("--workload", default="sine", show_default=True,
+                           help="Built-in workload name (sine, spirals, digits ...) or "
+                                "`package.module:function` returning a landscape.Workload; "
+                                "with RUN, only to confirm a run of a user workload. "
+                                + USER_CODE_NOTE)(command)
+    return command
 
 
 @click.command(epilog=EXAMPLES)
-@model_options
+@click.argument("runs", nargs=-1, metavar="[RUN]...",
+                type=click.Path(exists=True, file_okay=False))
+@_model_options
 @click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
               help="Largest eigenvalues to compute.")
 @click.option("--bottom-k", type=click.IntRange(min=1), default=None,
@@ -82,20 +112,34 @@ MAP_DIRECTIONS = ("filter", "layer", "random", "hessian")
 @click.option("--chunk", type=click.IntRange(min=1), default=None,
               help="--map: grid points per compiled call [default: as many as keep a chunk "
                    "in cache, at most 256].")
+@click.option("--preconditioned/--no-preconditioned", default=True, show_default=True,
+              help="With RUN and --steps: also λmax(P^-1/2 H P^-1/2) for Adam and RMSProp runs "
+                   "that recorded their state (`landscape train --record-opt-state`).")
 @click.option("--overwrite", is_flag=True, help="Replace an eigen map made with other arguments.")
 @out_option
 @seed_option
 @quiet_option
 @library_errors
-def hessian(workload, steps, lr, top_k, bottom_k, tol, atol, stop, max_iter, with_trace, samples,
-            with_density, probes, lanczos_steps, deflate, with_map, x_spec, y_spec, dims, kind,
-            ignore, map_steps, chunk, overwrite, out, seed, quiet):
-    """Train a model, then probe the Hessian of its full-training-set mean loss.
+def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, max_iter,
+            with_trace, samples, with_density, probes, lanczos_steps, deflate, with_map, x_spec,
+            y_spec, dims, kind, ignore, map_steps, chunk, preconditioned, overwrite, out, seed,
+            quiet):
+    """Probe the Hessian of a model's full-training-set mean loss.
 
-    Lanczos (full reorthogonalization) gives the top-k and bottom-k eigenvalues; --trace adds a
-    Hutchinson trace ± standard error, --density the spectral density (stochastic Lanczos
-    quadrature, Ghorbani et al. 2019), --map λmax and λmin over a plane (Li et al. 2018, Fig. 7).
-    Writes OUT/hessian.json (values, settings, timings) and the requested files.
+    The model: the final one of RUN (a run directory of `landscape train`), or, without RUN, one
+    trained on the spot (--workload, --steps, --lr). Lanczos (full reorthogonalization) gives
+    the top-k and bottom-k eigenvalues; --trace adds a Hutchinson trace ± standard error,
+    --density the spectral density (stochastic Lanczos quadrature, Ghorbani et al. 2019),
+    --map λmax and λmin over a plane (Li et al. 2018, Fig. 7). Writes OUT/hessian.json (values,
+    settings, timings) and the requested files.
+
+    Along training: with several RUNs, or --steps all|N,M,..., λmax (with --bottom-k 1 also
+    λmin, with --trace the trace) at each recorded step of each run, every Lanczos run started
+    from the previous step's eigenvector; for Adam and RMSProp runs with a recorded optimizer
+    state also the preconditioned sharpness λmax(P^-1/2 H P^-1/2). Writes OUT/curvature.json,
+    OUT/curvature.csv and OUT/curvature.png: λmax against step with each optimizer's edge-of-
+    stability threshold (2/η for SGD, 2(1+β)/η heavy ball, (2+2β)/(η(1+2β)) Nesterov;
+    (2+2β1)/((1−β1)η) against the preconditioned sharpness for Adam; Cohen et al. 2021, 2022).
     """
     from landscape.hessian import hessian_eigenpairs, hessian_problem
 
@@ -103,6 +147,8 @@ def hessian(workload, steps, lr, top_k, bottom_k, tol, atol, stop, max_iter, wit
 
     from landscape.grid import Grid
 
+    given = lambda name: (click.get_current_context().get_parameter_source(name)  # noqa: E731
+                          not in (ParameterSource.DEFAULT, None))
     if dims == "1" and y_spec:
         raise click.UsageError("`--y` was given for a 1D map (--dims 1)")
     # Checked before training: a typo in an axis must not cost a training run.
@@ -111,8 +157,31 @@ def hessian(workload, steps, lr, top_k, bottom_k, tol, atol, stop, max_iter, wit
     out = make_out_dir(out)
     timings = {}
     started = time.perf_counter()
-    model = trained_model(workload, steps=steps, lr=lr, seed=seed, quiet=quiet)
-    timings["train_s"] = time.perf_counter() - started
+    if runs:
+        from landscape.cli.curvature import along_runs, parse_steps
+
+        if given("lr"):
+            raise click.UsageError("`--lr` trains a model on the spot; it does not apply to RUN")
+        spec = parse_steps(steps_spec)
+        loaded = load_runs(list(runs), workload if given("workload") else None)
+        if len(runs) > 1 or spec is not None:
+            for option, ok in (("--top-k", top_k == 1), ("--bottom-k", bottom_k in (None, 1)),
+                               ("--density", not with_density), ("--map", not with_map)):
+                if not ok:
+                    raise click.UsageError(
+                        f"`{option}` probes one model; along training (several RUNs or "
+                        "--steps) λmax and, with --bottom-k 1, λmin are measured")
+            along_runs(list(runs), loaded, spec, bottom=bool(bottom_k),
+                       trace_samples=samples if with_trace else 0, tol=tol, atol=atol,
+                       stop=stop, max_iter=max_iter,
+                       preconditioned=preconditioned, seed=seed, out=out, quiet=quiet)
+            return
+        model = loaded[0][0]
+        timings["load_s"] = time.perf_counter() - started
+    else:
+        steps = _training_steps(steps_spec)
+        model = trained_model(workload, steps=steps, lr=lr, seed=seed, quiet=quiet)
+        timings["train_s"] = time.perf_counter() - started
     problem = hessian_problem(model.workload, model.params, model.state)
     n = problem.num_params
     for option, value in (("--top-k", top_k), ("--bottom-k", bottom_k)):
@@ -160,7 +229,7 @@ def hessian(workload, steps, lr, top_k, bottom_k, tol, atol, stop, max_iter, wit
         paths += _trace(problem, report, timings, samples=samples, seed=seed)
     if with_density:
         paths += _density(problem, pairs, report, timings, out, probes=probes,
-                          steps=lanczos_steps, deflate=deflate, seed=seed)
+                          steps=lanczos_steps, deflate=deflate, seed=seed, quiet=quiet)
     if with_map:
         paths += _eigen_map(model, problem, report, timings, out, grid=grid, kind=kind,
                             ignore=ignore, map_steps=map_steps, chunk=chunk, overwrite=overwrite,
@@ -168,6 +237,21 @@ def hessian(workload, steps, lr, top_k, bottom_k, tol, atol, stop, max_iter, wit
     report["timings"] = timings
     _write_json(paths[0], report)
     echo_outputs(paths)
+
+
+def _training_steps(spec: str | None) -> int:
+    """``--steps`` without RUN: a positive number of training steps."""
+    if spec is None:
+        return TRAIN_STEPS
+    try:
+        steps = int(spec)
+    except ValueError:
+        steps = 0
+    if steps < 1:
+        raise click.BadParameter(f"(={spec}) must be a positive number of training steps "
+                                 "(`all` and lists pick recorded steps of a RUN)",
+                                 param_hint="--steps")
+    return steps
 
 
 def _numbers(values) -> str:
@@ -186,7 +270,8 @@ def _trace(problem, report, timings, *, samples, seed) -> list[str]:
     return []
 
 
-def _density(problem, pairs, report, timings, out, *, probes, steps, deflate, seed) -> list[str]:
+def _density(problem, pairs, report, timings, out, *, probes, steps, deflate, seed,
+             quiet) -> list[str]:
     import numpy as np
 
     from landscape.hessian import slq_density
@@ -200,9 +285,16 @@ def _density(problem, pairs, report, timings, out, *, probes, steps, deflate, se
                                       residuals=pairs.top.residuals[converged],
                                       converged=converged[converged])
     k = 0 if deflated is None else len(deflated.values)
-    steps = min(steps, problem.num_params - k)
+    if steps > problem.num_params - k:
+        click.echo(f"note: --lanczos-steps {steps} is more than the {problem.num_params - k} "
+                   f"dimensions left ({problem.num_params} parameters, {k} deflated): using "
+                   f"{problem.num_params - k}, where each probe's quadrature is exact", err=True)
+        steps = problem.num_params - k
+    batch = max(1, min(10, DENSITY_BATCH_HVPS // steps))
     started = time.perf_counter()
-    density = slq_density(problem, num_probes=probes, num_steps=steps, deflate=deflated, seed=seed)
+    with progress(probes, "density", quiet=quiet, unit="probe") as bar:
+        density = slq_density(problem, num_probes=probes, num_steps=steps, deflate=deflated,
+                              seed=seed, batch=batch, on_batch=bar.update)
     timings["density_s"] = time.perf_counter() - started
     report["density"] = {
         "probes": probes, "lanczos_steps": steps, "deflated": k, "sigma": density.sigma,
@@ -227,6 +319,11 @@ def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_
     from landscape.io.lock import exclusive
     from landscape.plot import hessian_figure
 
+    if map_steps > problem.num_params:
+        click.echo(f"note: --map-steps {map_steps} is more than the {problem.num_params} "
+                   f"parameters: using {problem.num_params} Lanczos steps per point (exact)",
+                   err=True)
+        map_steps = problem.num_params
     started = time.perf_counter()
     if kind == "hessian":
         plane = hessian_plane(model.workload, model.params, model.state, dims=grid.ndim,

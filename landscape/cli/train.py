@@ -28,6 +28,8 @@ Examples:
   landscape train --workload spirals --optimizer adam --lr 0.01 --steps 3000 --out runs/spirals
   landscape train --workload mnist --data-dir ~/data --optimizer sgd --batch-size 256
   landscape train --workload mypackage.tasks:my_workload --optimizer adam
+  landscape train --optimizer sgd --optimizer adam --batch-size 1437 --record-opt-state \\
+      --track-sharpness 10                         # full batch, for the edge of stability
 """
 
 
@@ -65,6 +67,20 @@ def _optimizer_names(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
               help="Learning rate for every optimizer [default: each optimizer's own default].")
 @click.option("--record-every", type=click.IntRange(min=1), default=50, show_default=True,
               help="Record params and full train/test metrics every this many steps.")
+@click.option("--record-opt-state", is_flag=True,
+              help="Record the optimizer state too at every recorded step (trajectory.h5 "
+                   "opt_state/): `landscape hessian RUN --steps all` then measures adaptive "
+                   "optimizers' preconditioned sharpness.")
+@click.option("--track-sharpness", "track_every", type=click.IntRange(min=1), default=None,
+              metavar="EVERY",
+              help="Measure λmax every EVERY steps while training (trajectory.h5 sharpness/): "
+                   "--sharpness-steps warm-started Lanczos steps on the Hessian of the full "
+                   "training set's mean loss (evaluation mode).")
+@click.option("--sharpness-steps", type=click.IntRange(min=2), default=10, show_default=True,
+              help="Lanczos steps (Hessian-vector products) per --track-sharpness measurement.")
+@click.option("--sharpness-samples", type=click.IntRange(min=1), default=None,
+              help="--track-sharpness on a fixed random subset of this many training samples "
+                   "(cheaper; another matrix) [default: the full training set].")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Folder holding <workload>/ data folders for mnist, fashion-mnist, cifar10 "
                    "[default: $LANDSCAPE_DATA or ~/.cache/landscape/data].")
@@ -73,8 +89,9 @@ def _optimizer_names(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
 @seed_option
 @quiet_option
 @library_errors
-def train(workload, optimizer_names, steps, batch_size, lr, record_every, data_dir, overwrite,
-          out, seed, quiet):
+def train(workload, optimizer_names, steps, batch_size, lr, record_every, record_opt_state,
+          track_every, sharpness_steps, sharpness_samples, data_dir, overwrite, out, seed,
+          quiet):
     """Train a workload with each optimizer, recording its trajectory.
 
     Every optimizer starts from the same initial parameters (drawn with --seed) and sees the
@@ -123,11 +140,21 @@ def train(workload, optimizer_names, steps, batch_size, lr, record_every, data_d
             init = wl.init(jax.random.split(jax.random.key(seed))[0])  # as train(seed=...) draws
         check_loss(wl, *init, min(batch_size, len(wl.train)))  # before any run directory is made
         extra = {} if workload == wl.name else {"workload_source": workload}
+        if track_every is not None:  # what trajectory.h5's sharpness/ measured
+            extra["track_sharpness"] = {
+                "every": track_every, "lanczos_steps": sharpness_steps,
+                "samples": min(sharpness_samples or len(wl.train), len(wl.train)),
+                "of": "full training set" if not sharpness_samples or sharpness_samples >= len(
+                    wl.train) else "fixed random subset of the training set"}
+        if record_opt_state:
+            extra["opt_state_recorded"] = True
+        tracking = dict(record_opt_state=record_opt_state, track_sharpness=track_every,
+                        sharpness_steps=sharpness_steps, sharpness_samples=sharpness_samples)
         paths, summaries, diverged = [], [], []
         for spec, directory in zip(specs, directories):
             run = _train_one(wl, spec, directory, init=init, steps=steps, batch_size=batch_size,
                              record_every=record_every, seed=seed, extra=extra,
-                             overwrite=overwrite, quiet=quiet)
+                             overwrite=overwrite, quiet=quiet, tracking=tracking)
             paths.append(directory)
             summaries.append(_summary(run))
             if run.divergence is not None:
@@ -156,9 +183,11 @@ def _refuse_existing_runs(directories: list[str], overwrite: bool) -> None:
 
 
 def _train_one(wl, spec, directory: str, *, init, steps: int, batch_size: int,
-               record_every: int, seed: int, extra: dict, overwrite: bool, quiet: bool):
+               record_every: int, seed: int, extra: dict, overwrite: bool, quiet: bool,
+               tracking: dict):
     """Train one optimizer into ``directory`` (its lock held by the caller), streaming every
-    record to its journal; returns the run."""
+    record to its journal; ``tracking``: what else to record (optimizer state, λmax while
+    training: :func:`landscape.train.train`'s options). Returns the run."""
     from landscape.runs import start_run
     from landscape.train import train as train_run
 
@@ -182,7 +211,8 @@ def _train_one(wl, spec, directory: str, *, init, steps: int, batch_size: int,
 
         run = train_run(wl, spec, steps=steps, batch_size=batch_size, seed=seed,
                         record_every=record_every, init=init, callback=callback,
-                        on_record=on_record, on_snapshot=writer.record, check_every=POSTFIX_EVERY)
+                        on_record=on_record, on_snapshot=writer.record, check_every=POSTFIX_EVERY,
+                        on_sharpness=writer.record_sharpness, **tracking)
     writer.finish(run)
     return run
 

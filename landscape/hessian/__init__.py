@@ -5,13 +5,20 @@ One concept per module: ``operator`` (HVP on flat vectors), ``lanczos`` (the alg
 ``eigen`` (extreme eigenpairs, eigenvector planes), ``trace``, ``density``, ``maps``.
 """
 
-from landscape.hessian.density import SpectralDensity, gaussian_density, slq_density, slq_nodes
+from landscape.hessian.density import (
+    SpectralDensity,
+    gaussian_density,
+    slq_density,
+    slq_nodes,
+)
 from landscape.hessian.eigen import hessian_eigenpairs, hessian_plane
 from landscape.hessian.lanczos import (
     Eigenpairs,
     ExtremeEigenpairs,
     LanczosState,
+    TopRitzPair,
     lanczos_extremes,
+    lanczos_top,
     lanczos_tridiagonal,
     ritz_values,
     tridiagonal_matrix,
@@ -22,7 +29,13 @@ from landscape.hessian.maps import (
     eigen_point_fn,
     evaluate_eigen_map,
 )
-from landscape.hessian.operator import HessianProblem, hessian_problem, hvp_of, quadratic_form_of
+from landscape.hessian.operator import (
+    HessianProblem,
+    hessian_problem,
+    hvp_of,
+    loss_problem,
+    quadratic_form_of,
+)
 from landscape.hessian.trace import TraceEstimate, hutchinson_trace
 
 __all__ = [
@@ -32,6 +45,7 @@ __all__ = [
     "HessianProblem",
     "LanczosState",
     "SpectralDensity",
+    "TopRitzPair",
     "TraceEstimate",
     "eigen_map_data",
     "eigen_point_fn",
@@ -43,7 +57,9 @@ __all__ = [
     "hutchinson_trace",
     "hvp_of",
     "lanczos_extremes",
+    "lanczos_top",
     "lanczos_tridiagonal",
+    "loss_problem",
     "quadratic_form_of",
     "ritz_values",
     "slq_density",

@@ -26,6 +26,7 @@ enter exactly with weight 1/n each, and the probes run on P H P restricted to th
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -33,7 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from landscape.errors import InputError
-from landscape.hessian.lanczos import Eigenpairs, lanczos_tridiagonal
+from landscape.hessian.host_loop import slow_in_compiled_loops
+from landscape.hessian.lanczos import Eigenpairs, lanczos_init, lanczos_step, lanczos_tridiagonal
 from landscape.hessian.operator import HessianProblem
 
 # σ = SIGMA_REL × spectrum width: σ² = 1e-5 on the spectrum rescaled to [-1, 1], the smoothing
@@ -71,6 +73,36 @@ def _tridiagonals(operands, deflated, probes, keys, *, matvec, num_steps):
     return jax.vmap(one)(probes, keys)
 
 
+@functools.partial(jax.jit, static_argnames=("matvec",), donate_argnums=(1,))
+def _step_all(j, states, operands, deflated, keys, *, matvec):
+    """Step ``j`` of every probe's Lanczos run (vmapped), for the host-driven loop."""
+
+    def project(x):
+        return x - deflated.T @ (deflated @ x)
+
+    def projected(v, ops):
+        return project(matvec(project(v), ops))
+
+    return jax.vmap(lambda state, key: lanczos_step(j, state, projected, operands, key))(
+        states, keys)
+
+
+@functools.partial(jax.jit, static_argnames=("num_steps",))
+def _start_all(probes, deflated, *, num_steps):
+    project = lambda x: x - deflated.T @ (deflated @ x)  # noqa: E731
+    return jax.vmap(lambda v0: lanczos_init(project(v0), num_steps))(probes)
+
+
+def _tridiagonals_on_host(operands, deflated, probes, keys, *, matvec, num_steps):
+    """:func:`_tridiagonals` with the loop over steps on the host (convolutions on the CPU:
+    see :mod:`landscape.hessian.host_loop`)."""
+    states = _start_all(probes, deflated, num_steps=num_steps)
+    for j in range(num_steps):
+        states = _step_all(jnp.asarray(j, jnp.int32), states, operands, deflated, keys,
+                           matvec=matvec)
+    return states.alphas, states.betas
+
+
 def _gauss_quadrature(alphas: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Nodes θ (eigenvalues of T) and weights τ = (first components of its eigenvectors)²,
     on the host (the matrices are small; see ``ritz_values`` on batched eigh in jit)."""
@@ -92,11 +124,14 @@ def slq_nodes(
     deflate: Eigenpairs | None = None,
     batch: int = 10,
     seed: int = 0,
+    on_batch: Callable[[int], object] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Quadrature nodes and weights of the spectral measure (flat (N,) arrays, weights sum to 1).
 
     ``deflate``: eigenpairs with vectors (e.g. ``hessian_eigenpairs(..., return_vectors=True)
-    .top``) taken out exactly; see the module docstring. ``batch`` probes run side by side.
+    .top``) taken out exactly; see the module docstring. ``batch`` probes run side by side
+    (each holds a ``num_steps`` × n basis). ``on_batch(count)`` after each batch, with the
+    number of probes it finished (progress bars).
     """
     n = problem.num_params
     k = 0 if deflate is None else len(deflate.values)
@@ -114,19 +149,23 @@ def slq_nodes(
     dtype = problem.params.dtype
     deflated = jnp.zeros((0, n), dtype) if k == 0 else jnp.asarray(deflate.vectors, dtype)
     batch = min(batch, num_probes)
+    on_host = slow_in_compiled_loops(problem.matvec, problem.operands, problem.params)
     nodes, weights = [], []
     key = jax.random.key(seed)
     for start in range(0, num_probes, batch):
         key, probe_key, restart_key = jax.random.split(key, 3)
         probes = jax.random.normal(probe_key, (batch, n), dtype)
-        alphas, betas = _tridiagonals(problem.operands, deflated, probes,
-                                      jax.random.split(restart_key, batch),
-                                      matvec=problem.matvec, num_steps=num_steps)
+        run = _tridiagonals_on_host if on_host else _tridiagonals
+        alphas, betas = run(problem.operands, deflated, probes,
+                            jax.random.split(restart_key, batch), matvec=problem.matvec,
+                            num_steps=num_steps)
         take = min(batch, num_probes - start)
         theta, tau = _gauss_quadrature(np.asarray(alphas, np.float64)[:take],
                                        np.asarray(betas, np.float64)[:take])
         nodes.append(theta.ravel())
         weights.append(tau.ravel())
+        if on_batch is not None:
+            on_batch(take)
     nodes = np.concatenate(nodes)
     weights = np.concatenate(weights) * (n - k) / (n * num_probes)
     if k:
@@ -171,15 +210,17 @@ def slq_density(
     sigma: float | None = None,
     num_bins: int = 10_000,
     seed: int = 0,
+    batch: int = 10,
+    on_batch: Callable[[int], object] | None = None,
 ) -> SpectralDensity:
     """The Hessian's smoothed eigenvalue density by stochastic Lanczos quadrature.
 
     ``num_probes`` Gaussian probes, ``num_steps`` Lanczos steps each (moments of the density up
     to order 2·num_steps − 1 are exact per probe); ``deflate``, ``sigma``: see the module
-    docstring and :func:`gaussian_density`.
+    docstring and :func:`gaussian_density`; ``batch``, ``on_batch`` as in :func:`slq_nodes`.
     """
     nodes, weights = slq_nodes(problem, num_probes=num_probes, num_steps=num_steps,
-                               deflate=deflate, seed=seed)
+                               deflate=deflate, seed=seed, batch=batch, on_batch=on_batch)
     return gaussian_density(nodes, weights, sigma=sigma, num_bins=num_bins)
 
 

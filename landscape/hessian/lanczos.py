@@ -130,6 +130,7 @@ def ritz_values(state: LanczosState) -> jax.Array:
 
 
 STOP_RULES = ("residual", "relative-change")
+LOOPS = ("auto", "device", "host")
 
 
 def _eigh_sizes(num_steps: int) -> tuple[int, ...]:
@@ -173,7 +174,9 @@ def _extreme_ritz_pairs(
     return theta[wanted], coefficients, y[count - 1, wanted], scale
 
 
-class _Progress(NamedTuple):
+class Progress(NamedTuple):
+    """A Lanczos run with its convergence tests: the state and the last test's verdict."""
+
     state: LanczosState
     count: jax.Array  # steps done
     values: jax.Array  # (k,) wanted Ritz values at the last test (NaN before it)
@@ -182,50 +185,61 @@ class _Progress(NamedTuple):
     coefficients: jax.Array  # (num_steps, k)
 
 
+def convergence_test(p: Progress, tol, atol, *, top_k: int, bottom_k: int, num_steps: int,
+                     stop: str) -> Progress:
+    """``p`` with the wanted Ritz pairs of T_count, their residuals and the stopping rule's
+    verdict (jit-able; the device loop runs it inside, the host loop as its own program)."""
+    sizes = _eigh_sizes(num_steps)
+    branches = [functools.partial(_extreme_ritz_pairs, size=s, top_k=top_k, bottom_k=bottom_k,
+                                  num_steps=num_steps) for s in sizes]
+    branch = jnp.sum(jnp.asarray(sizes) < p.count)  # the smallest size that holds T_count
+    values, coefficients, last, scale = jax.lax.switch(
+        branch, branches, p.state.alphas, p.state.betas, p.count)
+    # Nothing is known better than the arithmetic's precision (LAPACK can return exact
+    # zeros in y), so a residual never goes below eps·max|θ|.
+    residuals = jnp.maximum(jnp.abs(p.state.betas[p.count - 1] * last),
+                            jnp.finfo(p.values.dtype).eps * scale)
+    bound = jnp.maximum(tol * jnp.abs(values), atol)
+    converged = residuals <= bound
+    if stop == "relative-change":  # NaN before the first test: never converged there
+        converged |= jnp.abs(values - p.values) <= bound
+    return Progress(p.state, p.count, values, residuals, converged, coefficients)
+
+
+def start_progress(v0: jax.Array, num_steps: int, k: int) -> Progress:
+    dtype = v0.dtype
+    return Progress(
+        lanczos_init(v0, num_steps), jnp.zeros((), jnp.int32), jnp.full(k, jnp.nan, dtype),
+        jnp.full(k, jnp.inf, dtype), jnp.zeros(k, bool), jnp.zeros((num_steps, k), dtype))
+
+
 @functools.partial(
     jax.jit,
     static_argnames=("matvec", "num_steps", "top_k", "bottom_k", "stop", "check_every",
                      "return_vectors"),
 )
 def _extremes_on_device(
-    v0, operands, key, tol, atol, *, matvec, num_steps, top_k, bottom_k, stop, check_every,
-    return_vectors,
+    v0, operands, key, tol, atol, min_steps, *, matvec, num_steps, top_k, bottom_k, stop,
+    check_every, return_vectors,
 ):
     """Lanczos steps and convergence tests in one ``while_loop``: no host round trip per step
     (with ~2 ms HVPs, per-step dispatch and syncs cost as much as a step on small models)."""
     k = top_k + bottom_k
-    sizes = _eigh_sizes(num_steps)
-    branches = [functools.partial(_extreme_ritz_pairs, size=s, top_k=top_k, bottom_k=bottom_k,
-                                  num_steps=num_steps) for s in sizes]
-    dtype = v0.dtype
+    test = functools.partial(convergence_test, tol=tol, atol=atol, top_k=top_k,
+                             bottom_k=bottom_k, num_steps=num_steps, stop=stop)
 
-    def test(p: _Progress) -> _Progress:
-        branch = jnp.sum(jnp.asarray(sizes) < p.count)  # the smallest size that holds T_count
-        values, coefficients, last, scale = jax.lax.switch(
-            branch, branches, p.state.alphas, p.state.betas, p.count)
-        # Nothing is known better than the arithmetic's precision (LAPACK can return exact
-        # zeros in y), so a residual never goes below eps·max|θ|.
-        residuals = jnp.maximum(jnp.abs(p.state.betas[p.count - 1] * last),
-                                jnp.finfo(dtype).eps * scale)
-        bound = jnp.maximum(tol * jnp.abs(values), atol)
-        converged = residuals <= bound
-        if stop == "relative-change":  # NaN before the first test: never converged there
-            converged |= jnp.abs(values - p.values) <= bound
-        return _Progress(p.state, p.count, values, residuals, converged, coefficients)
-
-    def body(p: _Progress) -> _Progress:
+    def body(p: Progress) -> Progress:
         state = lanczos_step(p.count, p.state, matvec, operands, key)
         p = p._replace(state=state, count=p.count + 1)
-        due = (p.count >= k) & (((p.count - k) % check_every == 0) | (p.count == num_steps))
+        first = jnp.maximum(k, min_steps)  # traced: warm and cold starts share one program
+        due = (p.count >= first) & (((p.count - first) % check_every == 0)
+                                    | (p.count == num_steps))
         return jax.lax.cond(due, test, lambda p: p, p)
 
-    def more(p: _Progress) -> jax.Array:
+    def more(p: Progress) -> jax.Array:
         return (p.count < num_steps) & ~jnp.all(p.converged)
 
-    start = _Progress(
-        lanczos_init(v0, num_steps), jnp.zeros((), jnp.int32), jnp.full(k, jnp.nan, dtype),
-        jnp.full(k, jnp.inf, dtype), jnp.zeros(k, bool), jnp.zeros((num_steps, k), dtype))
-    p = jax.lax.while_loop(more, body, start)
+    p = jax.lax.while_loop(more, body, start_progress(v0, num_steps, k))
     vectors = p.coefficients.T @ p.state.basis[:num_steps] if return_vectors else None
     return p.count, p.values, p.residuals, p.converged, vectors
 
@@ -259,8 +273,10 @@ def lanczos_extremes(
     stop: str = "residual",
     max_iter: int = 100,
     check_every: int = 1,
+    min_steps: int = 1,
     key: jax.Array | None = None,
     return_vectors: bool = False,
+    loop: str = "auto",
 ) -> ExtremeEigenpairs:
     """The ``top_k`` largest and ``bottom_k`` smallest eigenpairs of a symmetric operator.
 
@@ -283,7 +299,14 @@ def lanczos_extremes(
         of the compiled loop (pass the same object to reuse the compilation).
       check_every: steps between convergence tests (each is an eigendecomposition of the padded
         T, at most ``max_iter`` square).
+      min_steps: no test before this many steps. For warm starts: from a vector close to an
+        eigenvector the first Ritz pair already has a tiny residual, and the test would accept
+        that eigenvalue before the Krylov space has seen a larger one (the residual rule bounds
+        the distance to *some* eigenvalue, not to the extreme one).
       key: seeds restart vectors after a breakdown (default: key 0).
+      loop: ``"device"`` (the whole loop in one compiled call), ``"host"`` (one compiled call
+        per step, tests every ``check_every`` steps) or ``"auto"``: the host where XLA would run
+        the operator slowly inside a compiled loop (:mod:`landscape.hessian.host_loop`).
     """
     n = int(v0.size)
     for name, k in (("top_k", top_k), ("bottom_k", bottom_k)):
@@ -305,10 +328,19 @@ def lanczos_extremes(
         )
     if check_every < 1:
         raise InputError(f"`check_every` (={check_every}) must be >= 1")
+    if min_steps < 1:
+        raise InputError(f"`min_steps` (={min_steps}) must be >= 1")
+    if loop not in LOOPS:
+        raise InputError(f"`loop` (={loop!r}) must be one of {', '.join(LOOPS)}")
+    from landscape.hessian.host_loop import extremes_on_host, slow_in_compiled_loops
+
     key = jax.random.key(0) if key is None else key
-    count, values, residuals, converged, vectors = _extremes_on_device(
-        v0, operands, key, tol, atol, matvec=matvec, num_steps=min(max_iter, n), top_k=top_k,
-        bottom_k=bottom_k, stop=stop, check_every=check_every, return_vectors=return_vectors)
+    on_host = loop == "host" or (loop == "auto" and slow_in_compiled_loops(matvec, operands, v0))
+    run = extremes_on_host if on_host else _extremes_on_device
+    count, values, residuals, converged, vectors = run(
+        v0, operands, key, tol, atol, jnp.asarray(min(min_steps, max_iter, n), jnp.int32),
+        matvec=matvec, num_steps=min(max_iter, n), top_k=top_k, bottom_k=bottom_k, stop=stop,
+        check_every=check_every, return_vectors=return_vectors)
     count, values, residuals, converged = jax.device_get((count, values, residuals, converged))
     values, residuals = values.astype(np.float64), residuals.astype(np.float64)
 
@@ -317,3 +349,31 @@ def lanczos_extremes(
                           converged[sl])
 
     return ExtremeEigenpairs(end(slice(0, top_k)), end(slice(top_k, None)), int(count))
+
+
+class TopRitzPair(NamedTuple):
+    """The largest Ritz pair after a fixed number of Lanczos steps."""
+
+    value: jax.Array  # θ_max, a lower bound on λ_max (Ritz values lie inside the spectrum)
+    vector: jax.Array  # (n,) unit Ritz vector Q y
+    residual: jax.Array  # ‖A x − θ x‖ = β_{m-1} |y_{m-1}|: some eigenvalue lies this close to θ
+
+
+def lanczos_top(
+    matvec: Matvec, operands: Any, v0: jax.Array, num_steps: int, key: jax.Array
+) -> TopRitzPair:
+    """The top Ritz pair after exactly ``num_steps`` Lanczos steps from ``v0`` (jit-able: no
+    data-dependent control flow, one fixed program; ``num_steps`` ≤ n). Cheap enough to run
+    during training with a warm start (the previous call's ``vector``)."""
+    return top_ritz_pair(lanczos_tridiagonal(matvec, operands, v0, num_steps, key), num_steps)
+
+
+def top_ritz_pair(state: LanczosState, num_steps: int) -> TopRitzPair:
+    """The largest Ritz pair of a Lanczos state after ``num_steps`` steps."""
+    theta, y = jnp.linalg.eigh(tridiagonal_matrix(state.alphas, state.betas))  # ascending
+    top = y[:, -1]
+    vector = top @ state.basis[:num_steps]
+    # As in lanczos_extremes: nothing is known better than the arithmetic's precision.
+    residual = jnp.maximum(jnp.abs(state.betas[num_steps - 1] * top[num_steps - 1]),
+                           jnp.finfo(theta.dtype).eps * jnp.max(jnp.abs(theta)))
+    return TopRitzPair(theta[-1], vector / jnp.linalg.norm(vector), residual)

@@ -24,6 +24,7 @@ every HVP data-parallel, with an all-reduce of n numbers, and the Lanczos loop r
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +34,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from landscape.errors import InputError
 from landscape.workload import Params, State, Workload, dataset_mean
 
 FlatLoss = Callable[[jax.Array, Any], jax.Array]
@@ -133,6 +135,82 @@ def hessian_problem(
         return hvp(w, v, data)
 
     return HessianProblem(loss, flat, unravel, data, matvec, quadratic_form_of(loss))
+
+
+def loss_problem(
+    loss: Callable[[Params, Any], jax.Array],
+    params: Params,
+    data: Any = None,
+    *,
+    scale: Params | None = None,
+) -> HessianProblem:
+    """The Hessian of ``loss(params, data)`` (a scalar) at ``params``, for any loss.
+
+    ``data`` travels through jit as an argument (a loss that closes over its data instead bakes
+    them into every compiled program as constants). With ``scale`` (a pytree ``d`` shaped like
+    the params) the operator is D H D with D = diag(d): for d = P^{-1/2} it is the
+    preconditioned Hessian P^{-1/2} H P^{-1/2}, which has the eigenvalues of P⁻¹H.
+
+    Problems made from the same ``loss`` object and parameter layout share their ``matvec`` and
+    ``vhv``, so the jitted algorithms compile once for all of them (e.g. every recorded step of
+    a run).
+    """
+    flat, unravel = ravel_pytree(params)
+    layout = (jax.tree.structure(params),
+              tuple((np.shape(leaf), jnp.result_type(leaf)) for leaf in jax.tree.leaves(params)))
+    flat_loss, matvec, vhv = _operators(loss, layout, scale is not None)
+    flat = jax.device_put(jnp.asarray(flat), _replicated(data))
+    if scale is not None:
+        d, _ = ravel_pytree(scale)
+        if d.shape != flat.shape:
+            raise InputError(f"`scale` has {d.size} entries, the parameters {flat.size}")
+        data = (data, jax.device_put(jnp.asarray(d, flat.dtype), flat.sharding))
+    return HessianProblem(flat_loss, flat, unravel, data, matvec, vhv)
+
+
+def _replicated(data: Any) -> Any:
+    """Replicated over the mesh the data were placed on (:func:`place`), else None (leave the
+    parameters where they are): every call then sees the same placements and compiles once."""
+    for leaf in jax.tree.leaves(data):
+        sharding = getattr(leaf, "sharding", None)
+        if isinstance(sharding, NamedSharding):
+            return NamedSharding(sharding.mesh, PartitionSpec())
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def _operators(loss: Callable, layout: tuple, scaled: bool):
+    """``(flat loss, matvec, vhv)`` for :func:`loss_problem`, made once per loss and layout."""
+    treedef, leaves = layout
+    unravel = ravel_pytree(jax.tree.unflatten(
+        treedef, [jnp.zeros(shape, dtype) for shape, dtype in leaves]))[1]
+
+    def flat_loss(w: jax.Array, data: Any) -> jax.Array:
+        return loss(unravel(w), data[0] if scaled else data)
+
+    hvp, form = hvp_of(flat_loss), quadratic_form_of(flat_loss)
+    if not scaled:
+        def matvec(v, operands):
+            w, data = operands
+            return hvp(w, v, data)
+
+        return flat_loss, matvec, form
+
+    def scaled_matvec(v, operands):  # D H D v
+        w, data = operands
+        return data[1] * hvp(w, data[1] * v, data)
+
+    def scaled_form(w, v, data):  # (Dv)ᵀ H (Dv)
+        return form(w, data[1] * v, data)
+
+    return flat_loss, scaled_matvec, scaled_form
+
+
+def place(flat: jax.Array, data: Any, devices: Sequence[jax.Device] | None = None
+          ) -> tuple[jax.Array, Any]:
+    """``(flat params, (state, full batches, short batch))`` on ``devices`` (default: the local
+    ones) as :func:`hessian_problem` places them: samples split across the devices."""
+    return _place(flat, data, list(devices) if devices is not None else jax.local_devices())
 
 
 def _place(flat: jax.Array, data: Any, devices: list[jax.Device]) -> tuple[jax.Array, Any]:

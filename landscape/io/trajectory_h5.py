@@ -9,6 +9,13 @@ training step, all sharing the leading step axis of length n:
 - ``params/<leaf path>`` (n, *leaf_shape): one dataset per params leaf, named by its key path
   (``params/dense0/kernel``), in the leaf's own dtype;
 - ``state/<leaf path>`` (n, *leaf_shape): the model state (BatchNorm statistics) likewise;
+- optional ``opt_state/<leaf path>`` (n, *leaf_shape): the optimizer state at every recorded step
+  (``landscape train --record-opt-state``), leaves named by their key paths in the optimizer's
+  state (``opt_state/0/nu/dense0/kernel`` is Adam's second moment in ``optax.chain``'s first
+  slot); read back as nested dicts;
+- optional group ``sharpness/`` (``landscape train --track-sharpness EVERY``), on its own step
+  axis of length m: ``step`` (m,) int64, ``lambda_max`` and ``residual`` (m,) float64; attribute
+  ``what``: what was measured;
 - root attributes: ``format`` (``landscape-trajectory``), ``format_version`` and
   ``acc_unit`` (``fraction``).
 """
@@ -25,11 +32,14 @@ import numpy as np
 from landscape.errors import ReadError, WriteError
 from landscape.io.atomic import atomic_path
 from landscape.io.h5tree import read_tree, write_tree
-from landscape.train import METRIC_NAMES, Trajectory
+from landscape.train import METRIC_NAMES, SharpnessTrack, Trajectory
 
 FORMAT = "landscape-trajectory"
 FORMAT_VERSION = 1
 COUNTERS = ("step", "epoch")
+SHARPNESS_COLUMNS = {"step": np.int64, "lambda_max": np.float64, "residual": np.float64}
+SHARPNESS_WHAT = ("top Ritz value of the full-train-set mean-loss Hessian (evaluation mode) "
+                  "after a fixed number of warm-started Lanczos steps, and its residual")
 
 
 def write(path: str | os.PathLike, trajectory: Trajectory) -> None:
@@ -41,8 +51,14 @@ def write(path: str | os.PathLike, trajectory: Trajectory) -> None:
     """
     n = len(trajectory.step)
     lengths = {name: len(getattr(trajectory, name)) for name in (*COUNTERS, *METRIC_NAMES)}
-    for leaf in _leaves(trajectory.params) + _leaves(trajectory.state):
+    for leaf in (_leaves(trajectory.params) + _leaves(trajectory.state)
+                 + _leaves(trajectory.opt_state)):
         lengths[f"a leaf of shape {np.shape(leaf)}"] = np.shape(leaf)[0] if np.ndim(leaf) else 0
+    if trajectory.sharpness is not None:
+        sizes = {len(getattr(trajectory.sharpness, name)) for name in SHARPNESS_COLUMNS}
+        if len(sizes) != 1:
+            raise WriteError(f"cannot write trajectory {path}: the sharpness columns have "
+                             f"lengths {sorted(sizes)}")
     wrong = {name: length for name, length in lengths.items() if length != n}
     if wrong:
         raise WriteError(f"cannot write trajectory {path}: {n} recorded steps but {wrong}")
@@ -57,6 +73,14 @@ def write(path: str | os.PathLike, trajectory: Trajectory) -> None:
                 handle.create_dataset(name, data=np.asarray(getattr(trajectory, name), np.float64))
             write_tree(handle.create_group("params"), trajectory.params)
             write_tree(handle.create_group("state"), trajectory.state)
+            if trajectory.opt_state is not None:
+                write_tree(handle.create_group("opt_state"), trajectory.opt_state)
+            if trajectory.sharpness is not None:
+                group = handle.create_group("sharpness")
+                group.attrs["what"] = SHARPNESS_WHAT
+                for name, dtype in SHARPNESS_COLUMNS.items():
+                    group.create_dataset(name, data=np.asarray(getattr(trajectory.sharpness,
+                                                                       name), dtype))
     except OSError as exc:
         raise WriteError(f"cannot write trajectory {path}: {exc}") from exc
 
@@ -85,16 +109,42 @@ def read(path: str | os.PathLike, *, like: Any | None = None, like_state: Any | 
             arrays = {name: handle[name][()] for name in (*COUNTERS, *METRIC_NAMES)}
             params = _read_stacked(handle["params"], like)
             state = _read_stacked(handle["state"], like_state)
+            opt_state = None
+            if "opt_state" in handle:
+                if not isinstance(handle["opt_state"], h5py.Group):
+                    raise ReadError(f"{path}: `opt_state` must be a group")
+                opt_state = read_tree(handle["opt_state"])
+            sharpness = _read_sharpness(path, handle) if "sharpness" in handle else None
     except OSError as exc:
         raise ReadError(f"cannot read trajectory {path}: {exc}") from exc
     n = len(arrays["step"])
     lengths = [len(v) for v in arrays.values()]
-    lengths += [np.shape(leaf)[0] for leaf in _leaves(params) + _leaves(state)]
+    lengths += [np.shape(leaf)[0] if np.ndim(leaf) else -1
+                for leaf in _leaves(params) + _leaves(state) + _leaves(opt_state)]
     if any(length != n for length in lengths):
         raise ReadError(
             f"{path}: arrays disagree on the number of recorded steps ({sorted(set(lengths))})"
         )
-    return Trajectory(params=params, state=state, **arrays)
+    return Trajectory(params=params, state=state, opt_state=opt_state, sharpness=sharpness,
+                      **arrays)
+
+
+def _read_sharpness(path: Any, handle: h5py.File) -> SharpnessTrack:
+    group = handle["sharpness"]
+    if not isinstance(group, h5py.Group) or any(
+            not isinstance(group.get(name), h5py.Dataset) or group[name].ndim != 1
+            for name in SHARPNESS_COLUMNS):
+        raise ReadError(f"{path}: `sharpness` must be a group of 1-D datasets "
+                        f"{', '.join(SHARPNESS_COLUMNS)}")
+    columns = {}
+    for name, dtype in SHARPNESS_COLUMNS.items():
+        data = group[name][()]
+        if data.dtype.kind not in ("i", "u", "f"):
+            raise ReadError(f"{path}: `sharpness/{name}` has dtype {data.dtype}, not numbers")
+        columns[name] = data.astype(dtype)
+    if len({len(c) for c in columns.values()}) != 1:
+        raise ReadError(f"{path}: the `sharpness` datasets have different lengths")
+    return SharpnessTrack(**columns)
 
 
 def _read_stacked(group: h5py.Group, like: Any | None) -> Any:

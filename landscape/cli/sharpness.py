@@ -1,0 +1,135 @@
+"""``landscape sharpness``: sharpness measures of trained models, side by side with λmax and the
+Hessian trace, one table per run."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+
+import click
+
+from landscape.cli.options import (
+    USER_CODE_NOTE,
+    FiniteFloat,
+    echo_outputs,
+    library_errors,
+    make_out_dir,
+    out_option,
+    progress,
+    quiet_option,
+    seed_option,
+)
+
+EXAMPLES = """
+\b
+Examples:
+  landscape train --optimizer sgd --optimizer adam --out runs
+  landscape sharpness runs/sgd runs/adam --out sharp
+  landscape sharpness runs/adam --epsilon 1e-3 --epsilon 5e-4 --rho-l2 0.05
+"""
+
+COLUMNS = ("run", "measure", "value", "stderr", "base_loss", "perturbed_loss", "parameter",
+           "method", "definition")
+
+
+@click.command(epilog=EXAMPLES)
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--epsilon", "epsilons", type=FiniteFloat(min=0, min_open=True), multiple=True,
+              default=(1e-3, 5e-4), show_default=True,
+              help="ε of Keskar et al.'s ε-sharpness (box |z_i| ≤ ε(|w_i|+1)); repeat for "
+                   "several.")
+@click.option("--rho-linf", type=FiniteFloat(min=0, min_open=True), default=1e-3,
+              show_default=True, help="ρ of the adaptive worst-case sharpness, ‖δ/|w|‖∞ ≤ ρ.")
+@click.option("--rho-l2", type=FiniteFloat(min=0, min_open=True), default=0.1, show_default=True,
+              help="ρ of the adaptive worst-case sharpness, ‖δ/|w|‖₂ ≤ ρ.")
+@click.option("--rho-average", type=FiniteFloat(min=0, min_open=True), default=0.1,
+              show_default=True,
+              help="ρ of the adaptive average-case sharpness, δ ∼ N(0, ρ² diag(w²)).")
+@click.option("--ascent-steps", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Projected-gradient-ascent steps for each worst case.")
+@click.option("--samples", type=click.IntRange(min=2), default=100, show_default=True,
+              help="Gaussian draws for the average case; Rademacher probes for the trace.")
+@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1e-3,
+              show_default=True, help="Relative tolerance of λmax (Lanczos residual rule).")
+@click.option("--workload", "user_workload", default=None,
+              help="Confirms the `package.module:function` of runs of a user workload. "
+                   + USER_CODE_NOTE)
+@out_option
+@seed_option
+@quiet_option
+@library_errors
+def sharpness(runs, epsilons, rho_linf, rho_l2, rho_average, ascent_steps, samples, tol,
+              user_workload, out, seed, quiet):
+    """Sharpness of each run's final model on its full training set (evaluation mode).
+
+    \b
+    - ε-sharpness (Keskar et al. 2017, §2.2.2):
+      100·(max_{|z_i| ≤ ε(|w_i|+1)} L(w+z) − L(w)) / (1 + L(w));
+    - adaptive worst-case sharpness (Kwon et al. 2021; Andriushchenko et al. 2023):
+      max_{‖δ/|w|‖_p ≤ ρ} L(w+δ) − L(w) for p = ∞ and 2;
+    - adaptive average-case sharpness: E_{δ∼N(0, ρ²diag(w²))} L(w+δ) − L(w) ± standard error;
+    - λmax (Lanczos) and the trace (Hutchinson) of the Hessian.
+
+    The maxima come from --ascent-steps of projected gradient ascent from δ = 0 (signed steps of
+    2.5/steps of the box per coordinate for the boxes, normalized steps of ρ for p = 2; the
+    largest loss seen is kept, a lower bound on the maximum). Writes OUT/sharpness.json and
+    OUT/sharpness.csv (one row per run and measure, with how each was computed).
+    """
+    from landscape.cli.run_inputs import load_runs
+    from landscape.geometry.sharpness import model_sharpness
+    from landscape.io.atomic import write_text
+
+    models = [model for model, _ in load_runs(list(runs), user_workload)]
+    out = make_out_dir(out)
+    report = {"tool": "landscape", "split": "train", "settings": {
+        "epsilons": list(epsilons), "rho_linf": rho_linf, "rho_l2": rho_l2,
+        "rho_average": rho_average, "ascent_steps": ascent_steps, "samples": samples,
+        "tol": tol, "seed": seed}, "runs": []}
+    rows = []
+    with progress(len(runs) * (len(epsilons) + 5), "sharpness", quiet=quiet,
+                  unit="measure") as bar:
+        for path, model in zip(runs, models):
+            started = time.perf_counter()
+            table = model_sharpness(model.workload, model.params, model.state,
+                                    epsilons=tuple(epsilons), rho_linf=rho_linf, rho_l2=rho_l2,
+                                    rho_average=rho_average, steps=ascent_steps,
+                                    samples=samples, trace_samples=samples, tol=tol, seed=seed,
+                                    on_measure=lambda name: bar.update(1))
+            report["runs"].append({"run": path, "model": model.description, "measures": table,
+                                   "seconds": time.perf_counter() - started})
+            for name, entry in table.items():
+                parameter = next((f"{k}={entry[k]:g}" for k in ("epsilon", "rho") if k in entry),
+                                 "")
+                rows.append({"run": path, "measure": name, "value": entry["value"],
+                             "stderr": entry["stderr"], "base_loss": entry.get("base_loss", ""),
+                             "perturbed_loss": entry.get("perturbed_loss", ""),
+                             "parameter": parameter, "method": entry["method"],
+                             "definition": entry["definition"]})
+    for entry in report["runs"]:
+        click.echo(f"{entry['run']}:")
+        for name, m in entry["measures"].items():
+            error = f" ± {m['stderr']:.2g}" if m["stderr"] == m["stderr"] else ""
+            click.echo(f"  {name:28s} {m['value']:.6g}{error}")
+    paths = [os.path.join(out, "sharpness.json"), os.path.join(out, "sharpness.csv")]
+    write_text(paths[0], json.dumps(_finite(report), indent=2) + "\n")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(paths[1], buffer.getvalue())
+    echo_outputs(paths)
+
+
+def _finite(value):
+    """NaN → None, so the JSON is standard."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+

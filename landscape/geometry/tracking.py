@@ -1,0 +1,101 @@
+"""λmax measured while training runs (``landscape train --track-sharpness EVERY``).
+
+Every measurement is a fixed number m of Lanczos steps (default 10) on the Hessian of the
+*full training set's* mean loss in evaluation mode — the same matrix as ``landscape hessian``
+measures, so the two agree — or, with ``samples``, of a fixed random subset of that many
+training samples (cheaper, and a different matrix: Cohen et al. measure on a fixed subset
+too), started from the previous measurement's Ritz vector plus a Gaussian part (see
+:mod:`landscape.geometry.curvature`). With a fixed m the measurement is one
+compiled program with no host round trip; it is dispatched between training steps without
+waiting, and fetched later. The top Ritz value is a lower bound on λmax, and its residual
+‖Hx − θx‖ (recorded beside it) says how close an eigenvalue lies; warm starts make a few steps
+enough once training moves slowly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from landscape.geometry.curvature import WARM_MIX
+from landscape.hessian.host_loop import lanczos_top_on_host, slow_in_compiled_loops
+from landscape.hessian.lanczos import lanczos_top
+from landscape.hessian.operator import hvp_of
+from landscape.workload import Dataset, Params, State, Workload, dataset_mean
+
+
+class SharpnessTracker:
+    """Measures λmax at the params it is given, warm-starting each measurement from the last.
+
+    Call it with ``(step, params, state)``; it only dispatches. :meth:`fetch` returns the
+    measurements made so far as host numbers (waiting for them).
+    """
+
+    def __init__(self, workload: Workload, params: Params, state: State, *, num_steps: int = 10,
+                 samples: int | None = None, seed: int = 0):
+        flat, unravel = ravel_pytree(params)
+        self.num_steps = int(min(num_steps, flat.size))
+        data = workload.train
+        if samples is not None and samples < len(data):
+            rows = np.sort(np.random.default_rng(seed).permutation(len(data))[:samples])
+            data = Dataset(data.inputs[rows], data.targets[rows])
+        self.samples = len(data)
+        self.data = jax.device_put(data.split_batches(workload.batch_size))
+        loss_fn = workload.loss
+
+        def loss(u, operands):
+            state, batches = operands
+            return dataset_mean(loss_fn, unravel(u), state, *batches)["loss"]
+
+        hvp = hvp_of(loss)
+
+        def matvec(v, operands):  # operands: (w, state, batches), arrays passed through jit
+            w, state, batches = operands
+            return hvp(w, v, (state, batches))
+
+        @jax.jit
+        def start(params, previous, key):
+            w, _ = ravel_pytree(params)
+            fresh = jax.random.normal(key, w.shape, w.dtype)
+            return w, previous + WARM_MIX * fresh / jnp.linalg.norm(fresh)
+
+        self._start, self._matvec = start, matvec
+        # Convolutions on the CPU: one dispatched call per step (see landscape.hessian.host_loop)
+        self._on_host = slow_in_compiled_loops(matvec, (flat, state, self.data), flat)
+        self._top = jax.jit(lanczos_top, static_argnums=(0, 3))
+        key = jax.random.key(seed)
+        self._key = jax.random.fold_in(key, 1)
+        start_vector = jax.random.normal(key, flat.shape, flat.dtype)
+        self._previous = start_vector / jnp.linalg.norm(start_vector)
+        self._pending: list[tuple[int, Any, Any]] = []
+
+    def __call__(self, step: int, params: Params, state: State) -> None:
+        start_key, restart_key = jax.random.split(jax.random.fold_in(self._key, step))
+        w, v0 = self._start(params, self._previous, start_key)
+        operands = (w, state, self.data)
+        if self._on_host:
+            top = lanczos_top_on_host(self._matvec, operands, v0, self.num_steps, restart_key)
+        else:
+            top = self._top(self._matvec, operands, v0, self.num_steps, restart_key)
+        self._previous = top.vector
+        self._pending.append((step, top.value, top.residual))
+
+    def fetch(self, *, before: int | None = None) -> list[tuple[int, float, float]]:
+        """The measurements not fetched yet (only those of steps < ``before`` if given),
+        as ``(step, λmax, residual)``; waits for them."""
+        ready = [p for p in self._pending if before is None or p[0] < before]
+        self._pending = self._pending[len(ready):]
+        values = jax.device_get([(value, residual) for _, value, residual in ready])
+        return [(step, float(v), float(r)) for (step, _, _), (v, r) in zip(ready, values)]
+
+
+def as_arrays(measurements: list[tuple[int, float, float]]) -> dict[str, np.ndarray]:
+    """``{"step", "lambda_max", "residual"}`` arrays from ``(step, λmax, residual)`` rows."""
+    rows = list(measurements)
+    return {"step": np.asarray([r[0] for r in rows], np.int64),
+            "lambda_max": np.asarray([r[1] for r in rows], np.float64),
+            "residual": np.asarray([r[2] for r in rows], np.float64)}

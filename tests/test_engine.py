@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import landscape
 from landscape.batches import Batch, Batches, Dataset
 from landscape.directions import random_plane
 from landscape.engine import chunks, evaluate_points, evaluate_surface, point_params, sizing

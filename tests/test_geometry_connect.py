@@ -22,7 +22,7 @@ from landscape.errors import InputError
 from landscape.geometry import connect as cn
 from landscape.geometry.batch_stats import recompute_batch_stats, state_momentum
 from landscape.models import pure_modes
-from landscape.trajectory import project_onto_plane
+from landscape.projection import project_onto_plane
 from landscape.workload import Batch, Dataset, dataset_mean
 
 DUMMY = Batch(np.zeros((8, 1), np.float32), np.zeros((8, 1), np.float32))

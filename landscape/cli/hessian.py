@@ -272,8 +272,6 @@ def _trace(problem, report, timings, *, samples, seed) -> list[str]:
 
 def _density(problem, pairs, report, timings, out, *, probes, steps, deflate, seed,
              quiet) -> list[str]:
-    import numpy as np
-
     from landscape.hessian import slq_density
     from landscape.plot import density_figure
 
@@ -302,9 +300,8 @@ def _density(problem, pairs, report, timings, out, *, probes, steps, deflate, se
         "nodes": density.nodes.tolist(), "weights": density.weights.tolist(),
     }
     path = os.path.join(out, "density.png")
-    # A log axis: floor the Gaussian tails 7 decades under the peak, where outliers still show.
-    shown = np.maximum(density.density, density.density.max() * 1e-7)
-    figure = density_figure(density.grid, shown,
+    # The figure clips (and says so) where the Gaussian tails fall under its log axis.
+    figure = density_figure(density.grid, density.density,
                             title=f"Hessian spectral density ({probes} probes × {steps} steps)")
     save_figure(figure, path)
     return [path]
@@ -312,11 +309,13 @@ def _density(problem, pairs, report, timings, out, *, probes, steps, deflate, se
 
 def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_steps, chunk,
                overwrite, tol, max_iter, seed, quiet) -> list[str]:
-    from landscape import __version__
+    import dataclasses
+
     from landscape.directions import random_plane
     from landscape.hessian import EIGEN_MAP_NAMES, evaluate_eigen_map, hessian_plane
     from landscape.io import surface_h5
-    from landscape.io.lock import exclusive
+    from landscape.io.surface_record import SurfaceRecord
+    from landscape.io.surface_writer import SurfaceWriter
     from landscape.plot import hessian_figure
 
     if map_steps > problem.num_params:
@@ -337,26 +336,22 @@ def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_
         "x": [float(grid.x[0]), float(grid.x[-1]), len(grid.x)],
         "y": None if grid.y is None else [float(grid.y[0]), float(grid.y[-1]), len(grid.y)],
     }
-    attrs = {
-        "tool": "landscape", "tool_version": __version__, "workload": model.workload.name,
-        "direction_kind": plane.kind, "normalization": plane.normalization,
-        "ignore": plane.ignore, "seed": seed, "grid": spec, "lanczos_steps": map_steps,
-        "train_loss_at_origin": model.train_loss, "spec_hash": surface_h5.spec_hash(spec),
-    }
+    record = SurfaceRecord.of_plane(plane, workload=model.workload.name, spec=spec,
+                                    lanczos_steps=map_steps, train_loss_at_origin=model.train_loss)
+    record = dataclasses.replace(record, seed=seed)  # the seed of the map's start vector too
     h5_path = os.path.join(out, "eigen_map.h5")
-    with exclusive(h5_path, what="eigen map"):
-        _, done = surface_h5.create(h5_path, grid, list(EIGEN_MAP_NAMES), plane, attrs,
-                                    overwrite=overwrite)
+    with SurfaceWriter(h5_path, what="eigen map") as writer:
+        _, done = writer.open(grid, list(EIGEN_MAP_NAMES), plane, record, overwrite=overwrite)
         with progress(grid.num_points, "eigen map", quiet=quiet, unit="pt") as bar:
             bar.update(int(done.sum()))
 
             def flush(index, values):
-                surface_h5.write_points(h5_path, index, values)
+                writer.write_points(index, values)
                 bar.update(len(index))
 
             evaluate_eigen_map(model.workload, model.state, plane, grid, num_steps=map_steps,
                                seed=seed, chunk=chunk, done=done, on_chunk=flush)
-        surface_h5.compact(h5_path)  # the journal of finished chunks folded into the file
+        writer.finish()  # the journal of finished chunks folded into the file
     timings["map_s"] = time.perf_counter() - started
     surface = surface_h5.read(h5_path)
     report["map"] = {"file": h5_path, "directions": kind, "lanczos_steps": map_steps,

@@ -96,7 +96,7 @@ def figure(surface: Surface, *, metric: str = "train_loss", log: bool = False,
     if metric not in surface.values:
         raise InputError(f"`--metric` (={metric!r}) is not in the file; it holds "
                          f"{', '.join(sorted(surface.values)) or 'no metric'}")
-    grid, scale = surface.grid, "log" if log else "linear"
+    grid = surface.grid
     paths = _trajectory_traces(surface, metric)
     # The surface under every path for every metric: heights in 3D, points on a 1D curve.
     under = {name: [interpolate(grid, surface.values[name], p["x"],

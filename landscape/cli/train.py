@@ -7,6 +7,8 @@ import os
 
 import click
 
+from landscape.data import names as workload_names
+
 from landscape.cli.options import (
     USER_CODE_NOTE,
     FiniteFloat,
@@ -51,9 +53,8 @@ def _optimizer_names(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
 
 @click.command(epilog=EXAMPLES)
 @click.option("--workload", default="digits", show_default=True,
-              help="Built-in workload (sine, spirals, digits, digits-cnn, mnist, fashion-mnist, "
-                   "cifar10) or `package.module:function` returning a landscape.Workload. "
-                   + USER_CODE_NOTE)
+              help=f"Built-in workload ({', '.join(workload_names())}) or "
+                   "`package.module:function` returning a landscape.Workload. " + USER_CODE_NOTE)
 @click.option("--optimizer", "optimizer_names", multiple=True, default=("adam",),
               show_default=True, callback=_optimizer_names,
               help="Optimizer from the suite; repeat for several (all start from the same "
@@ -83,6 +84,7 @@ def _optimizer_names(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
                    "(cheaper; another matrix) [default: the full training set].")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Folder holding <workload>/ data folders for mnist, fashion-mnist, cifar10 "
+                   "(every cifar10-* workload reads cifar10/) "
                    "[default: $LANDSCAPE_DATA or ~/.cache/landscape/data].")
 @click.option("--overwrite", is_flag=True, help="Replace existing runs in OUT/<optimizer>/.")
 @out_option

@@ -156,7 +156,7 @@ def test_step_counts_beyond_the_dimension_are_cut_with_a_note(tmp_path):
     """--lanczos-steps and --map-steps above the parameter count were clamped without a word;
     now a note names the number used (the density's per-batch progress bar shows progress)."""
     out = tmp_path / "out"
-    result = run("--density", "--probes", "2", "--lanczos-steps", "100000", "--map", "--dims",
+    result = run("--density", "--probes", "1", "--lanczos-steps", "100000", "--map", "--dims",
                  "1", "--x", "-0.1:0.1:2", "--map-steps", "100000", "--chunk", "2",
                  "--out", str(out))
     assert result.exit_code == 0, result.output

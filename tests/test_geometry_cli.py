@@ -71,20 +71,12 @@ def test_hessian_of_a_run_probes_its_final_model(runs, tmp_path):
     assert report["model"]["run"] == runs["adam"] and report["model"]["steps"] == 30
     assert set(report["timings"]) == {"load_s", "eigenvalues_s"}
     assert result.output.splitlines()[-1] == str(tmp_path / "hessian.json")
-    # λmax of the final model, as the along-training table has it at the last step
-    along = invoke("hessian", runs["adam"], "--workload", WORKLOAD, "--steps", "30",
-                   "--no-preconditioned", "--out", str(tmp_path / "along"), "--quiet")
-    assert along.exit_code == 0, along.output
-    with open(tmp_path / "along" / "curvature.csv") as handle:
-        (row,) = csv.DictReader(handle)
-    assert float(row["lambda_max"]) == pytest.approx(
-        report["eigenvalues"]["top"]["values"][0], rel=2e-3)
+    assert report["eigenvalues"]["top"]["converged"] == [True]
 
 
 def test_hessian_along_runs_writes_the_table_and_the_figure(runs, tmp_path):
     result = invoke("hessian", runs["sgd"], runs["adam"], "--workload", WORKLOAD, "--steps", "all",
-                    "--bottom-k", "1",
-                    "--trace", "--samples", "10", "--out", str(tmp_path), "--quiet")
+                    "--bottom-k", "1", "--out", str(tmp_path), "--quiet")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].startswith("sgd: λmax ") and "(threshold 2/η = " in lines[0]
@@ -97,7 +89,7 @@ def test_hessian_along_runs_writes_the_table_and_the_figure(runs, tmp_path):
         (name, str(s)) for name in ("sgd", "adam") for s in (0, 10, 20, 30)]
     for r in rows:
         assert float(r["lambda_max"]) >= float(r["lambda_min"])
-        assert float(r["trace_stderr"]) > 0
+        assert r["trace"] == "" and r["converged"] == "True"  # no --trace: left empty
     adam = [r for r in rows if r["optimizer"] == "adam"]
     assert adam[0]["preconditioned_max"] == ""  # no preconditioner before the first step
     assert all(float(r["preconditioned_max"]) > 0 for r in adam[1:])

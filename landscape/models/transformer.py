@@ -4,8 +4,6 @@ blocks of causal multi-head self-attention and a GELU MLP, a final LayerNorm and
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -36,10 +34,10 @@ class CausalSelfAttention(nnx.Module):
         head = d_model // self.heads
         qkv = self.qkv(x).reshape(batch, time, 3, self.heads, head)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # (batch, time, heads, head)
-        scores = jnp.einsum("bthd,bshd->bhts", q, k) / math.sqrt(head)
-        causal = jnp.tril(jnp.ones((time, time), bool))
-        weights = jax.nn.softmax(jnp.where(causal, scores, -jnp.inf), axis=-1)
-        out = jnp.einsum("bhts,bshd->bthd", weights, v).reshape(batch, time, d_model)
+        # softmax(q kᵀ/√head, causal) v, XLA's fused form: 1.2x the whole forward pass of the
+        # einsum-and-softmax form on the CPU (13.7 -> 11.3 ms a point, text-gpt, 4096 tokens).
+        out = jax.nn.dot_product_attention(q, k, v, is_causal=True)
+        out = out.reshape(batch, time, d_model)
         return self.proj(out)
 
 

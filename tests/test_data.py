@@ -440,3 +440,25 @@ def test_text_gpt_missing_source_file_is_a_read_error_naming_it(tmp_path):
     (tmp_path / "b.py").write_bytes(b"y")
     with pytest.raises(ReadError, match="601 bytes, fewer than the 641"):
         text_gpt(num_train=80, num_test=0, context=8, folder=tmp_path, files=("a.py", "b.py"))
+
+
+def test_predicts_is_argmax_equals_label_ties_included():
+    import jax.numpy as jnp
+
+    from landscape.data.classification import predicts
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(200, 7)).astype(np.float32)
+    logits[:40] = 0.0  # every class tied: argmax is class 0
+    logits[40:80, 2] = logits[40:80, 5] = 9.0  # a tie between 2 and 5: argmax is 2
+    logits[80:90, 0] = np.nan
+    labels = rng.integers(0, 7, 200)
+    labels[:10], labels[40:50], labels[50:60] = 0, 2, 5
+    want = np.argmax(logits, -1) == labels
+    got = np.asarray(predicts(jnp.asarray(logits), jnp.asarray(labels)))
+    np.testing.assert_array_equal(got[:80], want[:80])
+    np.testing.assert_array_equal(got[90:], want[90:])
+    assert not got[80:90].any()  # a NaN logit: wrong (argmax would take the NaN for the class)
+    # (3-D logits, as the GPT's next-byte predictions)
+    got3 = predicts(jnp.asarray(logits[90:].reshape(10, 11, 7)), jnp.asarray(labels[90:].reshape(10, 11)))
+    np.testing.assert_array_equal(np.asarray(got3).ravel(), want[90:])

@@ -21,8 +21,19 @@ def cross_entropy_and_accuracy(logits: jax.Array, labels: jax.Array) -> tuple[ja
     """Mean softmax cross-entropy of ``logits`` (batch, classes) against integer ``labels``
     (batch,), and ``{"acc": fraction correct}``."""
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-    acc = jnp.mean(jnp.argmax(logits, axis=-1) == labels)
-    return loss, {"acc": acc}
+    return loss, {"acc": jnp.mean(predicts(logits, labels))}
+
+
+def predicts(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """``argmax(logits, -1) == labels`` (ties go to the first largest logit, as argmax's; a
+    sample with a NaN logit counts as wrong, where argmax would pick the NaN), as comparisons
+    with the maximum: XLA's CPU argmax is a variadic reduction 5x slower than these
+    (2.3 vs 0.46 ms on (4096, 256) logits; 16 % of the text GPT's grid point)."""
+    top = jnp.max(logits, axis=-1, keepdims=True)
+    at_max = logits == top
+    earlier = jnp.arange(logits.shape[-1]) < labels[..., None]
+    labelled = jnp.take_along_axis(at_max, labels[..., None].astype(jnp.int32), axis=-1)[..., 0]
+    return labelled & ~jnp.any(at_max & earlier, axis=-1)
 
 
 def classification_workload(

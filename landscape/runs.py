@@ -33,7 +33,7 @@ import numpy as np
 
 from landscape.errors import InputError, ReadError, WriteError
 from landscape.io import atomic, checkpoint, journal, trajectory_h5
-from landscape.io.h5tree import leaf_path
+from landscape.tree import leaf_path
 from landscape.train import METRIC_NAMES, Divergence, Run, SharpnessTrack, Trajectory, versions
 
 RUN_JSON = "run.json"

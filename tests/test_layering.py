@@ -7,7 +7,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "landscape"
 CORE = ["workload.py", "objective.py", "batches.py", "tree.py", "grid.py", "directions.py",
-        "projection.py", "engine", "models", "hessian"]
+        "projection.py", "engine", "models", "hessian", "geometry"]
 
 
 def imports(path: Path) -> set[str]:

@@ -117,8 +117,6 @@ def _state_prefix(flat: Mapping[str, Any], moment: str, param_paths: list[str]) 
 
 
 def _by_path(tree: Any) -> dict[str, Any]:
-    from landscape.io.h5tree import (
-        leaf_path,  # to move with the lead's landscape/tree.py
-    )
+    from landscape.tree import named_leaves
 
-    return {leaf_path(path): leaf for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+    return named_leaves(tree)

@@ -13,19 +13,7 @@ import jax
 import numpy as np
 
 from landscape.errors import ReadError
-
-
-def leaf_path(path: tuple) -> str:
-    """A jax key path as an HDF5 path: ``('dense0', 'kernel')`` → ``dense0/kernel``."""
-    parts = []
-    for entry in path:
-        for attr in ("key", "idx", "name"):
-            if hasattr(entry, attr):
-                parts.append(str(getattr(entry, attr)))
-                break
-        else:
-            parts.append(str(entry))
-    return "/".join(parts) or "_"
+from landscape.tree import leaf_path
 
 
 def write_tree(group: h5py.Group, tree: Any) -> None:

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from landscape.errors import ReadError
-from landscape.io.h5tree import leaf_path
+from landscape.tree import leaf_path
 from landscape.io.surface_h5 import DAMAGED, attr_value, reason
 from landscape.io.surface_layout import read_tree_checked
 

@@ -2,8 +2,11 @@
 (must be set before JAX starts its backend)."""
 
 import os
+import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+# The engine's remembered strategy choices: the session's own, not the user's.
+os.environ.setdefault("LANDSCAPE_CACHE_DIR", tempfile.mkdtemp(prefix="landscape-cache-"))
 
 import jax  # noqa: E402
 import optax  # noqa: E402

@@ -156,7 +156,10 @@ def test_a_second_identical_call_compiles_nothing():
     np.testing.assert_allclose(got["train_loss"], _direct(objective, other, grid), rtol=1e-5)
 
 
-def test_the_probe_times_each_strategy_and_is_remembered():
+def test_the_probe_times_each_strategy_and_is_remembered(monkeypatch):
+    from landscape.engine import strategy
+
+    monkeypatch.setattr(strategy, "PROBE_WORTH_S", 0.0)  # probe even a scan this short
     objective, params = MODELS["cnn"]
     plane, grid = random_plane(params, seed=7), Grid.from_specs("-1:1:9", "-1:1:9")
     choices, plans = {}, []
@@ -171,6 +174,14 @@ def test_the_probe_times_each_strategy_and_is_remembered():
     evaluate_surface(objective, plane, grid, chunk=4, choices=choices, on_plan=plans.append)
     assert plans[1].source == "cache" and plans[1].strategy == plans[0].strategy
     assert plans[1].devices == plans[0].devices
+
+
+def test_a_scan_the_rule_of_thumb_finishes_soon_is_not_probed():
+    objective, params = MODELS["mlp"]
+    plans = []
+    evaluate_surface(objective, random_plane(params), Grid.from_specs("-1:1:9", "-1:1:9"),
+                     chunk=4, on_plan=plans.append)
+    assert plans[0].source == "rule" and list(plans[0].rates) == ["vmap/4"]  # timed, alone
 
 
 def test_a_short_scan_takes_the_rule_of_thumb():

@@ -98,7 +98,10 @@ def test_a_resumed_file_missing_train_loss(tmp_path, monkeypatch):
                    "--overwrite", code=1)
 
 
-def test_a_long_scan_records_the_probed_strategy(tmp_path):
+def test_a_long_scan_records_the_probed_strategy(tmp_path, monkeypatch):
+    from landscape.engine import strategy
+
+    monkeypatch.setattr(strategy, "PROBE_WORTH_S", 0.0)  # this scan takes a second: probe anyway
     result = invoke(["scan", "--steps", "5", "--x", "-1:1:16", "--y", "-1:1:16", "--chunk", "8",
                      "--quiet", "--out", tmp_path])
     assert result.exit_code == 0, result.output

@@ -13,6 +13,8 @@ Two strategies, both exact (they differ only in float rounding):
 choice remembered for the same computation on the same devices, else — for a scan long enough
 to pay for it — a probe that times one chunk of each candidate on the real workload and keeps
 the fastest (its chunk of results is kept too), else a rule of thumb (convolutions → ``map``).
+The rule of thumb's candidate is timed first: a scan it would finish within
+:data:`PROBE_WORTH_S` keeps it without trying the others.
 On a CPU with a device per core, each strategy is also tried on one device, whose ops then use
 every core.
 """
@@ -29,6 +31,7 @@ import jax
 
 STRATEGIES = ("vmap", "map")
 PROBE_MIN_CHUNKS = 4  # a scan shorter than this many chunks is not probed: the probe would cost more
+PROBE_WORTH_S = 20.0  # ... nor one the rule of thumb finishes within this (timed on a chunk)
 PROBE_MIN_SECONDS = 0.25  # a timed call shorter than this is repeated (up to PROBE_REPEATS times)
 PROBE_REPEATS = 3
 FASTER_BY = 1.15  # another strategy must beat the rule of thumb's by this much to replace it
@@ -97,14 +100,17 @@ Candidate = Callable[[str], tuple[Callable[[], dict[str, jax.Array]], int]]
 return a function that dispatches its first chunk."""
 
 
-def probe(candidate: Candidate, strategies: list[str], default: str
+def probe(candidate: Candidate, strategies: list[str], default: str, *, todo: int
           ) -> tuple[str, dict[str, float], dict[str, Any]]:
-    """Time the first chunk of each candidate (a :func:`label`); returns (winner, {candidate:
-    points/s}, the winner's outputs for its first chunk). The rule of thumb's ``default`` keeps
-    its place unless another is at least :data:`FASTER_BY` faster (noise must not flip it)."""
+    """Time the first chunk of each candidate (a :func:`label`), the rule of thumb's
+    ``default`` first; returns (winner, {candidate: points/s}, the winner's outputs for its
+    first chunk). When the default alone would finish the ``todo`` points within
+    :data:`PROBE_WORTH_S`, the others are not tried (they would cost more than they could
+    save). The default keeps its place unless another is at least :data:`FASTER_BY` faster
+    (noise must not flip it)."""
     rates, outputs = {}, {}
-    for strategy in strategies:
-        run, chunk = candidate(strategy)
+    for label_ in [default] + [s for s in strategies if s != default]:
+        run, chunk = candidate(label_)
         best = float("inf")
         for repeat in range(PROBE_REPEATS):
             start = time.perf_counter()
@@ -112,12 +118,14 @@ def probe(candidate: Candidate, strategies: list[str], default: str
             elapsed = time.perf_counter() - start
             best = min(best, elapsed)
             if repeat == 0:
-                outputs[strategy] = out
+                outputs[label_] = out
             if elapsed >= PROBE_MIN_SECONDS:
                 break
-        rates[strategy] = chunk / max(best, 1e-9)
+        rates[label_] = chunk / max(best, 1e-9)
+        if label_ == default and todo / rates[label_] < PROBE_WORTH_S:
+            return default, rates, outputs[default]
     winner = max(rates, key=rates.get)
-    if default in rates and rates[winner] < FASTER_BY * rates[default]:
+    if rates[winner] < FASTER_BY * rates[default]:
         winner = default
     return winner, rates, outputs[winner]
 

@@ -153,12 +153,14 @@ def evaluate_surface(
                 return (lambda: run(coords)), size
 
             labels = [strategies.label(name, n) for name in strategies.STRATEGIES for n in counts]
-            winner, rates, first = strategies.probe(
-                candidate, labels, strategies.label(default, devices_for(default)))
+            default_label = strategies.label(default, devices_for(default))
+            winner, rates, first = strategies.probe(candidate, labels, default_label,
+                                                    todo=todo.size)
             name, devices = strategies.parse_label(winner)
             dispatch, size = setup_on(devices).program(name, chunk, todo.size)
-            plan = strategies.Plan(name, size, "probe", rates, base.stem_name, devices)
-            if choices is not None:
+            source = "probe" if len(rates) > 1 else "rule"
+            plan = strategies.Plan(name, size, source, rates, base.stem_name, devices)
+            if choices is not None and source == "probe":
                 choices[key] = {"strategy": name, "chunk": size, "devices": devices,
                                 "rates": rates}
     if on_plan is not None:

@@ -156,13 +156,17 @@ def as_option(exc: InputError) -> str:
 
 def _release(exc: BaseException) -> None:
     """Free what the failed command's frames still hold (open h5py objects ...) now, while
-    their reports on closing are held back, rather than whenever the traceback is dropped."""
-    seen = set()
+    their reports on closing are held back, rather than whenever the traceback is dropped.
+    A full collection (0.1 s and more with JAX loaded) only after an I/O failure, where a file
+    may be left open in a reference cycle."""
+    seen, io_failure = set(), False
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
+        io_failure |= isinstance(exc, (OSError, RuntimeError))
         traceback.clear_frames(exc.__traceback__)
         exc = exc.__cause__ or exc.__context__
-    gc.collect()
+    if io_failure:
+        gc.collect()
 
 
 def _os_error_in(exc: BaseException) -> OSError | None:

@@ -31,7 +31,10 @@ import jax
 
 STRATEGIES = ("vmap", "map")
 PROBE_MIN_CHUNKS = 4  # a scan shorter than this many chunks is not probed: the probe would cost more
-PROBE_WORTH_S = 20.0  # ... nor one the rule of thumb finishes within this (timed on a chunk)
+# ... nor one the rule of thumb finishes within this (timed on a chunk): trying another candidate
+# costs its compilation and a timed chunk (1-2 s on the CPU for the built-in networks), and the
+# rule of thumb can be 2x off (the GPT: vmap 38 pt/s, map 94 on one CPU device).
+PROBE_WORTH_S = 3.0
 PROBE_MIN_SECONDS = 0.25  # a timed call shorter than this is repeated (up to PROBE_REPEATS times)
 PROBE_REPEATS = 3
 FASTER_BY = 1.15  # another strategy must beat the rule of thumb's by this much to replace it

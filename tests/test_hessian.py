@@ -104,6 +104,43 @@ def test_hvp_and_quadratic_form_match_dense(cases, name):
     np.testing.assert_allclose(vhv, v @ hessian @ v, rtol=1e-6)
 
 
+def _loops(jaxpr) -> list[str]:
+    """The loop primitives anywhere in ``jaxpr`` (inner jaxprs included)."""
+    found = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in ("scan", "while"):
+            found.append(eqn.primitive.name)
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (list, tuple)) else (value,):
+                sub = getattr(sub, "jaxpr", sub)
+                if hasattr(sub, "eqns"):
+                    found += _loops(sub)
+    return found
+
+
+def test_the_hvp_over_a_few_batches_is_straight_line_code(cases, monkeypatch):
+    """On the CPU a convolution's gradient inside a loop body runs 20-40x slower than outside
+    one (jax-ml/jax#12868; digits-cnn's HVP over 3 batches: 78 ms against 2,972 ms), so the
+    differentiated dataset mean sums up to UNROLL_MAX_BATCHES batches without a loop; beyond
+    that it stays a scan (compile time)."""
+    from landscape import objective
+
+    case = cases["classifier"]  # 150 samples: 2 whole batches of 64 and 22
+    with jax.enable_x64(True):
+        v = jnp.ones(case.problem.num_params)
+        hvps, default = {}, objective.UNROLL_MAX_BATCHES
+        for cap in (default, 1):
+            monkeypatch.setattr(objective, "UNROLL_MAX_BATCHES", cap)
+            problem = hs.hessian_problem(case.workload, case.params, case.state)
+            jaxpr = jax.make_jaxpr(problem.matvec)(v, problem.operands).jaxpr
+            hvps[cap] = (_loops(jaxpr), np.asarray(jax.jit(problem.matvec)(v, problem.operands)))
+    assert hvps[default][0] == []
+    assert "scan" in hvps[1][0]
+    np.testing.assert_allclose(hvps[default][1], hvps[1][1], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(hvps[default][1], case.hessian @ np.ones(case.problem.num_params),
+                               rtol=1e-6, atol=1e-9)
+
+
 def test_batch_size_does_not_scale_the_hessian(cases):
     """Li et al. sum per-batch HVPs (eigenvalues × number of batches); the mean must not care."""
     case = cases["sine"]

@@ -57,7 +57,7 @@ def _mean_of(loss: Callable, metric: str) -> Callable[[Params, Any], jax.Array]:
 
     def fn(params: Params, data: Any) -> jax.Array:
         state, full, rest = data
-        return dataset_mean(loss, params, state, full, rest)[metric]
+        return dataset_mean(loss, params, state, full, rest, unroll=True)[metric]
 
     return fn
 

@@ -49,7 +49,7 @@ class SharpnessTracker:
 
         def loss(u, operands):
             state, batches = operands
-            return dataset_mean(loss_fn, unravel(u), state, *batches)["loss"]
+            return dataset_mean(loss_fn, unravel(u), state, *batches, unroll=True)["loss"]
 
         hvp = hvp_of(loss)
 

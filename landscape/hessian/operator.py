@@ -126,7 +126,7 @@ def hessian_problem(
 
     def loss(w: jax.Array, data: Any) -> jax.Array:
         state, full, rest = data
-        return dataset_mean(workload.loss, unravel(w), state, full, rest)["loss"]
+        return dataset_mean(workload.loss, unravel(w), state, full, rest, unroll=True)["loss"]
 
     hvp = hvp_of(loss)
 

@@ -67,7 +67,7 @@ def _prepare(directory: Path, overwrite: bool) -> None:
     existing = [path for path in ours if path.exists()]
     if existing and not overwrite:
         raise InputError(f"{directory} already holds a run ({existing[0].name}); choose another "
-                         "`--out` or pass `--overwrite` to replace it")
+                         "`directory` or pass `overwrite=True` to replace it")
     try:
         directory.mkdir(parents=True, exist_ok=True)
         for path in existing:  # run.json first: a half-replaced run must not look complete

@@ -69,3 +69,13 @@ def test_a_batch_size_beyond_the_training_set_is_said_not_silently_clamped(tmp_p
             "`test_train_lock:tiny_sine` (40 samples): every step uses all 40") in result.output
     with open(tmp_path / "adam" / "run.json") as handle:
         assert json.load(handle)["batch_size"] == 40
+
+
+def test_the_library_names_no_cli_option_when_a_file_is_in_use(tmp_path):
+    """The library says what holds the file; only the CLI adds its `--out` (layering)."""
+    target = tmp_path / "surface.h5"
+    with exclusive(target, what="scan"):
+        with pytest.raises(FileInUse) as info:
+            check_free(target)
+    assert str(info.value) == (f"{target} is in use by another scan (pid {os.getpid()}); wait "
+                               "for it to finish")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import click
 
-from landscape.errors import InputError, LandscapeError, ResumeMismatch
+from landscape.errors import FileInUse, InputError, LandscapeError, ResumeMismatch
 
 out_option = click.option(
     "--out",
@@ -123,6 +123,9 @@ def library_errors(command: Callable) -> Callable:
             _release(exc)
             raise click.ClickException(one_line(f"{exc}; use --overwrite to replace it or "
                                                 "another --out")) from exc
+        except FileInUse as exc:
+            _release(exc)
+            raise click.ClickException(one_line(f"{exc} or choose another --out")) from exc
         except LandscapeError as exc:
             _release(exc)
             raise click.ClickException(one_line(str(exc))) from exc

@@ -60,7 +60,7 @@ def _acquire(path: str, what: str) -> int:
             pid, holder = _holder(fd)
             os.close(fd)
             raise FileInUse(f"{path} is in use by another {holder or what} (pid {pid}); wait "
-                            "for it to finish or choose another --out") from None
+                            "for it to finish") from None
         except OSError as exc:
             os.close(fd)
             raise WriteError(f"cannot lock {name}: {exc.strerror or exc}") from exc

@@ -400,3 +400,13 @@ def test_three_optimizers_on_digits(tmp_path):
     adam = surface.trajectories["adam"]
     assert (adam["x"][-1], adam["y"][-1], adam["residual"][-1]) == pytest.approx((0, 0, 0),
                                                                                   abs=1e-5)
+
+
+def test_a_batch_size_beyond_the_training_set_is_said_not_clamped_silently(tmp_path):
+    args = [a if a != "50" else "100000" for a in SMALL["workload"]]
+    result = CliRunner().invoke(main, ["compare", *args, "--out", str(tmp_path), "-q"])
+    assert result.exit_code == 0, result.output
+    assert ("warning: `--batch-size` (=100000) is larger than the training set of "
+            "`test_cli_compare:tiny_spirals` (200 samples): every step uses all 200") in result.output
+    with open(tmp_path / "runs" / "sgd" / "run.json") as handle:
+        assert json.load(handle)["batch_size"] == 200

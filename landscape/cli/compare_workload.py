@@ -11,7 +11,7 @@ import os
 import click
 
 from landscape.cli.compare_outputs import Comparison, comparison_grid
-from landscape.cli.options import progress
+from landscape.cli.options import progress, warn_if_batch_exceeds
 
 NETWORK_OPTIMIZERS = ("sgd", "adam", "rangerlars")  # compared when --optimizer is not given
 NETWORK_STEPS, NETWORK_BATCH = 500, 128
@@ -82,6 +82,7 @@ def compare_workload(*, workload_name, names, rates, steps, num, x_spec, y_spec,
     for spec in specs:
         spec.build()  # a bad hyperparameter fails now, not after the first run
     workload = get_workload(workload_name)
+    warn_if_batch_exceeds(batch_size, workload_name, len(workload.train))
     batch_size = min(batch_size or NETWORK_BATCH, len(workload.train))
     init = workload.init(jax.random.split(jax.random.key(seed))[0])  # as train(seed=...) draws
     source = None if workload_name == workload.name else workload_name  # as `landscape train`

@@ -147,6 +147,14 @@ def library_errors(command: Callable) -> Callable:
     return wrapper
 
 
+def warn_if_batch_exceeds(batch_size: int | None, workload: str, train_size: int) -> None:
+    """Say so when ``--batch-size`` asks for more samples than the training set holds."""
+    if batch_size is not None and batch_size > train_size:
+        click.echo(f"warning: `--batch-size` (={batch_size}) is larger than the training set "
+                   f"of `{workload}` ({train_size} samples): every step uses all {train_size}",
+                   err=True)
+
+
 def as_option(exc: InputError) -> str:
     """The library's message with its argument named as the option: "`metrics` (=...)" →
     "`--metrics` (=...)" (``exc.param``, the library's name for it; ``_`` → ``-``)."""

@@ -19,6 +19,7 @@ from landscape.cli.options import (
     progress,
     quiet_option,
     seed_option,
+    warn_if_batch_exceeds,
 )
 
 POSTFIX_EVERY = 25  # steps between progress-bar postfix updates (each one waits for the device)
@@ -134,10 +135,7 @@ def train(workload, optimizer_names, steps, batch_size, lr, record_every, record
             locks.enter_context(exclusive(directory, what="train"))
         _refuse_existing_runs(directories, overwrite)  # again: no other train can write now
         wl = get_workload(workload)
-        if batch_size > len(wl.train):
-            click.echo(f"warning: `--batch-size` (={batch_size}) is larger than the training set "
-                       f"of `{workload}` ({len(wl.train)} samples): every step uses all "
-                       f"{len(wl.train)}", err=True)
+        warn_if_batch_exceeds(batch_size, workload, len(wl.train))
         with user_code(f"the init of workload {workload!r}"):
             init = wl.init(jax.random.split(jax.random.key(seed))[0])  # as train(seed=...) draws
         check_loss(wl, *init, min(batch_size, len(wl.train)))  # before any run directory is made

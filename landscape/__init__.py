@@ -12,8 +12,7 @@ and the pieces underneath: workloads and training runs (``get_workload``, ``trai
 (``load_surface``, ``scan_surface``).
 """
 
-__version__ = "0.1.0"
-
+from landscape.version import __version__  # noqa: E402
 from landscape.api import Hessian, surface  # noqa: E402
 from landscape.batches import Batch, Batches, Dataset  # noqa: E402
 from landscape.data import get_workload  # noqa: E402

@@ -51,3 +51,18 @@ def test_the_core_imports_no_file_format_figure_or_command():
 
 def test_the_core_modules_exist():  # the list above must not go stale
     assert all((PACKAGE / place).exists() for place in CORE)
+
+
+def test_io_imports_nothing_from_the_package_top_and_the_version_is_one():
+    """File formats take the version from `landscape.version`, not the package's top (which
+    imports the whole API, and so the formats themselves); pyproject.toml says the same."""
+    import tomllib
+
+    from landscape.version import __version__
+
+    for path in modules("io"):
+        assert "landscape" not in imports(path) and not any(
+            name.startswith("landscape.__") for name in imports(path)), path
+        assert "from landscape import" not in path.read_text(), path
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    assert project["version"] == __version__

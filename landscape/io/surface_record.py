@@ -18,6 +18,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from landscape.version import __version__
+
 TOOL = "landscape"
 KNOWN = frozenset({"tool", "tool_version", "workload", "direction_kind", "normalization", "ignore",
                    "seed", "grid", "spec_hash", "train_loss_at_origin", "explained_variance",
@@ -70,8 +72,6 @@ class SurfaceRecord:
     def of_plane(cls, plane: Any, *, workload: str, spec: Mapping[str, Any], **fields: Any
                  ) -> SurfaceRecord:
         """A record for a scan of ``plane`` (its provenance copied) under ``spec``."""
-        from landscape import __version__
-
         ev = plane.explained_variance
         return cls(workload=workload, direction_kind=plane.kind,
                    normalization=plane.normalization, ignore=plane.ignore, seed=plane.seed,

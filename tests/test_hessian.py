@@ -445,3 +445,32 @@ def test_convolutions_on_the_cpu_loop_on_the_host_with_the_same_results(cases):
     params, state = conv.init(jax.random.key(0))
     problem = hs.hessian_problem(conv, params, state)
     assert slow_in_compiled_loops(problem.matvec, problem.operands, problem.params)
+
+
+def test_an_eigen_map_of_a_convnet_on_the_cpu_steps_from_the_host(monkeypatch):
+    """A point's whole Lanczos run is a compiled loop, which XLA:CPU runs 20-40x slower around a
+    convolution's gradient (digits-cnn: 9 points took over 10 minutes): such maps dispatch each
+    step from the host, and give the dense eigenvalues (m = n steps: exact Ritz extremes)."""
+    from landscape.hessian import maps
+
+    steps = []
+    real_step = maps.dispatched_step
+    monkeypatch.setattr(maps, "dispatched_step",
+                        lambda *a, **k: steps.append(1) or real_step(*a, **k))
+    conv = _tiny_conv_workload()
+    with jax.enable_x64(True):
+        params, state = conv.init(jax.random.key(0))
+        plane = landscape.random_plane(params, seed=1)
+        grid = Grid.from_specs("-0.5:0.5:2", "0:0.5:2")
+        n = sum(np.size(leaf) for leaf in jax.tree.leaves(params))
+        host = hs.evaluate_eigen_map(conv, state, plane, grid, num_steps=n,
+                                     done=np.array([[False, True], [True, False]]))
+        assert len(steps) == 2 * n  # two points to do, n steps each, every one dispatched
+        coords = grid.coordinates()
+        for index in (0, 3):
+            iy, ix = np.unravel_index(index, grid.shape)
+            theta = point_params(plane, coords[index, 0], coords[index, 1])
+            lam = np.linalg.eigvalsh(dense_hessian(conv, theta, state))
+            for name, want in (("max_eig", lam[-1]), ("min_eig", lam[0])):
+                np.testing.assert_allclose(host[name][iy, ix], want, rtol=1e-6, atol=1e-9)
+    assert np.isnan(host["max_eig"][[0, 1], [1, 0]]).all()  # done before: not evaluated again

@@ -72,7 +72,8 @@ def slow_in_compiled_loops(matvec: Matvec, operands: Any, v0: jax.Array) -> bool
 
 
 @functools.partial(jax.jit, static_argnames=("matvec",), donate_argnums=(1,))
-def _step(j, state: LanczosState, operands, key, *, matvec) -> LanczosState:
+def dispatched_step(j, state: LanczosState, operands, key, *, matvec) -> LanczosState:
+    """One Lanczos step as its own compiled call (``state`` is donated)."""
     return lanczos_step(j, state, matvec, operands, key)
 
 
@@ -95,7 +96,7 @@ def extremes_on_host(v0, operands, key, tol, atol, min_steps, *, matvec, num_ste
     p = start_progress(v0, num_steps, k)
     state = p.state
     for j in range(num_steps):
-        state = _step(jnp.asarray(j, jnp.int32), state, operands, key, matvec=matvec)
+        state = dispatched_step(jnp.asarray(j, jnp.int32), state, operands, key, matvec=matvec)
         count = j + 1
         if count >= first and ((count - first) % check_every == 0 or count == num_steps):
             p = _test(p._replace(state=state, count=jnp.asarray(count, jnp.int32)), tol, atol,
@@ -113,7 +114,7 @@ def lanczos_top_on_host(matvec: Matvec, operands: Any, v0: jax.Array, num_steps:
     host wait (the step count is fixed)."""
     state = lanczos_init(v0, num_steps)
     for j in range(num_steps):
-        state = _step(jnp.asarray(j, jnp.int32), state, operands, key, matvec=matvec)
+        state = dispatched_step(jnp.asarray(j, jnp.int32), state, operands, key, matvec=matvec)
     return _top(state, num_steps=num_steps)
 
 

@@ -66,7 +66,8 @@ def parse_axis(spec: str, *, name: str = "--x") -> np.ndarray:
     axis = np.linspace(lo, hi, n)
     # Rounding to float32 is monotone: float64 values out of order or equal stay so, so this
     # also refuses a step below float64 resolution.
-    same = np.flatnonzero(~(np.diff(_on_device(axis)) > 0))
+    on_device = _on_device(axis)
+    same = np.flatnonzero(~(on_device[1:] > on_device[:-1]))  # compared, not subtracted: no overflow
     if same.size:
         step = (hi - lo) / (n - 1)  # 0 when below float64's smallest subnormal
         step_text = f"{step:.3g}" if step > 0 else f"below {math.ulp(0.0):.3g}"

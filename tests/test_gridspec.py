@@ -181,3 +181,13 @@ def test_the_cli_refuses_such_an_axis_before_any_work(tmp_path, command, option)
                          "the precision grid points are evaluated in; widen MIN:MAX or use a "
                          "smaller N")
     assert not (tmp_path / "surface.h5").exists()
+
+
+def test_an_axis_spanning_the_float32_range_is_checked_without_an_overflow():
+    """Neighbouring points are compared, not subtracted (their difference can pass float32's
+    maximum): no RuntimeWarning, which `-W error` would turn into a crash."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(parse_axis("-3.4e38:3.4e38:2", name="x"), [-3.4e38, 3.4e38])

@@ -451,11 +451,11 @@ def test_an_eigen_map_of_a_convnet_on_the_cpu_steps_from_the_host(monkeypatch):
     """A point's whole Lanczos run is a compiled loop, which XLA:CPU runs 20-40x slower around a
     convolution's gradient (digits-cnn: 9 points took over 10 minutes): such maps dispatch each
     step from the host, and give the dense eigenvalues (m = n steps: exact Ritz extremes)."""
-    from landscape.hessian import maps
+    from landscape.hessian import host_loop
 
     steps = []
-    real_step = maps.dispatched_step
-    monkeypatch.setattr(maps, "dispatched_step",
+    real_step = host_loop.dispatched_step
+    monkeypatch.setattr(host_loop, "dispatched_step",
                         lambda *a, **k: steps.append(1) or real_step(*a, **k))
     conv = _tiny_conv_workload()
     with jax.enable_x64(True):

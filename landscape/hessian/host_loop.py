@@ -108,13 +108,20 @@ def extremes_on_host(v0, operands, key, tol, atol, min_steps, *, matvec, num_ste
     return p.count, p.values, p.residuals, p.converged, vectors
 
 
-def lanczos_top_on_host(matvec: Matvec, operands: Any, v0: jax.Array, num_steps: int,
-                        key: jax.Array) -> TopRitzPair:
-    """:func:`landscape.hessian.lanczos.lanczos_top` with one dispatched call per step and no
-    host wait (the step count is fixed)."""
+def lanczos_tridiagonal_on_host(matvec: Matvec, operands: Any, v0: jax.Array, num_steps: int,
+                                key: jax.Array) -> LanczosState:
+    """:func:`landscape.hessian.lanczos.lanczos_tridiagonal` with one dispatched call per step
+    and no host wait (the step count is fixed)."""
     state = lanczos_init(v0, num_steps)
     for j in range(num_steps):
         state = dispatched_step(jnp.asarray(j, jnp.int32), state, operands, key, matvec=matvec)
+    return state
+
+
+def lanczos_top_on_host(matvec: Matvec, operands: Any, v0: jax.Array, num_steps: int,
+                        key: jax.Array) -> TopRitzPair:
+    """:func:`landscape.hessian.lanczos.lanczos_top`, stepped from the host."""
+    state = lanczos_tridiagonal_on_host(matvec, operands, v0, num_steps, key)
     return _top(state, num_steps=num_steps)
 
 

@@ -30,9 +30,9 @@ from landscape.errors import InputError
 from landscape.engine import evaluate_points
 from landscape.engine.chunks import point_params, run_chunks, todo_points
 from landscape.grid import Grid
-from landscape.hessian.host_loop import dispatched_step, slow_in_compiled_loops
-from landscape.hessian.lanczos import lanczos_init, lanczos_tridiagonal, ritz_values
-from landscape.hessian.operator import hvp_of
+from landscape.hessian.host_loop import lanczos_tridiagonal_on_host, slow_in_compiled_loops
+from landscape.hessian.lanczos import LanczosState, lanczos_tridiagonal, ritz_values
+from landscape.hessian.operator import Matvec, hvp_of
 from landscape.objective import Params, State, dataset_mean
 from landscape.workload import Workload
 
@@ -44,26 +44,39 @@ def eigen_point_fn(workload: Workload, *, num_steps: int = 20) -> Callable[[Para
 
     ``data`` is what :func:`eigen_map_data` returns: the state, the batches and the start vector.
     """
-    if num_steps < 2:
-        raise InputError(f"`num_steps` (={num_steps}) must be >= 2")
+    _check_steps(num_steps)
 
     def point_fn(theta: Params, data: dict[str, Any]) -> dict[str, jax.Array]:
         w, unravel = ravel_pytree(theta)
-        steps = min(num_steps, w.size)
-
-        def loss(u, data):
-            full, rest = data["batches"]
-            return dataset_mean(workload.loss, unravel(u), data["state"], full, rest)["loss"]
-
-        hvp = hvp_of(loss)
-        matvec = lambda v, ops: hvp(ops[0], v, ops[1])  # noqa: E731
         v0 = data["start"].astype(w.dtype)
         restart_key = jax.random.wrap_key_data(data["restart_key"])
-        state = lanczos_tridiagonal(matvec, (w, data), v0, steps, restart_key)
-        theta_ritz = ritz_values(state)
-        return {"max_eig": jnp.max(theta_ritz), "min_eig": jnp.min(theta_ritz)}
+        state = lanczos_tridiagonal(_matvec(workload, unravel), (w, data), v0,
+                                    min(num_steps, w.size), restart_key)
+        return _extremes(state)
 
     return point_fn
+
+
+def _check_steps(num_steps: int) -> None:
+    if num_steps < 2:
+        raise InputError(f"`num_steps` (={num_steps}) must be >= 2")
+
+
+def _matvec(workload: Workload, unravel: Callable, *, unroll: bool = False) -> Matvec:
+    """``matvec(v, (w, data)) = H v`` of the mean loss over ``data``'s batches at ``w``."""
+
+    def loss(u, data):
+        full, rest = data["batches"]
+        return dataset_mean(workload.loss, unravel(u), data["state"], full, rest,
+                            unroll=unroll)["loss"]
+
+    hvp = hvp_of(loss)
+    return lambda v, ops: hvp(ops[0], v, ops[1])
+
+
+def _extremes(state: LanczosState) -> dict[str, jax.Array]:
+    theta_ritz = ritz_values(state)
+    return {"max_eig": jnp.max(theta_ritz), "min_eig": jnp.min(theta_ritz)}
 
 
 def eigen_map_data(
@@ -117,44 +130,29 @@ def _flat_point(plane: Plane, ab: jax.Array) -> jax.Array:
 
 
 @jax.jit
-def _extremes(state) -> dict[str, jax.Array]:
-    theta_ritz = ritz_values(state)
-    return {"max_eig": jnp.max(theta_ritz)[None], "min_eig": jnp.min(theta_ritz)[None]}
+def _extremes_of_one(state: LanczosState) -> dict[str, jax.Array]:
+    return {name: value[None] for name, value in _extremes(state).items()}  # a chunk of 1
 
 
 def _host_map(workload: Workload, data: dict[str, Any], plane: Plane, grid: Grid, *,
               num_steps: int, done: np.ndarray | None, on_chunk) -> dict[str, np.ndarray] | None:
     """The eigen map with each point's Lanczos steps dispatched from the host, one point at a
     time, where a compiled loop would be slow (a convolution on the CPU); else None."""
+    w0, unravel = ravel_pytree(plane.origin)
+    matvec = _matvec(workload, unravel, unroll=True)  # the HVP outside any loop
+    if not slow_in_compiled_loops(matvec, (w0, data), np.asarray(data["start"], w0.dtype)):
+        return None
     if plane.ndim != grid.ndim:
         raise InputError(f"a {plane.ndim}D plane cannot be scanned over a {grid.ndim}D grid")
-    if num_steps < 2:
-        raise InputError(f"`num_steps` (={num_steps}) must be >= 2")
-    w0, unravel = ravel_pytree(plane.origin)
+    _check_steps(num_steps)
+    grid.checked_size(len(EIGEN_MAP_NAMES))
+    data, plane = jax.device_put((data, plane))
+    v0, key = data["start"].astype(w0.dtype), jax.random.wrap_key_data(data["restart_key"])
     steps = min(num_steps, w0.size)
-    on_device = jax.device_put(data)
-
-    def loss(u, data):
-        full, rest = data["batches"]
-        return dataset_mean(workload.loss, unravel(u), data["state"], full, rest,
-                            unroll=True)["loss"]
-
-    hvp = hvp_of(loss)
-    matvec = lambda v, ops: hvp(ops[0], v, ops[1])  # noqa: E731
-    v0 = on_device["start"].astype(w0.dtype)
-    if not slow_in_compiled_loops(matvec, (w0, on_device), v0):
-        return None
-    key = jax.random.wrap_key_data(on_device["restart_key"])
-    plane_on_device = jax.device_put(plane)
 
     def dispatch(coords: np.ndarray) -> dict[str, jax.Array]:
-        w = _flat_point(plane_on_device, jnp.asarray(coords[0]))
-        state = lanczos_init(v0, steps)
-        for j in range(steps):
-            state = dispatched_step(jnp.asarray(j, jnp.int32), state, (w, on_device), key,
-                                    matvec=matvec)
-        return _extremes(state)
+        w = _flat_point(plane, jnp.asarray(coords[0]))
+        return _extremes_of_one(lanczos_tridiagonal_on_host(matvec, (w, data), v0, steps, key))
 
-    grid.checked_size(len(EIGEN_MAP_NAMES))
     return run_chunks(dispatch, 1, EIGEN_MAP_NAMES, grid, todo_points(grid, done),
                       on_chunk=on_chunk)

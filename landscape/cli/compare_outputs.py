@@ -6,10 +6,7 @@ figure, the VTK files with their ParaView script and the HTML page. Called with 
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
 import math
 import os
 
@@ -96,15 +93,12 @@ def _json_ready(value):
 def _write_summary(rows: list[dict], summary: dict, out: str) -> list[str]:
     """summary.csv (one row per optimizer) and summary.json, each via a temporary name."""
     from landscape.compare import SUMMARY_COLUMNS
-    from landscape.io.atomic import write_text
+    from landscape.io.atomic import write_csv, write_json
 
     csv_path, json_path = os.path.join(out, SUMMARY_CSV), os.path.join(out, SUMMARY_JSON)
-    table = io.StringIO()
-    writer = csv.DictWriter(table, fieldnames=SUMMARY_COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(csv_path, table.getvalue())  # each whole or not at all (temporary name, rename)
-    write_text(json_path, json.dumps(_json_ready(summary), indent=2, allow_nan=False) + "\n")
+    # Each whole or not at all (temporary name, rename); the CSV with csv's own "\r\n" rows.
+    write_csv(csv_path, SUMMARY_COLUMNS, rows, lineterminator="\r\n")
+    write_json(json_path, _json_ready(summary), allow_nan=False)
     return [csv_path, json_path]
 
 

@@ -3,8 +3,6 @@ trained quadratic Bezier curve, with the barrier on each."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import time
@@ -72,7 +70,7 @@ def connect(run_a, run_b, points, curve_steps, lr, batch_size, splits, user_work
     from landscape.cli.run_inputs import load_runs
     from landscape.geometry.connect import connect_models, curve_coordinates
     from landscape.io import curve_h5
-    from landscape.io.atomic import write_text
+    from landscape.io.atomic import write_csv, write_json
     from landscape.plot.geometry import connect_figure
 
     wanted = [s.strip() for s in splits.split(",") if s.strip()]
@@ -132,7 +130,8 @@ def connect(run_a, run_b, points, curve_steps, lr, batch_size, splits, user_work
     curve_h5.write(paths[2], curve_h5.CurveFile(
         ts, result["linear"], result["bezier"], model_a.params, model_b.params,
         result["control"], plane, result["curve_loss"], provenance))
-    write_text(paths[1], _csv(ts, result))
+    columns, rows = _table(ts, result)
+    write_csv(paths[1], columns, rows)
     figure = connect_figure(ts, result["linear"], result["bezier"],
                             title=f"{workload.name}: {_label(run_a)} → {_label(run_b)}")
     save_figure(figure, paths[3])
@@ -140,7 +139,7 @@ def connect(run_a, run_b, points, curve_steps, lr, batch_size, splits, user_work
               "linear": {k: v.tolist() for k, v in result["linear"].items()},
               "bezier": None if result["bezier"] is None else
               {k: v.tolist() for k, v in result["bezier"].items()}, "t": ts.tolist()}
-    write_text(paths[0], json.dumps(report, indent=2) + "\n")
+    write_json(paths[0], report)
     for path_name, values in result["barriers"].items():
         # train before test, loss before error
         ordered = sorted(values, key=lambda k: (not k.startswith("train"), not k.endswith("loss")))
@@ -164,18 +163,12 @@ def _label(path: str) -> str:
     return os.path.join(*os.path.normpath(path).split(os.sep)[-2:])
 
 
-def _csv(ts, result) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    names = list(result["linear"])
-    header = ["t"] + [f"linear_{n}" for n in names]
-    if result["bezier"] is not None:
-        header += [f"bezier_{n}" for n in names]
-    writer.writerow(header)
-    for i, t in enumerate(ts):
-        row = [f"{t:.6g}"] + [repr(float(result["linear"][n][i])) for n in names]
-        if result["bezier"] is not None:
-            row += [repr(float(result["bezier"][n][i])) for n in names]
-        writer.writerow(row)
-    return buffer.getvalue()
+def _table(ts, result) -> tuple[list[str], list[dict[str, str]]]:
+    """connect.csv's columns (t, then each metric along each path) and rows."""
+    paths = [p for p in ("linear", "bezier") if result[p] is not None]
+    columns = ["t"] + [f"{p}_{n}" for p in paths for n in result["linear"]]
+    rows = [{"t": f"{t:.6g}", **{f"{p}_{n}": repr(float(result[p][n][i]))
+                                 for p in paths for n in result["linear"]}}
+            for i, t in enumerate(ts)]
+    return columns, rows
 

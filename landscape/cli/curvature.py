@@ -4,9 +4,6 @@ own: the part of ``landscape hessian`` that takes run directories and several st
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import time
 
@@ -64,7 +61,7 @@ def along_runs(paths: list[str], loaded: list, spec, *, bottom: bool, trace_samp
     """Measure, report and draw the curvature of every run at its chosen steps."""
     from landscape.cli.plot import save_figure
     from landscape.geometry.curvature import run_curvature
-    from landscape.io.atomic import write_text
+    from landscape.io.atomic import write_csv, write_json
     from landscape.plot.geometry import curvature_figure
 
     runs = [run for _, run in loaded]
@@ -110,12 +107,8 @@ def along_runs(paths: list[str], loaded: list, spec, *, bottom: bool, trace_samp
         _summary(name, result)
     paths_out = [os.path.join(out, name) for name in ("curvature.json", "curvature.csv",
                                                       "curvature.png")]
-    write_text(paths_out[0], json.dumps(report, indent=2, allow_nan=False) + "\n")
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(paths_out[1], buffer.getvalue())
+    write_json(paths_out[0], report, allow_nan=False)
+    write_csv(paths_out[1], CSV_COLUMNS, rows)
     workload = loaded[0][0].workload.name
     save_figure(curvature_figure(series, title=f"{workload}: Hessian sharpness along training"),
                 paths_out[2])

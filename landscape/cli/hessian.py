@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -146,6 +145,7 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
     import numpy as np
 
     from landscape.grid import Grid
+    from landscape.io.atomic import write_json
 
     given = lambda name: (click.get_current_context().get_parameter_source(name)  # noqa: E731
                           not in (ParameterSource.DEFAULT, None))
@@ -235,7 +235,7 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
                             ignore=ignore, map_steps=map_steps, chunk=chunk, overwrite=overwrite,
                             tol=tol, max_iter=max_iter, seed=seed, quiet=quiet)
     report["timings"] = timings
-    _write_json(paths[0], report)
+    write_json(paths[0], report)  # whole or not at all: a temporary name, then a rename
     echo_outputs(paths)
 
 
@@ -363,9 +363,3 @@ def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_
     save_figure(figure, png_path)
     return [h5_path, png_path]
 
-
-def _write_json(path: str, report: dict) -> None:
-    """Written whole or not at all: a temporary name, then an atomic rename."""
-    from landscape.io.atomic import write_text
-
-    write_text(path, json.dumps(report, indent=2) + "\n")

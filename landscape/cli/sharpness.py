@@ -3,9 +3,6 @@ Hessian trace, one table per run."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import time
 
@@ -81,7 +78,7 @@ def sharpness(runs, epsilons, rho_linf, rho_l2, rho_average, ascent_steps, sampl
     """
     from landscape.cli.run_inputs import load_runs
     from landscape.geometry.sharpness import model_sharpness
-    from landscape.io.atomic import write_text
+    from landscape.io.atomic import write_csv, write_json
 
     models = [model for model, _ in load_runs(list(runs), user_workload)]
     out = make_out_dir(out)
@@ -115,12 +112,8 @@ def sharpness(runs, epsilons, rho_linf, rho_l2, rho_average, ascent_steps, sampl
             error = f" ± {m['stderr']:.2g}" if m["stderr"] == m["stderr"] else ""
             click.echo(f"  {name:28s} {m['value']:.6g}{error}")
     paths = [os.path.join(out, "sharpness.json"), os.path.join(out, "sharpness.csv")]
-    write_text(paths[0], json.dumps(_finite(report), indent=2) + "\n")
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(paths[1], buffer.getvalue())
+    write_json(paths[0], _finite(report))
+    write_csv(paths[1], COLUMNS, rows)
     echo_outputs(paths)
 
 

@@ -9,9 +9,13 @@ sees either the old file or the new one, never a mixture.
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
+import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from landscape.errors import WriteError
 
@@ -101,6 +105,21 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
+
+
+def write_json(path: str | os.PathLike, value: Any, *, allow_nan: bool = True) -> None:
+    """Write ``value`` as indented JSON (one trailing newline) to ``path`` atomically."""
+    write_text(path, json.dumps(value, indent=2, allow_nan=allow_nan) + "\n")
+
+
+def write_csv(path: str | os.PathLike, columns: Sequence[str], rows: Iterable[Mapping[str, Any]],
+              *, lineterminator: str = "\n") -> None:
+    """Write ``rows`` (dicts keyed by ``columns``) under a header row to ``path`` atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator=lineterminator)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
 
 
 def fsync_file(path: str | os.PathLike) -> None:

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import jax
 
-from landscape.workload import Params, State, Workload, dataset_mean
+from landscape.workload import Params, State, Workload
 
 
 class DataLoss(NamedTuple):
@@ -50,18 +50,6 @@ def _ignoring_data(loss: Callable[[Params], jax.Array]) -> Callable[[Params, Any
     return lambda params, data: loss(params)
 
 
-@functools.lru_cache(maxsize=16)
-def _mean_of(loss: Callable, metric: str) -> Callable[[Params, Any], jax.Array]:
-    """``fn(params, (state, full, rest))``: one function per workload loss, so every step of
-    a run (a different state each) shares one compilation."""
-
-    def fn(params: Params, data: Any) -> jax.Array:
-        state, full, rest = data
-        return dataset_mean(loss, params, state, full, rest, unroll=True)[metric]
-
-    return fn
-
-
 def workload_loss(
     workload: Workload,
     state: State,
@@ -76,8 +64,8 @@ def workload_loss(
     split across ``devices`` (default: the local devices), as :func:`landscape.hessian.hessian_problem`
     does.
     """
-    from landscape.hessian.operator import place
+    from landscape.hessian.operator import dataset_loss, place
 
     full, rest = workload.dataset(split).split_batches(batch_size or workload.batch_size)
     _, data = place(jax.numpy.zeros(()), (state, full, rest), devices)
-    return DataLoss(_mean_of(workload.loss, "loss"), data)
+    return DataLoss(dataset_loss(workload.loss), data)

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh, NamedSharding, PartitionSpec, SingleDeviceSharding
 
 from landscape.errors import InputError
 from landscape.workload import Params, State, Workload, dataset_mean
@@ -119,22 +119,23 @@ def hessian_problem(
     data under ``jax.enable_x64`` for reference-quality results). ``devices`` (default: the
     local devices) share each batch's samples; a batch that does not split evenly is replicated.
     """
-    flat, unravel = ravel_pytree(params)
     full, rest = workload.dataset(split).split_batches(batch_size or workload.batch_size)
-    flat, data = _place(jnp.asarray(flat), (state, full, rest),
-                        list(devices) if devices is not None else jax.local_devices())
+    _, data = place(jnp.zeros(()), (state, full, rest), devices)
+    return loss_problem(dataset_loss(workload.loss), params, data)
 
-    def loss(w: jax.Array, data: Any) -> jax.Array:
+
+@functools.lru_cache(maxsize=16)
+def dataset_loss(loss: Callable, metric: str = "loss") -> Callable[[Params, Any], jax.Array]:
+    """``fn(params, (state, full, rest))``: the exact mean ``metric`` of a workload's ``loss``
+    over the batches (differentiable: summed without a loop where there are few). One function
+    per workload loss, so problems at every step of a run (a different state each) share their
+    compilations."""
+
+    def fn(params: Params, data: Any) -> jax.Array:
         state, full, rest = data
-        return dataset_mean(workload.loss, unravel(w), state, full, rest, unroll=True)["loss"]
+        return dataset_mean(loss, params, state, full, rest, unroll=True)[metric]
 
-    hvp = hvp_of(loss)
-
-    def matvec(v: jax.Array, operands: tuple[jax.Array, Any]) -> jax.Array:
-        w, data = operands
-        return hvp(w, v, data)
-
-    return HessianProblem(loss, flat, unravel, data, matvec, quadratic_form_of(loss))
+    return fn
 
 
 def loss_problem(
@@ -169,12 +170,15 @@ def loss_problem(
 
 
 def _replicated(data: Any) -> Any:
-    """Replicated over the mesh the data were placed on (:func:`place`), else None (leave the
-    parameters where they are): every call then sees the same placements and compiles once."""
+    """Replicated over the mesh the data were placed on (:func:`place`), or on their one
+    device, else None (leave the parameters where they are): every call then sees the same
+    placements and compiles once."""
     for leaf in jax.tree.leaves(data):
         sharding = getattr(leaf, "sharding", None)
         if isinstance(sharding, NamedSharding):
             return NamedSharding(sharding.mesh, PartitionSpec())
+        if isinstance(sharding, SingleDeviceSharding):
+            return sharding
     return None
 
 

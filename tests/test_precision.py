@@ -266,3 +266,14 @@ def test_train_writes_the_precision_into_run_json(tmp_path, precision):
     assert result.exit_code == 0, result.output
     document = json.loads((tmp_path / "adam" / "run.json").read_text())
     assert document["precision"] == precision
+
+
+def test_info_says_what_an_unrecorded_precision_means():
+    from landscape.cli.info import precision_text
+
+    assert precision_text({"tool": "landscape", "precision": "bfloat16"}).startswith(
+        "bfloat16 (JAX's bfloat16 level")
+    assert precision_text({"tool": "landscape"}) == (
+        "highest (not recorded: an older file, computed in float32)")
+    assert precision_text({}) is None  # Li et al.'s files record nothing
+    assert precision_text({"tool": "landscape", "workload": "function:rosenbrock"}) is None

@@ -135,12 +135,14 @@ PRECISION_MEANING = {
 
 def precision_text(attrs: Mapping[str, Any]) -> str | None:
     """What precision a file of ours was computed at ("highest (full float32 ...)"), from its
-    ``precision`` attribute; None for a file of another tool (Li et al.'s record nothing)."""
+    ``precision`` attribute; None for a file of another tool (Li et al.'s record nothing) or of
+    a test function."""
     from landscape.io.surface_record import SurfaceRecord
 
     record = SurfaceRecord.from_attrs(attrs)
     if record.precision is None:
-        if attrs.get("tool") != "landscape":
+        # A test function's surface (`compare --function`) has no products to be precise about.
+        if attrs.get("tool") != "landscape" or (record.workload or "").startswith("function:"):
             return None
         return "highest (not recorded: an older file, computed in float32)"
     meaning = PRECISION_MEANING.get(record.precision, "unknown")

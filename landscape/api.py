@@ -156,8 +156,13 @@ class Hessian:
 
     ``landscape.hessian(loss_fn, model, (x, y)).eigenvalues(top_k=2)``
 
-    Every Hessian-vector product runs at ``precision`` (:mod:`landscape.precision`; default
-    ``highest``, full float32: the tolerances of the eigenvalues hold only there).
+    ``data`` as :func:`surface` takes it: arrays in memory, or a re-iterable of batches (a torch
+    ``DataLoader``, a list ...) read one batch at a time at every Hessian-vector product, as
+    PyHessian reads its dataloader. Every product is summed batch by batch (each weighted by its
+    size: the exact mean), so memory is one batch's whatever the data set's size;
+    ``batch_size`` cuts in-memory data and bounds memory only. Every product runs at
+    ``precision`` (:mod:`landscape.precision`; default ``highest``, full float32: the tolerances
+    of the eigenvalues hold only there).
     """
 
     def __init__(self, loss_fn: Any, model: Any, data: Any, *, state: Any = None,
@@ -167,9 +172,6 @@ class Hessian:
         self.precision = check_precision(precision)
         self.objective, self.params = objective_from(loss_fn, model, data, state=state,
                                                      batch_size=batch_size)
-        if not isinstance(self.objective.data["train"], Dataset):
-            raise InputError("the Hessian needs the data in memory: `(inputs, targets)` arrays "
-                             "or a landscape.Dataset", param="data")
         self.problem = hessian_problem(self.objective, self.params, self.objective.state)
 
     @property

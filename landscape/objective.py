@@ -109,29 +109,25 @@ def streamed(data: Data) -> bool:
     return isinstance(data, Batches)
 
 
-UNROLL_MAX_BATCHES = 16  # more are looped over even when unrolling is asked (compile time)
-
-
 def dataset_mean(
-    loss: LossFn, params: Params, state: State, full: Any | None, rest: Any | None, *,
-    unroll: bool = False,
+    loss: LossFn, params: Params, state: State, full: Any | None, rest: Any | None,
 ) -> dict[str, jax.Array]:
     """Exact mean of the loss and its metrics over ``full`` (scanned) and ``rest`` batches.
 
-    Returns ``{"loss": ..., **metrics}``. Jit-able and vmap-able over ``params``. ``unroll``: see
-    :func:`mean_over_batches` (for a mean that is differentiated).
+    Returns ``{"loss": ..., **metrics}``. Jit-able and vmap-able over ``params``. Not for
+    differentiating: the reverse pass of a mean over many batches keeps every batch's
+    activations; derivatives are summed batch by batch (:mod:`landscape.hessian.operator`).
     """
 
     def batch_means(batch: Any) -> dict[str, jax.Array]:
         value, metrics = loss(params, state, batch)
         return {"loss": value, **metrics}
 
-    return mean_over_batches(batch_means, full, rest, unroll=unroll)
+    return mean_over_batches(batch_means, full, rest)
 
 
 def mean_over_batches(
-    batch_means: Callable[[Any], dict[str, jax.Array]], full: Any | None, rest: Any | None, *,
-    unroll: bool = False,
+    batch_means: Callable[[Any], dict[str, jax.Array]], full: Any | None, rest: Any | None,
 ) -> dict[str, jax.Array]:
     """The exact dataset mean of per-batch means: each batch's means are weighted by its size.
 
@@ -139,12 +135,6 @@ def mean_over_batches(
     values precomputed beside it). ``full`` holds whole batches stacked on a leading axis
     (scanned, so each is read once); ``rest`` is the short last batch or None. Values may be
     arrays (e.g. one per grid point).
-
-    ``unroll``: up to :data:`UNROLL_MAX_BATCHES` full batches are summed in straight-line code
-    instead of a loop. For means that are differentiated: on the CPU a convolution's gradient
-    inside a loop body runs 20-40x slower than the same ops outside one (jax-ml/jax#12868; the
-    ``digits-cnn`` Hessian-vector product over 3 batches: 78 ms unrolled, 2,972 ms scanned; a
-    one-trip loop is as slow). The sums are the same, in the same order.
     """
 
     def size(batch: Any) -> int:
@@ -156,13 +146,7 @@ def mean_over_batches(
 
     sums = None
     count = 0
-    if full is not None and unroll and size(full) <= UNROLL_MAX_BATCHES:
-        for i in range(size(full)):
-            batch = jax.tree.map(lambda a, i=i: a[i], full)
-            out = weighted(batch)
-            sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
-            count += size(batch)
-    elif full is not None:
+    if full is not None:
         def body(carry, batch):
             return jax.tree.map(jnp.add, carry, weighted(batch)), None
 

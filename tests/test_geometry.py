@@ -15,7 +15,7 @@ import landscape
 from landscape.geometry import curvature as cv
 from landscape.geometry.loss import DataLoss
 from landscape.geometry.stability import preconditioner, stability_threshold
-from landscape.hessian.lanczos import lanczos_extremes
+from landscape.hessian.eigen import lanczos_extremes
 from landscape.workload import Dataset, Workload
 
 N = 12

@@ -92,54 +92,25 @@ CASES = ["sine", "classifier"]
 
 @pytest.mark.parametrize("name", CASES)
 def test_hvp_and_quadratic_form_match_dense(cases, name):
+    """The batches' products summed on the device (a loop: 2 whole batches, then the short
+    one) and from the host (one call per batch) both equal the dense Hessian's."""
     case = cases[name]
-    problem, hessian = case.problem, case.hessian
+    hessian = case.hessian
     with jax.enable_x64(True):
-        assert problem.params.dtype == jnp.float64 and problem.num_params == hessian.shape[0]
-        v = jnp.asarray(np.random.default_rng(0).normal(size=problem.num_params))
-        hv = np.asarray(jax.jit(problem.matvec)(v, problem.operands))
-        vhv = float(jax.jit(problem.vhv)(problem.params, v, problem.data))
+        host = hs.hessian_problem(case.workload, case.params, case.state, loop="host")
+        assert not case.problem.on_host and host.on_host
+        v = jnp.asarray(np.random.default_rng(0).normal(size=hessian.shape[0]))
+        products = {}
+        for name_, problem in (("device", case.problem), ("host", host)):
+            assert problem.params.dtype == jnp.float64 and problem.num_params == hessian.shape[0]
+            products[name_] = (np.asarray(problem.hvp(v)),
+                               float(problem.quadratic_forms(v[None])[0]))
+        compiled = np.asarray(jax.jit(case.problem.matvec)(v, case.problem.operands))
     v = np.asarray(v)
-    np.testing.assert_allclose(hv, hessian @ v, rtol=1e-6, atol=1e-6 * np.abs(hessian @ v).max())
-    np.testing.assert_allclose(vhv, v @ hessian @ v, rtol=1e-6)
-
-
-def _loops(jaxpr) -> list[str]:
-    """The loop primitives anywhere in ``jaxpr`` (inner jaxprs included)."""
-    found = []
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name in ("scan", "while"):
-            found.append(eqn.primitive.name)
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, (list, tuple)) else (value,):
-                sub = getattr(sub, "jaxpr", sub)
-                if hasattr(sub, "eqns"):
-                    found += _loops(sub)
-    return found
-
-
-def test_the_hvp_over_a_few_batches_is_straight_line_code(cases, monkeypatch):
-    """On the CPU a convolution's gradient inside a loop body runs 20-40x slower than outside
-    one (jax-ml/jax#12868; digits-cnn's HVP over 3 batches: 78 ms against 2,972 ms), so the
-    differentiated dataset mean sums up to UNROLL_MAX_BATCHES batches without a loop; beyond
-    that it stays a scan (compile time)."""
-    from landscape import objective
-
-    case = cases["classifier"]  # 150 samples: 2 whole batches of 64 and 22
-    with jax.enable_x64(True):
-        v = jnp.ones(case.problem.num_params)
-        hvps, default = {}, objective.UNROLL_MAX_BATCHES
-        for cap in (1, default):  # the default last: later tests reuse its traces
-            monkeypatch.setattr(objective, "UNROLL_MAX_BATCHES", cap)
-            jax.clear_caches()  # the cap is read when the (shared) operator is traced
-            problem = hs.hessian_problem(case.workload, case.params, case.state)
-            jaxpr = jax.make_jaxpr(problem.matvec)(v, problem.operands).jaxpr
-            hvps[cap] = (_loops(jaxpr), np.asarray(jax.jit(problem.matvec)(v, problem.operands)))
-    assert hvps[default][0] == []
-    assert "scan" in hvps[1][0]
-    np.testing.assert_allclose(hvps[default][1], hvps[1][1], rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(hvps[default][1], case.hessian @ np.ones(case.problem.num_params),
-                               rtol=1e-6, atol=1e-9)
+    for hv, vhv in (*products.values(), (compiled, products["device"][1])):
+        np.testing.assert_allclose(hv, hessian @ v, rtol=1e-6,
+                                   atol=1e-6 * np.abs(hessian @ v).max())
+        np.testing.assert_allclose(vhv, v @ hessian @ v, rtol=1e-6)
 
 
 def test_batch_size_does_not_scale_the_hessian(cases):
@@ -181,9 +152,9 @@ def test_top_eigenvalue_stops_early_and_does_not_recompile(cases):
     with jax.enable_x64(True):
         # max_iter as in the test above: the same compiled loop serves both.
         first = hs.hessian_eigenpairs(case.problem, top_k=1, tol=1e-3, max_iter=lam.size)
-        compiled = hs.lanczos._extremes_on_device._cache_size()
+        compiled = hs.lanczos.extremes_on_device._cache_size()
         second = hs.hessian_eigenpairs(case.problem, top_k=1, tol=1e-3, max_iter=lam.size)
-        assert hs.lanczos._extremes_on_device._cache_size() == compiled
+        assert hs.lanczos.extremes_on_device._cache_size() == compiled
     assert first.iterations < 40 and first.iterations == second.iterations
     # The residual test bounds the error: |θ − λ| ≤ residual ≤ tol·|θ|.
     assert abs(first.top.values[0] - lam[-1]) <= first.top.residuals[0] <= 1e-3 * lam[-1]
@@ -221,7 +192,7 @@ def test_samples_split_across_devices_give_the_same_hvp(cases):
                                  devices=jax.devices()[:1])
         v = jnp.asarray(np.random.default_rng(4).normal(size=one.num_params))
         hvps = [np.asarray(jax.jit(p.matvec)(v, p.operands)) for p in (case.problem, one)]
-    full, rest = case.problem.data[1:]
+    full, rest = case.problem.data
     assert full.inputs.sharding.spec[1] == "samples"  # batches of 64 split 4 ways
     assert rest.inputs.sharding.spec[0] == "samples" and len(full.inputs.devices()) == 4  # 8 too
     np.testing.assert_allclose(hvps[0], hvps[1], rtol=1e-10, atol=1e-12)
@@ -422,7 +393,6 @@ def test_convolutions_on_the_cpu_loop_on_the_host_with_the_same_results(cases):
     such operators (found in the jaxpr) step from the host, which gives what the device loop
     gives (checked on a matrix with repeated eigenvalues, so restarts too)."""
     from landscape.hessian.density import _tridiagonals, _tridiagonals_on_host
-    from landscape.hessian.host_loop import slow_in_compiled_loops
 
     lam = np.repeat([-2.0, 1.0, 5.0], [3, 4, 3])
     q, _ = np.linalg.qr(np.random.default_rng(2).normal(size=(10, 10)))
@@ -435,17 +405,16 @@ def test_convolutions_on_the_cpu_loop_on_the_host_with_the_same_results(cases):
     for end in ("top", "bottom"):
         np.testing.assert_allclose(getattr(runs["host"], end).values,
                                    getattr(runs["device"], end).values, rtol=1e-6)
-    args = (a, jnp.zeros((0, 10)), jnp.eye(10)[:2] + 0.1, jax.random.split(jax.random.key(0), 2))
-    for x, y in zip(_tridiagonals(*args, matvec=matvec, num_steps=8),
-                    _tridiagonals_on_host(*args, matvec=matvec, num_steps=8)):
+    args = (jnp.zeros((0, 10)), jnp.eye(10)[:2] + 0.1, jax.random.split(jax.random.key(0), 2))
+    op = hs.LinearOperator.from_matvec(matvec, a, jnp.ones(10), loop="host")
+    for x, y in zip(_tridiagonals(a, *args, matvec=matvec, num_steps=8),
+                    _tridiagonals_on_host(op, *args, num_steps=8)):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
-    mlp = cases["classifier"].problem
-    assert not slow_in_compiled_loops(mlp.matvec, mlp.operands, mlp.params)
+    assert not cases["classifier"].problem.on_host
 
     conv = _tiny_conv_workload()
     params, state = conv.init(jax.random.key(0))
-    problem = hs.hessian_problem(conv, params, state)
-    assert slow_in_compiled_loops(problem.matvec, problem.operands, problem.params)
+    assert hs.hessian_problem(conv, params, state).on_host
 
 
 def test_an_eigen_map_of_a_convnet_on_the_cpu_steps_from_the_host(monkeypatch):
@@ -455,8 +424,8 @@ def test_an_eigen_map_of_a_convnet_on_the_cpu_steps_from_the_host(monkeypatch):
     from landscape.hessian import host_loop
 
     steps = []
-    real_step = host_loop.dispatched_step
-    monkeypatch.setattr(host_loop, "dispatched_step",
+    real_step = host_loop.dispatched_update
+    monkeypatch.setattr(host_loop, "dispatched_update",
                         lambda *a, **k: steps.append(1) or real_step(*a, **k))
     conv = _tiny_conv_workload()
     with jax.enable_x64(True):

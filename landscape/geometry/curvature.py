@@ -26,14 +26,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from landscape.errors import InputError
-from landscape.geometry.loss import LossFn, split_loss
+from landscape.geometry.loss import LossFn, placed, problem_of
 from landscape.geometry.stability import (
     StabilityThreshold,
     preconditioner,
     stability_threshold,
 )
-from landscape.hessian.lanczos import ExtremeEigenpairs, lanczos_extremes
-from landscape.hessian.operator import HessianProblem, loss_problem
+from landscape.hessian.eigen import ExtremeEigenpairs, lanczos_extremes
+from landscape.hessian.operator import HessianProblem
 from landscape.hessian.trace import hutchinson_trace
 from landscape.workload import Params
 
@@ -45,13 +45,12 @@ def hessian_of(loss: LossFn, params: Params, *, preconditioner: Params | None = 
                ) -> HessianProblem:
     """The Hessian of ``loss`` at ``params`` as a matrix-free problem; with a diagonal
     ``preconditioner`` P (pytree like ``params``, entries > 0), P^{-1/2} H P^{-1/2} instead."""
-    fn, data = split_loss(loss)
     scale = None
     if preconditioner is not None:
         scale = jax.tree.map(lambda p: 1.0 / np.sqrt(np.asarray(p, np.float64)), preconditioner)
         if not all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(scale)):
             raise InputError("the preconditioner must be positive and finite everywhere")
-    return loss_problem(fn, params, data, scale=scale)
+    return problem_of(loss, params, scale=scale)
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
@@ -92,7 +91,7 @@ def _eigenpairs(problem: HessianProblem, start, *, top_k, bottom_k, tol, max_ite
     start_key, restart_key = jax.random.split(jax.random.key(seed))
     v0 = warm_start(start, start_key, problem.num_params, problem.params.dtype)
     v0 = jax.device_put(v0, problem.params.sharding)  # one placement, one compilation
-    return lanczos_extremes(problem.matvec, problem.operands, v0, top_k=top_k, bottom_k=bottom_k,
+    return lanczos_extremes(problem.operator, None, v0, top_k=top_k, bottom_k=bottom_k,
                             tol=tol, atol=atol, stop=stop, max_iter=max_iter, key=restart_key,
                             return_vectors=True,
                             min_steps=WARM_MIN_STEPS if start is not None else 1)
@@ -164,6 +163,7 @@ def curvature_along(
     previous = previous_scaled = None
     for i, (loss, params, p) in enumerate(zip(losses, points, preconditioners)):
         problem = hessian_of(loss, params)
+        loss = placed(loss, problem)  # the preconditioned problem reuses the placed data
         pairs = _eigenpairs(problem, previous if warm else None, top_k=1,
                             bottom_k=int(lambda_min), seed=seed + i, **lanczos)
         out["lambda_max"][i], out["lambda_max_residual"][i] = pairs.top.values[0], \
@@ -217,13 +217,13 @@ def run_curvature(
     in evaluation mode, each step with its own model state. For an adaptive optimizer whose
     state was recorded (``landscape train --record-opt-state``), also the preconditioned
     sharpness with P from that state. ``options`` go to :func:`curvature_along`."""
-    from landscape.geometry.loss import DataLoss, workload_loss
+    from landscape.geometry.loss import workload_loss
 
     trajectory = run.trajectory
     steps = [int(s) for s in (trajectory.step if steps is None else steps)]
     indices = [trajectory.index(s) for s in steps]
     base = workload_loss(workload, run.state, split=split)
-    _, full, rest = base.data
+    base = placed(base, hessian_of(base, run.params))  # the data placed once for every step
     losses, points, scales = [], [], []
     name, hyper = run.optimizer.get("name"), run.optimizer.get("hyperparams", {})
     opt_state = getattr(trajectory, "opt_state", None)
@@ -235,7 +235,7 @@ def run_curvature(
     for i in indices:
         at = lambda tree, i=i: jax.tree.map(lambda leaf: leaf[i], tree)  # noqa: E731
         state, params = at(trajectory.state), at(trajectory.params)
-        losses.append(DataLoss(base.fn, (_replicated_like(state, base.data[0]), full, rest)))
+        losses.append(base._replace(state=state))
         points.append(params)
         p = None
         if reason == "yes":
@@ -247,8 +247,3 @@ def run_curvature(
     curvature = curvature_along(losses, points, steps=steps, preconditioners=scales, **options)
     threshold = stability_threshold(name, run.optimizer.get("learning_rate"), hyper)
     return RunCurvature(name, dict(run.optimizer), curvature, threshold, reason)
-
-
-def _replicated_like(state: Any, placed: Any) -> Any:
-    """``state`` with the placement of an already placed state of the same structure."""
-    return jax.tree.map(lambda leaf, ref: jax.device_put(leaf, ref.sharding), state, placed)

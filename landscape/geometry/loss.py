@@ -1,12 +1,18 @@
-"""The one thing every geometry measure needs: a scalar loss of the parameters.
+"""The one thing every geometry measure needs: a scalar loss of the parameters, and its Hessian.
 
-Any ``loss_fn(params) -> scalar`` will do (the full-dataset mean loss, say). A loss that closes
-over its data bakes them into every compiled program as constants, which is fine for a toy
-and slow for a data set; :class:`DataLoss` carries them beside the function instead, so that
-they travel through ``jit`` as an argument. Both are accepted wherever a ``loss_fn`` is.
+Three forms are accepted wherever a ``loss`` is:
 
-:func:`workload_loss` is the glue from a :class:`~landscape.workload.Workload`: its exact
-full-dataset mean (:func:`landscape.workload.dataset_mean`) of one split, in evaluation mode.
+- :class:`DatasetLoss`: the exact mean of a per-batch loss over a data set (in memory, or a
+  re-iterable of batches read one at a time). Its gradients and Hessian-vector products are
+  summed batch by batch, so the memory is one batch's whatever the data set's size
+  (:mod:`landscape.hessian.operator`). :func:`workload_loss` makes one from a workload.
+- :class:`DataLoss`: ``fn(params, data)``, one expression with its data kept apart so that they
+  travel through ``jit`` as an argument.
+- any ``loss_fn(params) -> scalar``: one expression closing over its data (baked into every
+  compiled program as constants: fine for a toy, slow for a data set).
+
+:func:`problem_of` turns any of them into a :class:`~landscape.hessian.HessianProblem` at a
+point: the loss, its gradient, HVPs and quadratic forms, summed the right way.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any, NamedTuple
 
 import jax
 
+from landscape.hessian.operator import HessianProblem, dataset_problem, loss_problem
 from landscape.workload import Params, State, Workload
 
 
@@ -34,15 +41,41 @@ class DataLoss(NamedTuple):
         return self.fn(params, self.data)
 
 
-LossFn = Callable[[Params], jax.Array] | DataLoss
+class DatasetLoss(NamedTuple):
+    """The exact mean of ``loss(params, state, batch)`` (the batch's mean loss, or ``(loss,
+    metrics)``) over ``data``: a :class:`~landscape.Dataset` cut into batches of
+    ``batch_size``, a :class:`~landscape.batches.Batches` stream, or the batches of an earlier
+    problem (``problem.data``: already placed). Each batch's weight is its size."""
+
+    loss: Callable[[Params, State, Any], Any]
+    state: State
+    data: Any
+    batch_size: int = 1024
+    devices: tuple | None = None
+
+    def __call__(self, params: Params) -> jax.Array:
+        return problem_of(self, params).value()
 
 
-def split_loss(loss: LossFn) -> tuple[Callable[[Params, Any], jax.Array], Any]:
-    """``(fn, data)`` with ``loss(params) == fn(params, data)``; a plain closure gets data
-    None and the same ``fn`` wrapper every time (so compilations are reused)."""
+LossFn = Callable[[Params], jax.Array] | DataLoss | DatasetLoss
+
+
+def problem_of(loss: LossFn, params: Params, *, scale: Params | None = None
+               ) -> HessianProblem:
+    """The Hessian (and the loss and gradient) of ``loss`` at ``params``; with ``scale`` (a
+    pytree d like the params), D H D with D = diag(d)."""
+    if isinstance(loss, DatasetLoss):
+        return dataset_problem(loss.loss, params, loss.state, loss.data,
+                               batch_size=loss.batch_size, devices=loss.devices, scale=scale)
     if isinstance(loss, DataLoss):
-        return loss.fn, loss.data
-    return _ignoring_data(loss), None
+        return loss_problem(loss.fn, params, loss.data, scale=scale)
+    return loss_problem(_ignoring_data(loss), params, None, scale=scale)
+
+
+def placed(loss: LossFn, problem: HessianProblem) -> LossFn:
+    """``loss`` with its data as ``problem`` placed them (a :class:`DatasetLoss` only): later
+    problems of it then skip the copy to the devices."""
+    return loss._replace(data=problem.data) if isinstance(loss, DatasetLoss) else loss
 
 
 @functools.lru_cache(maxsize=64)
@@ -57,15 +90,13 @@ def workload_loss(
     split: str = "train",
     batch_size: int | None = None,
     devices: Sequence[jax.Device] | None = None,
-) -> DataLoss:
+) -> DatasetLoss:
     """The exact mean ``split`` loss of ``workload`` in evaluation mode, at model ``state``.
 
     ``batch_size`` (default ``workload.batch_size``) bounds memory only. Each batch's samples are
-    split across ``devices`` (default: the local devices), as :func:`landscape.hessian.hessian_problem`
-    does.
+    split across ``devices`` (default: the local devices), as
+    :func:`landscape.hessian.hessian_problem` does.
     """
-    from landscape.hessian.operator import dataset_loss, place
-
-    full, rest = workload.dataset(split).split_batches(batch_size or workload.batch_size)
-    _, data = place(jax.numpy.zeros(()), (state, full, rest), devices)
-    return DataLoss(dataset_loss(workload.loss), data)
+    return DatasetLoss(workload.loss, state, workload.dataset(split),
+                       batch_size or workload.batch_size,
+                       None if devices is None else tuple(devices))

@@ -24,8 +24,9 @@ lower bound on the true maximum. Keskar et al. maximized with 10 iterations of L
 Andriushchenko et al. with auto-PGD on m-sample batches; here the loss is the full-dataset mean
 (m = n) and the ascent plain PGD — stated with every result.
 
-The measures take any ``loss_fn(params) -> scalar`` (:mod:`landscape.geometry.loss`);
-:func:`model_sharpness` is the glue from a workload and a model.
+The measures take any loss of :mod:`landscape.geometry.loss`; for a data set's mean
+(:class:`~landscape.geometry.loss.DatasetLoss`) every gradient is summed batch by batch, in
+the memory of one batch. :func:`model_sharpness` is the glue from a workload and a model.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from landscape.errors import InputError
-from landscape.geometry.loss import LossFn, split_loss
-from landscape.hessian.operator import loss_problem
+from landscape.geometry.loss import LossFn, placed, problem_of
+from landscape.hessian.operator import HessianProblem
 from landscape.workload import Params
 
 NORMS = ("linf", "l2")
@@ -56,22 +57,16 @@ class SharpnessValue(NamedTuple):
     evaluations: int  # gradient steps (maxima) or Gaussian draws (average case)
 
 
-def _flat(loss: LossFn, params: Params):
-    fn, data = split_loss(loss)
-    problem = loss_problem(fn, params, data)  # its flat loss is cached per (loss, layout)
-    return problem.loss, problem.params, data
-
-
 def _check(name: str, value: float) -> None:
     if not (np.isfinite(value) and value > 0):
         raise InputError(f"`{name}` (={value}) must be a positive finite number")
 
 
-@functools.partial(jax.jit, static_argnames=("loss", "norm"))
-def _ascent_step(u, best, k, w, data, scale, radius, step_size, key, *, loss, norm):
-    """One projected-gradient-ascent step of loss(w + scale·u) over {‖u‖_norm ≤ radius}, and
-    the best loss so far (that of the point the step started from included)."""
-    value, g = jax.value_and_grad(lambda v: loss(w + scale * v, data))(u)  # ∂/∂u: scaled
+@functools.partial(jax.jit, static_argnames=("norm",))
+def _ascent_update(u, best, value, g, k, radius, step_size, key, *, norm):
+    """One projected-gradient-ascent step over {‖u‖_norm ≤ radius} from ``u``, where the loss
+    is ``value`` with gradient ``g`` (with respect to u), and the best loss so far (that of
+    the point the step started from included)."""
     k_key = jax.random.fold_in(key, k)
     if norm == "linf":
         random_sign = jax.random.rademacher(k_key, g.shape, g.dtype)
@@ -87,25 +82,27 @@ def _ascent_step(u, best, k, w, data, scale, radius, step_size, key, *, loss, no
     return u, jnp.maximum(best, value)
 
 
-@functools.partial(jax.jit, static_argnames=("loss",))
-def _loss_at(u, w, data, scale, *, loss):
-    return loss(w + scale * u, data)
+@jax.jit
+def _moved(w, scale, u):
+    return w + scale * u
 
 
-def _ascent(w, data, scale, radius, step_size, key, *, loss, norm, steps):
-    """Projected gradient ascent of loss(w + δ) over {‖δ/scale‖_norm ≤ radius} (per-coordinate
+def _ascent(problem: HessianProblem, scale, radius, step_size, key, *, norm, steps):
+    """Projected gradient ascent of L(w + δ) over {‖δ/scale‖_norm ≤ radius} (per-coordinate
     ``scale``; a box of half-widths scale·radius for linf). Returns (L(w), best L(w + δ)).
 
-    The loop runs on the host, one compiled step per call, dispatched without waiting: a
-    gradient inside a compiled loop is many times slower for convolutions on the CPU (see
-    :mod:`landscape.hessian.host_loop`), and a step is a whole-dataset gradient anyway."""
+    The loop runs on the host, dispatched without waiting; each step's gradient is the
+    problem's (summed over the batches: memory of one batch), ∂L(w + scale·u)/∂u =
+    scale · ∇L(w + scale·u)."""
+    w = problem.params
     u = jnp.zeros_like(w)
-    base = _loss_at(u, w, data, scale, loss=loss)
+    base = problem.value()
     best = base
     for k in range(steps):
-        u, best = _ascent_step(u, best, jnp.asarray(k, jnp.int32), w, data, scale, radius,
-                               step_size, key, loss=loss, norm=norm)
-    return base, jnp.maximum(best, _loss_at(u, w, data, scale, loss=loss))
+        value, g = problem.value_and_grad(_moved(w, scale, u))
+        u, best = _ascent_update(u, best, value, g * scale, jnp.asarray(k, jnp.int32), radius,
+                                 step_size, key, norm=norm)
+    return base, jnp.maximum(best, problem.value(_moved(w, scale, u)))
 
 
 def worst_case_sharpness(
@@ -125,10 +122,10 @@ def worst_case_sharpness(
     if norm not in NORMS:
         raise InputError(f"`norm` (={norm!r}) must be one of {', '.join(NORMS)}")
     _check("rho", rho)
-    flat_loss, w, data = _flat(loss, params)
+    problem = problem_of(loss, params)
+    w = problem.params
     scale = jnp.abs(w) if adaptive else jnp.ones_like(w)
-    return _maximum(flat_loss, w, data, scale, rho, norm=norm, steps=steps,
-                    step_size=step_size, seed=seed)
+    return _maximum(problem, scale, rho, norm=norm, steps=steps, step_size=step_size, seed=seed)
 
 
 def epsilon_sharpness(
@@ -144,30 +141,26 @@ def epsilon_sharpness(
     C_ε = {|z_i| ≤ ε(|w_i| + 1)}, maximized by ``steps`` signed projected-gradient steps of
     ``step_size`` (default 2.5/steps) × each coordinate's half-width."""
     _check("epsilon", epsilon)
-    flat_loss, w, data = _flat(loss, params)
-    found = _maximum(flat_loss, w, data, jnp.abs(w) + 1.0, epsilon, norm="linf", steps=steps,
+    problem = problem_of(loss, params)
+    found = _maximum(problem, jnp.abs(problem.params) + 1.0, epsilon, norm="linf", steps=steps,
                      step_size=step_size, seed=seed)
     return found._replace(value=100.0 * (found.perturbed_loss - found.base_loss)
                           / (1.0 + found.base_loss))
 
 
-def _maximum(flat_loss, w, data, scale, radius, *, norm, steps, step_size, seed
+def _maximum(problem: HessianProblem, scale, radius, *, norm, steps, step_size, seed
              ) -> SharpnessValue:
     if steps < 1:
         raise InputError(f"`steps` (={steps}) must be >= 1")
     if step_size is None:
         step_size = 2.5 / steps if norm == "linf" else 1.0
     _check("step_size", step_size)
-    base, best = _ascent(w, data, scale.astype(w.dtype), jnp.asarray(radius, w.dtype),
-                         jnp.asarray(step_size, w.dtype), jax.random.key(seed),
-                         loss=flat_loss, norm=norm, steps=steps)
+    dtype = problem.params.dtype
+    base, best = _ascent(problem, scale.astype(dtype), jnp.asarray(radius, dtype),
+                         jnp.asarray(step_size, dtype), jax.random.key(seed), norm=norm,
+                         steps=steps)
     base, best = float(base), float(best)
     return SharpnessValue(best - base, base, best, float("nan"), steps)
-
-
-@functools.partial(jax.jit, static_argnames=("loss",))
-def _perturbed_losses(w, data, deltas, *, loss):
-    return jax.vmap(lambda d: loss(w + d, data))(deltas)
 
 
 def average_case_sharpness(
@@ -187,14 +180,15 @@ def average_case_sharpness(
         raise InputError(f"`samples` (={samples}) must be >= 2 (for a standard error)")
     if batch < 1:
         raise InputError(f"`batch` (={batch}) must be >= 1")
-    flat_loss, w, data = _flat(loss, params)
+    problem = problem_of(loss, params)
+    w = problem.params
     scale = (jnp.abs(w) if adaptive else jnp.ones_like(w)) * rho
-    base = float(flat_loss(w, data))
+    base = float(problem.value())
     batch = min(batch, samples)
     rises = []
     for key in jax.random.split(jax.random.key(seed), -(-samples // batch)):
         deltas = scale * jax.random.normal(key, (batch, w.size), w.dtype)
-        rises.append(np.asarray(_perturbed_losses(w, data, deltas, loss=flat_loss), np.float64))
+        rises.append(np.asarray(problem.values(w + deltas), np.float64))
     rises = np.concatenate(rises)[:samples] - base
     mean = float(np.mean(rises))
     return SharpnessValue(mean, base, base + mean, float(np.std(rises, ddof=1) / np.sqrt(samples)),
@@ -225,10 +219,11 @@ def model_sharpness(
     ``on_measure(name)`` after each, for progress bars)."""
     from landscape.geometry.curvature import extreme_eigenvalues
     from landscape.geometry.loss import workload_loss
-    from landscape.hessian.operator import loss_problem as _problem
     from landscape.hessian.trace import hutchinson_trace
 
     loss = workload_loss(workload, state, split=split)
+    problem = problem_of(loss, params)
+    loss = placed(loss, problem)  # every measure below reuses the placed batches
     table: dict[str, dict[str, Any]] = {}
 
     def add(name: str, value: dict[str, Any]) -> None:
@@ -262,8 +257,7 @@ def model_sharpness(
                        "converged": bool(pairs.top.converged[0]),
                        "definition": "largest Hessian eigenvalue",
                        "method": f"Lanczos to tol {tol:g} (residual rule)"})
-    fn, data = split_loss(loss)
-    trace = hutchinson_trace(_problem(fn, params, data), num_samples=trace_samples, seed=seed)
+    trace = hutchinson_trace(problem, num_samples=trace_samples, seed=seed)
     add("trace", {"value": trace.estimate, "stderr": trace.stderr,
                   "definition": "Hessian trace",
                   "method": f"Hutchinson, {trace_samples} Rademacher probes"})

@@ -5,15 +5,18 @@ Every measurement is a fixed number m of Lanczos steps (default 10) on the Hessi
 measures, so the two agree — or, with ``samples``, of a fixed random subset of that many
 training samples (cheaper, and a different matrix: Cohen et al. measure on a fixed subset
 too), started from the previous measurement's Ritz vector plus a Gaussian part (see
-:mod:`landscape.geometry.curvature`). With a fixed m the measurement is one
-compiled program with no host round trip; it is dispatched between training steps without
-waiting, and fetched later. The top Ritz value is a lower bound on λmax, and its residual
+:mod:`landscape.geometry.curvature`). Every HVP sums the batches' products, so a measurement
+holds one batch's activations whatever the training set's size. With a fixed m the
+measurement is one compiled program with no host round trip (on the CPU with convolutions, m
+host-stepped Lanczos updates: :mod:`landscape.hessian.linear`); it is dispatched between
+training steps without waiting, and fetched later. The top Ritz value is a lower bound on λmax, and its residual
 ‖Hx − θx‖ (recorded beside it) says how close an eigenvalue lies; warm starts make a few steps
 enough once training moves slowly.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
@@ -22,10 +25,10 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from landscape.geometry.curvature import WARM_MIX
-from landscape.hessian.host_loop import lanczos_top_on_host, slow_in_compiled_loops
+from landscape.hessian.host_loop import lanczos_top_on_host
 from landscape.hessian.lanczos import lanczos_top
-from landscape.hessian.operator import hvp_of
-from landscape.workload import Dataset, Params, State, Workload, dataset_mean
+from landscape.hessian.operator import dataset_problem
+from landscape.workload import Dataset, Params, State, Workload
 
 
 class SharpnessTracker:
@@ -37,25 +40,18 @@ class SharpnessTracker:
 
     def __init__(self, workload: Workload, params: Params, state: State, *, num_steps: int = 10,
                  samples: int | None = None, seed: int = 0):
-        flat, unravel = ravel_pytree(params)
+        flat, _ = ravel_pytree(params)
         self.num_steps = int(min(num_steps, flat.size))
         data = workload.train
         if samples is not None and samples < len(data):
             rows = np.sort(np.random.default_rng(seed).permutation(len(data))[:samples])
             data = Dataset(data.inputs[rows], data.targets[rows])
         self.samples = len(data)
-        self.data = jax.device_put(data.split_batches(workload.batch_size))
-        loss_fn = workload.loss
-
-        def loss(u, operands):
-            state, batches = operands
-            return dataset_mean(loss_fn, unravel(u), state, *batches, unroll=True)["loss"]
-
-        hvp = hvp_of(loss)
-
-        def matvec(v, operands):  # operands: (w, state, batches), arrays passed through jit
-            w, state, batches = operands
-            return hvp(w, v, (state, batches))
+        # On the training's device, where the params and state arrive.
+        devices = list(jax.tree.leaves(params)[0].devices()) if isinstance(
+            jax.tree.leaves(params)[0], jax.Array) else jax.local_devices()[:1]
+        self.problem = dataset_problem(workload.loss, params, state, data,
+                                       batch_size=workload.batch_size, devices=devices[:1])
 
         @jax.jit
         def start(params, previous, key):
@@ -63,9 +59,7 @@ class SharpnessTracker:
             fresh = jax.random.normal(key, w.shape, w.dtype)
             return w, previous + WARM_MIX * fresh / jnp.linalg.norm(fresh)
 
-        self._start, self._matvec = start, matvec
-        # Convolutions on the CPU: one dispatched call per step (see landscape.hessian.host_loop)
-        self._on_host = slow_in_compiled_loops(matvec, (flat, state, self.data), flat)
+        self._start = start
         self._top = jax.jit(lanczos_top, static_argnums=(0, 3))
         key = jax.random.key(seed)
         self._key = jax.random.fold_in(key, 1)
@@ -76,11 +70,11 @@ class SharpnessTracker:
     def __call__(self, step: int, params: Params, state: State) -> None:
         start_key, restart_key = jax.random.split(jax.random.fold_in(self._key, step))
         w, v0 = self._start(params, self._previous, start_key)
-        operands = (w, state, self.data)
-        if self._on_host:
-            top = lanczos_top_on_host(self._matvec, operands, v0, self.num_steps, restart_key)
+        problem = dataclasses.replace(self.problem, params=w, state=state)
+        if problem.on_host:
+            top = lanczos_top_on_host(problem.operator, v0, self.num_steps, restart_key)
         else:
-            top = self._top(self._matvec, operands, v0, self.num_steps, restart_key)
+            top = self._top(problem.matvec, problem.operands, v0, self.num_steps, restart_key)
         self._previous = top.vector
         self._pending.append((step, top.value, top.residual))
 

@@ -1,7 +1,10 @@
 """Hessian probes of the full-dataset mean loss: HVPs, Lanczos eigenpairs, Hutchinson traces,
-stochastic-Lanczos-quadrature spectral densities, eigen maps over a grid and eigenvector planes.
+stochastic-Lanczos-quadrature spectral densities, eigen maps over a grid and eigenvector planes,
+each in the memory of one batch whatever the data set's size.
 
-One concept per module: ``operator`` (HVP on flat vectors), ``lanczos`` (the algorithm),
+One concept per module, each importing only those above it: ``linear`` (an operator as the
+algorithms take it), ``operator`` (the Hessian of a data set: per-batch products summed),
+``lanczos`` (the algorithm, compiled loops), ``host_loop`` (the same stepped from the host),
 ``eigen`` (extreme eigenpairs, eigenvector planes), ``trace``, ``density``, ``maps``.
 """
 
@@ -11,13 +14,16 @@ from landscape.hessian.density import (
     slq_density,
     slq_nodes,
 )
-from landscape.hessian.eigen import hessian_eigenpairs, hessian_plane
-from landscape.hessian.lanczos import (
+from landscape.hessian.eigen import (
     Eigenpairs,
     ExtremeEigenpairs,
+    hessian_eigenpairs,
+    hessian_plane,
+    lanczos_extremes,
+)
+from landscape.hessian.lanczos import (
     LanczosState,
     TopRitzPair,
-    lanczos_extremes,
     lanczos_top,
     lanczos_tridiagonal,
     ritz_values,
@@ -29,12 +35,12 @@ from landscape.hessian.maps import (
     eigen_point_fn,
     evaluate_eigen_map,
 )
+from landscape.hessian.linear import LinearOperator
 from landscape.hessian.operator import (
     HessianProblem,
+    dataset_problem,
     hessian_problem,
-    hvp_of,
     loss_problem,
-    quadratic_form_of,
 )
 from landscape.hessian.trace import TraceEstimate, hutchinson_trace
 
@@ -43,10 +49,12 @@ __all__ = [
     "Eigenpairs",
     "ExtremeEigenpairs",
     "HessianProblem",
+    "LinearOperator",
     "LanczosState",
     "SpectralDensity",
     "TopRitzPair",
     "TraceEstimate",
+    "dataset_problem",
     "eigen_map_data",
     "eigen_point_fn",
     "evaluate_eigen_map",
@@ -55,12 +63,10 @@ __all__ = [
     "hessian_plane",
     "hessian_problem",
     "hutchinson_trace",
-    "hvp_of",
     "lanczos_extremes",
     "lanczos_top",
     "lanczos_tridiagonal",
     "loss_problem",
-    "quadratic_form_of",
     "ritz_values",
     "slq_density",
     "slq_nodes",

@@ -34,8 +34,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from landscape.errors import InputError
-from landscape.hessian.host_loop import slow_in_compiled_loops
-from landscape.hessian.lanczos import Eigenpairs, lanczos_init, lanczos_step, lanczos_tridiagonal
+from landscape.hessian.eigen import Eigenpairs
+from landscape.hessian.lanczos import (
+    check_basis_fits,
+    lanczos_init,
+    lanczos_tridiagonal,
+    lanczos_update,
+)
+from landscape.hessian.linear import LinearOperator
 from landscape.hessian.operator import HessianProblem
 
 # σ = SIGMA_REL × spectrum width: σ² = 1e-5 on the spectrum rescaled to [-1, 1], the smoothing
@@ -73,33 +79,32 @@ def _tridiagonals(operands, deflated, probes, keys, *, matvec, num_steps):
     return jax.vmap(one)(probes, keys)
 
 
-@functools.partial(jax.jit, static_argnames=("matvec",), donate_argnums=(1,))
-def _step_all(j, states, operands, deflated, keys, *, matvec):
-    """Step ``j`` of every probe's Lanczos run (vmapped), for the host-driven loop."""
-
-    def project(x):
-        return x - deflated.T @ (deflated @ x)
-
-    def projected(v, ops):
-        return project(matvec(project(v), ops))
-
-    return jax.vmap(lambda state, key: lanczos_step(j, state, projected, operands, key))(
-        states, keys)
+@functools.partial(jax.jit, donate_argnums=(1,))
+def _update_all(j, states, aqs, deflated, keys):
+    """Step ``j`` of every probe's Lanczos run given A Q (vmapped), for the host-driven loop;
+    and the next basis vectors, projected."""
+    project = lambda x: x - deflated.T @ (deflated @ x)  # noqa: E731
+    states = jax.vmap(lambda state, aq, key: lanczos_update(j, state, project(aq), key))(
+        states, aqs, keys)
+    rows = states.basis[:, jnp.minimum(j + 1, states.basis.shape[1] - 1)]
+    return states, jax.vmap(project)(rows)
 
 
 @functools.partial(jax.jit, static_argnames=("num_steps",))
 def _start_all(probes, deflated, *, num_steps):
     project = lambda x: x - deflated.T @ (deflated @ x)  # noqa: E731
-    return jax.vmap(lambda v0: lanczos_init(project(v0), num_steps))(probes)
+    states = jax.vmap(lambda v0: lanczos_init(project(v0), num_steps))(probes)
+    return states, jax.vmap(project)(states.basis[:, 0])
 
 
-def _tridiagonals_on_host(operands, deflated, probes, keys, *, matvec, num_steps):
-    """:func:`_tridiagonals` with the loop over steps on the host (convolutions on the CPU:
-    see :mod:`landscape.hessian.host_loop`)."""
-    states = _start_all(probes, deflated, num_steps=num_steps)
+def _tridiagonals_on_host(op: LinearOperator, deflated, probes, keys, *, num_steps):
+    """:func:`_tridiagonals` with the loop over steps on the host, each step's products
+    A Q from ``op.apply_many`` (streamed data; convolutions on the CPU: see
+    :mod:`landscape.hessian.linear`)."""
+    states, qs = _start_all(probes, deflated, num_steps=num_steps)
     for j in range(num_steps):
-        states = _step_all(jnp.asarray(j, jnp.int32), states, operands, deflated, keys,
-                           matvec=matvec)
+        states, qs = _update_all(jnp.asarray(j, jnp.int32), states, op.apply_many(qs),
+                                 deflated, keys)
     return states.alphas, states.betas
 
 
@@ -149,16 +154,20 @@ def slq_nodes(
     dtype = problem.params.dtype
     deflated = jnp.zeros((0, n), dtype) if k == 0 else jnp.asarray(deflate.vectors, dtype)
     batch = min(batch, num_probes)
-    on_host = slow_in_compiled_loops(problem.matvec, problem.operands, problem.params)
+    check_basis_fits(num_steps, n, dtype, count=batch, param="num_steps")
+    op = problem.operator
     nodes, weights = [], []
     key = jax.random.key(seed)
     for start in range(0, num_probes, batch):
         key, probe_key, restart_key = jax.random.split(key, 3)
         probes = jax.random.normal(probe_key, (batch, n), dtype)
-        run = _tridiagonals_on_host if on_host else _tridiagonals
-        alphas, betas = run(problem.operands, deflated, probes,
-                            jax.random.split(restart_key, batch), matvec=problem.matvec,
-                            num_steps=num_steps)
+        keys = jax.random.split(restart_key, batch)
+        if op.on_host:
+            alphas, betas = _tridiagonals_on_host(op, deflated, probes, keys,
+                                                  num_steps=num_steps)
+        else:
+            alphas, betas = _tridiagonals(op.operands, deflated, probes, keys,
+                                          matvec=op.matvec, num_steps=num_steps)
         take = min(batch, num_probes - start)
         theta, tau = _gauss_quadrature(np.asarray(alphas, np.float64)[:take],
                                        np.asarray(betas, np.float64)[:take])

@@ -34,7 +34,7 @@ import numpy as np
 from jax.scipy.linalg import eigh_tridiagonal
 
 from landscape.errors import InputError
-from landscape.hessian.operator import Matvec
+from landscape.hessian.linear import Matvec
 
 _BREAKDOWN = 100.0  # β ≤ 100 ε ‖A q_j‖ counts as an invariant subspace (then restart)
 _BLOCK = 16  # basis rows orthogonalized against at a time
@@ -76,9 +76,14 @@ def lanczos_step(
     j: jax.Array, state: LanczosState, matvec: Matvec, operands: Any, key: jax.Array
 ) -> LanczosState:
     """Step j: α_j, β_j and q_{j+1} (not stored when j is the last step)."""
+    return lanczos_update(j, state, matvec(state.basis[j], operands), key)
+
+
+def lanczos_update(j: jax.Array, state: LanczosState, aq: jax.Array, key: jax.Array
+                   ) -> LanczosState:
+    """Step j given ``aq`` = A q_j (computed elsewhere: from the host, batch by batch)."""
     basis, alphas, betas = state
     q = basis[j]
-    aq = matvec(q, operands)
     alpha = jnp.vdot(q, aq)
     beta_prev = jnp.where(j > 0, betas[j - 1], 0.0)
     r = aq - alpha * q - beta_prev * basis[j - 1]  # β_prev = 0 when j = 0
@@ -130,7 +135,6 @@ def ritz_values(state: LanczosState) -> jax.Array:
 
 
 STOP_RULES = ("residual", "relative-change")
-LOOPS = ("auto", "device", "host")
 
 
 def _eigh_sizes(num_steps: int) -> tuple[int, ...]:
@@ -218,7 +222,7 @@ def start_progress(v0: jax.Array, num_steps: int, k: int) -> Progress:
     static_argnames=("matvec", "num_steps", "top_k", "bottom_k", "stop", "check_every",
                      "return_vectors"),
 )
-def _extremes_on_device(
+def extremes_on_device(
     v0, operands, key, tol, atol, min_steps, *, matvec, num_steps, top_k, bottom_k, stop,
     check_every, return_vectors,
 ):
@@ -242,113 +246,6 @@ def _extremes_on_device(
     p = jax.lax.while_loop(more, body, start_progress(v0, num_steps, k))
     vectors = p.coefficients.T @ p.state.basis[:num_steps] if return_vectors else None
     return p.count, p.values, p.residuals, p.converged, vectors
-
-
-class Eigenpairs(NamedTuple):
-    """Converged (or best) Ritz pairs at one end of the spectrum."""
-
-    values: np.ndarray  # (k,): top: descending; bottom: ascending
-    vectors: jax.Array | None  # (k, n) unit vectors, or None when not requested
-    residuals: np.ndarray  # (k,): ‖A x − θ x‖, a bound on the distance to an eigenvalue
-    converged: np.ndarray  # (k,) bool: the stopping rule passed for this pair
-
-
-class ExtremeEigenpairs(NamedTuple):
-    """The top-k and bottom-k eigenpairs from one Lanczos run."""
-
-    top: Eigenpairs
-    bottom: Eigenpairs
-    iterations: int  # matrix-vector products used
-
-
-def lanczos_extremes(
-    matvec: Matvec,
-    operands: Any,
-    v0: jax.Array,
-    *,
-    top_k: int = 1,
-    bottom_k: int = 0,
-    tol: float = 1e-3,
-    atol: float = 0.0,
-    stop: str = "residual",
-    max_iter: int = 100,
-    check_every: int = 1,
-    min_steps: int = 1,
-    key: jax.Array | None = None,
-    return_vectors: bool = False,
-    loop: str = "auto",
-) -> ExtremeEigenpairs:
-    """The ``top_k`` largest and ``bottom_k`` smallest eigenpairs of a symmetric operator.
-
-    Lanczos (full reorthogonalization) from ``v0`` until every wanted Ritz pair passes the
-    ``stop`` rule, or until ``max_iter`` steps (capped at n, where the Krylov space is the whole
-    space and the pairs are exact). With tolerance b_i = max(tol·|θ_i|, atol):
-
-    - ``"residual"`` (default): ‖A x_i − θ_i x_i‖ = β_{m-1} |Y_{m-1,i}| ≤ b_i, so each θ_i is
-      within b_i of an eigenvalue of A (a guarantee);
-    - ``"relative-change"``: |θ_i^{(m)} − θ_i^{(m')}| ≤ b_i between two successive tests (m' =
-      m − ``check_every``), or the residual test: PyHessian's rule (a heuristic; Lanczos Ritz
-      values converge faster than power iteration's, so the last change overstates the error).
-
-    The whole loop, tests included, runs on the device in one compiled call. The basis buffer
-    holds ``max_iter`` × n numbers. Eigenvalues near zero relative to the spectrum converge
-    slowly under a relative ``tol``; ``atol`` gives them an absolute floor.
-
-    Args:
-      matvec, operands: the operator, ``matvec(v, operands)``; ``matvec`` is a static argument
-        of the compiled loop (pass the same object to reuse the compilation).
-      check_every: steps between convergence tests (each is an eigendecomposition of the padded
-        T, at most ``max_iter`` square).
-      min_steps: no test before this many steps. For warm starts: from a vector close to an
-        eigenvector the first Ritz pair already has a tiny residual, and the test would accept
-        that eigenvalue before the Krylov space has seen a larger one (the residual rule bounds
-        the distance to *some* eigenvalue, not to the extreme one).
-      key: seeds restart vectors after a breakdown (default: key 0).
-      loop: ``"device"`` (the whole loop in one compiled call), ``"host"`` (one compiled call
-        per step, tests every ``check_every`` steps) or ``"auto"``: the host where XLA would run
-        the operator slowly inside a compiled loop (:mod:`landscape.hessian.host_loop`).
-    """
-    n = int(v0.size)
-    for name, k in (("top_k", top_k), ("bottom_k", bottom_k)):
-        if k < 0:
-            raise InputError(f"`{name}` (={k}) must be >= 0")
-    if top_k + bottom_k < 1:
-        raise InputError("ask for at least one eigenvalue: `top_k` + `bottom_k` must be >= 1")
-    if top_k + bottom_k > n:
-        raise InputError(
-            f"`top_k` + `bottom_k` (={top_k + bottom_k}) must be <= the operator size ({n})"
-        )
-    if not tol >= 0 or not atol >= 0 or tol + atol == 0:
-        raise InputError(f"`tol` (={tol}) and `atol` (={atol}) must be >= 0, not both 0")
-    if stop not in STOP_RULES:
-        raise InputError(f"`stop` (={stop!r}) must be one of {', '.join(STOP_RULES)}")
-    if max_iter < top_k + bottom_k:
-        raise InputError(
-            f"`max_iter` (={max_iter}) must be >= top_k + bottom_k ({top_k + bottom_k})"
-        )
-    if check_every < 1:
-        raise InputError(f"`check_every` (={check_every}) must be >= 1")
-    if min_steps < 1:
-        raise InputError(f"`min_steps` (={min_steps}) must be >= 1")
-    if loop not in LOOPS:
-        raise InputError(f"`loop` (={loop!r}) must be one of {', '.join(LOOPS)}")
-    from landscape.hessian.host_loop import extremes_on_host, slow_in_compiled_loops
-
-    key = jax.random.key(0) if key is None else key
-    on_host = loop == "host" or (loop == "auto" and slow_in_compiled_loops(matvec, operands, v0))
-    run = extremes_on_host if on_host else _extremes_on_device
-    count, values, residuals, converged, vectors = run(
-        v0, operands, key, tol, atol, jnp.asarray(min(min_steps, max_iter, n), jnp.int32),
-        matvec=matvec, num_steps=min(max_iter, n), top_k=top_k, bottom_k=bottom_k, stop=stop,
-        check_every=check_every, return_vectors=return_vectors)
-    count, values, residuals, converged = jax.device_get((count, values, residuals, converged))
-    values, residuals = values.astype(np.float64), residuals.astype(np.float64)
-
-    def end(sl: slice) -> Eigenpairs:
-        return Eigenpairs(values[sl], None if vectors is None else vectors[sl], residuals[sl],
-                          converged[sl])
-
-    return ExtremeEigenpairs(end(slice(0, top_k)), end(slice(top_k, None)), int(count))
 
 
 class TopRitzPair(NamedTuple):
@@ -377,3 +274,33 @@ def top_ritz_pair(state: LanczosState, num_steps: int) -> TopRitzPair:
     residual = jnp.maximum(jnp.abs(state.betas[num_steps - 1] * top[num_steps - 1]),
                            jnp.finfo(theta.dtype).eps * jnp.max(jnp.abs(theta)))
     return TopRitzPair(theta[-1], vector / jnp.linalg.norm(vector), residual)
+
+
+def check_basis_fits(num_steps: int, n: int, dtype: Any, *, count: int = 1,
+                     param: str = "max_iter") -> None:
+    """Refuse up front a Lanczos basis (``count`` runs of ``num_steps`` rows of n numbers) that
+    would not fit in memory: on the CPU half the memory available now, on an accelerator half
+    its free memory."""
+    rows = -(-num_steps // _BLOCK) * _BLOCK
+    needed = count * rows * n * np.dtype(dtype).itemsize
+    available = _available_bytes()
+    if needed > available // 2:
+        runs = f"{count:,} runs of " if count > 1 else ""
+        raise InputError(
+            f"`{param}` (={num_steps:,}) needs a Lanczos basis of {runs}{num_steps:,} × {n:,} "
+            f"{np.dtype(dtype).name} numbers ({needed / 2**30:,.1f} GiB); "
+            f"{available / 2**30:,.1f} GiB is available: lower `{param}`", param=param)
+
+
+def _available_bytes() -> int:
+    device = jax.local_devices()[0]
+    if device.platform == "cpu":
+        from landscape.grid import available_memory_bytes
+
+        return available_memory_bytes()
+    try:
+        stats = device.memory_stats() or {}
+    except Exception:  # a backend without memory statistics
+        stats = {}
+    limit = stats.get("bytes_limit")
+    return int(limit) - int(stats.get("bytes_in_use", 0)) if limit else 2**62

@@ -8,10 +8,12 @@ shards, pads and resumes it exactly as it does loss surfaces. Ritz values lie in
 spectrum, so λ_max is approached from below and λ_min from above as m grows; with m = n they are
 exact.
 
-On the CPU, for models with convolutions, the points run one at a time with each Lanczos step
-dispatched from the host instead (:mod:`landscape.hessian.host_loop`): XLA:CPU runs a
-convolution's gradient 20-40x slower inside a compiled loop, and a point's whole Lanczos run is
-one. Same steps, same start vector: the same values up to float rounding.
+Every HVP sums the batches' products (:mod:`landscape.hessian.operator`): a chunk of points
+holds one batch's activations per point, whatever the data set's size. On the CPU, for models
+with convolutions, the points run one at a time with each Lanczos step dispatched from the host
+instead (:mod:`landscape.hessian.host_loop`): XLA:CPU runs a convolution's gradient 20-40x
+slower inside a compiled loop, and a point's whole Lanczos run is one. Same steps, same start
+vector: the same values up to float rounding.
 """
 
 from __future__ import annotations
@@ -30,10 +32,16 @@ from landscape.errors import InputError
 from landscape.engine import evaluate_points
 from landscape.engine.chunks import point_params, run_chunks, todo_points
 from landscape.grid import Grid
-from landscape.hessian.host_loop import lanczos_tridiagonal_on_host, slow_in_compiled_loops
-from landscape.hessian.lanczos import LanczosState, lanczos_tridiagonal, ritz_values
-from landscape.hessian.operator import Matvec, hvp_of
-from landscape.objective import Params, State, dataset_mean
+from landscape.hessian.host_loop import lanczos_tridiagonal_on_host
+from landscape.hessian.lanczos import (
+    LanczosState,
+    check_basis_fits,
+    lanczos_tridiagonal,
+    ritz_values,
+)
+from landscape.hessian.linear import Matvec
+from landscape.hessian.operator import Stacked, device_mean, hessian_problem, kernels
+from landscape.objective import Params, State
 from landscape.workload import Workload
 
 EIGEN_MAP_NAMES = ("max_eig", "min_eig")  # the dataset names of Li et al.'s surface files
@@ -47,10 +55,10 @@ def eigen_point_fn(workload: Workload, *, num_steps: int = 20) -> Callable[[Para
     _check_steps(num_steps)
 
     def point_fn(theta: Params, data: dict[str, Any]) -> dict[str, jax.Array]:
-        w, unravel = ravel_pytree(theta)
+        w, _ = ravel_pytree(theta)
         v0 = data["start"].astype(w.dtype)
         restart_key = jax.random.wrap_key_data(data["restart_key"])
-        state = lanczos_tridiagonal(_matvec(workload, unravel), (w, data), v0,
+        state = lanczos_tridiagonal(_matvec(workload, theta), (w, data), v0,
                                     min(num_steps, w.size), restart_key)
         return _extremes(state)
 
@@ -62,16 +70,21 @@ def _check_steps(num_steps: int) -> None:
         raise InputError(f"`num_steps` (={num_steps}) must be >= 2")
 
 
-def _matvec(workload: Workload, unravel: Callable, *, unroll: bool = False) -> Matvec:
-    """``matvec(v, (w, data)) = H v`` of the mean loss over ``data``'s batches at ``w``."""
+def _matvec(workload: Workload, theta: Params) -> Matvec:
+    """``matvec(v, (w, data)) = H v`` of the mean loss over ``data``'s batches at ``w``, summed
+    batch by batch in a device loop."""
+    k = kernels(workload.loss, _layout(theta))
 
-    def loss(u, data):
-        full, rest = data["batches"]
-        return dataset_mean(workload.loss, unravel(u), data["state"], full, rest,
-                            unroll=unroll)["loss"]
+    def matvec(v, operands):
+        w, data = operands
+        return device_mean(k.hvp, (w, v, data["state"]), Stacked(*data["batches"]))
 
-    hvp = hvp_of(loss)
-    return lambda v, ops: hvp(ops[0], v, ops[1])
+    return matvec
+
+
+def _layout(theta: Params) -> tuple:
+    return (jax.tree.structure(theta),
+            tuple((np.shape(leaf), jnp.result_type(leaf)) for leaf in jax.tree.leaves(theta)))
 
 
 def _extremes(state: LanczosState) -> dict[str, jax.Array]:
@@ -116,10 +129,14 @@ def evaluate_eigen_map(
     ``chunk × num_steps`` HVPs side by side: keep it modest for large models).
     """
     data = eigen_map_data(workload, plane.origin, state, split=split, seed=seed)
-    host = _host_map(workload, data, plane, grid, num_steps=num_steps, done=done,
-                     on_chunk=on_chunk) if mesh is None and jax.process_count() == 1 else None
-    if host is not None:
-        return host
+    n = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(plane.origin))
+    check_basis_fits(min(num_steps, n), n, jnp.result_type(jax.tree.leaves(plane.origin)[0]),
+                     param="num_steps")
+    if mesh is None and jax.process_count() == 1:
+        problem = hessian_problem(workload, plane.origin, state, split=split)
+        if problem.on_host:
+            return _host_map(problem, data, plane, grid, num_steps=num_steps, done=done,
+                             on_chunk=on_chunk)
     return evaluate_points(eigen_point_fn(workload, num_steps=num_steps), data, plane, grid,
                            chunk=chunk, mesh=mesh, done=done, on_chunk=on_chunk)
 
@@ -134,25 +151,24 @@ def _extremes_of_one(state: LanczosState) -> dict[str, jax.Array]:
     return {name: value[None] for name, value in _extremes(state).items()}  # a chunk of 1
 
 
-def _host_map(workload: Workload, data: dict[str, Any], plane: Plane, grid: Grid, *,
-              num_steps: int, done: np.ndarray | None, on_chunk) -> dict[str, np.ndarray] | None:
+def _host_map(problem, data: dict[str, Any], plane: Plane, grid: Grid, *, num_steps: int,
+              done: np.ndarray | None, on_chunk) -> dict[str, np.ndarray]:
     """The eigen map with each point's Lanczos steps dispatched from the host, one point at a
-    time, where a compiled loop would be slow (a convolution on the CPU); else None."""
-    w0, unravel = ravel_pytree(plane.origin)
-    matvec = _matvec(workload, unravel, unroll=True)  # the HVP outside any loop
-    if not slow_in_compiled_loops(matvec, (w0, data), np.asarray(data["start"], w0.dtype)):
-        return None
+    time, each HVP summed over the problem's batches from the host."""
     if plane.ndim != grid.ndim:
         raise InputError(f"a {plane.ndim}D plane cannot be scanned over a {grid.ndim}D grid")
     _check_steps(num_steps)
     grid.checked_size(len(EIGEN_MAP_NAMES))
-    data, plane = jax.device_put((data, plane))
-    v0, key = data["start"].astype(w0.dtype), jax.random.wrap_key_data(data["restart_key"])
+    plane = jax.device_put(plane, problem.params.sharding)
+    w0 = problem.params
+    v0 = jax.device_put(jnp.asarray(data["start"], w0.dtype), w0.sharding)
+    key = jax.random.wrap_key_data(data["restart_key"])
     steps = min(num_steps, w0.size)
 
     def dispatch(coords: np.ndarray) -> dict[str, jax.Array]:
         w = _flat_point(plane, jnp.asarray(coords[0]))
-        return _extremes_of_one(lanczos_tridiagonal_on_host(matvec, (w, data), v0, steps, key))
+        op = problem.at(w).operator
+        return _extremes_of_one(lanczos_tridiagonal_on_host(op, v0, steps, key))
 
     return run_chunks(dispatch, 1, EIGEN_MAP_NAMES, grid, todo_points(grid, done),
                       on_chunk=on_chunk)

@@ -9,15 +9,15 @@ For Rademacher vectors z (entries ±1 with probability ½), E[zᵀ H z] = tr H, 
     (\\text{sample std}, S - 1 \\text{ degrees of freedom}),
 
 (Hutchinson 1990; Rademacher probes minimize the variance, 2 Σ_{i≠j} H_ij², among i.i.d. probes).
-Each zᵀ H z is a second directional derivative (forward-over-forward), and a batch of probes is
-vmapped so that the network runs larger matmuls. PyHessian stops when the running mean changes
+Each zᵀ H z is a second directional derivative (forward-over-forward), summed over the data
+batch by batch (:meth:`HessianProblem.quadratic_forms`), and a batch of probes is vmapped so
+that the network runs larger matmuls. PyHessian stops when the running mean changes
 by less than a relative tolerance, which can stop after a few probes with a large error; here the
 number of probes is fixed and the standard error says how good the estimate is.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -31,11 +31,6 @@ class TraceEstimate(NamedTuple):
     estimate: float  # mean of the samples
     stderr: float  # standard error of the mean
     samples: np.ndarray  # (S,) zᵀ H z
-
-
-@functools.partial(jax.jit, static_argnames=("vhv",))
-def _quadratic_forms(w, data, probes, *, vhv):
-    return jax.vmap(lambda z: vhv(w, z, data))(probes)
 
 
 def rademacher(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
@@ -66,7 +61,7 @@ def hutchinson_trace(
     samples = []
     for key in keys:
         probes = rademacher(key, (batch, n), problem.params.dtype)
-        forms = _quadratic_forms(problem.params, problem.data, probes, vhv=problem.vhv)
+        forms = problem.quadratic_forms(probes)
         samples.append(np.asarray(forms))
     samples = np.concatenate(samples)[:num_samples].astype(np.float64)
     stderr = float(np.std(samples, ddof=1) / np.sqrt(num_samples))

@@ -23,7 +23,8 @@ from landscape.adapters import objective_from
 from landscape.batches import Dataset
 from landscape.errors import InputError
 from landscape.grid import Grid
-from landscape.scan import make_plane, scan_surface
+from landscape.precision import check_precision, computing_in
+from landscape.scan import make_plane, resumed_precision, scan_surface
 from landscape.surface import Surface
 
 
@@ -50,6 +51,7 @@ def surface(
     samples: int | None = None,
     strategy: str = "auto",
     chunk: int | None = None,
+    precision: str | None = None,
     provenance: Mapping[str, Any] | None = None,
     progress: bool = True,
 ) -> Surface:
@@ -74,6 +76,10 @@ def surface(
       samples: evaluate on a fixed subset of this many samples (stratified by target for
         integer targets), recorded in the file.
       strategy, chunk: how the engine evaluates points (``auto`` times the candidates).
+      precision: of float32 products and convolutions (:mod:`landscape.precision`):
+        ``highest`` (full float32, the default), ``default`` (the backend's: TF32 on NVIDIA
+        GPUs, one bfloat16 pass on TPUs) or ``bfloat16``; recorded in the surface. A resumed
+        file keeps the one it recorded (another one given is refused).
       provenance: extra entries for the file's spec (how the model was made ...).
       progress: a progress bar on stderr.
 
@@ -89,15 +95,17 @@ def surface(
         raise InputError(f"`dims` (={dims}) must be 1 or 2", param="dims")
     grid = Grid.from_specs(x, (y or x) if dims == 2 else None, names=("x", "y"))
     ends = [objective_from(loss_fn, end, data, state=state)[1] for end in to]
-    plane = make_plane(directions, params, objective=objective, seed=seed,
-                       normalization=normalization, ignore=ignore, dims=dims,
-                       trajectory=trajectory, ends=ends)
+    precision = resumed_precision(out, precision, overwrite=not resume)
+    with computing_in(precision):  # Hessian directions: at the surface's precision
+        plane = make_plane(directions, params, objective=objective, seed=seed,
+                           normalization=normalization, ignore=ignore, dims=dims,
+                           trajectory=trajectory, ends=ends)
     spec = {"directions": directions, "normalization": plane.normalization, "ignore": plane.ignore,
             "seed": seed, "dims": dims, **(provenance or {})}
     with _ProgressBar(progress) as bar:
         return scan_surface(objective, plane, grid, out=out, metrics=metrics, splits=splits,
                             provenance=spec, overwrite=not resume, chunk=chunk,
-                            strategy=strategy, samples=sample_record,
+                            strategy=strategy, samples=sample_record, precision=precision,
                             choices=_default_choices(), on_progress=bar.update)
 
 
@@ -152,13 +160,16 @@ class Hessian:
     ``DataLoader``, a list ...) read one batch at a time at every Hessian-vector product, as
     PyHessian reads its dataloader. Every product is summed batch by batch (each weighted by its
     size: the exact mean), so memory is one batch's whatever the data set's size;
-    ``batch_size`` cuts in-memory data and bounds memory only.
+    ``batch_size`` cuts in-memory data and bounds memory only. Every product runs at
+    ``precision`` (:mod:`landscape.precision`; default ``highest``, full float32: the tolerances
+    of the eigenvalues hold only there).
     """
 
     def __init__(self, loss_fn: Any, model: Any, data: Any, *, state: Any = None,
-                 batch_size: int | None = None):
+                 batch_size: int | None = None, precision: str = "highest"):
         from landscape.hessian import hessian_problem
 
+        self.precision = check_precision(precision)
         self.objective, self.params = objective_from(loss_fn, model, data, state=state,
                                                      batch_size=batch_size)
         self.problem = hessian_problem(self.objective, self.params, self.objective.state)
@@ -173,9 +184,10 @@ class Hessian:
         reorthogonalization, each to relative residual ``tol``)."""
         from landscape.hessian import hessian_eigenpairs
 
-        return hessian_eigenpairs(self.problem, top_k=top_k, bottom_k=bottom_k, tol=tol,
-                                  max_iter=max(max_iter, top_k + bottom_k), seed=seed,
-                                  return_vectors=vectors)
+        with computing_in(self.precision):
+            return hessian_eigenpairs(self.problem, top_k=top_k, bottom_k=bottom_k, tol=tol,
+                                      max_iter=max(max_iter, top_k + bottom_k), seed=seed,
+                                      return_vectors=vectors)
 
     def eigenvalues(self, top_k: int = 1, *, bottom_k: int = 0, tol: float = 1e-3,
                     max_iter: int = 100, seed: int = 0) -> np.ndarray:
@@ -187,14 +199,16 @@ class Hessian:
         """Hutchinson's estimate of the trace, with its standard error."""
         from landscape.hessian import hutchinson_trace
 
-        return hutchinson_trace(self.problem, num_samples=samples, seed=seed)
+        with computing_in(self.precision):
+            return hutchinson_trace(self.problem, num_samples=samples, seed=seed)
 
     def density(self, probes: int = 10, steps: int = 80, *, seed: int = 0):
         """The spectral density by stochastic Lanczos quadrature (Ghorbani et al. 2019)."""
         from landscape.hessian import slq_density
 
-        return slq_density(self.problem, num_probes=probes,
-                           num_steps=min(steps, self.num_params), seed=seed)
+        with computing_in(self.precision):
+            return slq_density(self.problem, num_probes=probes,
+                               num_steps=min(steps, self.num_params), seed=seed)
 
 
 class _CallableModule(type(sys)):

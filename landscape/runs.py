@@ -3,8 +3,9 @@
 ``OUT/<optimizer>/`` holds
 
 - ``run.json`` — workload, optimizer with all its hyperparameters, seed, steps, batch size,
-  record interval, final metrics, wall time, package versions and ``status`` (always replaced
-  whole: a temporary name, then a rename);
+  record interval, ``precision`` (:mod:`landscape.precision`; a run written before it was
+  recorded reads as ``highest``), final metrics, wall time, package versions and ``status``
+  (always replaced whole: a temporary name, then a rename);
 - ``trajectory.h5`` — every recorded step (:mod:`landscape.io.trajectory_h5`);
 - ``final/`` — an Orbax checkpoint of ``{"params", "state"}`` (:mod:`landscape.io.checkpoint`).
 
@@ -33,6 +34,7 @@ import numpy as np
 
 from landscape.errors import InputError, ReadError, WriteError
 from landscape.io import atomic, checkpoint, journal, trajectory_h5
+from landscape.precision import PRECISIONS, UNRECORDED
 from landscape.tree import leaf_path
 from landscape.train import METRIC_NAMES, Divergence, Run, SharpnessTrack, Trajectory, versions
 
@@ -85,7 +87,7 @@ def _write_final(run: Run, directory: Path, extra: Mapping[str, Any] | None) -> 
         shutil.rmtree(directory / CHECKPOINT)
     checkpoint.save(directory / CHECKPOINT, run.params, run.state)
     document = _header(run.workload, run.optimizer, run.seed, run.num_steps, run.batch_size,
-                       run.record_every, extra, run.versions)
+                       run.record_every, extra, run.versions, run.precision)
     document.update({
         "status": run.status,
         "num_recorded": len(run.trajectory),
@@ -103,7 +105,7 @@ def _write_final(run: Run, directory: Path, extra: Mapping[str, Any] | None) -> 
 
 def _header(workload: str, optimizer: Mapping[str, Any], seed: int, steps: int, batch_size: int,
             record_every: int, extra: Mapping[str, Any] | None,
-            package_versions: Mapping[str, str]) -> dict[str, Any]:
+            package_versions: Mapping[str, str], precision: str) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -114,6 +116,7 @@ def _header(workload: str, optimizer: Mapping[str, Any], seed: int, steps: int, 
         "steps": steps,
         "batch_size": batch_size,
         "record_every": record_every,
+        "precision": precision,
         "versions": {**package_versions, "orbax-checkpoint": _version("orbax-checkpoint"),
                      "h5py": _version("h5py")},
         "files": {"trajectory": TRAJECTORY, "checkpoint": CHECKPOINT},
@@ -163,7 +166,8 @@ class RunWriter:
 
 def start_run(directory: str | os.PathLike, *, workload: str, optimizer: Mapping[str, Any],
               seed: int, steps: int, batch_size: int, record_every: int,
-              extra: Mapping[str, Any] | None = None, overwrite: bool = False) -> RunWriter:
+              extra: Mapping[str, Any] | None = None, overwrite: bool = False,
+              precision: str = "highest") -> RunWriter:
     """Prepare ``directory`` for a run about to train: ``run.json`` with ``status: running``.
 
     Raises:
@@ -173,7 +177,7 @@ def start_run(directory: str | os.PathLike, *, workload: str, optimizer: Mapping
     directory = Path(directory)
     _prepare(directory, overwrite)
     document = _header(workload, optimizer, seed, steps, batch_size, record_every, extra,
-                       versions())
+                       versions(), precision)
     _write_json_atomically(directory / RUN_JSON, {**document, "status": "running"})
     return RunWriter(directory, extra)
 
@@ -221,9 +225,17 @@ def load_run(path: str | os.PathLike) -> Run:
             path=str(directory),
             status=str(status),
             divergence=divergence,
+            precision=_precision(document.get("precision", UNRECORDED), directory),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ReadError(f"{directory / RUN_JSON}: missing or malformed entry {exc}") from exc
+
+
+def _precision(value: Any, directory: Path) -> str:
+    if value not in PRECISIONS:
+        raise ReadError(f"{directory / RUN_JSON}: `precision` is {value!r}, none of "
+                        f"{', '.join(PRECISIONS)}")
+    return value
 
 
 def _journal_trajectory(path: Path) -> Trajectory:

@@ -3,8 +3,8 @@
 :func:`scan_surface` evaluates an :class:`~landscape.objective.Objective` over a grid on a plane
 into a surface file (or in memory): it creates the file, or resumes it when it was made with the
 same arguments (the same strategy as recorded, so a resumed file is bit-identical to an
-uninterrupted one), journals every finished chunk, records the engine's plan, and folds
-everything (trajectories included) into the file at the end. ``landscape scan`` and ``compare``
+uninterrupted one, and the precision it recorded), journals every finished chunk, records the
+engine's plan, and folds everything (trajectories included) into the file at the end. ``landscape scan`` and ``compare``
 are thin shells over it; :func:`landscape.surface` is its one-call form for any JAX model.
 
 Only process 0 of a multi-process run writes; the others evaluate their share.
@@ -29,6 +29,8 @@ from landscape.io import surface_h5
 from landscape.io.surface_record import SurfaceRecord
 from landscape.io.surface_writer import SurfaceWriter
 from landscape.objective import Objective
+from landscape.precision import PRECISIONS, UNRECORDED, check_precision, computing_in
+from landscape.precision import DEFAULT as DEFAULT_PRECISION
 from landscape.surface import Surface
 
 SURFACE_FILE = "surface.h5"
@@ -81,12 +83,14 @@ def make_plane(kind: str, params: Any, *, objective: Objective | None = None, se
 
 
 def scan_spec(provenance: Mapping[str, Any], grid: Grid, *, metrics: Sequence[str],
-              splits: Sequence[str], samples: Mapping[str, Any] | None = None) -> dict[str, Any]:
+              splits: Sequence[str], samples: Mapping[str, Any] | None = None,
+              precision: str = DEFAULT_PRECISION) -> dict[str, Any]:
     """The arguments that define a scan: ``provenance`` (how the model and plane were made),
-    the metrics and splits, the data subset (``samples``) and the grid's axes. A file is
-    resumed only under the same spec."""
+    the metrics and splits, the data subset (``samples``), the precision and the grid's axes.
+    A file is resumed only under the same spec."""
     axis = lambda a: None if a is None else [float(a[0]), float(a[-1]), len(a)]  # noqa: E731
-    spec = {**provenance, "metrics": list(metrics), "splits": list(splits)}
+    spec = {**provenance, "metrics": list(metrics), "splits": list(splits),
+            "precision": precision}
     if samples:
         spec["samples"] = dict(samples)
     return {**spec, "x": axis(grid.x), "y": axis(grid.y)}
@@ -99,15 +103,54 @@ def existing_surface(path: str | os.PathLike, spec: Mapping[str, Any], *,
     :class:`~landscape.errors.ResumeMismatch`. For checking before any training."""
     if overwrite or not os.path.exists(path):
         return None
-    record = SurfaceRecord(spec=dict(spec))
+    from landscape.io.surface_record import spec_mismatch
+
     existing = surface_h5.read(path)
-    if existing.attrs.get("spec_hash") != record.spec_hash:
+    differ = spec_mismatch(existing.attrs, SurfaceRecord(spec=dict(spec)).to_attrs())
+    if differ is not None:
         from landscape.errors import ResumeMismatch
 
-        raise ResumeMismatch(
-            f"{path} was made with other arguments (spec {existing.attrs.get('spec_hash')} vs "
-            f"{record.spec_hash})")
+        raise ResumeMismatch(f"{path} was made with other arguments ({differ})")
     return existing
+
+
+PRECISION_CODES = {name: i + 1 for i, name in enumerate(PRECISIONS)}  # for broadcasting
+
+
+def resumed_precision(path: str | os.PathLike | None, precision: str | None = None, *,
+                      overwrite: bool = False) -> str:
+    """The precision a scan into ``path`` computes in: ``precision`` if given, else the one an
+    existing file there recorded (as a resume keeps its strategy), else ``highest``. A file
+    recorded at another precision than the one given is refused
+    (:class:`~landscape.errors.ResumeMismatch`) unless ``overwrite``; a file written before
+    precision was recorded counts as ``highest`` (it was computed in float32). On every process
+    of a multi-process run (the writer reads the file)."""
+    if precision is not None:
+        check_precision(precision)
+    recorded = None
+    if path is not None and not overwrite and distributed.is_writer() and os.path.exists(path):
+        from landscape.errors import ReadError
+
+        try:
+            spec = SurfaceRecord.from_attrs(surface_h5.read_attrs(path)).spec
+        except ReadError:  # said by the resume itself, with what to do about it
+            spec = None
+        if spec is not None:  # a scan of ours: Li et al.'s files record nothing
+            recorded = spec.get("precision", UNRECORDED)
+        if recorded is not None and recorded not in PRECISIONS:
+            raise ReadError(f"{os.fspath(path)} records the precision {recorded!r}, none of "
+                            f"{', '.join(PRECISIONS)}; use --overwrite to start the scan again")
+        if recorded is not None and precision not in (None, recorded):
+            from landscape.errors import ResumeMismatch
+
+            raise ResumeMismatch(
+                f"{os.fspath(path)} was made with other arguments (`precision` is {recorded!r} "
+                f"in the file, {precision!r} now; give none to resume at the recorded one)")
+    chosen = precision or recorded or DEFAULT_PRECISION
+    if path is not None and jax.process_count() > 1:
+        code = distributed.broadcast_from_writer(np.array(PRECISION_CODES.get(chosen, 0)))
+        chosen = {v: k for k, v in PRECISION_CODES.items()}.get(int(code), chosen)
+    return check_precision(chosen)
 
 
 def scan_surface(
@@ -124,6 +167,7 @@ def scan_surface(
     chunk: int | None = None,
     strategy: str = "auto",
     samples: Mapping[str, Any] | None = None,
+    precision: str | None = None,
     trajectories: Mapping[str, Mapping[str, np.ndarray | None]] | None = None,
     lock: bool = True,
     choices: MutableMapping | None = None,
@@ -142,6 +186,9 @@ def scan_surface(
       chunk, strategy: as :func:`landscape.engine.evaluate_surface`; a resumed file keeps the
         strategy and chunk it recorded (another ``strategy`` forced on it is refused).
       samples: how the objective's data were subset (``{"num", "seed", "stratified"}``), stored.
+      precision: of the float32 products and convolutions (:mod:`landscape.precision`):
+        ``highest`` (default for a new file), ``default``, ``bfloat16``; stored in the file and
+        its spec. A resumed file keeps the one it recorded (another one given is refused).
       trajectories: ``{name: {"x", "y", "loss", "step", ...}}`` paths on the plane, stored.
       lock: hold the file's lock (``False``: the caller holds it).
       choices: where the engine remembers its strategy choices.
@@ -153,14 +200,19 @@ def scan_surface(
     """
     splits = tuple(splits or objective.splits[:1])
     names = objective.metric_names(metrics, splits)
-    spec = scan_spec(provenance or {}, grid, metrics=metrics, splits=splits, samples=samples)
+    precision = resumed_precision(out, precision, overwrite=overwrite)
+    spec = scan_spec(provenance or {}, grid, metrics=metrics, splits=splits, samples=samples,
+                     precision=precision)
     record = SurfaceRecord.of_plane(plane, workload=objective.name, spec=spec,
                                     train_loss_at_origin=train_loss,
-                                    samples=None if not samples else dict(samples))
+                                    samples=None if not samples else dict(samples),
+                                    precision=precision)
     options = dict(metrics=metrics, splits=splits, chunk=chunk, strategy=strategy,
                    choices=choices, on_plan=on_plan)
     if out is None:
-        return _in_memory(objective, plane, grid, record, trajectories, on_progress, **options)
+        with computing_in(precision):
+            return _in_memory(objective, plane, grid, record, trajectories, on_progress,
+                              **options)
     path = os.fspath(out)
     writer = distributed.is_writer()
     with SurfaceWriter(path, lock=lock and writer) as file:
@@ -195,8 +247,9 @@ def scan_surface(
                 on_progress(count[0], total)
 
         if not done.all():
-            evaluate_surface(objective, plane, grid, done=done, on_chunk=flush,
-                             **{**options, "on_plan": plan_chosen})
+            with computing_in(precision):
+                evaluate_surface(objective, plane, grid, done=done, on_chunk=flush,
+                                 **{**options, "on_plan": plan_chosen})
         if not writer:
             return Surface.of(_empty(grid, names, record), None)
         file.finish(trajectories)

@@ -173,6 +173,7 @@ class Run:
     path: str | None = None
     status: str = "complete"  # "complete", "diverged", or "running" (read back mid-way/killed)
     divergence: Divergence | None = None
+    precision: str = "highest"  # of float32 products and convolutions (landscape.precision)
 
     @property
     def steps(self) -> np.ndarray:
@@ -297,6 +298,7 @@ def train(
     sharpness_steps: int = 10,
     sharpness_samples: int | None = None,
     on_sharpness: Callable[[int, float, float], None] | None = None,
+    precision: str = "highest",
 ) -> Run:
     """Train ``workload`` for ``steps`` minibatch steps and record its trajectory.
 
@@ -332,10 +334,31 @@ def train(
         random subset of ``sharpness_samples`` of it (:mod:`landscape.geometry.tracking`):
         ``trajectory.sharpness``. Each measurement is dispatched without waiting;
         ``on_sharpness(step, lambda_max, residual)`` hears of it about one record later.
+      precision: of every float32 product and convolution of the steps, evaluations and
+        measurements (:mod:`landscape.precision`: ``highest``, ``default``, ``bfloat16``);
+        recorded as ``run.precision``. Bit-identical trajectories need ``highest`` on an
+        accelerator.
 
     Raises:
       TrainingDiverged: the loss is not finite even at the initial parameters.
     """
+    from landscape.precision import check_precision, computing_in
+
+    with computing_in(check_precision(precision)):
+        return dataclasses.replace(_train(
+            workload, optimizer, steps=steps, batch_size=batch_size, seed=seed,
+            record_every=record_every, learning_rate=learning_rate, hyperparams=hyperparams,
+            init=init, callback=callback, on_record=on_record, on_snapshot=on_snapshot,
+            check_every=check_every, record_opt_state=record_opt_state,
+            track_sharpness=track_sharpness, sharpness_steps=sharpness_steps,
+            sharpness_samples=sharpness_samples, on_sharpness=on_sharpness),
+            precision=precision)
+
+
+def _train(workload, optimizer, *, steps, batch_size, seed, record_every, learning_rate,
+           hyperparams, init, callback, on_record, on_snapshot, check_every, record_opt_state,
+           track_sharpness, sharpness_steps, sharpness_samples, on_sharpness) -> Run:
+    """:func:`train`'s loop, inside its precision."""
     if steps < 1:
         raise InputError(f"`steps` (={steps}) must be >= 1")
     if record_every < 1:

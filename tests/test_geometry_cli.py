@@ -97,6 +97,7 @@ def test_hessian_along_runs_writes_the_table_and_the_figure(runs, tmp_path):
     report = json.loads((tmp_path / "curvature.json").read_text())
     assert [r["label"] for r in report["runs"]] == ["sgd", "adam"]
     assert report["runs"][1]["preconditioned"] == "yes"
+    assert report["precision"] == "highest" and {r["precision"] for r in rows} == {"highest"}
     assert (tmp_path / "curvature.png").stat().st_size > 20_000
 
 
@@ -140,6 +141,7 @@ def test_sharpness_writes_one_table_per_run(runs, tmp_path):
     worst = [float(r["value"]) for r in rows if r["measure"].startswith(("epsilon", "adaptive_w"))]
     assert min(worst) >= 0  # the ascent starts at δ = 0 and keeps the largest loss
     report = json.loads((tmp_path / "sharpness.json").read_text())
+    assert report["precision"] == "highest" and {r["precision"] for r in rows} == {"highest"}
     entry = report["runs"][0]["measures"]["epsilon_sharpness_0.001"]
     assert entry["value"] == pytest.approx(
         100 * (entry["perturbed_loss"] - entry["base_loss"]) / (1 + entry["base_loss"]))
@@ -166,6 +168,7 @@ def test_connect_writes_barriers_curve_and_figure(runs, tmp_path):
     assert curve.curve_loss.shape == (20,) and set(curve.bezier) == set(curve.linear)
     np.testing.assert_allclose(curve.plane["bezier_y"], [0, 0.75, 1, 0.75, 0])
     assert curve.provenance["settings"]["curve_steps"] == 20
+    assert report["settings"]["precision"] == curve.provenance["settings"]["precision"] == "highest"
     assert (tmp_path / "connect.png").stat().st_size > 20_000
 
 

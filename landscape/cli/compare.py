@@ -31,6 +31,7 @@ from landscape.cli.options import (
     library_errors,
     make_out_dir,
     out_option,
+    precision_option,
     printable,
     quiet_option,
     seed_option,
@@ -139,6 +140,7 @@ def _learning_rates(ctx, param, values: tuple[str, ...]) -> dict[str, float]:
               help="Workload only: grid points per compiled call.")
 @click.option("--dpi", type=click.IntRange(50, MAX_DPI), default=150, show_default=True,
               help="Resolution of the figure.")
+@precision_option
 @click.option("--overwrite", is_flag=True,
               help="Replace existing runs and a surface file made with other arguments.")
 @out_option
@@ -147,7 +149,7 @@ def _learning_rates(ctx, param, values: tuple[str, ...]) -> dict[str, float]:
 @library_errors
 def compare(function_name, workload, optimizer_names, rates, start, steps, threshold, num, x_spec,
             y_spec, plane_kind, reference, batch_size, record_every, data_dir, chunk, dpi,
-            overwrite, out, seed, quiet):
+            precision, overwrite, out, seed, quiet):
     """Run several optimizers on one landscape and draw their paths on it, side by side.
 
     On a 2D test function (the default: Rosenbrock) the two parameters are the plane: every
@@ -179,7 +181,7 @@ def compare(function_name, workload, optimizer_names, rates, start, steps, thres
     if workload is None:
         for flag, value in (("--reference", reference), ("--batch-size", batch_size),
                             ("--record-every", record_every), ("--data-dir", data_dir),
-                            ("--chunk", chunk)):
+                            ("--chunk", chunk), ("--precision", precision)):
             if value is not None:
                 raise click.UsageError(f"`{flag}` applies to --workload only")
         if plane_kind != "pca":
@@ -194,7 +196,7 @@ def compare(function_name, workload, optimizer_names, rates, start, steps, thres
         make = compare_workload
         kwargs = dict(workload_name=workload, plane_kind=plane_kind, reference=reference,
                       batch_size=batch_size, record_every=record_every, data_dir=data_dir,
-                      chunk=chunk, seed=seed)
+                      chunk=chunk, seed=seed, precision=precision)
     names = optimizer_names or (None if workload is None else NETWORK_OPTIMIZERS)
     if names is None:
         import optimizers

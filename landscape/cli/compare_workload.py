@@ -10,8 +10,8 @@ import os
 
 import click
 
-from landscape.cli.compare_outputs import Comparison, comparison_grid
-from landscape.cli.options import progress, warn_if_batch_exceeds
+from landscape.cli.compare_outputs import SURFACE_H5, Comparison, comparison_grid
+from landscape.cli.options import compute_in, progress, warn_if_batch_exceeds
 
 NETWORK_OPTIMIZERS = ("sgd", "adam", "rangerlars")  # compared when --optimizer is not given
 NETWORK_STEPS, NETWORK_BATCH = 500, 128
@@ -45,6 +45,10 @@ def reuse_run(directory: str, expected: dict, overwrite: bool):
             document = json.load(handle)
     except (OSError, ValueError):
         document = {}
+    if isinstance(document, dict):  # a run written before precision was recorded: float32
+        from landscape.precision import UNRECORDED
+
+        document.setdefault("precision", UNRECORDED)
     found = {key: document.get(key) for key in expected}
     wanted = json.loads(json.dumps(expected))  # as run.json stores it (tuples become lists)
     if found != wanted:
@@ -57,9 +61,10 @@ def reuse_run(directory: str, expected: dict, overwrite: bool):
 
 def compare_workload(*, workload_name, names, rates, steps, num, x_spec, y_spec, plane_kind,
                      reference, batch_size, record_every, data_dir, chunk, seed, overwrite, out,
-                     quiet) -> Comparison:
+                     quiet, precision=None) -> Comparison:
     """Train (or reuse) one run per optimizer, then scan their common plane into
-    ``OUT/surface.h5`` (the caller holds its lock)."""
+    ``OUT/surface.h5`` (the caller holds its lock), all at ``precision`` (None: the one
+    ``OUT/surface.h5`` recorded, else ``highest``)."""
     import jax
 
     from landscape import compare
@@ -69,9 +74,12 @@ def compare_workload(*, workload_name, names, rates, steps, num, x_spec, y_spec,
     from landscape.data.files import ENV_VAR
     from landscape.plot import plane_axis_labels
     from landscape.runs import save_run
+    from landscape.scan import resumed_precision
     from landscape.train import OptimizerSpec, train
 
     reference_name = parse_reference(reference, names)
+    precision = compute_in(resumed_precision(os.path.join(out, SURFACE_H5), precision,
+                                             overwrite=overwrite))
     if data_dir is not None:
         os.environ[ENV_VAR] = os.path.abspath(os.path.expanduser(data_dir))
     steps = steps or NETWORK_STEPS
@@ -91,14 +99,16 @@ def compare_workload(*, workload_name, names, rates, steps, num, x_spec, y_spec,
     for spec, directory in zip(specs, run_dirs):
         expected = {"workload": workload.name, "workload_source": source,
                     "optimizer": spec.resolved(), "seed": seed, "steps": steps,
-                    "batch_size": batch_size, "record_every": record_every}
+                    "batch_size": batch_size, "record_every": record_every,
+                    "precision": precision}
         runs[spec.name] = reuse_run(directory, expected, overwrite)
     for spec, directory in zip(specs, run_dirs):
         if runs[spec.name] is None:
             with progress(steps, spec.name, quiet=quiet, unit="step") as bar:
                 runs[spec.name] = train(workload, spec, steps=steps, batch_size=batch_size,
                                         seed=seed, record_every=record_every, init=init,
-                                        callback=lambda step, loss, bar=bar: bar.update(1))
+                                        callback=lambda step, loss, bar=bar: bar.update(1),
+                                        precision=precision)
             save_run(runs[spec.name], directory, overwrite=True,
                      extra=None if source is None else {"workload_source": source})
         run = runs[spec.name]
@@ -120,7 +130,8 @@ def compare_workload(*, workload_name, names, rates, steps, num, x_spec, y_spec,
     # from this process would be refused.
     scanned = scan_model(model, plane, grid, out, lock=False, figure=False,
                          provenance={**description, "compare": True}, metrics=metrics,
-                         splits=("train",), chunk=chunk, overwrite=overwrite, quiet=quiet)
+                         splits=("train",), chunk=chunk, precision=precision,
+                         overwrite=overwrite, quiet=quiet)
     if plane_kind == "pca":
         attrs = {"explained_variance": list(plane.explained_variance or ())}
         labels = plane_axis_labels(attrs)
@@ -131,7 +142,7 @@ def compare_workload(*, workload_name, names, rates, steps, num, x_spec, y_spec,
     info = {"workload": workload_name, "plane": plane_kind, "reference": label,
             "explained_variance": None if plane.explained_variance is None
             else list(plane.explained_variance), "seed": seed, "steps": steps,
-            "batch_size": batch_size, "record_every": record_every}
+            "batch_size": batch_size, "record_every": record_every, "precision": precision}
     return Comparison(scanned[0], paths, log=True, min_value=None, labels=labels,
                       title=f"{workload.name}: {plane_kind} plane through {label}",
                       info=info, run_dirs=run_dirs, pre_written=scanned[1:])

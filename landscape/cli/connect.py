@@ -12,10 +12,12 @@ import click
 from landscape.cli.options import (
     USER_CODE_NOTE,
     FiniteFloat,
+    compute_in,
     echo_outputs,
     library_errors,
     make_out_dir,
     out_option,
+    precision_option,
     progress,
     quiet_option,
     seed_option,
@@ -48,12 +50,13 @@ Examples:
 @click.option("--workload", "user_workload", default=None,
               help="Confirms the `package.module:function` of runs of a user workload. "
                    + USER_CODE_NOTE)
+@precision_option
 @out_option
 @seed_option
 @quiet_option
 @library_errors
-def connect(run_a, run_b, points, curve_steps, lr, batch_size, splits, user_workload, out, seed,
-            quiet):
+def connect(run_a, run_b, points, curve_steps, lr, batch_size, splits, user_workload, precision,
+            out, seed, quiet):
     """Mode connectivity between the final models of two runs of one workload.
 
     Evaluates the exact mean loss (and accuracy) along the line θ(t) = (1−t)θ_A + tθ_B and along
@@ -64,7 +67,8 @@ def connect(run_a, run_b, points, curve_steps, lr, batch_size, splits, user_work
     re-estimated over the training set. Writes OUT/connect.json (barriers, settings, timings),
     OUT/connect.csv (t and every metric along both paths), OUT/curve.h5 (the curve, its
     endpoints and its coordinates on the plane through A, B and the curve's midpoint) and
-    OUT/connect.png.
+    OUT/connect.png. The curve is trained and the paths evaluated at --precision (recorded in
+    connect.json and curve.h5).
     """
     from landscape.cli.plot import save_figure
     from landscape.cli.run_inputs import load_runs
@@ -84,6 +88,7 @@ def connect(run_a, run_b, points, curve_steps, lr, batch_size, splits, user_work
     if None not in names and names[0] != names[1]:  # before loading either model
         raise click.UsageError(f"the runs are of different workloads ({names[0]!r} in {run_a}, "
                                f"{names[1]!r} in {run_b}): connect two runs of one")
+    precision = compute_in(precision)
     (model_a, _), (model_b, _) = load_runs([run_a, run_b], user_workload)
     workload = model_a.workload
     wanted = tuple(dict.fromkeys(s for s in wanted if s == "train" or workload.test is not None))
@@ -119,7 +124,7 @@ def connect(run_a, run_b, points, curve_steps, lr, batch_size, splits, user_work
         plane.update(bezier_x=bezier_x, bezier_y=bezier_y)
     settings = {"points": points, "curve_steps": curve_steps, "lr": lr,
                 "batch_size": min(batch_size, len(workload.train)), "splits": list(wanted),
-                "seed": seed, "curve_optimizer": "adam",
+                "seed": seed, "curve_optimizer": "adam", "precision": precision,
                 "batch_stats": "re-estimated at every point" if workload.train_loss is not None
                 else "none (the model has no BatchNorm)"}
     provenance = {"tool": "landscape", "workload": model_a.description["workload"],

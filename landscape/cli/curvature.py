@@ -15,7 +15,7 @@ from landscape.cli.options import echo_outputs, progress
 CSV_COLUMNS = ("run", "optimizer", "step", "lambda_max", "lambda_max_residual", "lambda_min",
                "lambda_min_residual", "trace", "trace_stderr", "threshold", "threshold_formula",
                "preconditioned_max", "preconditioned_residual", "preconditioned_threshold",
-               "converged", "lanczos_steps")
+               "converged", "lanczos_steps", "precision")
 
 
 def parse_steps(spec: str | None) -> str | list[int] | None:
@@ -57,8 +57,9 @@ def labels(paths: list[str], runs: list) -> list[str]:
 
 def along_runs(paths: list[str], loaded: list, spec, *, bottom: bool, trace_samples: int,
                tol: float, atol: float, stop: str, max_iter: int, preconditioned: bool,
-               seed: int, out: str, quiet: bool) -> None:
-    """Measure, report and draw the curvature of every run at its chosen steps."""
+               seed: int, out: str, quiet: bool, precision: str = "highest") -> None:
+    """Measure, report and draw the curvature of every run at its chosen steps (inside the
+    caller's ``precision``, which the outputs record)."""
     from landscape.cli.plot import save_figure
     from landscape.geometry.curvature import run_curvature
     from landscape.io.atomic import write_csv, write_json
@@ -76,7 +77,7 @@ def along_runs(paths: list[str], loaded: list, spec, *, bottom: bool, trace_samp
                 lambda_min=bottom, trace_samples=trace_samples, tol=tol, atol=atol, stop=stop,
                 max_iter=max_iter, seed=seed, on_point=lambda i: bar.update(1)))
             timings[name] = time.perf_counter() - started
-    report = {"tool": "landscape", "split": "train",
+    report = {"tool": "landscape", "split": "train", "precision": precision,
               "settings": {"tol": tol, "atol": atol, "stop": stop, "max_iter": max_iter,
                            "lambda_min": bottom,
                            "trace_samples": trace_samples, "seed": seed,
@@ -99,7 +100,8 @@ def along_runs(paths: list[str], loaded: list, spec, *, bottom: bool, trace_samp
                 "threshold": _cell(th.value) if th and not th.preconditioned else "",
                 "threshold_formula": th.formula if th else "",
                 "preconditioned_threshold": _cell(th.value) if th and th.preconditioned else "",
-                "converged": bool(c.converged[i]), "lanczos_steps": int(c.lanczos_steps[i])})
+                "converged": bool(c.converged[i]), "lanczos_steps": int(c.lanczos_steps[i]),
+                "precision": precision})
         tracked = run.trajectory.sharpness
         series.append({"label": name, "step": c.step, "lambda_max": c.lambda_max,
                        "preconditioned_max": c.preconditioned_max, "threshold": th,

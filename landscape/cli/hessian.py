@@ -12,10 +12,12 @@ from click.core import ParameterSource
 from landscape.cli.options import (
     USER_CODE_NOTE,
     FiniteFloat,
+    compute_in,
     echo_outputs,
     library_errors,
     make_out_dir,
     out_option,
+    precision_option,
     progress,
     quiet_option,
     seed_option,
@@ -114,6 +116,7 @@ def _model_options(command):
 @click.option("--preconditioned/--no-preconditioned", default=True, show_default=True,
               help="With RUN and --steps: also λmax(P^-1/2 H P^-1/2) for Adam and RMSProp runs "
                    "that recorded their state (`landscape train --record-opt-state`).")
+@precision_option
 @click.option("--overwrite", is_flag=True, help="Replace an eigen map made with other arguments.")
 @out_option
 @seed_option
@@ -121,8 +124,8 @@ def _model_options(command):
 @library_errors
 def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, max_iter,
             with_trace, samples, with_density, probes, lanczos_steps, deflate, with_map, x_spec,
-            y_spec, dims, kind, ignore, map_steps, chunk, preconditioned, overwrite, out, seed,
-            quiet):
+            y_spec, dims, kind, ignore, map_steps, chunk, preconditioned, precision, overwrite,
+            out, seed, quiet):
     """Probe the Hessian of a model's full-training-set mean loss.
 
     The model: the final one of RUN (a run directory of `landscape train`), or, without RUN, one
@@ -130,7 +133,8 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
     the top-k and bottom-k eigenvalues; --trace adds a Hutchinson trace ± standard error,
     --density the spectral density (stochastic Lanczos quadrature, Ghorbani et al. 2019),
     --map λmax and λmin over a plane (Li et al. 2018, Fig. 7). Writes OUT/hessian.json (values,
-    settings, timings) and the requested files.
+    settings, precision, timings) and the requested files. Every Hessian-vector product runs
+    at --precision: keep `highest` (full float32) for the tolerances to mean what they say.
 
     Along training: with several RUNs, or --steps all|N,M,..., λmax (with --bottom-k 1 also
     λmin, with --trace the trace) at each recorded step of each run, every Lanczos run started
@@ -155,6 +159,12 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
     grid = Grid.from_specs(x_spec, (y_spec or "-1:1:21") if dims == "2" else None)
     wanted = top_k + (bottom_k or 0)
     out = make_out_dir(out)
+    if with_map:  # a resumed eigen map keeps the precision it recorded
+        from landscape.scan import resumed_precision
+
+        precision = resumed_precision(os.path.join(out, "eigen_map.h5"), precision,
+                                      overwrite=overwrite)
+    precision = compute_in(precision)
     timings = {}
     started = time.perf_counter()
     if runs:
@@ -173,14 +183,15 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
                         "--steps) λmax and, with --bottom-k 1, λmin are measured")
             along_runs(list(runs), loaded, spec, bottom=bool(bottom_k),
                        trace_samples=samples if with_trace else 0, tol=tol, atol=atol,
-                       stop=stop, max_iter=max_iter,
-                       preconditioned=preconditioned, seed=seed, out=out, quiet=quiet)
+                       stop=stop, max_iter=max_iter, preconditioned=preconditioned, seed=seed,
+                       out=out, quiet=quiet, precision=precision)
             return
         model = loaded[0][0]
         timings["load_s"] = time.perf_counter() - started
     else:
         steps = _training_steps(steps_spec)
-        model = trained_model(workload, steps=steps, lr=lr, seed=seed, quiet=quiet)
+        model = trained_model(workload, steps=steps, lr=lr, seed=seed, quiet=quiet,
+                              precision=precision)
         timings["train_s"] = time.perf_counter() - started
     problem = hessian_problem(model.workload, model.params, model.state)
     n = problem.num_params
@@ -197,7 +208,7 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
 
     report = {
         "tool": "landscape", "model": model.description, "num_params": n,
-        "train_loss": model.train_loss,
+        "train_loss": model.train_loss, "precision": precision,
         "settings": {"top_k": top_k, "bottom_k": bottom_k or 0, "tol": tol, "atol": atol,
                      "stop": stop, "max_iter": max_iter,
                      "seed": seed, "split": "train"},
@@ -233,7 +244,8 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
     if with_map:
         paths += _eigen_map(model, problem, report, timings, out, grid=grid, kind=kind,
                             ignore=ignore, map_steps=map_steps, chunk=chunk, overwrite=overwrite,
-                            tol=tol, max_iter=max_iter, seed=seed, quiet=quiet)
+                            tol=tol, max_iter=max_iter, seed=seed, quiet=quiet,
+                            precision=precision)
     report["timings"] = timings
     write_json(paths[0], report)  # whole or not at all: a temporary name, then a rename
     echo_outputs(paths)
@@ -308,7 +320,7 @@ def _density(problem, pairs, report, timings, out, *, probes, steps, deflate, se
 
 
 def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_steps, chunk,
-               overwrite, tol, max_iter, seed, quiet) -> list[str]:
+               overwrite, tol, max_iter, seed, quiet, precision) -> list[str]:
     import dataclasses
 
     from landscape.directions import random_plane
@@ -333,11 +345,12 @@ def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_
                              dims=grid.ndim)
     spec = {
         **model.description, "directions": kind, "ignore": ignore, "map_steps": map_steps,
-        "x": [float(grid.x[0]), float(grid.x[-1]), len(grid.x)],
+        "precision": precision, "x": [float(grid.x[0]), float(grid.x[-1]), len(grid.x)],
         "y": None if grid.y is None else [float(grid.y[0]), float(grid.y[-1]), len(grid.y)],
     }
     record = SurfaceRecord.of_plane(plane, workload=model.workload.name, spec=spec,
-                                    lanczos_steps=map_steps, train_loss_at_origin=model.train_loss)
+                                    lanczos_steps=map_steps, train_loss_at_origin=model.train_loss,
+                                    precision=precision)
     record = dataclasses.replace(record, seed=seed)  # the seed of the map's start vector too
     h5_path = os.path.join(out, "eigen_map.h5")
     with SurfaceWriter(h5_path, what="eigen map") as writer:

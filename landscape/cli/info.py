@@ -126,6 +126,29 @@ def strategy_text(value: Any) -> str | None:
     return text
 
 
+PRECISION_MEANING = {
+    "highest": "full float32 products and convolutions",
+    "default": "the backend's own: float32 on a CPU, TF32 on NVIDIA GPUs, bfloat16 on TPUs",
+    "bfloat16": "JAX's bfloat16 level: one bfloat16 pass on TPUs, TF32 on NVIDIA GPUs",
+}
+
+
+def precision_text(attrs: Mapping[str, Any]) -> str | None:
+    """What precision a file of ours was computed at ("highest (full float32 ...)"), from its
+    ``precision`` attribute; None for a file of another tool (Li et al.'s record nothing) or of
+    a test function."""
+    from landscape.io.surface_record import SurfaceRecord
+
+    record = SurfaceRecord.from_attrs(attrs)
+    if record.precision is None:
+        # A test function's surface (`compare --function`) has no products to be precise about.
+        if attrs.get("tool") != "landscape" or (record.workload or "").startswith("function:"):
+            return None
+        return "highest (not recorded: an older file, computed in float32)"
+    meaning = PRECISION_MEANING.get(record.precision, "unknown")
+    return f"{record.precision} ({meaning})"
+
+
 def describe(path: str, surface, density: tuple[np.ndarray, np.ndarray] | None = None) -> list[str]:
     """The lines ``landscape info`` prints for a :class:`~landscape.io.surface_h5.Surface`."""
     from landscape.io.surface_layout import DONE_RULES
@@ -153,6 +176,9 @@ def describe(path: str, surface, density: tuple[np.ndarray, np.ndarray] | None =
     plan = strategy_text(surface.attrs.get("strategy"))
     if plan:
         lines.append(f"evaluated     {plan}")
+    precision = precision_text(surface.attrs)
+    if precision:
+        lines.append(f"precision     {precision}")
     note = nonfinite_note(surface)
     if note:
         lines.append(f"non-finite    {note}")

@@ -13,6 +13,8 @@ from collections.abc import Callable
 import click
 
 from landscape.errors import FileInUse, InputError, LandscapeError, ResumeMismatch
+from landscape.precision import DEFAULT as DEFAULT_PRECISION
+from landscape.precision import PRECISIONS, computing_in
 
 out_option = click.option(
     "--out",
@@ -24,6 +26,24 @@ out_option = click.option(
 seed_option = click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0,
                            show_default=True, help="Random seed.")
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+
+precision_option = click.option(
+    "--precision", type=click.Choice(PRECISIONS), default=None,
+    help="Precision of float32 matrix products and convolutions: highest (full float32), "
+         "default (the backend's: float32 on a CPU, TF32 on NVIDIA Ampere/Hopper GPUs, one "
+         "bfloat16 pass on a TPU; faster, about 1e-3 relative), bfloat16 (JAX's bfloat16 "
+         "level: one pass on a TPU, TF32 on NVIDIA GPUs). Recorded in the outputs; a resumed "
+         "surface or eigen map keeps its recorded one  [default: highest]")
+
+
+def compute_in(precision: str | None) -> str:
+    """Trace and compile everything the running command computes from here on at
+    ``precision`` (None: ``highest``), until the command returns (the click context holds
+    JAX's setting); returns it."""
+    precision = precision or DEFAULT_PRECISION
+    click.get_current_context().with_resource(computing_in(precision))
+    return precision
+
 
 MAX_DPI = 2400  # a larger figure would be gigapixels
 MAX_LEVELS = 1000  # contour levels

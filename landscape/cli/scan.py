@@ -11,11 +11,13 @@ from click.core import ParameterSource
 
 from landscape.cli.options import (
     comma_list,
+    compute_in,
     distributed_options,
     echo_outputs,
     library_errors,
     make_out_dir,
     out_option,
+    precision_option,
     progress,
     quiet_option,
     seed_option,
@@ -95,6 +97,7 @@ Multi-host (run the same command on every host, process 0 writes):
               help="Evaluate on a fixed subset of this many training (and test) samples, "
                    "stratified by class for classifiers (drawn with --seed, recorded in the "
                    "file): a cheap first look.")
+@precision_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing surface made with other arguments.")
 @distributed_options
 @out_option
@@ -103,7 +106,8 @@ Multi-host (run the same command on every host, process 0 writes):
 @library_errors
 def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalization, ignore,
          orthogonal, same_direction, num, span, x_spec, y_spec, dims, metrics, splits, chunk,
-         strategy, samples, overwrite, coordinator, num_processes, process_id, out, seed, quiet):
+         strategy, samples, precision, overwrite, coordinator, num_processes, process_id, out,
+         seed, quiet):
     """Evaluate the loss over a plane of weight perturbations around a model.
 
     SOURCE is a run directory of `landscape train`; without it the model is trained on the spot
@@ -155,6 +159,11 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
         from landscape.io.lock import check_free
 
         check_free(h5_path)
+    # Everything from here (training on the spot too) at the precision given, or the one
+    # OUT/surface.h5 recorded: a resume keeps it.
+    from landscape.scan import resumed_precision
+
+    precision = compute_in(resumed_precision(h5_path, precision, overwrite=overwrite))
     run, loaded = None, None
     given_workload = workload if given("workload") else None
     if source is None:
@@ -208,19 +217,20 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
     names = [f"{split}_{metric}" for split in splits for metric in metrics]
     if distributed.is_writer():  # a finished scan returns at once; a mismatch fails now
         finished = _finished_scan(h5_path, grid, provenance, metrics, splits, sample_record,
-                                  names, overwrite)
+                                  names, overwrite, precision)
         if finished is not None:
             echo_outputs(finished)
             return
     if source is None:
         model = trained_model(workload, steps=steps, lr=lr, seed=seed, quiet=quiet,
-                              workload=loaded)
+                              workload=loaded, precision=precision)
         plane = _plane(kind, model, run, stored, to_runs, given_workload,
                        normalization=normalization, ignore=applied_ignore, dims=int(dims),
                        same=same_direction, orthogonal=orthogonal, seed=seed)
     paths = scan_model(model, plane, grid, out, provenance=provenance, metrics=metrics,
                        splits=splits, chunk=chunk, strategy=strategy, samples=sample_record,
-                       overwrite=overwrite, quiet=quiet, trajectory_run=run)
+                       precision=precision, overwrite=overwrite, quiet=quiet,
+                       trajectory_run=run)
     if distributed.is_writer():
         echo_outputs(paths)
 
@@ -258,7 +268,8 @@ def _covering(run, plane, kind: str, num: int):
     return covering_grid(path["x"], path["y"], num=num, include=include)
 
 
-def _finished_scan(h5_path, grid, provenance, metrics, splits, samples, names, overwrite):
+def _finished_scan(h5_path, grid, provenance, metrics, splits, samples, names, overwrite,
+                   precision):
     """The outputs of a finished scan of the same arguments (None when there is work to do);
     a file made with other arguments, or lacking one of the metrics, is refused now, before
     any training."""
@@ -267,7 +278,8 @@ def _finished_scan(h5_path, grid, provenance, metrics, splits, samples, names, o
     from landscape.io.lock import exclusive
     from landscape.scan import existing_surface, scan_spec
 
-    spec = scan_spec(provenance, grid, metrics=metrics, splits=splits, samples=samples)
+    spec = scan_spec(provenance, grid, metrics=metrics, splits=splits, samples=samples,
+                     precision=precision)
     existing = existing_surface(h5_path, spec, overwrite=overwrite)
     if existing is None:
         return None
@@ -307,7 +319,7 @@ def _plane(kind, model, run, stored, to_runs, given_workload, *, normalization, 
 
 
 def scan_model(model, plane, grid, out: str, *, provenance: dict, metrics, splits, chunk=None,
-               strategy="auto", samples=None, overwrite=False, quiet=False,
+               strategy="auto", samples=None, precision=None, overwrite=False, quiet=False,
                trajectory_run=None, lock: bool = True, figure: bool = True) -> list[str]:
     """Scan ``plane`` around ``model`` (a :class:`ModelSource`) into ``OUT/surface.h5`` with a
     progress bar (and the run's path when given), draw ``OUT/surface.png`` (unless not
@@ -340,7 +352,8 @@ def scan_model(model, plane, grid, out: str, *, provenance: dict, metrics, split
         surface = scan_surface(objective, plane, grid, out=h5_path, metrics=metrics,
                                splits=splits, provenance=provenance, train_loss=model.train_loss,
                                overwrite=overwrite, chunk=chunk, strategy=strategy,
-                               samples=samples, trajectories=trajectories, lock=lock,
+                               samples=samples, precision=precision,
+                               trajectories=trajectories, lock=lock,
                                choices=default_choices(), on_plan=announce, on_progress=advance)
     if not distributed.is_writer():
         return []

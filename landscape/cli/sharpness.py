@@ -11,10 +11,12 @@ import click
 from landscape.cli.options import (
     USER_CODE_NOTE,
     FiniteFloat,
+    compute_in,
     echo_outputs,
     library_errors,
     make_out_dir,
     out_option,
+    precision_option,
     progress,
     quiet_option,
     seed_option,
@@ -29,7 +31,7 @@ Examples:
 """
 
 COLUMNS = ("run", "measure", "value", "stderr", "base_loss", "perturbed_loss", "parameter",
-           "method", "definition")
+           "method", "definition", "precision")
 
 
 @click.command(epilog=EXAMPLES)
@@ -55,12 +57,13 @@ COLUMNS = ("run", "measure", "value", "stderr", "base_loss", "perturbed_loss", "
 @click.option("--workload", "user_workload", default=None,
               help="Confirms the `package.module:function` of runs of a user workload. "
                    + USER_CODE_NOTE)
+@precision_option
 @out_option
 @seed_option
 @quiet_option
 @library_errors
 def sharpness(runs, epsilons, rho_linf, rho_l2, rho_average, ascent_steps, samples, tol,
-              user_workload, out, seed, quiet):
+              user_workload, precision, out, seed, quiet):
     """Sharpness of each run's final model on its full training set (evaluation mode).
 
     \b
@@ -74,15 +77,17 @@ def sharpness(runs, epsilons, rho_linf, rho_l2, rho_average, ascent_steps, sampl
     The maxima come from --ascent-steps of projected gradient ascent from δ = 0 (signed steps of
     2.5/steps of the box per coordinate for the boxes, normalized steps of ρ for p = 2; the
     largest loss seen is kept, a lower bound on the maximum). Writes OUT/sharpness.json and
-    OUT/sharpness.csv (one row per run and measure, with how each was computed).
+    OUT/sharpness.csv (one row per run and measure, with how each was computed, and the
+    --precision every loss, gradient and Hessian-vector product was computed at).
     """
     from landscape.cli.run_inputs import load_runs
     from landscape.geometry.sharpness import model_sharpness
     from landscape.io.atomic import write_csv, write_json
 
+    precision = compute_in(precision)
     models = [model for model, _ in load_runs(list(runs), user_workload)]
     out = make_out_dir(out)
-    report = {"tool": "landscape", "split": "train", "settings": {
+    report = {"tool": "landscape", "split": "train", "precision": precision, "settings": {
         "epsilons": list(epsilons), "rho_linf": rho_linf, "rho_l2": rho_l2,
         "rho_average": rho_average, "ascent_steps": ascent_steps, "samples": samples,
         "tol": tol, "seed": seed}, "runs": []}
@@ -105,7 +110,7 @@ def sharpness(runs, epsilons, rho_linf, rho_l2, rho_average, ascent_steps, sampl
                              "stderr": entry["stderr"], "base_loss": entry.get("base_loss", ""),
                              "perturbed_loss": entry.get("perturbed_loss", ""),
                              "parameter": parameter, "method": entry["method"],
-                             "definition": entry["definition"]})
+                             "definition": entry["definition"], "precision": precision})
     for entry in report["runs"]:
         click.echo(f"{entry['run']}:")
         for name, m in entry["measures"].items():

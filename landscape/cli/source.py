@@ -36,19 +36,22 @@ def model_options(command):
 
 
 def trained_model(workload_name: str, *, steps: int, lr: float, seed: int, quiet: bool,
-                  workload: Any = None) -> ModelSource:
+                  workload: Any = None, precision: str | None = None) -> ModelSource:
     """Train ``workload_name`` with Adam for ``steps`` steps, with a progress bar
-    (``workload``: that workload already loaded, e.g. to check options against it first)."""
+    (``workload``: that workload already loaded, e.g. to check options against it first), at
+    ``precision`` (default ``highest``)."""
     import optax
 
     from landscape.data import get_workload
     from landscape.errors import TrainingDiverged
+    from landscape.precision import DEFAULT as DEFAULT_PRECISION
     from landscape.train import train
 
     workload = workload or get_workload(workload_name)
     with progress(steps, "training", quiet=quiet, unit="step") as bar:
         result = train(workload, optax.adam(lr), steps=steps, seed=seed, record_every=steps,
-                       callback=lambda step, loss: bar.update(1))
+                       callback=lambda step, loss: bar.update(1),
+                       precision=precision or DEFAULT_PRECISION)
     if result.divergence is not None:  # its params would be the starting point: not the model
         raise TrainingDiverged(
             f"training `{workload_name}` with Adam (--lr {lr}) diverged at "

@@ -12,10 +12,12 @@ from landscape.data import names as workload_names
 from landscape.cli.options import (
     USER_CODE_NOTE,
     FiniteFloat,
+    compute_in,
     echo_outputs,
     library_errors,
     make_out_dir,
     out_option,
+    precision_option,
     progress,
     quiet_option,
     seed_option,
@@ -87,20 +89,22 @@ def _optimizer_names(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
               help="Folder holding <workload>/ data folders for mnist, fashion-mnist, cifar10 "
                    "(every cifar10-* workload reads cifar10/) "
                    "[default: $LANDSCAPE_DATA or ~/.cache/landscape/data].")
+@precision_option
 @click.option("--overwrite", is_flag=True, help="Replace existing runs in OUT/<optimizer>/.")
 @out_option
 @seed_option
 @quiet_option
 @library_errors
 def train(workload, optimizer_names, steps, batch_size, lr, record_every, record_opt_state,
-          track_every, sharpness_steps, sharpness_samples, data_dir, overwrite, out, seed,
-          quiet):
+          track_every, sharpness_steps, sharpness_samples, data_dir, precision, overwrite, out,
+          seed, quiet):
     """Train a workload with each optimizer, recording its trajectory.
 
     Every optimizer starts from the same initial parameters (drawn with --seed) and sees the
     same batch order. Each run goes to OUT/<optimizer>/: run.json (configuration, versions,
     final metrics), trajectory.h5 (params and train/test loss and accuracy at every recorded
-    step) and final/ (an Orbax checkpoint of the params and model state).
+    step) and final/ (an Orbax checkpoint of the params and model state). run.json records
+    the --precision the run was trained at.
 
     \b
     Every record is written to OUT/<optimizer>/trajectory.journal as it is made: a run that is
@@ -121,6 +125,7 @@ def train(workload, optimizer_names, steps, batch_size, lr, record_every, record
 
     if data_dir is not None:
         os.environ[ENV_VAR] = os.path.abspath(os.path.expanduser(data_dir))
+    precision = compute_in(precision)
     specs = [OptimizerSpec(name, lr) for name in optimizer_names]
     for spec in specs:
         spec.build()  # a bad hyperparameter fails now, not after the first run
@@ -154,7 +159,8 @@ def train(workload, optimizer_names, steps, batch_size, lr, record_every, record
         for spec, directory in zip(specs, directories):
             run = _train_one(wl, spec, directory, init=init, steps=steps, batch_size=batch_size,
                              record_every=record_every, seed=seed, extra=extra,
-                             overwrite=overwrite, quiet=quiet, tracking=tracking)
+                             overwrite=overwrite, quiet=quiet, tracking=tracking,
+                             precision=precision)
             paths.append(directory)
             summaries.append(_summary(run))
             if run.divergence is not None:
@@ -184,7 +190,7 @@ def _refuse_existing_runs(directories: list[str], overwrite: bool) -> None:
 
 def _train_one(wl, spec, directory: str, *, init, steps: int, batch_size: int,
                record_every: int, seed: int, extra: dict, overwrite: bool, quiet: bool,
-               tracking: dict):
+               tracking: dict, precision: str):
     """Train one optimizer into ``directory`` (its lock held by the caller), streaming every
     record to its journal; ``tracking``: what else to record (optimizer state, λmax while
     training: :func:`landscape.train.train`'s options). Returns the run."""
@@ -193,7 +199,8 @@ def _train_one(wl, spec, directory: str, *, init, steps: int, batch_size: int,
 
     writer = start_run(directory, workload=wl.name, optimizer=spec.resolved(), seed=seed,
                        steps=steps, batch_size=min(batch_size, len(wl.train)),
-                       record_every=record_every, extra=extra, overwrite=overwrite)
+                       record_every=record_every, extra=extra, overwrite=overwrite,
+                       precision=precision)
     with progress(steps, spec.name, quiet=quiet, unit="step") as bar:
         shown = {}
 
@@ -212,7 +219,7 @@ def _train_one(wl, spec, directory: str, *, init, steps: int, batch_size: int,
         run = train_run(wl, spec, steps=steps, batch_size=batch_size, seed=seed,
                         record_every=record_every, init=init, callback=callback,
                         on_record=on_record, on_snapshot=writer.record, check_every=POSTFIX_EVERY,
-                        on_sharpness=writer.record_sharpness, **tracking)
+                        on_sharpness=writer.record_sharpness, precision=precision, **tracking)
     writer.finish(run)
     return run
 

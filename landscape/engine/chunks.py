@@ -24,6 +24,7 @@ from landscape.engine import sizing
 from landscape.errors import InputError
 from landscape.grid import Grid
 from landscape.objective import Params
+from landscape.precision import current_setting
 
 ChunkFn = Callable[..., dict[str, jax.Array]]
 """``chunk_fn(coords (chunk, 2), plane, data) -> {name: (chunk,)}``: a whole chunk at once."""
@@ -92,15 +93,18 @@ def compile_chunks(chunk_fn: ChunkFn, constants: tuple, mesh: Mesh, *, todo: int
     of a chunk's temporaries, made on a first compile of a few points per device
     (:mod:`landscape.engine.sizing`). ``key`` (hashable, e.g. the loss and the strategy)
     identifies what ``chunk_fn`` computes: with it, the program is kept and a later call with
-    the same key, argument shapes and shardings returns it without compiling.
+    the same key, argument shapes, shardings and matmul precision returns it without compiling.
     """
     devices = list(mesh.devices.flat)
     coords_sharding = NamedSharding(mesh, PartitionSpec("points"))
     cache_key = None
     if key is not None:
         leaves, treedef = jax.tree.flatten(constants)
+        # The matmul precision is part of jit's key, not of ours: without it a program compiled
+        # at one precision would be served to a scan at another.
         cache_key = (key, treedef, tuple((x.shape, x.dtype, x.sharding) for x in leaves),
-                     coords_sharding, chunk, max_per_device, min(todo, sizing.MAX_CHUNK_ACCELERATOR))
+                     coords_sharding, chunk, max_per_device,
+                     min(todo, sizing.MAX_CHUNK_ACCELERATOR), current_setting())
         if cache_key in _programs:
             _programs.move_to_end(cache_key)
             return _programs[cache_key]

@@ -48,6 +48,7 @@ from landscape.io import surface_layout as layout
 from landscape.io.atomic import atomic_path
 from landscape.io.h5tree import write_tree
 from landscape.io.surface_record import spec_hash  # noqa: F401  (part of this module's API)
+from landscape.io.surface_record import spec_mismatch
 
 COORDINATE_NAMES = ("xcoordinates", "ycoordinates")
 RESERVED = (*COORDINATE_NAMES, "done", "directions", "trajectories")
@@ -92,10 +93,12 @@ def create(
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Create (or reopen for resuming) a surface file for a scan.
 
-    If ``path`` exists and its ``spec_hash`` attribute equals ``attrs["spec_hash"]``, the file is
-    kept, its pending journal folded in (:func:`compact`) and its values and ``done`` mask are
-    returned, so the scan continues where it stopped. A file made with other arguments raises
-    :class:`ResumeMismatch` unless ``overwrite``. A new file appears whole (atomic rename).
+    If ``path`` exists and its spec equals ``attrs``'s (the ``spec_hash`` attributes; a file
+    older than the ``precision`` entry is read as ``highest``:
+    :func:`~landscape.io.surface_record.spec_mismatch`), the file is kept, its pending journal
+    folded in (:func:`compact`) and its values and ``done`` mask are returned, so the scan
+    continues where it stopped. A file made with other arguments raises
+    :class:`ResumeMismatch`, naming what differs, unless ``overwrite``. A new file appears whole (atomic rename).
 
     Returns ``(values, done)`` as they stand in the file.
     """
@@ -104,11 +107,9 @@ def create(
             existing = read(path)
         except ReadError as exc:
             raise ReadError(f"{exc}; use --overwrite to start the scan again") from exc
-        if existing.attrs.get("spec_hash") != attrs.get("spec_hash"):
-            raise ResumeMismatch(
-                f"{path} was made with other arguments (spec {existing.attrs.get('spec_hash')} "
-                f"vs {attrs.get('spec_hash')})"
-            )
+        differ = spec_mismatch(existing.attrs, attrs)
+        if differ is not None:
+            raise ResumeMismatch(f"{path} was made with other arguments ({differ})")
         compact(path)
         return existing.values, existing.done
     journal.remove(journal_path(path))  # an old scan's points must not land in the new file
@@ -302,6 +303,16 @@ def read(path: str | os.PathLike) -> Surface:
     if pending:
         _apply(surface.values, surface.done, pending, journal_path(path))
     return surface
+
+
+def read_attrs(path: str | os.PathLike) -> dict[str, Any]:
+    """The root attributes of a surface file alone (its provenance: what a resume checks
+    first), as :func:`read` gives them; a file that cannot be read raises :class:`ReadError`."""
+    try:
+        with h5py.File(path, "r") as f:
+            return _read_attributes(f, path)
+    except DAMAGED as exc:
+        raise ReadError(f"cannot read surface file {path}: {reason(exc)}") from exc
 
 
 def _read_open(f: h5py.File, path) -> Surface:

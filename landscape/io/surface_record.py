@@ -5,7 +5,10 @@ The attribute names are those the files have always had (``tool``, ``tool_versio
 ``workload``, ``direction_kind``, ``normalization``, ``ignore``, ``seed`` (-1: none), ``grid``
 (the JSON of the arguments that define the scan), ``spec_hash``, ``train_loss_at_origin``,
 ``explained_variance``, ``lanczos_steps``), plus ``strategy`` (how the points were evaluated:
-see :class:`landscape.engine.Plan`) and ``samples`` (the subset of the data, when one was used).
+see :class:`landscape.engine.Plan`), ``samples`` (the subset of the data, when one was used) and
+``precision`` (of the float32 products and convolutions, :mod:`landscape.precision`; also in the
+spec, so a resume keeps it; files written before it was recorded have none and were computed in
+float32).
 Scalars are stored as HDF5 scalars, everything else as JSON text. Li et al.'s files carry no
 attributes: every field is then None.
 """
@@ -23,7 +26,7 @@ from landscape.version import __version__
 TOOL = "landscape"
 KNOWN = frozenset({"tool", "tool_version", "workload", "direction_kind", "normalization", "ignore",
                    "seed", "grid", "spec_hash", "train_loss_at_origin", "explained_variance",
-                   "lanczos_steps", "strategy", "samples"})
+                   "lanczos_steps", "strategy", "samples", "precision"})
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
@@ -46,6 +49,8 @@ class SurfaceRecord:
       lanczos_steps: eigen maps' Lanczos steps per point.
       strategy: the engine's plan (strategy, chunk, probe rates, shared layer).
       samples: ``{"num", "seed", "stratified"}`` when a subset of the data was evaluated.
+      precision: the precision of the float32 products and convolutions (``highest``,
+        ``default``, ``bfloat16``); None in a file written before it was recorded.
       tool_version: the version that wrote the file.
       extra: further root attributes (e.g. a test function's ``formula``), by name.
     """
@@ -61,6 +66,7 @@ class SurfaceRecord:
     lanczos_steps: int | None = None
     strategy: dict | None = None
     samples: dict | None = None
+    precision: str | None = None
     tool_version: str | None = None
     extra: dict | None = None
 
@@ -89,7 +95,7 @@ class SurfaceRecord:
         optional = {"explained_variance": None if self.explained_variance is None
                     else list(self.explained_variance),
                     "lanczos_steps": self.lanczos_steps, "strategy": self.strategy,
-                    "samples": self.samples}
+                    "samples": self.samples, "precision": self.precision}
         attrs.update({k: v for k, v in optional.items() if v is not None})
         for key, value in (self.extra or {}).items():
             attrs.setdefault(key, value)
@@ -114,9 +120,41 @@ class SurfaceRecord:
             lanczos_steps=_int(attrs.get("lanczos_steps")),
             strategy=_json(attrs.get("strategy"), dict),
             samples=_json(attrs.get("samples"), dict),
+            precision=_str(attrs.get("precision")),
             tool_version=_str(attrs.get("tool_version")),
             extra={key: value for key, value in attrs.items() if key not in KNOWN} or None,
         )
+
+
+def spec_mismatch(found: Mapping[str, Any], wanted: Mapping[str, Any]) -> str | None:
+    """Why a file whose root attributes are ``found`` cannot be resumed by a scan that would
+    write ``wanted`` (None: it can): what differs between their specs, e.g. "`precision` is
+    'highest' in the file, 'default' now".
+
+    A spec without ``precision`` (a file written before it was recorded, computed in float32 on
+    a CPU) is the same spec at ``highest``."""
+    if found.get("spec_hash") == wanted.get("spec_hash"):
+        return None
+    old, new = _json(found.get("grid"), dict), _json(wanted.get("grid"), dict)
+    if old is None or new is None:
+        return f"spec {found.get('spec_hash')} vs {wanted.get('spec_hash')}"
+    if "precision" not in old:
+        from landscape.precision import UNRECORDED
+
+        old = {**old, "precision": UNRECORDED}
+        if spec_hash(old) == spec_hash(new):
+            return None
+    differ = [key for key in sorted(old.keys() | new.keys()) if old.get(key) != new.get(key)]
+    if not differ:  # equal once read back: a hash of another version's JSON
+        return f"spec {found.get('spec_hash')} vs {wanted.get('spec_hash')}"
+    shown = [f"`{key}` is {_short(old.get(key))} in the file, {_short(new.get(key))} now"
+             for key in differ[:3]]
+    return "; ".join(shown) + (f" (and {len(differ) - 3} more)" if len(differ) > 3 else "")
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _stored(value: Any) -> Any:

@@ -3,8 +3,9 @@
 ``OUT/<optimizer>/`` holds
 
 - ``run.json`` — workload, optimizer with all its hyperparameters, seed, steps, batch size,
-  record interval, final metrics, wall time, package versions and ``status`` (always replaced
-  whole: a temporary name, then a rename);
+  record interval, final metrics, wall time, package versions, ``micro_batches`` (more than
+  1 when the steps ran out of device memory and summed each minibatch's gradient over that many
+  pieces) and ``status`` (always replaced whole: a temporary name, then a rename);
 - ``trajectory.h5`` — every recorded step (:mod:`landscape.io.trajectory_h5`);
 - ``final/`` — an Orbax checkpoint of ``{"params", "state"}`` (:mod:`landscape.io.checkpoint`).
 
@@ -92,6 +93,7 @@ def _write_final(run: Run, directory: Path, extra: Mapping[str, Any] | None) -> 
         "epochs": int(run.trajectory.epoch[-1]),
         "final_metrics": {k: _finite_or_none(v) for k, v in run.final_metrics.items()},
         "wall_time_s": _finite_or_none(run.wall_time_s),
+        "micro_batches": run.micro_batches,
     })
     if run.divergence is not None:
         document.update({"diverged_at_step": run.divergence.step,
@@ -221,6 +223,7 @@ def load_run(path: str | os.PathLike) -> Run:
             path=str(directory),
             status=str(status),
             divergence=divergence,
+            micro_batches=int(document.get("micro_batches", 1)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ReadError(f"{directory / RUN_JSON}: missing or malformed entry {exc}") from exc

@@ -111,6 +111,11 @@ def train(workload, optimizer_names, steps, batch_size, lr, record_every, record
     A loss that becomes NaN or infinite stops that optimizer: its run is kept with the finite
     records before that step (run.json "status": "diverged", "diverged_at_step"), the other
     optimizers still train, and the command ends with exit status 1.
+    \b
+    A step that runs out of device memory is run again with its minibatch cut into
+    micro-batches of half the size (then a quarter ...), their gradients summed weighted by
+    size (the same gradient up to rounding); one line says so and run.json records
+    "micro_batches". BatchNorm models, whose batch statistics would change, stop instead.
     """
     import jax
 

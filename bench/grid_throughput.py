@@ -36,7 +36,8 @@ import numpy as np  # noqa: E402
 
 from landscape.directions import random_plane  # noqa: E402
 from landscape.engine import evaluate_surface, point_params  # noqa: E402
-from landscape.engine.stem import split_at_stem  # noqa: E402
+from landscape.engine.sizing import device_numbers  # noqa: E402
+from landscape.engine.stem import shares_first_layer, split_at_stem  # noqa: E402
 from landscape.grid import Grid  # noqa: E402
 from landscape.models import MLP, pure_model  # noqa: E402
 from landscape.objective import dataset_mean  # noqa: E402
@@ -365,7 +366,7 @@ def mlp_rows(args, peak, letters) -> list[dict]:
         t_naive = naive_vmap_seconds(workload, plane, grid)
         batch = next(workload.train.batches(workload.batch_size))
         split = split_at_stem(workload.loss, params, {}, batch)
-        stem = split is not None and split.pays
+        stem = split is not None and shares_first_layer(split, device_numbers(jax.devices()[0]))
         ceiling = matmul_ceiling(case["sizes"], case["n"], case["batch"], stem=stem)
         flops = 2 * macs_per_sample(case["sizes"]) * case["n"]
         row = {

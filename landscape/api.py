@@ -75,7 +75,12 @@ def surface(
         the surface in memory.
       samples: evaluate on a fixed subset of this many samples (stratified by target for
         integer targets), recorded in the file.
-      strategy, chunk: how the engine evaluates points (``auto`` times the candidates).
+      batch_size: samples per evaluated batch of in-memory data — what ``landscape scan
+        --eval-batch-size`` sets; memory only, the means are exact. Default: 1024 on a CPU,
+        sized from the free device memory on a GPU/TPU; recorded in the file's ``strategy``.
+        A stream of batches is read in its own batches.
+      strategy, chunk: how the engine evaluates points (``auto`` times the candidates). Out of
+        device memory, the chunk and then the batch are halved and retried.
       precision: of float32 products and convolutions (:mod:`landscape.precision`):
         ``highest`` (full float32, the default), ``default`` (the backend's: TF32 on NVIDIA
         GPUs, one bfloat16 pass on TPUs) or ``bfloat16``; recorded in the surface. A resumed
@@ -86,6 +91,8 @@ def surface(
     Returns:
       A :class:`~landscape.surface.Surface` (``.plot()``, ``.to_vtk()``, ``.save()``).
     """
+    if batch_size is not None and batch_size < 1:
+        raise InputError(f"`batch_size` (={batch_size}) must be >= 1", param="batch_size")
     objective, params = objective_from(loss_fn, model, data, state=state, test=test,
                                        batch_size=batch_size)
     splits = objective.splits
@@ -105,7 +112,8 @@ def surface(
     with _ProgressBar(progress) as bar:
         return scan_surface(objective, plane, grid, out=out, metrics=metrics, splits=splits,
                             provenance=spec, overwrite=not resume, chunk=chunk,
-                            strategy=strategy, samples=sample_record, precision=precision,
+                            eval_batch_size=batch_size, strategy=strategy,
+                            samples=sample_record, precision=precision,
                             choices=_default_choices(), on_progress=bar.update)
 
 

@@ -50,6 +50,17 @@ class TrainingDiverged(LandscapeError):
     """Training produced a NaN or infinite loss before anything could be kept."""
 
 
+class OutOfMemory(LandscapeError):
+    """A computation ran out of device memory even at the smallest size it could be cut to
+    (:func:`landscape.engine.memory.halve_on_oom`). ``what`` names the size that was halved
+    (``chunk``, ``eval batch`` ...), ``sizes`` lists every size tried, largest first."""
+
+    def __init__(self, message: str, *, what: str = "size", sizes: tuple[int, ...] = ()):
+        super().__init__(message)
+        self.what = what
+        self.sizes = tuple(sizes)
+
+
 def first_line(exc: BaseException) -> str:
     """The first non-blank line of ``exc``'s message ("(no message)" if it has none): what a
     one-line error can carry of a long, multi-line one (JAX's, h5py's)."""

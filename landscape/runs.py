@@ -4,8 +4,10 @@
 
 - ``run.json`` — workload, optimizer with all its hyperparameters, seed, steps, batch size,
   record interval, ``precision`` (:mod:`landscape.precision`; a run written before it was
-  recorded reads as ``highest``), final metrics, wall time, package versions and ``status``
-  (always replaced whole: a temporary name, then a rename);
+  recorded reads as ``highest``), final metrics, wall time, package versions,
+  ``micro_batches`` (more than 1 when the steps ran out of device memory and summed each
+  minibatch's gradient over that many pieces) and ``status`` (always replaced whole: a
+  temporary name, then a rename);
 - ``trajectory.h5`` — every recorded step (:mod:`landscape.io.trajectory_h5`);
 - ``final/`` — an Orbax checkpoint of ``{"params", "state"}`` (:mod:`landscape.io.checkpoint`).
 
@@ -94,6 +96,7 @@ def _write_final(run: Run, directory: Path, extra: Mapping[str, Any] | None) -> 
         "epochs": int(run.trajectory.epoch[-1]),
         "final_metrics": {k: _finite_or_none(v) for k, v in run.final_metrics.items()},
         "wall_time_s": _finite_or_none(run.wall_time_s),
+        "micro_batches": run.micro_batches,
     })
     if run.divergence is not None:
         document.update({"diverged_at_step": run.divergence.step,
@@ -226,6 +229,7 @@ def load_run(path: str | os.PathLike) -> Run:
             status=str(status),
             divergence=divergence,
             precision=_precision(document.get("precision", UNRECORDED), directory),
+            micro_batches=int(document.get("micro_batches", 1)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ReadError(f"{directory / RUN_JSON}: missing or malformed entry {exc}") from exc

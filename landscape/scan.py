@@ -23,6 +23,7 @@ import numpy as np
 from landscape import distributed
 from landscape.directions import Plane
 from landscape.engine import STRATEGIES, Plan, evaluate_surface
+from landscape.engine.memory import OnShrink
 from landscape.errors import InputError
 from landscape.grid import Grid
 from landscape.io import surface_h5
@@ -165,6 +166,7 @@ def scan_surface(
     train_loss: float | None = None,
     overwrite: bool = False,
     chunk: int | None = None,
+    eval_batch_size: int | None = None,
     strategy: str = "auto",
     samples: Mapping[str, Any] | None = None,
     precision: str | None = None,
@@ -173,6 +175,7 @@ def scan_surface(
     choices: MutableMapping | None = None,
     on_plan: Callable[[Plan], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    on_shrink: OnShrink | None = None,
 ) -> Surface:
     """Evaluate ``objective`` over ``grid`` on ``plane``; with ``out`` (a surface file's path),
     into that file, resuming it.
@@ -185,6 +188,9 @@ def scan_surface(
       overwrite: replace a file made with other arguments instead of refusing.
       chunk, strategy: as :func:`landscape.engine.evaluate_surface`; a resumed file keeps the
         strategy and chunk it recorded (another ``strategy`` forced on it is refused).
+      eval_batch_size: samples per evaluated batch (memory only: the means are exact; default:
+        the objective's on a CPU, from the free device memory on an accelerator); a resumed
+        file keeps the one it recorded unless another is given.
       samples: how the objective's data were subset (``{"num", "seed", "stratified"}``), stored.
       precision: of the float32 products and convolutions (:mod:`landscape.precision`):
         ``highest`` (default for a new file), ``default``, ``bfloat16``; stored in the file and
@@ -194,6 +200,8 @@ def scan_surface(
       choices: where the engine remembers its strategy choices.
       on_plan: called with the engine's plan before the first chunk.
       on_progress: ``on_progress(points done, total)``, at the start and after every chunk.
+      on_shrink: ``on_shrink(old, new, what)`` when a chunk or an evaluation batch ran out of
+        device memory and is retried at half the size (the file records the final sizes).
 
     Returns:
       The :class:`~landscape.surface.Surface` (read back from the file when there is one).
@@ -207,8 +215,12 @@ def scan_surface(
                                     train_loss_at_origin=train_loss,
                                     samples=None if not samples else dict(samples),
                                     precision=precision)
+    if eval_batch_size is not None and eval_batch_size < 1:
+        raise InputError(f"`eval_batch_size` (={eval_batch_size}) must be >= 1",
+                         param="eval_batch_size")
     options = dict(metrics=metrics, splits=splits, chunk=chunk, strategy=strategy,
-                   choices=choices, on_plan=on_plan)
+                   choices=choices, on_plan=on_plan, batch_size=eval_batch_size,
+                   on_shrink=on_shrink)
     if out is None:
         with computing_in(precision):
             return _in_memory(objective, plane, grid, record, trajectories, on_progress,
@@ -220,7 +232,7 @@ def scan_surface(
         if writer:
             existing = existing_surface(path, spec, overwrite=overwrite)
             if existing is not None:
-                recorded = _recorded(existing, strategy, chunk)
+                recorded = _recorded(existing, strategy, chunk, eval_batch_size)
                 options.update(recorded)
             _, done = file.open(grid, names, plane, record, overwrite=overwrite)
         done = distributed.broadcast_from_writer(done if writer else np.zeros(grid.shape, bool))
@@ -231,11 +243,14 @@ def scan_surface(
         if on_progress is not None:
             on_progress(count[0], total)
 
+        reported: list[Plan] = []
+
         def plan_chosen(plan: Plan) -> None:
             if recorded:  # the file's own plan, already stored
                 plan = dataclasses.replace(plan, source="recorded")
-            elif writer:
+            if writer and (not recorded or reported):  # a new file's plan, or a shrunk one
                 file.set_attrs({"strategy": plan.record()})
+            reported.append(plan)
             if on_plan is not None:
                 on_plan(plan)
 
@@ -257,16 +272,20 @@ def scan_surface(
 
 
 def _shared_plan(recorded: dict) -> dict:
-    """The writer's recorded strategy and chunk, on every process."""
-    code = np.array([STRATEGY_CODES.get(recorded.get("strategy"), 0), recorded.get("chunk") or 0])
+    """The writer's recorded strategy, chunk and evaluation batch, on every process."""
+    code = np.array([STRATEGY_CODES.get(recorded.get("strategy"), 0), recorded.get("chunk") or 0,
+                     recorded.get("batch_size") or 0])
     code = distributed.broadcast_from_writer(code)
     if not code[0]:
         return {}
-    return {"strategy": STRATEGIES[int(code[0]) - 1], "chunk": int(code[1])}
+    return {"strategy": STRATEGIES[int(code[0]) - 1], "chunk": int(code[1]),
+            **({"batch_size": int(code[2])} if code[2] else {})}
 
 
-def _recorded(existing: surface_h5.Surface, strategy: str, chunk: int | None) -> dict:
-    """The engine options a resumed file recorded: its strategy, chunk and devices."""
+def _recorded(existing: surface_h5.Surface, strategy: str, chunk: int | None,
+              eval_batch: int | None = None) -> dict:
+    """The engine options a resumed file recorded: its strategy, chunk, devices and evaluation
+    batch (``chunk`` and ``eval_batch`` when given replace theirs)."""
     plan = SurfaceRecord.from_attrs(existing.attrs).strategy
     if not plan or plan.get("strategy") not in ("vmap", "map") or not isinstance(
             plan.get("chunk"), int):
@@ -275,9 +294,10 @@ def _recorded(existing: surface_h5.Surface, strategy: str, chunk: int | None) ->
         raise InputError(f"`strategy` (={strategy}) differs from the {plan['strategy']!r} this "
                          "file was scanned with: resuming keeps it (or overwrite the file)",
                          param="strategy")
-    devices = plan.get("devices")
+    devices, batch = plan.get("devices"), eval_batch or plan.get("eval_batch")
     return {"strategy": plan["strategy"], "chunk": chunk or plan["chunk"],
-            **({"devices": devices} if isinstance(devices, int) and devices > 0 else {})}
+            **({"devices": devices} if isinstance(devices, int) and devices > 0 else {}),
+            **({"batch_size": batch} if isinstance(batch, int) and batch > 0 else {})}
 
 
 def _in_memory(objective, plane, grid, record: SurfaceRecord, trajectories, on_progress,
@@ -298,8 +318,8 @@ def _in_memory(objective, plane, grid, record: SurfaceRecord, trajectories, on_p
 
     values = evaluate_surface(objective, plane, grid, on_chunk=progress, on_plan=plan_chosen,
                               **options)
-    if plans:
-        record = dataclasses.replace(record, strategy=plans[0].record())
+    if plans:  # the last: smaller after running out of memory
+        record = dataclasses.replace(record, strategy=plans[-1].record())
     directions = {key: getattr(plane, key) for key in ("origin", "d1", "d2")
                   if getattr(plane, key) is not None}
     done = np.ones(grid.shape, bool)  # every point evaluated (non-finite values are data)

@@ -11,6 +11,13 @@ Divergence: the minibatch losses are checked every ``check_every`` steps (one wa
 device, not one per step) and every recorded full-train-set loss and snapshot as it is fetched;
 at the first NaN or infinity training stops and the run keeps the finite records before it
 (``status="diverged"``, :class:`Divergence` says where).
+
+Out of device memory: a step that fails with XLA's ``RESOURCE_EXHAUSTED`` is run again with its
+minibatch cut into micro-batches of half the size (then a quarter ...), whose gradients are
+summed weighted by their sizes inside the step — the minibatch's gradient up to float rounding,
+so the optimization is unchanged. ``on_shrink`` hears of each halving and ``run.json`` records
+``micro_batches``. A workload whose training-mode loss uses batch statistics (BatchNorm) cannot
+be cut so (its gradient would change): it stops with :class:`~landscape.errors.OutOfMemory`.
 """
 
 from __future__ import annotations
@@ -29,7 +36,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from landscape.errors import InputError, TrainingDiverged, blame_user_code, user_code
+from landscape.engine.memory import OnShrink, halved, is_out_of_memory
+from landscape.errors import (
+    InputError,
+    OutOfMemory,
+    TrainingDiverged,
+    blame_user_code,
+    first_line,
+    user_code,
+)
 from landscape.recorder import (  # noqa: F401 (METRIC_NAMES, host_metrics: public here too)
     METRIC_NAMES,
     Divergence,
@@ -174,6 +189,7 @@ class Run:
     status: str = "complete"  # "complete", "diverged", or "running" (read back mid-way/killed)
     divergence: Divergence | None = None
     precision: str = "highest"  # of float32 products and convolutions (landscape.precision)
+    micro_batches: int = 1  # each minibatch's gradient summed over this many pieces (memory)
 
     @property
     def steps(self) -> np.ndarray:
@@ -213,7 +229,8 @@ def _announce(measurements: list, callback: Callable | None) -> list:
     return measurements
 
 
-def make_train_step(workload: Workload, optimizer: optax.GradientTransformation) -> Callable:
+def make_train_step(workload: Workload, optimizer: optax.GradientTransformation, *,
+                    micro_batch: int | None = None) -> Callable:
     """The jitted update ``(params, opt_state, state, data, order, index) -> (params, opt_state,
     state, loss)``.
 
@@ -222,6 +239,10 @@ def make_train_step(workload: Workload, optimizer: optax.GradientTransformation)
     the step, so one dispatch per step is all the host does. Training mode: ``train_loss``
     (batch statistics, updated state) if the workload has one, else ``loss`` with the state
     unchanged.
+
+    ``micro_batch``: the gradient is summed over pieces of at most this many samples, one after
+    another (memory of one piece), each weighted by its size: the minibatch's mean gradient up to
+    rounding. Only for a workload without ``train_loss`` (whose state the step leaves alone).
     """
     if workload.train_loss is not None:
         objective = workload.train_loss
@@ -230,16 +251,99 @@ def make_train_step(workload: Workload, optimizer: optax.GradientTransformation)
             value, metrics = workload.loss(params, state, batch)
             return value, (metrics, state)
 
-    def step(params, opt_state, state, data: Batch, order: jax.Array, index: jax.Array):
-        rows = order[index]
+    def gradient(params, state, data: Batch, rows: jax.Array):
         batch = Batch(data.inputs[rows], data.targets[rows])
         (loss, (_, new_state)), grads = jax.value_and_grad(objective, has_aux=True)(
             params, state, batch
         )
+        return loss, new_state, grads
+
+    def step(params, opt_state, state, data: Batch, order: jax.Array, index: jax.Array):
+        rows = order[index]
+        if micro_batch is None or micro_batch >= rows.shape[0]:
+            loss, new_state, grads = gradient(params, state, data, rows)
+        else:
+            loss, grads = _micro_batched(gradient, params, state, data, rows, micro_batch)
+            new_state = state
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, new_state, loss
 
     return jax.jit(step, donate_argnums=(0, 1, 2))
+
+
+def _micro_batched(gradient: Callable, params, state, data: Batch, rows: jax.Array, size: int):
+    """The minibatch ``rows``' mean loss and gradient, summed over pieces of ``size`` rows (a
+    loop, so one piece's activations are alive at a time) and a shorter last piece, each
+    weighted by its number of rows."""
+    total = rows.shape[0]
+    full = total // size
+
+    def weighted(piece: jax.Array):
+        loss, _, grads = gradient(params, state, data, piece)
+        weight = piece.shape[0] / total
+        return loss * weight, jax.tree.map(lambda g: g * weight, grads)
+
+    def body(carry, piece):
+        return jax.tree.map(jnp.add, carry, weighted(piece)), None
+
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                         jax.eval_shape(weighted, rows[:size]))
+    sums, _ = jax.lax.scan(body, zeros, rows[: full * size].reshape(full, size))
+    if full * size < total:
+        sums = jax.tree.map(jnp.add, sums, weighted(rows[full * size:]))
+    return sums
+
+
+class _Steps:
+    """The training step, compiled for the current micro-batch size (the whole minibatch until
+    a step runs out of device memory; then half of it, and so on)."""
+
+    def __init__(self, workload: Workload, optimizer: optax.GradientTransformation,
+                 batch_size: int, blame: Callable, on_shrink: OnShrink | None):
+        self.workload, self.optimizer, self.blame = workload, optimizer, blame
+        self.batch_size = self.size = batch_size
+        self.on_shrink = on_shrink
+        self.tried: list[int] = []
+        self._programs: dict[int, Callable] = {}
+
+    @property
+    def micro_batches(self) -> int:
+        return -(-self.batch_size // self.size)
+
+    def __call__(self, params, opt_state, state, *args):
+        while True:
+            if self.size not in self._programs:
+                micro = None if self.size >= self.batch_size else self.size
+                self._programs[self.size] = self.blame(
+                    make_train_step(self.workload, self.optimizer, micro_batch=micro))
+            try:
+                return self._programs[self.size](params, opt_state, state, *args)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                self._halve(exc, (params, opt_state, state))
+
+    def _halve(self, exc: Exception, inputs: Any) -> None:
+        self.tried.append(self.size)
+        where = (f"out of device memory in a training step of {self.batch_size} samples"
+                 + (f" (micro-batches of {self.size})" if self.size < self.batch_size else ""))
+        why = None
+        if self.workload.train_loss is not None:
+            why = (f"`{self.workload.name}` trains with batch statistics (BatchNorm), which "
+                   "micro-batches would change")
+        elif self.size == 1:
+            why = "even one sample at a time does not fit"
+        elif any(leaf.is_deleted() for leaf in jax.tree.leaves(inputs)
+                 if isinstance(leaf, jax.Array)):
+            why = "the step had already taken over its inputs"
+        if why is not None:
+            raise OutOfMemory(f"{where}: {why}; use a smaller `batch_size` "
+                              f"({first_line(exc)})", what="micro-batch",
+                              sizes=tuple(self.tried)) from exc
+        new = halved(self.size)
+        if self.on_shrink is not None:
+            self.on_shrink(self.size, new, "micro-batch")
+        self.size = new
 
 
 def check_loss(workload: Workload, params: Params, state: State, batch_size: int) -> None:
@@ -299,6 +403,7 @@ def train(
     sharpness_samples: int | None = None,
     on_sharpness: Callable[[int, float, float], None] | None = None,
     precision: str = "highest",
+    on_shrink: OnShrink | None = None,
 ) -> Run:
     """Train ``workload`` for ``steps`` minibatch steps and record its trajectory.
 
@@ -338,6 +443,9 @@ def train(
         measurements (:mod:`landscape.precision`: ``highest``, ``default``, ``bfloat16``);
         recorded as ``run.precision``. Bit-identical trajectories need ``highest`` on an
         accelerator.
+      on_shrink: ``on_shrink(old, new, "micro-batch")`` when a step ran out of device memory
+        and is run again in micro-batches of ``new`` samples (see the module's docstring;
+        ``run.micro_batches`` says how many pieces each minibatch ended in).
 
     Raises:
       TrainingDiverged: the loss is not finite even at the initial parameters.
@@ -351,13 +459,13 @@ def train(
             init=init, callback=callback, on_record=on_record, on_snapshot=on_snapshot,
             check_every=check_every, record_opt_state=record_opt_state,
             track_sharpness=track_sharpness, sharpness_steps=sharpness_steps,
-            sharpness_samples=sharpness_samples, on_sharpness=on_sharpness),
-            precision=precision)
+            sharpness_samples=sharpness_samples, on_sharpness=on_sharpness,
+            on_shrink=on_shrink), precision=precision)
 
 
 def _train(workload, optimizer, *, steps, batch_size, seed, record_every, learning_rate,
            hyperparams, init, callback, on_record, on_snapshot, check_every, record_opt_state,
-           track_sharpness, sharpness_steps, sharpness_samples, on_sharpness) -> Run:
+           track_sharpness, sharpness_steps, sharpness_samples, on_sharpness, on_shrink) -> Run:
     """:func:`train`'s loop, inside its precision."""
     if steps < 1:
         raise InputError(f"`steps` (={steps}) must be >= 1")
@@ -399,7 +507,7 @@ def _train(workload, optimizer, *, steps, batch_size, seed, record_every, learni
     # shapes: the params' buffers are donated to the step).
     blame = blame_user_code(check_loss, workload, *jax.eval_shape(lambda: (params, state)),
                             batch_size)
-    step_fn = blame(make_train_step(workload, transformation))
+    step_fn = _Steps(workload, transformation, batch_size, blame, on_shrink)
     evaluate = blame(make_evaluator(workload))
     data = jax.device_put(Batch(workload.train.inputs, workload.train.targets))
     batches_per_epoch = len(workload.train) // batch_size
@@ -470,4 +578,5 @@ def _train(workload, optimizer, *, steps, batch_size, seed, record_every, learni
         wall_time_s=time.perf_counter() - started,
         status="complete" if divergence is None else "diverged",
         divergence=divergence,
+        micro_batches=step_fn.micro_batches,
     )

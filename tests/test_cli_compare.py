@@ -58,7 +58,8 @@ def network_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("network")
     args = ["--workload", "test_cli_compare:tiny_spirals",
             *sum((["--optimizer", n] for n in NETWORK), []), "--steps", "40",
-            "--record-every", "4", "--batch-size", "50", "--grid", "9", "--out", str(out), "-q"]
+            "--record-every", "4", "--batch-size", "50", "--grid", "9", "--eval-batch-size", "60",
+            "--out", str(out), "-q"]
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     return out, result, args
@@ -149,6 +150,7 @@ def test_network_paths_share_one_plane_with_their_residuals(network_out):
     surface = surface_h5.read(out / "surface.h5")
     assert surface.attrs["direction_kind"] == "pca" and surface.done.all()
     assert set(surface.values) == {"train_loss", "train_acc"}
+    assert json.loads(surface.attrs["strategy"])["eval_batch"] == 60
     origin = ravel_pytree(surface.directions["origin"])[0]
     basis = np.stack([ravel_pytree(surface.directions[k])[0] for k in ("d1", "d2")], 1)
     summary = json.loads((out / "summary.json").read_text())
@@ -361,6 +363,7 @@ def test_a_real_subprocess_run_on_himmelblau(tmp_path):
                                                       "each other"),
     (["--workload", "digits", "--start", "0,0"], "`--start` applies to --function only"),
     (["--plane", "endpoints"], "`--plane` applies to --workload only"),
+    (["--eval-batch-size", "8"], "`--eval-batch-size` applies to --workload only"),
     (["--workload", "digits", "--optimizer", "sgd", "--reference", "final:adam"],
      "Invalid value for '--reference': (=final:adam) must be init or final:NAME with NAME one of "
      "the compared optimizers: sgd"),

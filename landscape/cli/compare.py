@@ -28,6 +28,7 @@ from landscape.cli.options import (
     USER_CODE_NOTE,
     FiniteFloat,
     echo_outputs,
+    eval_batch_option,
     library_errors,
     make_out_dir,
     out_option,
@@ -138,6 +139,7 @@ def _learning_rates(ctx, param, values: tuple[str, ...]) -> dict[str, float]:
               help="Workload only: folder holding <workload>/ data folders (mnist, cifar10).")
 @click.option("--chunk", type=click.IntRange(min=1), default=None,
               help="Workload only: grid points per compiled call.")
+@eval_batch_option
 @click.option("--dpi", type=click.IntRange(50, MAX_DPI), default=150, show_default=True,
               help="Resolution of the figure.")
 @precision_option
@@ -148,8 +150,8 @@ def _learning_rates(ctx, param, values: tuple[str, ...]) -> dict[str, float]:
 @quiet_option
 @library_errors
 def compare(function_name, workload, optimizer_names, rates, start, steps, threshold, num, x_spec,
-            y_spec, plane_kind, reference, batch_size, record_every, data_dir, chunk, dpi,
-            precision, overwrite, out, seed, quiet):
+            y_spec, plane_kind, reference, batch_size, record_every, data_dir, chunk,
+            eval_batch_size, dpi, precision, overwrite, out, seed, quiet):
     """Run several optimizers on one landscape and draw their paths on it, side by side.
 
     On a 2D test function (the default: Rosenbrock) the two parameters are the plane: every
@@ -181,7 +183,8 @@ def compare(function_name, workload, optimizer_names, rates, start, steps, thres
     if workload is None:
         for flag, value in (("--reference", reference), ("--batch-size", batch_size),
                             ("--record-every", record_every), ("--data-dir", data_dir),
-                            ("--chunk", chunk), ("--precision", precision)):
+                            ("--chunk", chunk), ("--eval-batch-size", eval_batch_size),
+                            ("--precision", precision)):
             if value is not None:
                 raise click.UsageError(f"`{flag}` applies to --workload only")
         if plane_kind != "pca":
@@ -196,7 +199,8 @@ def compare(function_name, workload, optimizer_names, rates, start, steps, thres
         make = compare_workload
         kwargs = dict(workload_name=workload, plane_kind=plane_kind, reference=reference,
                       batch_size=batch_size, record_every=record_every, data_dir=data_dir,
-                      chunk=chunk, seed=seed, precision=precision)
+                      chunk=chunk, eval_batch_size=eval_batch_size, seed=seed,
+                      precision=precision)
     names = optimizer_names or (None if workload is None else NETWORK_OPTIMIZERS)
     if names is None:
         import optimizers

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import click
 
@@ -61,7 +62,7 @@ def reuse_run(directory: str, expected: dict, overwrite: bool):
 
 def compare_workload(*, workload_name, names, rates, steps, num, x_spec, y_spec, plane_kind,
                      reference, batch_size, record_every, data_dir, chunk, seed, overwrite, out,
-                     quiet, precision=None) -> Comparison:
+                     quiet, precision=None, eval_batch_size=None) -> Comparison:
     """Train (or reuse) one run per optimizer, then scan their common plane into
     ``OUT/surface.h5`` (the caller holds its lock), all at ``precision`` (None: the one
     ``OUT/surface.h5`` recorded, else ``highest``)."""
@@ -72,6 +73,7 @@ def compare_workload(*, workload_name, names, rates, steps, num, x_spec, y_spec,
     from landscape.cli.source import ModelSource
     from landscape.data import get_workload
     from landscape.data.files import ENV_VAR
+    from landscape.engine.memory import shrink_message
     from landscape.plot import plane_axis_labels
     from landscape.runs import save_run
     from landscape.scan import resumed_precision
@@ -105,10 +107,13 @@ def compare_workload(*, workload_name, names, rates, steps, num, x_spec, y_spec,
     for spec, directory in zip(specs, run_dirs):
         if runs[spec.name] is None:
             with progress(steps, spec.name, quiet=quiet, unit="step") as bar:
-                runs[spec.name] = train(workload, spec, steps=steps, batch_size=batch_size,
-                                        seed=seed, record_every=record_every, init=init,
-                                        callback=lambda step, loss, bar=bar: bar.update(1),
-                                        precision=precision)
+                runs[spec.name] = train(
+                    workload, spec, steps=steps, batch_size=batch_size, seed=seed,
+                    record_every=record_every, init=init,
+                    callback=lambda step, loss, bar=bar: bar.update(1),
+                    on_shrink=lambda *sizes, bar=bar: bar.write(shrink_message(*sizes),
+                                                                file=sys.stderr),
+                    precision=precision)
             save_run(runs[spec.name], directory, overwrite=True,
                      extra=None if source is None else {"workload_source": source})
         run = runs[spec.name]
@@ -131,7 +136,7 @@ def compare_workload(*, workload_name, names, rates, steps, num, x_spec, y_spec,
     scanned = scan_model(model, plane, grid, out, lock=False, figure=False,
                          provenance={**description, "compare": True}, metrics=metrics,
                          splits=("train",), chunk=chunk, precision=precision,
-                         overwrite=overwrite, quiet=quiet)
+                         overwrite=overwrite, quiet=quiet, eval_batch_size=eval_batch_size)
     if plane_kind == "pca":
         attrs = {"explained_variance": list(plane.explained_variance or ())}
         labels = plane_axis_labels(attrs)

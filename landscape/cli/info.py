@@ -121,6 +121,8 @@ def strategy_text(value: Any) -> str | None:
         how += " (" + ", ".join(f"{k} {v:.4g} pt/s" for k, v in ordered
                                 if isinstance(v, (int, float))) + ")"
     text = f"{plan['strategy']}{where}, chunks of {plan.get('chunk')}, {how}"
+    if isinstance(plan.get("eval_batch"), int):
+        text += f"; data in batches of {plan['eval_batch']}"
     if plan.get("stem"):
         text += f"; first layer `{plan['stem']}` shared by every point"
     return text

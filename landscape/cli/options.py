@@ -26,6 +26,11 @@ out_option = click.option(
 seed_option = click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0,
                            show_default=True, help="Random seed.")
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+eval_batch_option = click.option(
+    "--eval-batch-size", type=click.IntRange(min=1), default=None,
+    help="Samples per evaluated batch of the data (memory only: means are exact) [default: "
+         "the workload's on a CPU; on a GPU/TPU sized from its free memory]. Out of device "
+         "memory, the chunk and then this batch are halved and retried (one line says so).")
 
 precision_option = click.option(
     "--precision", type=click.Choice(PRECISIONS), default=None,

@@ -14,6 +14,7 @@ from landscape.cli.options import (
     compute_in,
     distributed_options,
     echo_outputs,
+    eval_batch_option,
     library_errors,
     make_out_dir,
     out_option,
@@ -87,6 +88,7 @@ Multi-host (run the same command on every host, process 0 writes):
 @click.option("--chunk", type=click.IntRange(min=1), default=None,
               help="Grid points per compiled call [default: from the device; on a CPU as many "
                    "as keep a chunk in cache, at most 256].")
+@eval_batch_option
 @click.option("--strategy", type=click.Choice(["auto", *STRATEGIES]), default="auto",
               show_default=True,
               help="How the points of a chunk are evaluated: vmap (vectorized; dense layers), "
@@ -106,8 +108,8 @@ Multi-host (run the same command on every host, process 0 writes):
 @library_errors
 def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalization, ignore,
          orthogonal, same_direction, num, span, x_spec, y_spec, dims, metrics, splits, chunk,
-         strategy, samples, precision, overwrite, coordinator, num_processes, process_id, out,
-         seed, quiet):
+         eval_batch_size, strategy, samples, precision, overwrite, coordinator, num_processes,
+         process_id, out, seed, quiet):
     """Evaluate the loss over a plane of weight perturbations around a model.
 
     SOURCE is a run directory of `landscape train`; without it the model is trained on the spot
@@ -230,7 +232,7 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
     paths = scan_model(model, plane, grid, out, provenance=provenance, metrics=metrics,
                        splits=splits, chunk=chunk, strategy=strategy, samples=sample_record,
                        precision=precision, overwrite=overwrite, quiet=quiet,
-                       trajectory_run=run)
+                       trajectory_run=run, eval_batch_size=eval_batch_size)
     if distributed.is_writer():
         echo_outputs(paths)
 
@@ -320,13 +322,15 @@ def _plane(kind, model, run, stored, to_runs, given_workload, *, normalization, 
 
 def scan_model(model, plane, grid, out: str, *, provenance: dict, metrics, splits, chunk=None,
                strategy="auto", samples=None, precision=None, overwrite=False, quiet=False,
-               trajectory_run=None, lock: bool = True, figure: bool = True) -> list[str]:
+               trajectory_run=None, lock: bool = True, figure: bool = True,
+               eval_batch_size=None) -> list[str]:
     """Scan ``plane`` around ``model`` (a :class:`ModelSource`) into ``OUT/surface.h5`` with a
     progress bar (and the run's path when given), draw ``OUT/surface.png`` (unless not
     ``figure``); returns the paths. ``lock=False``: the caller holds the file's lock
-    (``compare``)."""
+    (``compare``). Running out of device memory prints one line per halving."""
     from landscape import distributed
     from landscape.cli.info import nonfinite_note
+    from landscape.engine.memory import shrink_message
     from landscape.io.choices import default_choices
     from landscape.projection import project_run
     from landscape.scan import scan_surface
@@ -344,17 +348,24 @@ def scan_model(model, plane, grid, out: str, *, provenance: dict, metrics, split
         def advance(done: int, total: int) -> None:
             bar.update(done - bar.n)
 
+        plans = []
+
         def announce(plan) -> None:  # the estimate, before a scan long enough to need one
             left = grid.num_points - bar.n
-            if not quiet and plan.rate and left / plan.rate >= ESTIMATE_FROM_S:
+            if not plans and not quiet and plan.rate and left / plan.rate >= ESTIMATE_FROM_S:
                 bar.write(estimate_line(left, plan), file=sys.stderr)
+            plans.append(plan)  # later plans: after running out of memory, said by `shrunk`
+
+        def shrunk(old: int, new: int, what: str) -> None:  # said even with --quiet
+            bar.write(shrink_message(old, new, what), file=sys.stderr)
 
         surface = scan_surface(objective, plane, grid, out=h5_path, metrics=metrics,
                                splits=splits, provenance=provenance, train_loss=model.train_loss,
                                overwrite=overwrite, chunk=chunk, strategy=strategy,
                                samples=samples, precision=precision,
                                trajectories=trajectories, lock=lock,
-                               choices=default_choices(), on_plan=announce, on_progress=advance)
+                               choices=default_choices(), on_plan=announce, on_progress=advance,
+                               eval_batch_size=eval_batch_size, on_shrink=shrunk)
     if not distributed.is_writer():
         return []
     note = nonfinite_note(surface)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 
 import click
 
@@ -114,6 +115,11 @@ def train(workload, optimizer_names, steps, batch_size, lr, record_every, record
     A loss that becomes NaN or infinite stops that optimizer: its run is kept with the finite
     records before that step (run.json "status": "diverged", "diverged_at_step"), the other
     optimizers still train, and the command ends with exit status 1.
+    \b
+    A step that runs out of device memory is run again with its minibatch cut into
+    micro-batches of half the size (then a quarter ...), their gradients summed weighted by
+    size (the same gradient up to rounding); one line says so and run.json records
+    "micro_batches". BatchNorm models, whose batch statistics would change, stop instead.
     """
     import jax
 
@@ -194,6 +200,7 @@ def _train_one(wl, spec, directory: str, *, init, steps: int, batch_size: int,
     """Train one optimizer into ``directory`` (its lock held by the caller), streaming every
     record to its journal; ``tracking``: what else to record (optimizer state, λmax while
     training: :func:`landscape.train.train`'s options). Returns the run."""
+    from landscape.engine.memory import shrink_message
     from landscape.runs import start_run
     from landscape.train import train as train_run
 
@@ -216,10 +223,14 @@ def _train_one(wl, spec, directory: str, *, init, steps: int, batch_size: int,
                 shown["loss"] = f"{float(loss):.3g}"
                 bar.set_postfix(shown, refresh=False)
 
+        def shrunk(old: int, new: int, what: str) -> None:  # said even with --quiet
+            bar.write(shrink_message(old, new, what), file=sys.stderr)
+
         run = train_run(wl, spec, steps=steps, batch_size=batch_size, seed=seed,
                         record_every=record_every, init=init, callback=callback,
                         on_record=on_record, on_snapshot=writer.record, check_every=POSTFIX_EVERY,
-                        on_sharpness=writer.record_sharpness, precision=precision, **tracking)
+                        on_sharpness=writer.record_sharpness, on_shrink=shrunk,
+                        precision=precision, **tracking)
     writer.finish(run)
     return run
 

@@ -4,10 +4,12 @@
   per configuration, pipelined dispatch, resume masks (``evaluate_chunks``, ``evaluate_points``);
 - :mod:`.surface` — loss surfaces of an :class:`~landscape.objective.Objective`: data placed on
   the devices or streamed, the shared first layer (``evaluate_surface``);
-- :mod:`.stem` — the first layer found in a loss's jaxpr;
+- :mod:`.stem` — the first layer found in a loss's jaxpr, and whether sharing it pays on a
+  device;
 - :mod:`.strategy` — how a chunk's points are evaluated (``vmap`` / ``map``) and the probe that
   chooses;
-- :mod:`.sizing` — chunk sizes from the device.
+- :mod:`.sizing` — the device-memory budget, chunk and evaluation batch sizes, device speeds;
+- :mod:`.memory` — out of device memory: halve the size and try again.
 """
 
 from landscape.engine.chunks import (

@@ -1,4 +1,4 @@
-"""The first layer of a loss, found in its jaxpr, shared by every point of a plane.
+r"""The first layer of a loss, found in its jaxpr, shared by every point of a plane.
 
 A network's first layer is linear in its kernel: for a dense or convolutional layer ``f``,
 
@@ -16,6 +16,23 @@ cast) and whose other operand depends on no parameter — the data's first conta
 weights. Of several, the one with the most multiply-adds is taken. The jaxpr is then cut in two:
 ``products`` (the data's path into that op, applied to one kernel) and ``finish`` (everything
 else, with the op's output as an input).
+
+**When sharing pays, per backend** (:func:`shares_first_layer`, :func:`first_layer_plan`). Per
+output element of the layer and per grid point, computing the layer costs ``2·fan_in`` FLOPs;
+combining ``k`` kept products (3 on a plane, 2 on a line) costs ``2(k-1)`` FLOPs and reading
+``k`` values of ``b`` bytes. With the device's FLOP/s ``F`` and memory bandwidth ``B``
+(:func:`landscape.engine.sizing.device_numbers`), the products are shared only where
+
+.. math::
+
+    \frac{2\,\mathrm{fan\_in}}{F} > \frac{2(k-1)}{F} + \frac{k\,b}{B},
+
+and kept on the devices for the whole scan only where they also fit the memory budget (else
+they are computed once per batch and chunk). On the CPU (``F/B`` ≈ 0.2 FLOP/byte: XLA:CPU's
+first convolutions are slow) a plane shares any layer of 4 or more inputs per output, as
+measured there (a 1-input dense stem is 5-15 % slower than the plain product). On an H100
+(``F/B`` ≈ 20) it takes about 120: CIFAR-10's 3×3×3 first convolution (fan-in 27) is recomputed
+by every point rather than re-reading 9.16 GiB of products to save about a millisecond.
 """
 
 from __future__ import annotations
@@ -29,6 +46,8 @@ import jax
 import numpy as np
 from jax.extend import core as jcore
 
+from landscape.engine.sizing import DeviceNumbers
+
 PyTree = Any
 
 # Ops through which a kernel stays a linear function of one parameter leaf alone.
@@ -37,7 +56,6 @@ LINEAR_IN_ONE = frozenset({
     "convert_element_type", "copy", "copy_p",
 })
 LAYERS = ("dot_general", "conv_general_dilated")
-MIN_FAN_IN = 4  # inputs per output below which combining three products costs more than one
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -50,19 +68,34 @@ class StemSplit:
       products: ``products(kernel, state, batch) -> layer output`` for that kernel leaf.
       finish: ``finish(params, state, batch, output) -> loss(params, state, batch)`` given the
         layer's output.
+      output: the layer's output (shape and dtype) for one batch.
     """
 
     leaf: int
     fan_in: int
     products: Callable[[jax.Array, PyTree, PyTree], jax.Array]
     finish: Callable[[PyTree, PyTree, PyTree, jax.Array], Any]
+    output: jax.ShapeDtypeStruct
 
-    @property
-    def pays(self) -> bool:
-        """Whether sharing saves work: a point's combine costs 2 multiply-adds per output
-        element against the layer's ``fan_in`` (measured: a 1-input dense stem is 5-15 % slower
-        than the plain product)."""
-        return self.fan_in >= MIN_FAN_IN
+
+def shares_first_layer(split: StemSplit, numbers: DeviceNumbers, *, products: int = 3) -> bool:
+    """Whether combining ``products`` kept outputs of the layer is faster than computing it, on
+    a device of these ``numbers`` (the rule in the module's docstring)."""
+    itemsize = np.dtype(split.output.dtype).itemsize
+    compute = 2 * split.fan_in / numbers.flops
+    combine = 2 * (products - 1) / numbers.flops + products * itemsize / numbers.bandwidth
+    return compute > combine
+
+
+def first_layer_plan(split: StemSplit | None, numbers: DeviceNumbers, *, products: int,
+                     nbytes: int, budget: int) -> str:
+    """What to do with the first layer's products on a device of these ``numbers``:
+    ``"kept"`` (computed once, kept for the whole scan: they pay and their ``nbytes`` fit the
+    ``budget``), ``"per batch"`` (they pay but do not fit: computed once per batch and chunk)
+    or ``"none"`` (no layer, or recomputing it per point is cheaper)."""
+    if split is None or not shares_first_layer(split, numbers, products=products):
+        return "none"
+    return "kept" if nbytes <= budget else "per batch"
 
 
 def split_at_stem(loss: Callable, params: PyTree, state: PyTree, batch: PyTree) -> StemSplit | None:
@@ -101,7 +134,8 @@ def split_at_stem(loss: Callable, params: PyTree, state: PyTree, batch: PyTree) 
         args = [*jax.tree.leaves(params), *jax.tree.leaves(state), *jax.tree.leaves(batch), pre]
         return jax.tree.unflatten(out_tree, jax.core.eval_jaxpr(finish_jaxpr, consts, *args))
 
-    return StemSplit(leaf, fan_in, products, finish)
+    aval = output.aval
+    return StemSplit(leaf, fan_in, products, finish, jax.ShapeDtypeStruct(aval.shape, aval.dtype))
 
 
 def _first_layer(jaxpr, param_vars) -> tuple[Any, int, int] | None:

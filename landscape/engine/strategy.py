@@ -55,6 +55,7 @@ class Plan:
       stem: the name of the parameter leaf whose layer is shared by every point, or None.
       devices: how many devices the chunks are sharded over (on a CPU, one device may run
         each op on every core instead).
+      eval_batch: samples per evaluated batch of the data (None: a stream's own batches).
     """
 
     strategy: str
@@ -63,6 +64,7 @@ class Plan:
     rates: dict[str, float] = dataclasses.field(default_factory=dict)
     stem: str | None = None
     devices: int = 1
+    eval_batch: int | None = None
 
     @property
     def rate(self) -> float | None:
@@ -73,7 +75,7 @@ class Plan:
         """As stored in a surface file's provenance."""
         return {"strategy": self.strategy, "chunk": self.chunk, "devices": self.devices,
                 "source": self.source, "rates": {k: round(v, 4) for k, v in self.rates.items()},
-                "stem": self.stem}
+                "stem": self.stem, "eval_batch": self.eval_batch}
 
 
 def label(strategy: str, devices: int) -> str:

@@ -36,9 +36,16 @@ from landscape.engine.chunks import (
     run_chunks,
     todo_points,
 )
-from landscape.engine.stem import StemSplit, split_at_stem, shapes_of
+from landscape.engine.memory import OnShrink, halve_on_oom, is_out_of_memory
+from landscape.engine.stem import (
+    StemSplit,
+    first_layer_plan,
+    shapes_of,
+    shares_first_layer,
+    split_at_stem,
+)
 from landscape.errors import InputError, user_code
-from landscape.grid import Grid, available_memory_bytes
+from landscape.grid import Grid
 from landscape.objective import ACC_PERCENT, Objective, mean_over_batches
 from landscape.tree import leaf_path
 
@@ -53,6 +60,7 @@ def evaluate_surface(
     metrics: Sequence[str] = ("loss",),
     splits: Sequence[str] | None = None,
     chunk: int | None = None,
+    batch_size: int | None = None,
     mesh: Mesh | None = None,
     done: np.ndarray | None = None,
     on_chunk: OnChunk | None = None,
@@ -60,6 +68,7 @@ def evaluate_surface(
     stem: bool = True,
     choices: MutableMapping | None = None,
     on_plan: Callable[[strategies.Plan], None] | None = None,
+    on_shrink: OnShrink | None = None,
     probe: bool = True,
     devices: int | None = None,
 ) -> dict[str, np.ndarray]:
@@ -72,6 +81,10 @@ def evaluate_surface(
       metrics: ``loss`` and any name in ``objective.metrics`` (``acc`` is returned in percent).
       splits: data splits to evaluate on, each over every sample (default: the first).
       chunk: points per compiled call (default: from the device; see :mod:`.sizing`).
+      batch_size: samples per evaluated batch of in-memory data (memory only: the means are
+        exact). Default: the objective's on a CPU, sized from the free device memory on an
+        accelerator (:func:`~landscape.engine.sizing.eval_batch_size`). A stream of batches
+        is read as it comes (its batches are cut only after running out of memory).
       mesh: devices to shard each chunk over (default: every device).
       done: boolean mask shaped like ``grid.shape``; points already done are skipped (resume).
       on_chunk: called with (flat point indices, {name: values}) after every chunk, in order.
@@ -79,7 +92,13 @@ def evaluate_surface(
       stem: share the first layer's products between points where the loss has one that pays.
       choices: where ``auto`` remembers its choices (a mapping of str → dict), or None.
       on_plan: called with the :class:`~landscape.engine.strategy.Plan` before the first chunk
-        is reported (e.g. to record it in a file).
+        is reported (e.g. to record it in a file), and again with the smaller chunk or batch
+        after running out of device memory.
+      on_shrink: ``on_shrink(old, new, what)`` when a chunk (``what="chunk"``) or an evaluation
+        batch (``"eval batch"``) ran out of device memory: it is retried at half the size
+        (:func:`~landscape.engine.memory.halve_on_oom`; the chunk first, down to a point per
+        device, then the batch, down to one sample). The values are those of any size, up to
+        float rounding.
       probe: whether ``auto`` may time the candidates (not in a multi-process run, where every
         process must choose the same; it then takes the rule of thumb).
       devices: with a forced ``strategy``, how many of the mesh's devices to shard over
@@ -102,14 +121,20 @@ def evaluate_surface(
     todo = todo_points(grid, done)
     if not todo.size:
         return {name: np.full(grid.shape, np.nan) for name in names}
-    setups: dict[int, _Setup] = {}
+    if batch_size is not None and batch_size < 1:
+        raise InputError(f"`batch_size` (={batch_size}) must be >= 1", param="batch_size")
+    single = jax.process_count() == 1  # processes must agree: no sizing from memory, no retry
+    eval_batch = _eval_batch(objective, plane, splits, mesh, batch_size, auto=single)
+    setups: dict[tuple[int, int | None], _Setup] = {}
 
-    def setup_on(devices: int) -> _Setup:  # the data placed on the first `devices` devices
-        if devices not in setups:
+    def setup_on(devices: int, batch: int | None = eval_batch) -> _Setup:
+        """The data placed on the first ``devices`` devices, in batches of ``batch``."""
+        if (devices, batch) not in setups:
             sub = mesh if devices == mesh.devices.size else _first_devices(mesh, devices)
-            setups[devices] = _Setup.build(objective, plane, splits, tuple(metrics), sub,
-                                           use_stem=stem)
-        return setups[devices]
+            setups[devices, batch] = _Setup.build(_batched(objective, batch), plane, splits,
+                                                  tuple(metrics), sub, use_stem=stem,
+                                                  cut_streams=batch is not None)
+        return setups[devices, batch]
 
     total = mesh.devices.size
     # On a CPU, one device runs each op on every core (XLA's intra-op threads) where one device
@@ -138,13 +163,14 @@ def evaluate_surface(
         dispatch, size = setup_on(devices).program(name, size_wanted, todo.size)
         plan = strategies.Plan(name, size, "forced" if fixed else "cache",
                                {} if fixed else dict(cached.get("rates", {})), base.stem_name,
-                               devices)
+                               devices, eval_batch)
     else:
         _, default_size = setup_on(devices_for(default)).program(default, chunk, todo.size)
         if not probe or todo.size < strategies.PROBE_MIN_CHUNKS * default_size:
             devices = devices_for(default)
             dispatch, size = setup_on(devices).program(default, chunk, todo.size)
-            plan = strategies.Plan(default, size, "rule", {}, base.stem_name, devices)
+            plan = strategies.Plan(default, size, "rule", {}, base.stem_name, devices,
+                                   eval_batch)
         else:
             def candidate(label):
                 name, devices = strategies.parse_label(label)
@@ -154,19 +180,72 @@ def evaluate_surface(
 
             labels = [strategies.label(name, n) for name in strategies.STRATEGIES for n in counts]
             default_label = strategies.label(default, devices_for(default))
-            winner, rates, first = strategies.probe(candidate, labels, default_label,
-                                                    todo=todo.size)
+            try:
+                winner, rates, first = strategies.probe(candidate, labels, default_label,
+                                                        todo=todo.size)
+            except Exception as exc:  # a candidate ran out of memory: the rule, shrunk below
+                if not is_out_of_memory(exc):
+                    raise
+                winner, rates, first = default_label, {}, None
             name, devices = strategies.parse_label(winner)
             dispatch, size = setup_on(devices).program(name, chunk, todo.size)
             source = "probe" if len(rates) > 1 else "rule"
-            plan = strategies.Plan(name, size, source, rates, base.stem_name, devices)
+            plan = strategies.Plan(name, size, source, rates, base.stem_name, devices,
+                                   eval_batch)
             if choices is not None and source == "probe":
                 choices[key] = {"strategy": name, "chunk": size, "devices": devices,
                                 "rates": rates}
     if on_plan is not None:
         on_plan(plan)
-    return run_chunks(dispatch, size, tuple(sorted(names)), grid, todo, on_chunk=on_chunk,
-                      first=first)
+    return _run_shrinking(plan, dispatch, first, setup_on, tuple(sorted(names)), grid, todo,
+                          on_chunk=on_chunk, on_plan=on_plan, on_shrink=on_shrink, retry=single)
+
+
+def _run_shrinking(plan: strategies.Plan, dispatch, first, setup_on, names, grid: Grid,
+                   todo: np.ndarray, *, on_chunk, on_plan, on_shrink, retry: bool
+                   ) -> dict[str, np.ndarray]:
+    """Run ``plan`` over the points ``todo``; a chunk that runs out of device memory is
+    retried (with the points not yet finished) at half the chunk, down to a point per device,
+    then at half the evaluation batch, down to one sample."""
+    results = {name: np.full(grid.num_points, np.nan) for name in names}
+    finished = np.zeros(grid.num_points, bool)
+    current = {"plan": plan, "dispatch": dispatch, "first": first}
+
+    def keep(index: np.ndarray, values: dict[str, np.ndarray]) -> None:
+        for name in names:
+            results[name][index] = values[name]
+        finished[index] = True
+        if on_chunk is not None:
+            on_chunk(index, values)
+
+    def at_batch(batch: int | None) -> None:
+        def at_chunk(size: int) -> None:
+            left = todo[~finished[todo]]
+            if not left.size:
+                return
+            known = current["plan"]
+            if (size, batch) != (known.chunk, known.eval_batch):
+                setup = setup_on(known.devices, batch)
+                current["dispatch"], size = setup.program(known.strategy, size, left.size)
+                current["plan"] = dataclasses.replace(known, chunk=size, eval_batch=batch)
+                if on_plan is not None:
+                    on_plan(current["plan"])
+            first, current["first"] = current["first"], None  # a probe's chunk, used once
+            run_chunks(current["dispatch"], size, names, grid, left, on_chunk=keep, first=first)
+
+        devices = current["plan"].devices
+        return halve_on_oom(at_chunk, current["plan"].chunk, what="chunk", on_shrink=on_shrink,
+                            minimum=current["plan"].chunk if not retry else devices,
+                            multiple=devices)
+
+    # A stream is read in its own batches until they are cut (at half the first one's size).
+    start = plan.eval_batch or setup_on(plan.devices).stream_batch
+    if start is None or not retry:
+        at_batch(plan.eval_batch)
+    else:
+        halve_on_oom(lambda batch: at_batch(plan.eval_batch if batch == start else batch), start,
+                     what="eval batch", on_shrink=on_shrink)
+    return {name: value.reshape(grid.shape) for name, value in results.items()}
 
 
 def _first_devices(mesh: Mesh, count: int) -> Mesh:
@@ -187,6 +266,7 @@ class _Setup:
     has_conv: bool
     jaxpr_text: str
     shapes_text: str
+    cut_streams: bool = False  # streamed batches are cut to the objective's batch size
     constants: tuple = ()
     _programs: dict = dataclasses.field(default_factory=dict)
 
@@ -194,9 +274,16 @@ class _Setup:
     def stem_name(self) -> str | None:
         return None if self.stem is None else self.stem.name
 
+    @property
+    def stream_batch(self) -> int | None:
+        """Samples in the first streamed batch (None when the data are placed on the devices)."""
+        if self.resident:
+            return None
+        return batch_size_of(_first_batch(self.streams[self.splits[0]], self.objective.batch_size))
+
     @classmethod
     def build(cls, objective: Objective, plane: Plane, splits, metrics, mesh: Mesh, *,
-              use_stem: bool) -> _Setup:
+              use_stem: bool, cut_streams: bool = False) -> _Setup:
         datasets = {split: objective.dataset(split) for split in splits}
         resident = all(isinstance(d, Dataset) for d in datasets.values()) and (
             sum(d.nbytes for d in datasets.values()) * mesh.devices.size
@@ -207,10 +294,12 @@ class _Setup:
         with jax.disable_jit(), user_code(f"the loss of `{objective.name}`"):
             closed = jax.make_jaxpr(objective.loss)(params, objective.state, shapes_of(first))
         has_conv = any(eqn.primitive.name == "conv_general_dilated" for eqn in closed.jaxpr.eqns)
-        stem = _Stem.find(objective.loss, plane, objective.state, first) if use_stem else None
+        numbers = sizing.device_numbers(mesh.devices.flat[0])
+        stem = (_Stem.find(objective.loss, plane, objective.state, first, numbers) if use_stem
+                else None)
         shapes = [(split, _data_shapes(d, objective.batch_size)) for split, d in datasets.items()]
         setup = cls(objective, tuple(splits), metrics, mesh, resident, stem, has_conv,
-                    str(closed), str(shapes))
+                    str(closed), str(shapes + [cut_streams]), cut_streams)
         setup._place(plane, datasets)
         return setup
 
@@ -263,15 +352,15 @@ class _Setup:
             size["chunk"] = program.chunk  # every batch shape runs at the first one's size
             return program, data
 
-        first = _first_batch(self.streams[self.splits[0]], self.objective.batch_size)
-        program_for(self.splits[0], first)
         batch_size = self.objective.batch_size
+        cut = batch_size if self.cut_streams else None
+        program_for(self.splits[0], _first_batch(self.streams[self.splits[0]], batch_size, cut))
 
         def dispatch(coords: np.ndarray) -> dict[str, jax.Array]:
             out = {}
             for split in self.splits:
                 sums, count = None, 0
-                for batch in _iterate(self.streams[split], batch_size):
+                for batch in _iterate(self.streams[split], batch_size, cut):
                     program, data = program_for(split, batch)
                     part = program.dispatch(coords, (placed_plane, data))
                     sums = part if sums is None else jax.tree.map(jnp.add, sums, part)
@@ -338,20 +427,26 @@ def _batch_means(loss, stem: _Stem | None, strategy: str, coords, plane: Plane, 
 class _Stem:
     """The loss's first layer (see :mod:`landscape.engine.stem`), for every batch shape."""
 
-    def __init__(self, loss, params, state, split: StemSplit, name: str, batch_shapes: Hashable):
+    def __init__(self, loss, params, state, split: StemSplit, name: str, batch_shapes: Hashable,
+                 numbers: sizing.DeviceNumbers, num_products: int):
         self.loss, self.params, self.state = loss, params, state
         self.leaf, self.name = split.leaf, name
+        self.numbers, self.num_products = numbers, num_products
         self._splits = {batch_shapes: split}
 
     @classmethod
-    def find(cls, loss, plane: Plane, state, batch) -> _Stem | None:
+    def find(cls, loss, plane: Plane, state, batch, numbers: sizing.DeviceNumbers
+             ) -> _Stem | None:
+        """The loss's first layer where sharing its products pays on a device of these
+        ``numbers`` (:func:`~landscape.engine.stem.shares_first_layer`), else None."""
         params = shapes_of(plane.origin)
         split = split_at_stem(loss, params, state, shapes_of(batch))
-        if split is None or not split.pays:
+        products = 2 if plane.d2 is None else 3
+        if split is None or not shares_first_layer(split, numbers, products=products):
             return None
         paths = jax.tree_util.tree_flatten_with_path(plane.origin)[0]
         return cls(loss, params, shapes_of(state), split, leaf_path(paths[split.leaf][0]),
-                   _avals(batch))
+                   _avals(batch), numbers, products)
 
     def split_for(self, batch) -> StemSplit:
         key = _avals(batch)
@@ -382,7 +477,9 @@ class _Stem:
 
         shapes = jax.eval_shape(compute, plane, state, batches)
         nbytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(shapes))
-        if nbytes * sharding.mesh.devices.size > budget:
+        split = next(iter(self._splits.values()))
+        if first_layer_plan(split, self.numbers, products=self.num_products, budget=budget,
+                            nbytes=nbytes * sharding.mesh.devices.size) != "kept":
             return None
         return cached_jit(("products", key, sharding), compute, out_shardings=sharding)(
             plane, state, batches)
@@ -394,21 +491,51 @@ def _avals(batch) -> Hashable:
 
 
 def _memory_budget(mesh: Mesh) -> int:
+    devices = list(mesh.devices.flat)
+    if devices[0].platform == "cpu":  # one host memory shared by every CPU device
+        return int(sizing.device_memory_budget(devices[0]) * RESIDENT_MEMORY_FRACTION)
+    return int(min(sizing.device_memory_budget(d) for d in devices) * RESIDENT_MEMORY_FRACTION
+               * len(devices))
+
+
+def _eval_batch(objective: Objective, plane: Plane, splits, mesh: Mesh, batch_size: int | None,
+                *, auto: bool) -> int | None:
+    """Samples per evaluated batch of in-memory data: ``batch_size`` if given, else (``auto``)
+    from the device (:func:`~landscape.engine.sizing.eval_batch_size`), else the objective's.
+    None for streamed data, read in the batches it comes in."""
+    datasets = [objective.dataset(split) for split in splits]
+    if not all(isinstance(d, Dataset) for d in datasets):
+        return None
+    if batch_size is not None:
+        return batch_size
     device = mesh.devices.flat[0]
-    if device.platform == "cpu":
-        return int(available_memory_bytes() * RESIDENT_MEMORY_FRACTION)
-    return int(min(sizing._free_bytes(d) for d in mesh.devices.flat) * RESIDENT_MEMORY_FRACTION
-               * mesh.devices.size)
+    if not auto or device.platform == "cpu":
+        return objective.batch_size
+    probe = next(datasets[0].batches(sizing.PROBE_SAMPLES))
+    per_sample = sizing.bytes_per_sample(objective.loss, (shapes_of(plane.origin),
+                                                          shapes_of(objective.state)),
+                                         shapes_of(probe))
+    return sizing.eval_batch_size(per_sample, device, default=objective.batch_size,
+                                  num_samples=max(len(d) for d in datasets))
 
 
-def _iterate(data, batch_size: int):
-    if isinstance(data, Batches):
+def _batched(objective: Objective, batch: int | None) -> Objective:
+    return objective if batch is None else objective.replace(batch_size=batch)
+
+
+def _iterate(data, batch_size: int, cut: int | None = None):
+    """``data``'s batches: a stream's as they come (cut into pieces of at most ``cut``
+    samples when given), a dataset's of ``batch_size``."""
+    if not isinstance(data, Batches):
+        return data.batches(batch_size)
+    if cut is None:
         return iter(data)
-    return data.batches(batch_size)
+    return (jax.tree.map(lambda a, start=start: a[start:start + cut], batch)
+            for batch in data for start in range(0, batch_size_of(batch), cut))
 
 
-def _first_batch(data, batch_size: int):
-    for batch in _iterate(data, batch_size):
+def _first_batch(data, batch_size: int, cut: int | None = None):
+    for batch in _iterate(data, batch_size, cut):
         return batch
     raise InputError("the data yielded no batch")
 

@@ -114,7 +114,8 @@ def surface(
                             provenance=spec, overwrite=not resume, chunk=chunk,
                             eval_batch_size=batch_size, strategy=strategy,
                             samples=sample_record, precision=precision,
-                            choices=_default_choices(), on_progress=bar.update)
+                            choices=_default_choices(), on_progress=bar.update,
+                            on_shrink=_warn_shrink)
 
 
 def _subset(objective, samples: int | None, seed: int):
@@ -131,6 +132,15 @@ def _default_choices():
     from landscape.io.choices import default_choices
 
     return default_choices()
+
+
+def _warn_shrink(old: int, new: int, what: str) -> None:
+    """Out of device memory, retried smaller: said once per shrink, as a warning."""
+    import warnings
+
+    from landscape.engine.memory import shrink_message
+
+    warnings.warn(shrink_message(old, new, what), RuntimeWarning, stacklevel=3)
 
 
 class _ProgressBar:
@@ -168,7 +178,9 @@ class Hessian:
     ``DataLoader``, a list ...) read one batch at a time at every Hessian-vector product, as
     PyHessian reads its dataloader. Every product is summed batch by batch (each weighted by its
     size: the exact mean), so memory is one batch's whatever the data set's size;
-    ``batch_size`` cuts in-memory data and bounds memory only. Every product runs at
+    ``batch_size`` cuts in-memory data (and a stream's larger batches) and bounds memory only;
+    out of device memory, a computation is rerun over batches of half the size. Every product
+    runs at
     ``precision`` (:mod:`landscape.precision`; default ``highest``, full float32: the tolerances
     of the eigenvalues hold only there).
     """
@@ -181,10 +193,25 @@ class Hessian:
         self.objective, self.params = objective_from(loss_fn, model, data, state=state,
                                                      batch_size=batch_size)
         self.problem = hessian_problem(self.objective, self.params, self.objective.state)
+        self.shrinks: list[tuple[int, int]] = []  # (old, new) batch sizes, out of memory
 
     @property
     def num_params(self) -> int:
         return self.problem.num_params
+
+    def _run(self, fn):
+        """``fn(problem)`` at this Hessian's precision; out of device memory, again over
+        batches of half the size (said in a warning, kept for later calls:
+        ``problem.batch_size``, ``shrinks``)."""
+        from landscape.hessian.operator import smaller_on_oom
+
+        def said(old: int, new: int, what: str) -> None:
+            self.shrinks.append((old, new))
+            _warn_shrink(old, new, what)
+
+        with computing_in(self.precision):
+            result, self.problem = smaller_on_oom(self.problem, fn, on_shrink=said)
+        return result
 
     def eigenpairs(self, top_k: int = 1, *, bottom_k: int = 0, tol: float = 1e-3,
                    max_iter: int = 100, seed: int = 0, vectors: bool = False):
@@ -192,10 +219,9 @@ class Hessian:
         reorthogonalization, each to relative residual ``tol``)."""
         from landscape.hessian import hessian_eigenpairs
 
-        with computing_in(self.precision):
-            return hessian_eigenpairs(self.problem, top_k=top_k, bottom_k=bottom_k, tol=tol,
-                                      max_iter=max(max_iter, top_k + bottom_k), seed=seed,
-                                      return_vectors=vectors)
+        return self._run(lambda problem: hessian_eigenpairs(
+            problem, top_k=top_k, bottom_k=bottom_k, tol=tol,
+            max_iter=max(max_iter, top_k + bottom_k), seed=seed, return_vectors=vectors))
 
     def eigenvalues(self, top_k: int = 1, *, bottom_k: int = 0, tol: float = 1e-3,
                     max_iter: int = 100, seed: int = 0) -> np.ndarray:
@@ -207,16 +233,15 @@ class Hessian:
         """Hutchinson's estimate of the trace, with its standard error."""
         from landscape.hessian import hutchinson_trace
 
-        with computing_in(self.precision):
-            return hutchinson_trace(self.problem, num_samples=samples, seed=seed)
+        return self._run(lambda problem: hutchinson_trace(problem, num_samples=samples,
+                                                          seed=seed))
 
     def density(self, probes: int = 10, steps: int = 80, *, seed: int = 0):
         """The spectral density by stochastic Lanczos quadrature (Ghorbani et al. 2019)."""
         from landscape.hessian import slq_density
 
-        with computing_in(self.precision):
-            return slq_density(self.problem, num_probes=probes,
-                               num_steps=min(steps, self.num_params), seed=seed)
+        return self._run(lambda problem: slq_density(
+            problem, num_probes=probes, num_steps=min(steps, self.num_params), seed=seed))
 
 
 class _CallableModule(type(sys)):

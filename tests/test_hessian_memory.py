@@ -179,3 +179,45 @@ def test_an_in_memory_data_set_summed_from_the_host_reads_each_batch_once_per_pr
     device = dataclasses.replace(hs.hessian_problem(workload, params, state, loop="device"))
     v = jnp.ones(problem.num_params)
     np.testing.assert_allclose(problem.hvp(v), device.hvp(v), rtol=2e-5, atol=1e-6)
+
+
+def test_out_of_memory_halves_the_batch_and_gives_the_same_numbers(monkeypatch):
+    """An injected RESOURCE_EXHAUSTED for batches over 32 samples: the Hessian's computations
+    are rerun over batches of half the size, say so, keep the size that fitted, and give what
+    an unconstrained run gives (the sums are the same at any batch size)."""
+    from landscape.engine.memory import fake_out_of_memory
+    from landscape.hessian import operator
+
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(256, 3)), rng.normal(size=256)
+    params = {"w": jnp.asarray(rng.normal(size=(3, 7)) / 2, jnp.float32),
+              "v": jnp.asarray(rng.normal(size=7), jnp.float32)}
+
+    def loss_fn(p, batch):
+        return jnp.mean((jnp.tanh(batch[0] @ p["w"]) @ p["v"] - batch[1]) ** 2)
+
+    real = operator.device_mean
+
+    def limited(fn, args, data):  # called as each program is traced
+        full, rest = data
+        sizes = [jax.tree.leaves(full)[0].shape[1]] if full is not None else []
+        sizes += [operator.batch_count(rest)] if rest is not None else []
+        if max(sizes) > 32:
+            raise fake_out_of_memory()
+        return real(fn, args, data)
+
+    monkeypatch.setattr(operator, "device_mean", limited)
+    constrained = landscape.hessian(loss_fn, params, (x, y), batch_size=128)
+    with pytest.warns(RuntimeWarning) as said:
+        top = constrained.eigenvalues(top_k=2, tol=1e-6)
+    assert [str(w.message) for w in said] == [
+        "out of device memory at batch 128: retrying with batch 64",
+        "out of device memory at batch 64: retrying with batch 32"]
+    assert constrained.shrinks == [(128, 64), (64, 32)] and constrained.problem.batch_size == 32
+    trace = constrained.trace(samples=6, seed=2)  # starts at the size that fitted
+    assert len(constrained.shrinks) == 2
+    monkeypatch.undo()
+    free = landscape.hessian(loss_fn, params, (x, y), batch_size=128)
+    np.testing.assert_allclose(top, free.eigenvalues(top_k=2, tol=1e-6), rtol=1e-5)
+    np.testing.assert_allclose(trace.samples, free.trace(samples=6, seed=2).samples, rtol=1e-5)
+    assert free.shrinks == [] and free.problem.batch_size == 128

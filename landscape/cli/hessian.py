@@ -214,9 +214,10 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
                      "seed": seed, "split": "train"},
     }
     started = time.perf_counter()
-    pairs = hessian_eigenpairs(problem, top_k=top_k, bottom_k=bottom_k or 0, tol=tol,
-                               atol=atol, stop=stop, max_iter=max_iter, seed=seed,
-                               return_vectors=with_density and deflate)
+    fitted = _Fitted(problem)
+    pairs = fitted(lambda p: hessian_eigenpairs(
+        p, top_k=top_k, bottom_k=bottom_k or 0, tol=tol, atol=atol, stop=stop,
+        max_iter=max_iter, seed=seed, return_vectors=with_density and deflate))
     timings["eigenvalues_s"] = time.perf_counter() - started
     report["eigenvalues"] = {
         end: {"values": p.values.tolist(), "residuals": p.residuals.tolist(),
@@ -237,18 +238,37 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
 
     paths = [os.path.join(out, "hessian.json")]
     if with_trace:
-        paths += _trace(problem, report, timings, samples=samples, seed=seed)
+        paths += _trace(fitted, report, timings, samples=samples, seed=seed)
     if with_density:
-        paths += _density(problem, pairs, report, timings, out, probes=probes,
+        paths += _density(fitted, pairs, report, timings, out, probes=probes,
                           steps=lanczos_steps, deflate=deflate, seed=seed, quiet=quiet)
     if with_map:
         paths += _eigen_map(model, problem, report, timings, out, grid=grid, kind=kind,
                             ignore=ignore, map_steps=map_steps, chunk=chunk, overwrite=overwrite,
                             tol=tol, max_iter=max_iter, seed=seed, quiet=quiet,
                             precision=precision)
+    report["settings"]["batch_size"] = fitted.problem.batch_size  # the one that fitted
     report["timings"] = timings
     write_json(paths[0], report)  # whole or not at all: a temporary name, then a rename
     echo_outputs(paths)
+
+
+class _Fitted:
+    """Runs ``fn(problem)``; out of device memory, again over batches of half the size (one
+    line on stderr each time), and keeps the problem that fitted for what follows."""
+
+    def __init__(self, problem):
+        self.problem = problem
+
+    def __call__(self, fn):
+        from landscape.engine.memory import shrink_message
+        from landscape.hessian.operator import smaller_on_oom
+
+        def said(old: int, new: int, what: str) -> None:
+            click.echo(shrink_message(old, new, what), err=True)
+
+        result, self.problem = smaller_on_oom(self.problem, fn, on_shrink=said)
+        return result
 
 
 def _training_steps(spec: str | None) -> int:
@@ -270,11 +290,11 @@ def _numbers(values) -> str:
     return ", ".join(f"{v:.6g}" for v in values)
 
 
-def _trace(problem, report, timings, *, samples, seed) -> list[str]:
+def _trace(fitted, report, timings, *, samples, seed) -> list[str]:
     from landscape.hessian import hutchinson_trace
 
     started = time.perf_counter()
-    trace = hutchinson_trace(problem, num_samples=samples, seed=seed)
+    trace = fitted(lambda p: hutchinson_trace(p, num_samples=samples, seed=seed))
     timings["trace_s"] = time.perf_counter() - started
     report["trace"] = {"estimate": trace.estimate, "stderr": trace.stderr, "samples": samples,
                        "probes": "rademacher"}
@@ -282,7 +302,7 @@ def _trace(problem, report, timings, *, samples, seed) -> list[str]:
     return []
 
 
-def _density(problem, pairs, report, timings, out, *, probes, steps, deflate, seed,
+def _density(fitted, pairs, report, timings, out, *, probes, steps, deflate, seed,
              quiet) -> list[str]:
     from landscape.hessian import slq_density
     from landscape.plot import density_figure
@@ -295,6 +315,7 @@ def _density(problem, pairs, report, timings, out, *, probes, steps, deflate, se
                                       residuals=pairs.top.residuals[converged],
                                       converged=converged[converged])
     k = 0 if deflated is None else len(deflated.values)
+    problem = fitted.problem
     if steps > problem.num_params - k:
         click.echo(f"note: --lanczos-steps {steps} is more than the {problem.num_params - k} "
                    f"dimensions left ({problem.num_params} parameters, {k} deflated): using "
@@ -303,8 +324,9 @@ def _density(problem, pairs, report, timings, out, *, probes, steps, deflate, se
     batch = max(1, min(10, DENSITY_BATCH_HVPS // steps))
     started = time.perf_counter()
     with progress(probes, "density", quiet=quiet, unit="probe") as bar:
-        density = slq_density(problem, num_probes=probes, num_steps=steps, deflate=deflated,
-                              seed=seed, batch=batch, on_batch=bar.update)
+        density = fitted(lambda p: slq_density(
+            p, num_probes=probes, num_steps=steps, deflate=deflated, seed=seed, batch=batch,
+            on_batch=bar.update))
     timings["density_s"] = time.perf_counter() - started
     report["density"] = {
         "probes": probes, "lanczos_steps": steps, "deflated": k, "sigma": density.sigma,

@@ -279,8 +279,8 @@ def top_ritz_pair(state: LanczosState, num_steps: int) -> TopRitzPair:
 def check_basis_fits(num_steps: int, n: int, dtype: Any, *, count: int = 1,
                      param: str = "max_iter") -> None:
     """Refuse up front a Lanczos basis (``count`` runs of ``num_steps`` rows of n numbers) that
-    would not fit in memory: on the CPU half the memory available now, on an accelerator half
-    its free memory."""
+    would not fit in half the memory free now (:func:`landscape.engine.sizing.
+    device_memory_budget`: the host's on a CPU, the device's on an accelerator)."""
     rows = -(-num_steps // _BLOCK) * _BLOCK
     needed = count * rows * n * np.dtype(dtype).itemsize
     available = _available_bytes()
@@ -293,14 +293,6 @@ def check_basis_fits(num_steps: int, n: int, dtype: Any, *, count: int = 1,
 
 
 def _available_bytes() -> int:
-    device = jax.local_devices()[0]
-    if device.platform == "cpu":
-        from landscape.grid import available_memory_bytes
+    from landscape.engine.sizing import device_memory_budget
 
-        return available_memory_bytes()
-    try:
-        stats = device.memory_stats() or {}
-    except Exception:  # a backend without memory statistics
-        stats = {}
-    limit = stats.get("bytes_limit")
-    return int(limit) - int(stats.get("bytes_in_use", 0)) if limit else 2**62
+    return device_memory_budget(jax.local_devices()[0])

@@ -76,14 +76,21 @@ class Placed(NamedTuple):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Streamed:
-    """Batches read from the host at every pass (a re-iterable) and placed one at a time."""
+    """Batches read from the host at every pass (a re-iterable) and placed one at a time;
+    with ``piece``, each cut into pieces of at most that many samples (memory)."""
 
     source: Iterable
     devices: tuple
+    piece: int | None = None
 
     def __iter__(self) -> Iterator[Any]:
         for batch in self.source:
-            yield _put_batch(batch, list(self.devices))
+            n = batch_count(batch)
+            step = n if self.piece is None else self.piece
+            for start in range(0, n, step):
+                part = batch if step >= n else jax.tree.map(
+                    lambda a, s=start: a[s:s + step], batch)
+                yield _put_batch(part, list(self.devices))
 
 
 Data = Stacked | Placed | Streamed
@@ -227,6 +234,8 @@ class HessianProblem:
       scale: (n,) d or None: with it the operator is D H D, D = diag(d) (for d = P^{-1/2}, the
         preconditioned Hessian, whose eigenvalues are those of P⁻¹H).
       on_host: sums over batches are driven from the host (see the module docstring).
+      batch_size: the most samples in one batch (None: not known before a pass over streamed
+        data); :meth:`rebatched` makes the same problem over smaller batches.
     """
 
     kernels: Kernels
@@ -236,6 +245,8 @@ class HessianProblem:
     data: Data
     scale: jax.Array | None = None
     on_host: bool = False
+    batch_size: int | None = None
+    remake: Callable[[int], HessianProblem] | None = None  # the problem at another batch size
 
     @property
     def num_params(self) -> int:
@@ -244,6 +255,14 @@ class HessianProblem:
     def at(self, params: jax.Array) -> HessianProblem:
         """The same problem at other flat parameters."""
         return dataclasses.replace(self, params=params)
+
+    def rebatched(self, batch_size: int) -> HessianProblem:
+        """The same problem (same point, state and scale) with batches of at most
+        ``batch_size`` samples: the same sums, in less memory."""
+        if self.remake is None or batch_size == self.batch_size:
+            return self
+        return dataclasses.replace(self.remake(batch_size=batch_size), params=self.params,
+                                   state=self.state, scale=self.scale)
 
     # The jit-able form, for loops compiled on the device (data held there: Stacked).
 
@@ -373,7 +392,8 @@ def dataset_problem(
       data: a :class:`~landscape.Dataset` (in memory: cut into batches of ``batch_size``), a
         :class:`~landscape.batches.Batches` stream (read one batch at a time at every pass),
         or a :class:`Stacked` pair already cut.
-      batch_size: samples per batch of an in-memory data set: it bounds memory only.
+      batch_size: the most samples per batch (an in-memory data set is cut into batches of
+        this size, a stream's larger batches into pieces): it bounds memory only.
       devices: the devices that share each batch's samples (default: the local devices).
       loop: ``"auto"`` (the host where the data are streamed, or where XLA runs the loss's
         gradient slowly inside compiled loops: convolutions on the CPU), ``"device"`` or
@@ -393,16 +413,28 @@ def dataset_problem(
         if d.shape != flat.shape:
             raise InputError(f"`scale` has {d.size} entries, the parameters {flat.size}")
         scale = jax.device_put(jnp.asarray(d, flat.dtype), replicated)
+    remake = functools.partial(dataset_problem, loss, params, state, data, devices=devices,
+                               loop=loop, scale=None)
     if isinstance(data, (Placed, Streamed)):  # an earlier problem's batches, placed
-        return HessianProblem(k, flat, unravel, state, data, scale, True)
+        size = (max(map(batch_count, data.batches)) if isinstance(data, Placed)
+                else data.piece)
+        return HessianProblem(k, flat, unravel, state, data, scale, True, size)
     streamed = isinstance(data, Batches)
     if loop == "device" and streamed:
         raise InputError("streamed data are summed from the host: `loop` (='device') needs "
                          "the data in memory", param="loop")
-    if streamed:
-        return HessianProblem(k, flat, unravel, state, Streamed(data, tuple(devices)), scale,
-                              True)
+    if streamed or (isinstance(data, Dataset) and not _fits(data, devices)):
+        # Batches come from the host at every pass: a stream, or a data set larger than a
+        # share of the device's free memory (on the CPU the data are in its memory already).
+        source = data if streamed else _DatasetBatches(data, batch_size)
+        return HessianProblem(k, flat, unravel, state,
+                              Streamed(source, tuple(devices), batch_size), scale, True,
+                              batch_size, remake)
     full, rest = data if isinstance(data, Stacked) else data.split_batches(batch_size)
+    size = max(batch_count(rest) if rest is not None else 0,
+               int(jax.tree.leaves(full)[0].shape[1]) if full is not None else 0)
+    if isinstance(data, Stacked):
+        remake = None  # one expression, or batches cut by the caller: nothing to cut again
     on_host = loop == "host" or (loop == "auto" and slow_in_compiled_loops(
         k.value_and_grad, (flat, state, rest if full is None else
                            jax.tree.map(lambda a: a[0], full)), devices))
@@ -410,9 +442,55 @@ def dataset_problem(
         batches = (list(_unstack(Stacked(full, rest))) if isinstance(data, Stacked)
                    else list(data.batches(batch_size)))
         placed = Placed(tuple(_put_batch(b, devices) for b in batches))
-        return HessianProblem(k, flat, unravel, state, placed, scale, True)
+        return HessianProblem(k, flat, unravel, state, placed, scale, True, size, remake)
     return HessianProblem(k, flat, unravel, state, _place_stacked(Stacked(full, rest), devices),
-                          scale, False)
+                          scale, False, size, remake)
+
+
+DEVICE_DATA_FRACTION = 0.25  # of an accelerator's free memory, for a data set kept on it
+
+
+def _fits(data: Dataset, devices: list[jax.Device]) -> bool:
+    """Whether an in-memory data set is kept on the devices: always on the CPU (it is in that
+    memory already); on an accelerator where it takes at most :data:`DEVICE_DATA_FRACTION`
+    of the free memory (:func:`landscape.engine.sizing.device_memory_budget`)."""
+    if devices[0].platform == "cpu":
+        return True
+    from landscape.engine.sizing import device_memory_budget
+
+    return data.nbytes <= DEVICE_DATA_FRACTION * min(map(device_memory_budget, devices))
+
+
+@dataclasses.dataclass(frozen=True)
+class _DatasetBatches:
+    """An in-memory data set as a re-iterable of batches, read from the host."""
+
+    dataset: Dataset
+    batch_size: int
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.dataset.batches(self.batch_size)
+
+
+def smaller_on_oom(problem: HessianProblem, fn: Callable[[HessianProblem], Any], *,
+                   on_shrink: Callable[[int, int, str], None] | None = None
+                   ) -> tuple[Any, HessianProblem]:
+    """``fn(problem)``; out of device memory, ``fn`` of the problem over batches of half the
+    size, and so on (:func:`landscape.engine.memory.halve_on_oom`; ``on_shrink(old, new,
+    "batch")`` before each retry). Returns the result and the problem it came from (keep it:
+    later work then starts at the size that fitted). The sums are the same at any batch size,
+    so the results are too, up to float rounding."""
+    from landscape.engine.memory import halve_on_oom
+
+    if problem.remake is None or problem.batch_size is None:
+        return fn(problem), problem
+    final = [problem]
+
+    def attempt(size: int) -> Any:
+        final[0] = problem.rebatched(size)
+        return fn(final[0])
+
+    return halve_on_oom(attempt, problem.batch_size, what="batch", on_shrink=on_shrink), final[0]
 
 
 def hessian_problem(

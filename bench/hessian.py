@@ -97,18 +97,15 @@ def references(workload, params, state) -> dict[str, float]:
             workload.train.inputs.astype(np.float64), workload.train.targets))
         p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
         problem = hessian_problem(wl64, p64, state)
-        hvp = jax.jit(problem.matvec)
         n = problem.num_params
         op = LinearOperator(
             (n, n), dtype=np.float64,
-            matvec=lambda v: np.asarray(hvp(jnp.asarray(v.ravel()), problem.operands)))
+            matvec=lambda v: np.asarray(problem.hvp(jnp.asarray(v.ravel()))))
         lam_max = float(eigsh(op, k=1, which="LA", tol=1e-12, return_eigenvectors=False)[0])
         if n <= EXACT_TRACE_MAX:
-            diag_hvp = jax.jit(jax.vmap(
-                lambda i, ops: problem.matvec(jnp.zeros(n).at[i].set(1.0), ops)[i],
-                in_axes=(0, None)))
-            trace = float(sum(np.sum(diag_hvp(jnp.arange(s, min(s + 256, n)), problem.operands))
-                              for s in range(0, n, 256)))
+            eye = np.eye(n)
+            trace = float(sum(np.trace(np.asarray(problem.hvps(jnp.asarray(eye[s:s + 256])))
+                                       [:, s:s + 256]) for s in range(0, n, 256)))
             return {"lambda_max": lam_max, "trace": trace, "trace_stderr": 0.0}
         estimate = hutchinson_trace(problem, num_samples=REFERENCE_PROBES, seed=10_000)
     return {"lambda_max": lam_max, "trace": estimate.estimate, "trace_stderr": estimate.stderr}
@@ -177,10 +174,15 @@ def ritz_errors(problem, seed: int, rel: Callable[[float], float]) -> list[float
     ``hessian_eigenpairs(seed=seed)`` uses: one tridiagonalization, the top eigenvalue of each
     leading T_k (what the convergence test sees after k steps)."""
     from landscape.hessian.eigen import _start_vector
+    from landscape.hessian.host_loop import lanczos_tridiagonal_on_host
     from landscape.hessian.lanczos import lanczos_tridiagonal
 
     v0, key = _start_vector(seed, problem.params.shape, problem.params.dtype)
-    state = lanczos_tridiagonal(problem.matvec, problem.operands, v0, MAX_STEPS, key)
+    v0 = jax.device_put(v0, problem.params.sharding)
+    if problem.on_host:
+        state = lanczos_tridiagonal_on_host(problem.operator, v0, MAX_STEPS, key)
+    else:
+        state = lanczos_tridiagonal(problem.matvec, problem.operands, v0, MAX_STEPS, key)
     alphas, betas = (np.asarray(a, np.float64) for a in (state.alphas, state.betas))
     return [rel(float(np.linalg.eigvalsh(np.diag(alphas[:k]) + np.diag(betas[:k - 1], 1)
                                          + np.diag(betas[:k - 1], -1))[-1]))
@@ -233,7 +235,7 @@ def run_case(case, args) -> dict:
     # One HVP each, side by side: what every method below is made of.
     v = jax.random.normal(jax.random.key(1), problem.params.shape)
     hvp = interleaved(setups(
-        lambda p: (lambda _, f=jax.jit(p.matvec): f(v, p.operands).block_until_ready()),
+        lambda p: (lambda _: p.hvp(jax.device_put(v, p.params.sharding)).block_until_ready()),
         them and (lambda: (lambda _, f=them.hvp_fn(): f()))), args.hvp_repeats)
 
     start = time.perf_counter()

@@ -39,6 +39,7 @@ def main() -> None:
     _configure_jax()
 
 
+from landscape.cli.check import check  # noqa: E402
 from landscape.cli.compare import compare  # noqa: E402
 from landscape.cli.connect import connect  # noqa: E402
 from landscape.cli.export import export  # noqa: E402
@@ -54,6 +55,7 @@ main.add_command(scan)
 main.add_command(hessian)
 main.add_command(train)
 main.add_command(info)
+main.add_command(check)
 main.add_command(export)
 main.add_command(plot)
 main.add_command(plot_function)

@@ -109,9 +109,10 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
     SOURCE is a run directory of `landscape train`; without it the model is trained on the spot
     (--workload, --steps, --lr). With no arguments at all: trains the seed article's sine MLP
     (1-64-64-1) with Adam, scans a 51x51 filter-normalized random plane over [-1, 1]^2 and
-    writes OUT/surface.h5 and OUT/surface.png. Every chunk of points is flushed to the file as
-    it finishes; re-running the same command resumes an unfinished scan (and returns at once
-    from a finished one).
+    writes OUT/surface.h5 and OUT/surface.png (with --split train,test also
+    OUT/surface_test_loss.png). Every chunk of points is flushed to the file as it finishes;
+    re-running the same command resumes an unfinished scan (and returns at once from a finished
+    one). It ends with the lines of `landscape check` on the file (on stderr; not with --quiet).
     """
     from landscape import distributed
     from landscape.grid import Grid
@@ -210,6 +211,7 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
         finished = _finished_scan(h5_path, grid, provenance, metrics, splits, sample_record,
                                   names, overwrite)
         if finished is not None:
+            echo_checks(h5_path, quiet=quiet)
             echo_outputs(finished)
             return
     if source is None:
@@ -222,7 +224,27 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
                        splits=splits, chunk=chunk, strategy=strategy, samples=sample_record,
                        overwrite=overwrite, quiet=quiet, trajectory_run=run)
     if distributed.is_writer():
+        echo_checks(h5_path, quiet=quiet)
         echo_outputs(paths)
+
+
+def echo_checks(h5_path: str, *, quiet: bool) -> None:
+    """The lines of ``landscape check`` on the scanned file, on stderr (none with --quiet)."""
+    if quiet:
+        return
+    from landscape.check import check_surface
+    from landscape.io import surface_h5
+
+    for finding in check_surface(surface_h5.read(h5_path)):
+        click.echo(f"check: {finding.line()}", err=True)
+
+
+def figure_paths(out: str, splits, metric: str) -> dict[str, str]:
+    """``{dataset: figure path}``: ``OUT/surface.png`` for the first split's ``metric``, and
+    ``OUT/surface_<split>_<metric>.png`` for each further split's."""
+    names = [f"{split}_{metric}" for split in splits]
+    return {name: os.path.join(out, "surface.png" if k == 0 else f"surface_{name}.png")
+            for k, name in enumerate(names)}
 
 
 def _check_sources(source, kind, to_runs, given) -> None:
@@ -280,13 +302,15 @@ def _finished_scan(h5_path, grid, provenance, metrics, splits, samples, names, o
     if os.path.exists(surface_h5.journal_path(h5_path)):  # a killed scan's last fold: finish it
         with exclusive(h5_path):
             surface_h5.compact(h5_path)
-    png_path = os.path.join(os.path.dirname(h5_path), "surface.png")
-    if not os.path.exists(png_path):  # drawn again from the file, without any training
+    figures = figure_paths(os.path.dirname(h5_path), splits, metrics[0])
+    if not all(os.path.exists(path) for path in figures.values()):  # drawn again from the file
         from landscape.surface import load_surface
 
         surface = load_surface(h5_path)
-        save_figure(surface.plot(metric=f"{splits[0]}_{metrics[0]}"), png_path)
-    return [h5_path, png_path]
+        for name, path in figures.items():
+            if not os.path.exists(path):
+                save_figure(surface.plot(metric=name), path)
+    return [h5_path, *figures.values()]
 
 
 def _plane(kind, model, run, stored, to_runs, given_workload, *, normalization, ignore, dims,
@@ -349,10 +373,10 @@ def scan_model(model, plane, grid, out: str, *, provenance: dict, metrics, split
         click.echo(f"warning: {note}", err=True)
     if not figure:
         return [h5_path]
-    png_path = os.path.join(out, "surface.png")
-    save_figure(surface.plot(metric=f"{splits[0]}_{metrics[0]}"), png_path,
-                unique=False)  # under the scan's lock
-    return [h5_path, png_path]
+    figures = figure_paths(out, splits, metrics[0])  # one per split (train, test ...)
+    for name, path in figures.items():
+        save_figure(surface.plot(metric=name), path, unique=False)  # under the scan's lock
+    return [h5_path, *figures.values()]
 
 
 ESTIMATE_FROM_S = 10.0  # scans expected to take less are not announced

@@ -15,7 +15,6 @@ from landscape.cli.options import (
     echo_outputs,
     library_errors,
     make_out_dir,
-    out_option,
 )
 from landscape.errors import FormatError, InputError
 
@@ -60,7 +59,8 @@ def save_figure(figure, path: str, *, dpi: int = 120, unique: bool = True) -> st
               help="Resolution of PNG output.")
 @click.option("--no-trajectories", is_flag=True,
               help="Do not draw the file's trajectories over the 2D views.")
-@out_option
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for the figures (created if missing)  [default: FILE's folder].")
 @library_errors
 def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories, out):
     """Draw a surface file: contour lines, filled contours, heat map, 3D surface (2D files) or
@@ -68,7 +68,9 @@ def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories,
     (datasets max_eig/min_eig) and the spectral density (group density/).
 
     Writes OUT/<name>_<metric>_<kind>.<format> (and <name>_curves, <name>_hessian,
-    <name>_density) and prints their paths. NaN/inf points are drawn as gaps.
+    <name>_density) and prints their paths; OUT is FILE's folder unless --out is given (as for
+    `export`), so the figures of two files never overwrite each other. NaN/inf points are drawn
+    as gaps.
     """
     from landscape.io import surface_h5
     from landscape.plot import (
@@ -112,7 +114,8 @@ def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories,
     if kind in (*KINDS_2D, "curve", "all") and not np.isfinite(surface.values[metric]).any():
         click.echo(f"warning: `{metric}` has no finite value in {file} (scan not started?); "
                    "its figures will be empty", err=True)
-    stem = os.path.join(make_out_dir(out), os.path.splitext(os.path.basename(file))[0])
+    folder = make_out_dir(out if out is not None else os.path.dirname(file) or ".")
+    stem = os.path.join(folder, os.path.splitext(os.path.basename(file))[0])
     workload = attrs.get("workload")
     title = f"{workload}: {metric}" if workload else metric
     note = completion_note(surface.done)

@@ -175,3 +175,20 @@ def test_directions_from_a_surface_file_are_its_directions(tmp_path, dims):
                 np.testing.assert_array_equal(b[key][layer][leaf], a[key][layer][leaf])
     assert not np.array_equal(b["origin"]["dense1"]["kernel"], a["origin"]["dense1"]["kernel"])
     assert surface_h5.read(again / "surface.h5").grid.ndim == int(dims)
+
+
+def test_train_refuses_a_folder_of_other_files_unless_overwrite(tmp_path):
+    """`train --out DIR` used to write a run into DIR/adam/ beside whatever was there."""
+    folder = tmp_path / "runs" / "adam"
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("mine")
+    args = ["train", "--workload", "sine", "--optimizer", "adam", "--steps", "2", "--quiet",
+            "--out", str(tmp_path / "runs")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert f"{folder} holds files that are not part of a run (notes.txt)" in result.output
+    assert sorted(os.listdir(folder)) == ["notes.txt"]
+    result = CliRunner().invoke(main, [*args, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert sorted(os.listdir(folder)) == ["final", "notes.txt", "run.json", "trajectory.h5"]
+    assert (folder / "notes.txt").read_text() == "mine"

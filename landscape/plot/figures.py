@@ -39,13 +39,13 @@ def completion_note(done: np.ndarray) -> str:
     return "" if count == done.size else f"{count} of {done.size} points"
 
 
-def _label(metric: str, log: bool, *, symmetric: bool = False) -> str:
+def metric_label(metric: str, log: bool, *, symmetric: bool = False) -> str:
     if symmetric:
         return f"{metric} (symmetric log scale)"
     return f"{metric} (log scale)" if log else metric
 
 
-def _colorbar(fig: Figure, drawn, ax, *, label: str, **kwargs):
+def colorbar(fig: Figure, drawn, ax, *, label: str, **kwargs):
     """A colour bar; for contours on a log scale a continuous one, so that its ticks are decades
     rather than the (arbitrary) level values."""
     if isinstance(drawn, ContourSet) and isinstance(drawn.norm, (LogNorm, SymLogNorm)):
@@ -60,7 +60,7 @@ def surface_figure(grid: Grid, z: np.ndarray, *, title: str = "", log: bool = Fa
     fig = Figure(figsize=(12, 5), layout="constrained")
     ax = fig.add_subplot(1, 2, 1)
     contours = plot_contour(ax, grid, z, log=log)
-    _colorbar(fig, contours, ax, label=_label("loss", log))
+    colorbar(fig, contours, ax, label=metric_label("loss", log))
     ax.set_xlabel("α (direction 1)")
     ax.set_ylabel("β (direction 2)")
     ax3d = fig.add_subplot(1, 2, 2, projection="3d")
@@ -111,7 +111,7 @@ def kind_figure(
             if kind == "contour":
                 ax.clabel(drawn, inline=True, fontsize=7, fmt="%.3g",
                           levels=drawn.levels[:: max(1, len(drawn.levels) // 6)])
-        _colorbar(fig, drawn, ax, label=_label(metric, log))
+        colorbar(fig, drawn, ax, label=metric_label(metric, log))
         if trajectories:
             plot_trajectories(ax, trajectories)
             ax.legend(loc="best", fontsize=8, framealpha=0.85)
@@ -190,7 +190,7 @@ def function_figure(
         levels = log_levels(z, levels)
     contours = plot_contour(ax, grid, z, levels=levels, log=log and not symmetric, filled=False,
                             mark_origin=False, norm=norm)
-    _colorbar(fig, contours, ax, label=_label("f(x, y)", log, symmetric=symmetric))
+    colorbar(fig, contours, ax, label=metric_label("f(x, y)", log, symmetric=symmetric))
     mark_points(ax, minima, label="global minimum")
     mark_points(ax, saddles, label="saddle point", marker="X", color="orange", size=11)
     if path is not None:

@@ -36,6 +36,14 @@ def plot_trajectories(ax: Axes, trajectories: Mapping[str, Mapping[str, np.ndarr
     return lines
 
 
+def start_end_handles(*, end: str = "last recorded step") -> list[Line2D]:
+    """Legend entries for the markers :func:`plot_trajectories` puts on every path: a circle at
+    its first recorded step, a diamond at its last (grey: they stand for every path)."""
+    style = dict(color="0.45", markeredgecolor="white", linestyle="none", markersize=6)
+    return [Line2D([], [], marker="o", label="first recorded step", **style),
+            Line2D([], [], marker="D", label=end, **style)]
+
+
 def mark_points(ax: Axes, points: Sequence[Sequence[float]], *, label: str, marker: str = "*",
                 color: str = "red", size: float = 15.0) -> Line2D | None:
     """Mark points (e.g. known minima) with one labelled marker style; None if no point."""
@@ -67,6 +75,8 @@ def plane_axis_labels(attrs: Mapping[str, Any]) -> tuple[str, str]:
     """Axis labels for a surface file: ``PC1 (71.3 % of variance)`` when the plane is a PCA plane
     with ``explained_variance``, else ``α (direction 1)`` (with the direction kind if known).
     Fractions (all ≤ 1) are shown as percentages, other values as variances."""
+    if attrs.get("direction_kind") == "parameters":  # a 2D test function: the plane itself
+        return "x", "y"
     variance = explained_variance(attrs)
     if variance and len(variance) >= 1:
         ratio = all(0 <= v <= 1 for v in variance)

@@ -192,3 +192,16 @@ def test_train_refuses_a_folder_of_other_files_unless_overwrite(tmp_path):
     assert result.exit_code == 0, result.output
     assert sorted(os.listdir(folder)) == ["final", "notes.txt", "run.json", "trajectory.h5"]
     assert (folder / "notes.txt").read_text() == "mine"
+
+
+def test_y_follows_x_as_in_the_api(tmp_path):
+    """`--x` alone used to leave y at -1:1:N in the CLI while the API's `y` follows `x`."""
+    out = tmp_path / "scan"
+    result = CliRunner().invoke(main, ["scan", "--steps", "20", "--x", "-0.5:0.5:3", "--quiet",
+                                       "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    grid = surface_h5.read(out / "surface.h5").grid
+    np.testing.assert_array_equal(grid.y, np.linspace(-0.5, 0.5, 3))
+    # (`hessian --map` follows the same rule; its help says so)
+    help_text = " ".join(CliRunner().invoke(main, ["hessian", "--help"]).output.split())
+    assert "--map y axis, MIN:MAX:N [default: the same as --x]" in help_text

@@ -75,7 +75,9 @@ Multi-host (run the same command on every host, process 0 writes):
                    "scans default to the run's projected path (and the end points) with a "
                    "25 % margin.")
 @click.option("--x", "x_spec", default=None, help="x axis as MIN:MAX:N (overrides --grid/--range).")
-@click.option("--y", "y_spec", default=None, help="y axis as MIN:MAX:N (overrides --grid/--range).")
+@click.option("--y", "y_spec", default=None,
+              help="y axis as MIN:MAX:N (overrides --grid/--range)  [default: --x when given, "
+                   "as the Python API's `y`]")
 @click.option("--dims", type=click.Choice(["1", "2"]), default="2", show_default=True,
               help="Scan a 1D line or a 2D plane.")
 @click.option("--metrics", default="loss", show_default=True,
@@ -147,9 +149,11 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
             str(len(to_runs)) if kind == "interp" else dims)
     if dims == "1" and y_spec:
         raise click.UsageError("`--y` was given for a 1D line (--dims 1 or 1D --directions-from)")
-    grid = Grid.from_specs(x_spec or default_axis, (y_spec or default_axis) if dims == "2" else None,
+    # y follows x, as in landscape.surface(x=..., y=None): one rule for the CLI and the API
+    y_axis = y_spec or x_spec or default_axis
+    grid = Grid.from_specs(x_spec or default_axis, y_axis if dims == "2" else None,
                            names=(("--x" if x_spec else "--range/--grid"),
-                                  ("--y" if y_spec else "--range/--grid")))
+                                  ("--y" if y_spec else "--x" if x_spec else "--range/--grid")))
     out = make_out_dir(out)
     h5_path = os.path.join(out, "surface.h5")
     if distributed.is_writer():  # a scan already writing OUT/surface.h5: fail before training

@@ -182,3 +182,29 @@ def test_the_page_in_headless_chromium(pages, kind):
     else:
         assert out["logAcc"] == "log"
         assert out["colours"] > 20, out
+
+
+def test_long_paths_are_thinned_so_the_page_stays_small(tmp_path):
+    """Rosenbrock's compare (14 paths of up to 20,000 steps) made a 32.5 MB page: a path is
+    drawn through at most MAX_PATH_POINTS of its steps, its shape and both ends kept."""
+    path = tmp_path / "long.h5"
+    make_surface(path, nx=9, ny=6, trajectories=False)
+    t = np.linspace(0.0, 1.0, 20_001)
+    x = np.where(t < 0.01, -0.9 + 150 * t, 0.6 - 0.3 * (t - 0.01))  # a jump, then a crawl
+    for name in ("a", "b", "c"):
+        surface_h5.write_trajectory(path, name, x=x, y=0.5 + 0.1 * np.sin(40 * t),
+                                    loss=1 + t, step=np.arange(t.size))
+    surface = surface_h5.read(path)
+    fig, controls = html.figure(surface)
+    paths = [trace for trace in fig.data if trace.type == "scatter"]
+    assert len(paths) == 3
+    for trace in paths:
+        steps = np.asarray(trace.customdata)[:, 0]
+        assert len(steps) <= html.MAX_PATH_POINTS and steps[0] == 0 and steps[-1] == 20_000
+        assert np.asarray(trace.x).max() >= 0.59  # the jump's far end is drawn
+    html.write(tmp_path / "long.html", surface)
+    size = (tmp_path / "long.html").stat().st_size
+    import plotly.offline
+
+    assert size < len(plotly.offline.get_plotlyjs()) + 1_500_000, size
+    assert "drawn through 600 of them" in (tmp_path / "long.html").read_text()

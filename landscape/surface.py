@@ -76,7 +76,8 @@ class Surface(surface_h5.Surface):
             return kind_figure("filled", self.grid, self.values[metric], metric=metric,
                                attrs=self.attrs, trajectories=self.trajectories, log=log,
                                title=title)
-        return surface_figure(self.grid, self.values[metric], log=log, title=title)
+        return surface_figure(self.grid, self.values[metric], log=log, title=title,
+                              metric=metric, attrs=self.attrs)
 
     def summary(self) -> str:
         """One line: what was scanned, the grid, the metrics, how many points are done, the

@@ -125,6 +125,7 @@ def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories,
         density_figure,
         hessian_figure,
         kind_figure,
+        plane_axis_labels,
     )
 
     fmt = fmt or ("gif" if animate else "png")
@@ -185,8 +186,9 @@ def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories,
     figures = []
     if kind == "curve" or (kind == "all" and grid.ndim == 1):
         curves = {name: v for name, v in surface.values.items() if name not in ("max_eig", "min_eig")}
-        figures.append((f"{stem}_curves", curves_figure(grid, curves, log=log,
-                                                        title=(workload or "") + partial)))
+        figures.append((f"{stem}_curves", curves_figure(
+            grid, curves, log=log, title=(workload or "") + partial,
+            xlabel=plane_axis_labels(attrs)[0])))
     if grid.ndim == 2:
         trajectories = None if no_trajectories else surface.trajectories
         for view in (KINDS_2D if kind == "all" else [kind] if kind in KINDS_2D else []):

@@ -116,9 +116,9 @@ def check_centre(surface: Any, record: SurfaceRecord) -> Finding:
                        "none): cannot tell whether the scan evaluated the model as trained")
     index = _centre_index(surface.grid)
     if index is None:
-        return Finding("centre", UNKNOWN, "the grid has no point at the centre (0, 0) (an even "
-                       "number of points across a symmetric range?): cannot compare with the "
-                       f"model's own loss {own:.6g}; use an odd number of points")
+        return Finding("centre", UNKNOWN, "the grid has no point at (0, 0), the model itself "
+                       "(an even number of points on a symmetric range, or a range fitted to a "
+                       f"path): cannot compare with its own loss {own:.6g}")
     if not surface.done[index]:
         return Finding("centre", UNKNOWN, "the centre (0, 0) is not scanned yet")
     at = float(surface.values["train_loss"][index])
@@ -188,8 +188,12 @@ def check_scale(surface: Any, record: SurfaceRecord) -> Finding:
     layers = {name for name, w in origin.items() if w.ndim > 1}  # 1-D: biases, norm scales
     if kind in BY_DESIGN:
         shown = {n: r for n, r in ratios["d1"].items() if n in layers} or ratios["d1"]
+        explained = ""
+        if record.explained_variance:
+            explained = (f"; the plane explains {100 * sum(record.explained_variance):.1f} % of "
+                         "the variance of the path(s) it was computed from")
         return Finding("scale", OK, f"{kind} directions, not normalized per layer by design "
-                       f"({BY_DESIGN[kind]}); ‖d1‖/‖w‖ from {_range_text(shown)}")
+                       f"({BY_DESIGN[kind]}); ‖d1‖/‖w‖ from {_range_text(shown)}{explained}")
     if normalization in ("filter", "layer"):
         ignore = record.ignore or "biasbn"
         orthogonal = bool((record.spec or {}).get("orthogonal"))
@@ -375,10 +379,6 @@ def check_paths(surface: Any, record: SurfaceRecord) -> list[Finding]:
     if record.direction_kind == "parameters":
         return [Finding("path", OK, "a test function's plane is its parameter space: every "
                         "path lies in it")]
-    explained = ""
-    if record.explained_variance:
-        explained = (f"; the PCA plane explains {100 * sum(record.explained_variance):.1f} % "
-                     "of the run's variance")
     findings = []
     for name in sorted(surface.trajectories):
         share = path_share(surface, name)
@@ -387,11 +387,11 @@ def check_paths(surface: Any, record: SurfaceRecord) -> list[Finding]:
                                     "how far it leaves the plane"))
         elif share >= PATH_HELD:
             findings.append(Finding("path", OK, f"{name}: the plane holds {100 * share:.1f} % of "
-                                    f"its squared distance from the centre{explained}"))
+                                    "its squared distance from the centre"))
         else:
             findings.append(Finding("path", WARNING, f"{name}: the plane holds only "
                                     f"{100 * share:.1f} % of its squared distance from the "
                                     "centre: the drawn path is a shadow and the surface under "
                                     "it is not the loss it met; scan the run's PCA plane "
-                                    f"(`--directions pca`){explained}"))
+                                    "(`--directions pca`)"))
     return findings

@@ -319,11 +319,14 @@ def _finished_scan(h5_path, grid, provenance, metrics, splits, samples, names, o
 
 def _plane(kind, model, run, stored, to_runs, given_workload, *, normalization, ignore, dims,
            same, orthogonal, seed):
+    import dataclasses
+
     from landscape.directions import plane_from_directions
     from landscape.scan import make_plane
 
-    if stored is not None:
-        return plane_from_directions(model.params, *stored.fit(model.params))
+    if stored is not None:  # a PCA file's variance ratios label the axes of this scan too
+        plane = plane_from_directions(model.params, *stored.fit(model.params))
+        return dataclasses.replace(plane, explained_variance=stored.explained_variance)
     trajectory = ends = None
     if kind == "pca":
         trajectory = [run.trajectory.params_at(int(step)) for step in run.trajectory.step]

@@ -205,3 +205,25 @@ def test_y_follows_x_as_in_the_api(tmp_path):
     # (`hessian --map` follows the same rule; its help says so)
     help_text = " ".join(CliRunner().invoke(main, ["hessian", "--help"]).output.split())
     assert "--map y axis, MIN:MAX:N [default: the same as --x]" in help_text
+
+
+@pytest.mark.parametrize("value, expected", [(None, "default"), ("", None), ("elsewhere", "elsewhere")])
+def test_the_jax_compilation_cache_is_documented_and_can_be_turned_off(monkeypatch, tmp_path,
+                                                                       value, expected):
+    import jax
+
+    from landscape import cli
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    if value is None:
+        monkeypatch.delenv("LANDSCAPE_JAX_CACHE", raising=False)
+    else:
+        monkeypatch.setenv("LANDSCAPE_JAX_CACHE", value)
+    calls = {}
+    monkeypatch.setattr(jax.config, "update", lambda name, v: calls.__setitem__(name, v))
+    cli._configure_jax()
+    default = os.path.join(str(tmp_path), ".cache", "landscape", "jax")
+    want = {"default": default}.get(expected, expected)
+    assert calls.get("jax_compilation_cache_dir") == want
+    text = " ".join(CliRunner().invoke(main, ["--help"]).output.split())
+    assert "~/.cache/landscape/jax" in text and "LANDSCAPE_JAX_CACHE=" in text

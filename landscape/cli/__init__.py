@@ -35,6 +35,10 @@ def main() -> None:
     \b
     Start with the main job (trains a small sine network, scans its surface):
       landscape scan
+
+    Compiled programs are cached across runs in ~/.cache/landscape/jax (JAX's persistent
+    compilation cache, programs that took over 0.5 s to compile): set LANDSCAPE_JAX_CACHE to
+    another folder, or to nothing (LANDSCAPE_JAX_CACHE=) to turn the cache off.
     """
     _configure_jax()
 

@@ -215,4 +215,5 @@ def test_help_of_surface_says_what_a_user_needs():
         assert words in text, words
     args = inspect.getdoc(landscape.surface).split("Args:")[1].split("Returns:")[0]
     for name in inspect.signature(landscape.surface).parameters:  # every argument is named
-        assert any(f in args for f in (f"{name}:", f", {name}", f"``{name}``", f"``{name}=")), name
+        forms = (f"{name}:", f"{name}, ", f", {name}", f"``{name}``", f"``{name}=")
+        assert any(form in args for form in forms), name

@@ -93,7 +93,9 @@ when(function () { return gd.getAttribute("data-ready") === "1"; }, function () 
   var toggle = document.querySelector(".legend .traces .legendtoggle");
   ["mousedown", "mouseup", "click"].forEach(function (kind) {
     toggle.dispatchEvent(new MouseEvent(kind, {bubbles: true, clientX: 1, clientY: 1})); });
-  setTimeout(function () {
+  // plotly.js waits out its double-click delay before it toggles (v4 longer than v3)
+  var hidden = function () { return gd.data.some(function (t) { return t.visible === "legendonly"; }); };
+  when(hidden, function () {
     out.visible = gd.data.map(function (t) { return t.visible === undefined ? true : t.visible; });
     Plotly.toImage(gd, {format: "png", width: 600, height: 400}).then(function (url) {
       var img = new Image();
@@ -114,7 +116,7 @@ when(function () { return gd.getAttribute("data-ready") === "1"; }, function () 
       };
       img.src = url;
     }, function (error) { out.error = String(error); report(out); });
-  }, 300);
+  }, 60);
 }, 400);
 """
 

@@ -42,8 +42,7 @@ PATH_HELD = 0.5  # a path with less of its squared distance in the plane is most
 BY_DESIGN = {"pca": "PCA components are unit vectors",
              "interpolation": "interpolation directions are differences between models",
              "hessian": "Hessian eigenvectors are unit vectors",
-             "file": "directions reused from another surface file",
-             "parameters": "the plane is the parameter space itself"}
+             "file": "directions reused from another surface file"}
 
 
 class Finding(NamedTuple):
@@ -179,6 +178,8 @@ def check_scale(surface: Any, record: SurfaceRecord) -> Finding:
         return Finding("scale", UNKNOWN, "the file stores no directions (Li et al.'s keep them "
                        f"in a separate direction file{named}): cannot check their normalization")
     kind, normalization = record.direction_kind, record.normalization
+    if kind == "parameters":
+        return Finding("scale", OK, "a test function: the plane is its parameter space")
     keys = ["d1"] + (["d2"] if surface.directions.get("d2") is not None else [])
     ratios = {key: direction_ratios(surface, key) for key in keys}
     if not any(ratios.values()):

@@ -115,7 +115,8 @@ def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories,
     Writes OUT/<name>_<metric>_<kind>.<format> (and <name>_curves, <name>_hessian,
     <name>_density) and prints their paths; OUT is FILE's folder unless --out is given (as for
     `export`), so the figures of two files never overwrite each other. NaN/inf points are drawn
-    as gaps.
+    as gaps. With --animate it writes OUT/<name>_<metric>_paths.gif (or .mp4) instead: the
+    trajectories step by step.
     """
     from landscape.io import surface_h5
     from landscape.plot import (

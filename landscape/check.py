@@ -138,13 +138,17 @@ def check_centre(surface: Any, record: SurfaceRecord) -> Finding:
 
 
 def _leaves(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
-    """A stored pytree (nested dicts) as ``{leaf path: array}``."""
+    """A stored pytree (nested dicts) as ``{leaf path: array}``; leaves that are not real
+    numbers (a file may hold anything) are left out."""
     if isinstance(tree, Mapping):
         out = {}
         for key in sorted(tree):
             out.update(_leaves(tree[key], f"{prefix}/{key}" if prefix else str(key)))
         return out
-    return {prefix or "(root)": np.asarray(tree, np.float64)}
+    leaf = np.asarray(tree)
+    if leaf.dtype.kind not in "fiub":
+        return {}
+    return {prefix or "(root)": leaf.astype(np.float64)}
 
 
 def direction_ratios(surface: Any, key: str = "d1") -> dict[str, float]:
@@ -171,7 +175,8 @@ def _range_text(ratios: Mapping[str, float]) -> str:
 
 
 def check_scale(surface: Any, record: SurfaceRecord) -> Finding:
-    if not surface.directions.get("d1"):
+    d1 = surface.directions.get("d1")
+    if d1 is None or (isinstance(d1, Mapping) and not d1):
         dir_file = getattr(surface, "others", {}).get("dir_file")
         named = (f" (their `dir_file` names {dir_file.value!r})"
                  if dir_file is not None and isinstance(dir_file.value, str) else "")
@@ -183,8 +188,9 @@ def check_scale(surface: Any, record: SurfaceRecord) -> Finding:
     keys = ["d1"] + (["d2"] if surface.directions.get("d2") is not None else [])
     ratios = {key: direction_ratios(surface, key) for key in keys}
     if not any(ratios.values()):
-        return Finding("scale", UNKNOWN, "the stored origin does not match the directions' "
-                       "leaves: cannot compare their norms")
+        return Finding("scale", UNKNOWN, "no leaf of the directions has a leaf of the same "
+                       "name and shape with nonzero weights in the stored origin: cannot compare "
+                       "their norms")
     origin = _leaves(surface.directions["origin"])
     layers = {name for name, w in origin.items() if w.ndim > 1}  # 1-D: biases, norm scales
     if kind in BY_DESIGN:
@@ -231,7 +237,9 @@ def check_scale(surface: Any, record: SurfaceRecord) -> Finding:
 
 def check_finite(surface: Any) -> Finding:
     done = np.asarray(surface.done, bool)
-    if not done.any() or not surface.values:
+    if not surface.values:
+        return Finding("finite", UNKNOWN, "no metric in the file")
+    if not done.any():
         return Finding("finite", UNKNOWN, "no finished point to check")
     bad = np.zeros(done.shape, bool)
     worst = None
@@ -356,16 +364,17 @@ def path_share(surface: Any, name: str) -> float | None:
 
 def _offsets(surface: Any, entry: Mapping[str, np.ndarray]) -> np.ndarray | None:
     """‖θ − origin‖ at each recorded point: ‖x d1 + y d2‖ (in the plane) and the residual."""
-    d1 = surface.directions.get("d1")
-    if d1 is None:
+    def flat(tree: Any) -> np.ndarray | None:
+        leaves = [a.ravel() for a in _leaves(tree).values()] if tree is not None else []
+        return np.concatenate(leaves) if leaves else None
+
+    v1 = flat(surface.directions.get("d1"))
+    if v1 is None:
         return None
-    v1 = np.concatenate([a.ravel() for a in _leaves(d1).values()])
-    x = np.asarray(entry["x"], np.float64)
-    inside = np.outer(x, v1)
-    d2 = surface.directions.get("d2")
-    if d2 is not None and "y" in entry:
-        v2 = np.concatenate([a.ravel() for a in _leaves(d2).values()])
-        if v2.shape != v1.shape:
+    inside = np.outer(np.asarray(entry["x"], np.float64), v1)
+    if surface.directions.get("d2") is not None and "y" in entry:
+        v2 = flat(surface.directions["d2"])
+        if v2 is None or v2.shape != v1.shape:
             return None
         inside = inside + np.outer(np.asarray(entry["y"], np.float64), v2)
     residual = np.asarray(entry["residual"], np.float64)

@@ -235,3 +235,27 @@ def test_scan_ends_with_the_check_lines_and_draws_every_split(tmp_path):
     result = CliRunner().invoke(main, [*args, "--quiet"])
     assert result.exit_code == 0 and test.exists()
     assert "check:" not in result.output
+
+
+@pytest.mark.parametrize("directions", [
+    {},
+    {"d1": {"a": np.array(["x"])}, "origin": {"a": np.array(["y"])}},  # not numbers
+    {"d1": {"a": np.ones(3)}, "origin": {"b": np.ones(3)}},  # other leaves
+    {"d1": np.ones(3), "origin": np.zeros(3)},  # a bare array, zero weights
+    {"d1": {"k": np.ones((2, 2))}, "d2": {"k": np.ones(3)}, "origin": {"k": np.ones((2, 2))}},
+])
+def test_odd_files_get_findings_not_exceptions(tmp_path, directions):
+    import dataclasses
+
+    from synthetic_surfaces import make_surface
+
+    make_surface(tmp_path / "s.h5")
+    surface = landscape.load_surface(tmp_path / "s.h5")
+    path = {"x": np.ones(3), "y": np.ones(3), "loss": np.ones(3), "step": np.arange(3),
+            "residual": np.ones(3)}
+    for odd in (dataclasses.replace(surface, directions=directions, trajectories={"p": path}),
+                dataclasses.replace(surface, directions=directions, values={}),
+                dataclasses.replace(surface, directions=directions,
+                                    done=np.zeros_like(surface.done))):
+        findings = check_surface(odd)
+        assert [f.topic for f in findings][:5] == ["points", "centre", "scale", "finite", "basin"]

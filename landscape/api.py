@@ -57,13 +57,25 @@ def surface(
 ) -> Surface:
     """The loss surface of ``loss_fn`` around ``model`` on ``data``, in one call.
 
+    The loss at each grid point is the exact mean over the whole data set (every sample counted
+    once, a short last batch weighted by its size). ``model`` is not changed: the points are
+    evaluated on copies of its parameters. Flax NNX and Equinox modules are evaluated in
+    evaluation (inference) mode — BatchNorm with its running statistics, dropout off — and
+    their non-parameter variables (BatchNorm statistics) are kept as they are, never perturbed.
+
     Args:
       loss_fn: ``loss_fn(model, batch)`` (``loss_fn(params, state, batch)`` with a ``state``)
-        → mean loss or ``(mean loss, metrics)``.
+        → mean loss or ``(mean loss, metrics)``, metrics as batch means; a metric named
+        ``acc`` is a fraction there and stored in percent (0–100), others as returned.
       model: parameters (any pytree), a Flax NNX module or an Equinox module.
       data: ``(inputs, targets)`` arrays, a :class:`~landscape.Dataset`, or a re-iterable of
         batches (a list, a torch ``DataLoader``, a tf.data or grain pipeline): read one batch at
         a time, so a data set larger than memory works. ``test``: a second split, the same way.
+      state: the model's untrained state (BatchNorm statistics) for a ``loss_fn(params,
+        state, batch)`` over a parameter pytree; kept fixed at every point.
+      batch_size: samples per evaluation batch for arrays and a ``Dataset`` (default 1024;
+        a re-iterable is read in its own batches); it changes the memory used, not the mean
+        (up to float rounding).
       directions: ``filter``/``layer`` (Li et al.'s normalized random directions), ``random``,
         ``pca`` (of ``trajectory``, a list of parameter pytrees), ``interp`` (towards the
         models in ``to``), ``hessian`` (top eigenvectors); ``normalization``, ``ignore``
@@ -89,7 +101,9 @@ def surface(
       progress: a progress bar on stderr.
 
     Returns:
-      A :class:`~landscape.surface.Surface` (``.plot()``, ``.to_vtk()``, ``.save()``).
+      A :class:`~landscape.surface.Surface`: ``surface["train_loss"]`` (and ``test_loss``,
+      ``train_acc`` in percent ...) shaped ``(ny, nx)`` — ``Z[iy, ix]``, rows along ``y`` —
+      or ``(nx,)`` on a line; ``.grid``, ``.plane``, ``.plot()``, ``.to_vtk()``, ``.save()``.
     """
     if batch_size is not None and batch_size < 1:
         raise InputError(f"`batch_size` (={batch_size}) must be >= 1", param="batch_size")

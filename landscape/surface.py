@@ -76,7 +76,40 @@ class Surface(surface_h5.Surface):
             return kind_figure("filled", self.grid, self.values[metric], metric=metric,
                                attrs=self.attrs, trajectories=self.trajectories, log=log,
                                title=title)
-        return surface_figure(self.grid, self.values[metric], log=log, title=title)
+        return surface_figure(self.grid, self.values[metric], log=log, title=title,
+                              metric=metric, attrs=self.attrs)
+
+    def summary(self) -> str:
+        """One line: what was scanned, the grid, the metrics, how many points are done, the
+        file."""
+        grid, record = self.grid, self.record
+        axes = [f"{len(grid.x)} points over [{grid.x[0]:.3g}, {grid.x[-1]:.3g}]"]
+        if grid.y is not None:
+            axes = [f"{len(grid.x)} × {len(grid.y)} grid over [{grid.x[0]:.3g}, "
+                    f"{grid.x[-1]:.3g}] × [{grid.y[0]:.3g}, {grid.y[-1]:.3g}]"]
+        done = int(self.done.sum())
+        parts = [f"{record.workload or 'surface'}, {record.direction_kind or 'file'} directions",
+                 *axes, ", ".join(sorted(self.values)) or "no metric",
+                 f"{done:,} of {self.done.size:,} points done"]
+        if self.path is not None:
+            parts.append(self.path)
+        return "; ".join(parts)
+
+    def _repr_html_(self) -> str:
+        """How a notebook shows a surface: its summary line over the figure of :meth:`plot`,
+        embedded as a PNG (no script, so it shows in any notebook and in saved ones; ``landscape
+        export --html`` makes the interactive page)."""
+        import base64
+        import html
+        import io
+
+        buffer = io.BytesIO()
+        self.plot().savefig(buffer, format="png", dpi=80)
+        image = base64.b64encode(buffer.getvalue()).decode("ascii")
+        summary = html.escape(self.summary())
+        return (f'<div class="landscape-surface"><div style="font-family: monospace">{summary}'
+                f'</div><img src="data:image/png;base64,{image}" alt="{summary}" '
+                'style="max-width: 100%"></div>')
 
     def to_vtk(self, folder: str | os.PathLike, **options: Any) -> list[str]:
         """ParaView files in ``folder``: the ``.vts`` surface, a ``.vtp`` per trajectory, the

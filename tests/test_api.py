@@ -200,3 +200,20 @@ def test_a_surface_saves_loads_plots_and_exports(tmp_path):
     assert figure.axes and "train_loss" in figure.axes[0].get_title() + figure._suptitle.get_text()
     outputs = loaded.to_vtk(tmp_path / "vtk")
     assert any(str(p).endswith(".vts") for p in outputs)
+
+
+def test_help_of_surface_says_what_a_user_needs():
+    """`help(landscape.surface)` omitted batch_size, evaluation mode, that the model is not
+    changed, the result's (ny, nx) layout and percent accuracies."""
+    import inspect
+
+    import landscape
+
+    text = " ".join(inspect.getdoc(landscape.surface).split())
+    for words in ("batch_size:", "evaluation (inference) mode", "``model`` is not changed",
+                  "shaped ``(ny, nx)``", "stored in percent (0–100)", "state:"):
+        assert words in text, words
+    args = inspect.getdoc(landscape.surface).split("Args:")[1].split("Returns:")[0]
+    for name in inspect.signature(landscape.surface).parameters:  # every argument is named
+        forms = (f"{name}:", f"{name}, ", f", {name}", f"``{name}``", f"``{name}=")
+        assert any(form in args for form in forms), name

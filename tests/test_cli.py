@@ -175,3 +175,55 @@ def test_directions_from_a_surface_file_are_its_directions(tmp_path, dims):
                 np.testing.assert_array_equal(b[key][layer][leaf], a[key][layer][leaf])
     assert not np.array_equal(b["origin"]["dense1"]["kernel"], a["origin"]["dense1"]["kernel"])
     assert surface_h5.read(again / "surface.h5").grid.ndim == int(dims)
+
+
+def test_train_refuses_a_folder_of_other_files_unless_overwrite(tmp_path):
+    """`train --out DIR` used to write a run into DIR/adam/ beside whatever was there."""
+    folder = tmp_path / "runs" / "adam"
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("mine")
+    args = ["train", "--workload", "sine", "--optimizer", "adam", "--steps", "2", "--quiet",
+            "--out", str(tmp_path / "runs")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert f"{folder} holds files that are not part of a run (notes.txt)" in result.output
+    assert sorted(os.listdir(folder)) == ["notes.txt"]
+    result = CliRunner().invoke(main, [*args, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert sorted(os.listdir(folder)) == ["final", "notes.txt", "run.json", "trajectory.h5"]
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+def test_y_follows_x_as_in_the_api(tmp_path):
+    """`--x` alone used to leave y at -1:1:N in the CLI while the API's `y` follows `x`."""
+    out = tmp_path / "scan"
+    result = CliRunner().invoke(main, ["scan", "--steps", "20", "--x", "-0.5:0.5:3", "--quiet",
+                                       "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    grid = surface_h5.read(out / "surface.h5").grid
+    np.testing.assert_array_equal(grid.y, np.linspace(-0.5, 0.5, 3))
+    # (`hessian --map` follows the same rule; its help says so)
+    help_text = " ".join(CliRunner().invoke(main, ["hessian", "--help"]).output.split())
+    assert "--map y axis, MIN:MAX:N [default: the same as --x]" in help_text
+
+
+@pytest.mark.parametrize("value, expected", [(None, "default"), ("", None), ("elsewhere", "elsewhere")])
+def test_the_jax_compilation_cache_is_documented_and_can_be_turned_off(monkeypatch, tmp_path,
+                                                                       value, expected):
+    import jax
+
+    from landscape import cli
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    if value is None:
+        monkeypatch.delenv("LANDSCAPE_JAX_CACHE", raising=False)
+    else:
+        monkeypatch.setenv("LANDSCAPE_JAX_CACHE", value)
+    calls = {}
+    monkeypatch.setattr(jax.config, "update", lambda name, v: calls.__setitem__(name, v))
+    cli._configure_jax()
+    default = os.path.join(str(tmp_path), ".cache", "landscape", "jax")
+    want = {"default": default}.get(expected, expected)
+    assert calls.get("jax_compilation_cache_dir") == want
+    text = " ".join(CliRunner().invoke(main, ["--help"]).output.split())
+    assert "~/.cache/landscape/jax" in text and "LANDSCAPE_JAX_CACHE=" in text

@@ -40,6 +40,21 @@ def test_pca_plane_of_a_run_with_its_projected_trajectory(runs, tmp_path):
     # The centre of the grid is the run's final model.
     np.testing.assert_allclose(surface.values["train_loss"][2, 2],
                                run.final_metrics["train_loss"], rtol=1e-5)
+    # The same directions on a wider range keep their axis labels (they were "α (file
+    # direction 1)": the README's pca-wide figure lost its "PC1 (… % of variance)")
+    from landscape.plot import plane_axis_labels
+
+    wide = tmp_path / "pca-wide"
+    result = CliRunner().invoke(main, ["scan", str(runs / "adam"), "--directions-from",
+                                       str(out / "surface.h5"), "--grid", "3", "--range", "-4:4",
+                                       "--quiet", "--out", str(wide)])
+    assert result.exit_code == 0, result.output
+    reused = surface_h5.read(wide / "surface.h5")
+    assert reused.attrs["direction_kind"] == "file"
+    assert json.loads(reused.attrs["explained_variance"]) == json.loads(
+        surface.attrs["explained_variance"])
+    assert plane_axis_labels(reused.attrs) == plane_axis_labels(surface.attrs)
+    assert plane_axis_labels(reused.attrs)[0].startswith("PC1 (")
 
 
 @pytest.mark.parametrize("kind", ["pca", "interp"])

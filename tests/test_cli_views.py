@@ -199,6 +199,22 @@ def test_export_writes_beside_the_file_unless_out_is_given(tmp_path, monkeypatch
     assert not (tmp_path / "landscape-out").exists()
 
 
+def test_plot_writes_beside_the_file_unless_out_is_given(tmp_path, monkeypatch):
+    """Two files of the same name in two folders: their figures used to land in one
+    ./landscape-out and overwrite each other."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        make_surface(tmp_path / folder / "s.h5", nx=5, ny=4)
+    monkeypatch.chdir(tmp_path)
+    for folder in ("a", "b"):
+        result = run("plot", tmp_path / folder / "s.h5", "--kind", "heatmap")
+        assert result.exit_code == 0, result.output
+        assert result.output.split() == [str(tmp_path / folder / "s_train_loss_heatmap.png")]
+    assert not (tmp_path / "landscape-out").exists()
+    result = run("plot", tmp_path / "a" / "s.h5", "--kind", "heatmap", "--out", tmp_path / "o")
+    assert result.output.split() == [str(tmp_path / "o" / "s_train_loss_heatmap.png")]
+
+
 def _malformed(path, edit):
     import h5py
 

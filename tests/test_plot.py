@@ -109,7 +109,8 @@ def test_each_kind_renders_with_labels_and_legend(kind):
     assert ax.get_xlabel() == "PC1 (75.1 % of variance)"
     assert ax.get_ylabel() == "PC2 (12.3 % of variance)"
     if kind != "surface3d":
-        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["adam", "sgd"]
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+            "adam", "sgd", "first recorded step", "last recorded step"]  # the markers too
     assert pixel_std(fig) > 0.05
 
 
@@ -172,7 +173,8 @@ def test_function_figure_marks_minima_and_path():
     path = np.array([[-0.5, 2.0], [0.0, 1.0], [0.1, 0.1]])
     fig = function_figure(GRID, Z, minima=[(0.0, 0.0)], saddles=[(0.5, 1.0)], path=path)
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert labels == ["global minimum", "saddle point", "gradient descent"]
+    assert labels == ["global minimum", "saddle point", "gradient descent",
+                      "first recorded step", "last recorded step"]
     assert pixel_std(fig) > 0.05
 
 

@@ -42,3 +42,16 @@ def test_every_readme_snippet_and_example_runs(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert result.stdout.count("--- snippet") == len(paths)
     assert (tmp_path / "cnn.png").exists() and (tmp_path / "cnn-digits.h5").exists()
+
+
+def test_the_readme_states_the_python_and_plotly_the_project_allows():
+    """The README and requires-python said Python >= 3.10 where JAX >= 0.7 needs 3.11, and
+    `plotly<7` refused the plotly 7.1 that installs and passes."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=3.11"
+    readme = (ROOT / "README.md").read_text()
+    assert "Python ≥ 3.11" in readme and "3.10" not in readme.split("## Run the tests")[0]
+    plotly = next(d for d in project["dependencies"] if d.startswith("plotly"))
+    assert "<8" in plotly and "plotly 6.9.0 and 7.1.0" in readme

@@ -35,10 +35,15 @@ def main() -> None:
     \b
     Start with the main job (trains a small sine network, scans its surface):
       landscape scan
+
+    Compiled programs are cached across runs in ~/.cache/landscape/jax (JAX's persistent
+    compilation cache, programs that took over 0.5 s to compile): set LANDSCAPE_JAX_CACHE to
+    another folder, or to nothing (LANDSCAPE_JAX_CACHE=) to turn the cache off.
     """
     _configure_jax()
 
 
+from landscape.cli.check import check  # noqa: E402
 from landscape.cli.compare import compare  # noqa: E402
 from landscape.cli.connect import connect  # noqa: E402
 from landscape.cli.export import export  # noqa: E402
@@ -54,6 +59,7 @@ main.add_command(scan)
 main.add_command(hessian)
 main.add_command(train)
 main.add_command(info)
+main.add_command(check)
 main.add_command(export)
 main.add_command(plot)
 main.add_command(plot_function)

@@ -99,7 +99,8 @@ def _model_options(command):
 @click.option("--map", "with_map", is_flag=True,
               help="λmax and λmin over a grid on a plane: OUT/eigen_map.h5 and OUT/eigen_map.png.")
 @click.option("--x", "x_spec", default="-1:1:21", show_default=True, help="--map x axis, MIN:MAX:N.")
-@click.option("--y", "y_spec", default=None, help="--map y axis, MIN:MAX:N  [default: -1:1:21]")
+@click.option("--y", "y_spec", default=None,
+              help="--map y axis, MIN:MAX:N  [default: the same as --x]")
 @click.option("--dims", type=click.Choice(["1", "2"]), default="2", show_default=True,
               help="--map over a 1D line or a 2D plane.")
 @click.option("--directions", "kind", type=click.Choice(MAP_DIRECTIONS), default="filter",
@@ -156,7 +157,7 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
     if dims == "1" and y_spec:
         raise click.UsageError("`--y` was given for a 1D map (--dims 1)")
     # Checked before training: a typo in an axis must not cost a training run.
-    grid = Grid.from_specs(x_spec, (y_spec or "-1:1:21") if dims == "2" else None)
+    grid = Grid.from_specs(x_spec, (y_spec or x_spec) if dims == "2" else None)  # as the API
     wanted = top_k + (bottom_k or 0)
     out = make_out_dir(out)
     if with_map:  # a resumed eigen map keeps the precision it recorded

@@ -6,6 +6,7 @@ import os
 
 import click
 import numpy as np
+from click.core import ParameterSource
 
 from landscape.cli.info import surface_file
 from landscape.cli.options import (
@@ -15,10 +16,10 @@ from landscape.cli.options import (
     echo_outputs,
     library_errors,
     make_out_dir,
-    out_option,
 )
 from landscape.errors import FormatError, InputError
 
+ANIMATION_DPI = 80  # tens of frames: at print resolution a GIF would be tens of MB
 KINDS = ("contour", "filled", "heatmap", "surface3d", "curve", "hessian", "density", "all")
 
 EXAMPLES = """
@@ -27,6 +28,8 @@ Examples:
   landscape plot landscape-out/surface.h5                      # every view the file allows
   landscape plot surface.h5 --kind contour --log --levels 40 --format pdf
   landscape plot surface.h5 --kind heatmap --metric train_acc --vmin 50 --vmax 100
+  landscape plot cmp-digits/surface.h5 --animate --log    # the paths step by step (GIF)
+  landscape plot cmp-digits/surface.h5 --animate --format mp4 --fps 24 --frames 120
 """
 
 
@@ -38,6 +41,36 @@ def save_figure(figure, path: str, *, dpi: int = 120, unique: bool = True) -> st
 
     with atomic_path(path, unique=unique) as tmp:  # OSError -> WriteError: a one-line CLI error
         figure.savefig(tmp, dpi=dpi)
+    return path
+
+
+def save_animation(surface, path: str, *, file: str, metric: str, log: bool, levels: int,
+                   frames: int, fps: int, dpi: int) -> str:
+    """The trajectories of ``surface`` step by step, as a GIF (Pillow) or an MP4 (ffmpeg),
+    written under a temporary name and renamed."""
+    from matplotlib import animation as mpl_animation
+
+    from landscape.io.atomic import atomic_path
+    from landscape.plot.animation import path_animation
+
+    if surface.grid.ndim != 2:
+        raise InputError(f"`--animate` needs a 2D surface; {file} is 1D")
+    if not surface.trajectories:
+        raise InputError(f"`--animate` draws trajectories; {file} has none (a scan of a run, "
+                         "`landscape scan RUN`, or `landscape compare` stores them)")
+    if path.endswith(".mp4"):
+        if not mpl_animation.writers.is_available("ffmpeg"):
+            raise InputError("`--format mp4` needs ffmpeg on PATH (not found); use `--format "
+                             "gif`")
+        writer = mpl_animation.FFMpegWriter(fps=fps)
+    else:
+        writer = mpl_animation.PillowWriter(fps=fps)
+    title = surface.attrs.get("workload")
+    anim = path_animation(surface.grid, surface.values[metric], surface.trajectories,
+                          metric=metric, attrs=surface.attrs, log=log, levels=levels,
+                          frames=frames, fps=fps, title=title if isinstance(title, str) else "")
+    with atomic_path(path) as tmp:  # OSError -> WriteError: a one-line CLI error
+        anim.save(tmp, writer=writer, dpi=dpi)
     return path
 
 
@@ -54,21 +87,36 @@ def save_figure(figure, path: str, *, dpi: int = 120, unique: bool = True) -> st
 @click.option("--vmax", type=FiniteFloat(), default=None, help="Upper end of the colour scale.")
 @click.option("--levels", type=click.IntRange(2, MAX_LEVELS), default=30, show_default=True,
               help="Number of contour levels.")
-@click.option("--format", "fmt", type=click.Choice(["png", "pdf"]), default="png",
-              show_default=True, help="Image format.")
+@click.option("--format", "fmt", type=click.Choice(["png", "pdf", "gif", "mp4"]), default=None,
+              help="Image format: png (default) or pdf; with --animate gif (default) or mp4 "
+                   "(needs ffmpeg).")
 @click.option("--dpi", type=click.IntRange(50, MAX_DPI), default=200, show_default=True,
-              help="Resolution of PNG output.")
+              help=f"Resolution of PNG output (of an animation: {ANIMATION_DPI} unless given).")
 @click.option("--no-trajectories", is_flag=True,
               help="Do not draw the file's trajectories over the 2D views.")
-@out_option
+@click.option("--animate", is_flag=True,
+              help="Instead of the still views: the file's trajectories drawn step by step on "
+                   "the filled contours and the 3D surface, OUT/<name>_<metric>_paths.gif (or "
+                   ".mp4).")
+@click.option("--frames", type=click.IntRange(2, 2000), default=60, show_default=True,
+              help="With --animate: frames, evenly spaced in step from the first recorded step "
+                   "to the last (fewer if the paths record fewer steps).")
+@click.option("--fps", type=click.IntRange(1, 60), default=12, show_default=True,
+              help="With --animate: frames per second.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for the figures (created if missing)  [default: FILE's folder].")
 @library_errors
-def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories, out):
+def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories, animate,
+         frames, fps, out):
     """Draw a surface file: contour lines, filled contours, heat map, 3D surface (2D files) or
     loss/accuracy curves (1D files), with trajectories and legends, Hessian eigenvalue maps
     (datasets max_eig/min_eig) and the spectral density (group density/).
 
     Writes OUT/<name>_<metric>_<kind>.<format> (and <name>_curves, <name>_hessian,
-    <name>_density) and prints their paths. NaN/inf points are drawn as gaps.
+    <name>_density) and prints their paths; OUT is FILE's folder unless --out is given (as for
+    `export`), so the figures of two files never overwrite each other. NaN/inf points are drawn
+    as gaps. With --animate it writes OUT/<name>_<metric>_paths.gif (or .mp4) instead: the
+    trajectories step by step.
     """
     from landscape.io import surface_h5
     from landscape.plot import (
@@ -78,8 +126,16 @@ def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories,
         density_figure,
         hessian_figure,
         kind_figure,
+        plane_axis_labels,
     )
 
+    fmt = fmt or ("gif" if animate else "png")
+    if animate and fmt not in ("gif", "mp4"):
+        raise click.UsageError(f"`--animate` writes gif or mp4, not `--format {fmt}`")
+    if not animate and fmt in ("gif", "mp4"):
+        raise click.UsageError(f"`--format {fmt}` is for `--animate`; still figures are png or pdf")
+    if animate and no_trajectories:
+        raise click.UsageError("`--animate` draws the trajectories: drop `--no-trajectories`")
     if vmin is not None and vmax is not None and not vmin < vmax:
         raise click.BadParameter(f"(={vmin}) must be below --vmax (={vmax})", param_hint="--vmin")
     for name, bound in (("--vmin", vmin), ("--vmax", vmax)):
@@ -109,10 +165,20 @@ def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories,
     if kind == "density" and density is None:
         raise InputError(f"`--kind density` needs a `density/` group; {file} has none")
 
+    if animate:
+        folder = make_out_dir(out if out is not None else os.path.dirname(file) or ".")
+        stem = os.path.join(folder, os.path.splitext(os.path.basename(file))[0])
+        if click.get_current_context().get_parameter_source("dpi") != ParameterSource.COMMANDLINE:
+            dpi = ANIMATION_DPI
+        echo_outputs([save_animation(surface, f"{stem}_{metric}_paths.{fmt}", file=file,
+                                     metric=metric, log=log, levels=levels, frames=frames,
+                                     fps=fps, dpi=dpi)])
+        return
     if kind in (*KINDS_2D, "curve", "all") and not np.isfinite(surface.values[metric]).any():
         click.echo(f"warning: `{metric}` has no finite value in {file} (scan not started?); "
                    "its figures will be empty", err=True)
-    stem = os.path.join(make_out_dir(out), os.path.splitext(os.path.basename(file))[0])
+    folder = make_out_dir(out if out is not None else os.path.dirname(file) or ".")
+    stem = os.path.join(folder, os.path.splitext(os.path.basename(file))[0])
     workload = attrs.get("workload")
     title = f"{workload}: {metric}" if workload else metric
     note = completion_note(surface.done)
@@ -121,8 +187,9 @@ def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories,
     figures = []
     if kind == "curve" or (kind == "all" and grid.ndim == 1):
         curves = {name: v for name, v in surface.values.items() if name not in ("max_eig", "min_eig")}
-        figures.append((f"{stem}_curves", curves_figure(grid, curves, log=log,
-                                                        title=(workload or "") + partial)))
+        figures.append((f"{stem}_curves", curves_figure(
+            grid, curves, log=log, title=(workload or "") + partial,
+            xlabel=plane_axis_labels(attrs)[0])))
     if grid.ndim == 2:
         trajectories = None if no_trajectories else surface.trajectories
         for view in (KINDS_2D if kind == "all" else [kind] if kind in KINDS_2D else []):

@@ -78,7 +78,9 @@ Multi-host (run the same command on every host, process 0 writes):
                    "scans default to the run's projected path (and the end points) with a "
                    "25 % margin.")
 @click.option("--x", "x_spec", default=None, help="x axis as MIN:MAX:N (overrides --grid/--range).")
-@click.option("--y", "y_spec", default=None, help="y axis as MIN:MAX:N (overrides --grid/--range).")
+@click.option("--y", "y_spec", default=None,
+              help="y axis as MIN:MAX:N (overrides --grid/--range)  [default: --x when given, "
+                   "as the Python API's `y`]")
 @click.option("--dims", type=click.Choice(["1", "2"]), default="2", show_default=True,
               help="Scan a 1D line or a 2D plane.")
 @click.option("--metrics", default="loss", show_default=True,
@@ -115,9 +117,10 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
     SOURCE is a run directory of `landscape train`; without it the model is trained on the spot
     (--workload, --steps, --lr). With no arguments at all: trains the seed article's sine MLP
     (1-64-64-1) with Adam, scans a 51x51 filter-normalized random plane over [-1, 1]^2 and
-    writes OUT/surface.h5 and OUT/surface.png. Every chunk of points is flushed to the file as
-    it finishes; re-running the same command resumes an unfinished scan (and returns at once
-    from a finished one).
+    writes OUT/surface.h5 and OUT/surface.png (with --split train,test also
+    OUT/surface_test_loss.png). Every chunk of points is flushed to the file as it finishes;
+    re-running the same command resumes an unfinished scan (and returns at once from a finished
+    one). It ends with the lines of `landscape check` on the file (on stderr; not with --quiet).
     """
     from landscape import distributed
     from landscape.grid import Grid
@@ -152,9 +155,11 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
             str(len(to_runs)) if kind == "interp" else dims)
     if dims == "1" and y_spec:
         raise click.UsageError("`--y` was given for a 1D line (--dims 1 or 1D --directions-from)")
-    grid = Grid.from_specs(x_spec or default_axis, (y_spec or default_axis) if dims == "2" else None,
+    # y follows x, as in landscape.surface(x=..., y=None): one rule for the CLI and the API
+    y_axis = y_spec or x_spec or default_axis
+    grid = Grid.from_specs(x_spec or default_axis, y_axis if dims == "2" else None,
                            names=(("--x" if x_spec else "--range/--grid"),
-                                  ("--y" if y_spec else "--range/--grid")))
+                                  ("--y" if y_spec else "--x" if x_spec else "--range/--grid")))
     out = make_out_dir(out)
     h5_path = os.path.join(out, "surface.h5")
     if distributed.is_writer():  # a scan already writing OUT/surface.h5: fail before training
@@ -221,6 +226,7 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
         finished = _finished_scan(h5_path, grid, provenance, metrics, splits, sample_record,
                                   names, overwrite, precision)
         if finished is not None:
+            echo_checks(h5_path, quiet=quiet)
             echo_outputs(finished)
             return
     if source is None:
@@ -234,7 +240,27 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
                        precision=precision, overwrite=overwrite, quiet=quiet,
                        trajectory_run=run, eval_batch_size=eval_batch_size)
     if distributed.is_writer():
+        echo_checks(h5_path, quiet=quiet)
         echo_outputs(paths)
+
+
+def echo_checks(h5_path: str, *, quiet: bool) -> None:
+    """The lines of ``landscape check`` on the scanned file, on stderr (none with --quiet)."""
+    if quiet:
+        return
+    from landscape.check import check_surface
+    from landscape.io import surface_h5
+
+    for finding in check_surface(surface_h5.read(h5_path)):
+        click.echo(f"check: {finding.line()}", err=True)
+
+
+def figure_paths(out: str, splits, metric: str) -> dict[str, str]:
+    """``{dataset: figure path}``: ``OUT/surface.png`` for the first split's ``metric``, and
+    ``OUT/surface_<split>_<metric>.png`` for each further split's."""
+    names = [f"{split}_{metric}" for split in splits]
+    return {name: os.path.join(out, "surface.png" if k == 0 else f"surface_{name}.png")
+            for k, name in enumerate(names)}
 
 
 def _check_sources(source, kind, to_runs, given) -> None:
@@ -294,22 +320,27 @@ def _finished_scan(h5_path, grid, provenance, metrics, splits, samples, names, o
     if os.path.exists(surface_h5.journal_path(h5_path)):  # a killed scan's last fold: finish it
         with exclusive(h5_path):
             surface_h5.compact(h5_path)
-    png_path = os.path.join(os.path.dirname(h5_path), "surface.png")
-    if not os.path.exists(png_path):  # drawn again from the file, without any training
+    figures = figure_paths(os.path.dirname(h5_path), splits, metrics[0])
+    if not all(os.path.exists(path) for path in figures.values()):  # drawn again from the file
         from landscape.surface import load_surface
 
         surface = load_surface(h5_path)
-        save_figure(surface.plot(metric=f"{splits[0]}_{metrics[0]}"), png_path)
-    return [h5_path, png_path]
+        for name, path in figures.items():
+            if not os.path.exists(path):
+                save_figure(surface.plot(metric=name), path)
+    return [h5_path, *figures.values()]
 
 
 def _plane(kind, model, run, stored, to_runs, given_workload, *, normalization, ignore, dims,
            same, orthogonal, seed):
+    import dataclasses
+
     from landscape.directions import plane_from_directions
     from landscape.scan import make_plane
 
-    if stored is not None:
-        return plane_from_directions(model.params, *stored.fit(model.params))
+    if stored is not None:  # a PCA file's variance ratios label the axes of this scan too
+        plane = plane_from_directions(model.params, *stored.fit(model.params))
+        return dataclasses.replace(plane, explained_variance=stored.explained_variance)
     trajectory = ends = None
     if kind == "pca":
         trajectory = [run.trajectory.params_at(int(step)) for step in run.trajectory.step]
@@ -373,10 +404,10 @@ def scan_model(model, plane, grid, out: str, *, provenance: dict, metrics, split
         click.echo(f"warning: {note}", err=True)
     if not figure:
         return [h5_path]
-    png_path = os.path.join(out, "surface.png")
-    save_figure(surface.plot(metric=f"{splits[0]}_{metrics[0]}"), png_path,
-                unique=False)  # under the scan's lock
-    return [h5_path, png_path]
+    figures = figure_paths(out, splits, metrics[0])  # one per split (train, test ...)
+    for name, path in figures.items():
+        save_figure(surface.plot(metric=name), path, unique=False)  # under the scan's lock
+    return [h5_path, *figures.values()]
 
 
 ESTIMATE_FROM_S = 10.0  # scans expected to take less are not announced

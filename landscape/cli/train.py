@@ -91,7 +91,9 @@ def _optimizer_names(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
                    "(every cifar10-* workload reads cifar10/) "
                    "[default: $LANDSCAPE_DATA or ~/.cache/landscape/data].")
 @precision_option
-@click.option("--overwrite", is_flag=True, help="Replace existing runs in OUT/<optimizer>/.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace existing runs in OUT/<optimizer>/ (and write into such a folder "
+                   "even when it holds other files, which are left as they are).")
 @out_option
 @seed_option
 @quiet_option
@@ -183,6 +185,8 @@ def train(workload, optimizer_names, steps, batch_size, lr, record_every, record
 
 
 def _refuse_existing_runs(directories: list[str], overwrite: bool) -> None:
+    """A folder that holds a run, or anything that is not part of one, is written into only
+    with ``--overwrite`` (a run beside unrelated files would look like it owned them)."""
     from landscape.runs import CHECKPOINT, RUN_JSON
 
     if overwrite:
@@ -192,6 +196,25 @@ def _refuse_existing_runs(directories: list[str], overwrite: bool) -> None:
             if os.path.exists(os.path.join(directory, name)):
                 raise click.UsageError(f"{directory} already holds a run; choose another "
                                        "`--out` or pass `--overwrite` to replace it")
+        others = _not_a_run(directory)
+        if others:
+            shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if others[3:] else "")
+            raise click.UsageError(f"{directory} holds files that are not part of a run "
+                                   f"({shown}); choose another `--out` or pass `--overwrite` to "
+                                   "write the run beside them (they are left as they are)")
+
+
+def _not_a_run(directory: str) -> list[str]:
+    """The entries of ``directory`` that a run (or a killed run's leftovers) does not make."""
+    from landscape.runs import CHECKPOINT, JOURNAL, RUN_JSON, TRAJECTORY
+
+    try:
+        entries = sorted(os.listdir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    ours = {RUN_JSON, TRAJECTORY, CHECKPOINT, JOURNAL}
+    # ".NAME.PID.part.EXT": a killed writer's temporary (landscape.io.atomic)
+    return [e for e in entries if e not in ours and not (e.startswith(".") and ".part" in e)]
 
 
 def _train_one(wl, spec, directory: str, *, init, steps: int, batch_size: int,

@@ -10,7 +10,8 @@ holds every metric of the file), each trajectory as one legend entry — its pat
 and lifted onto the surface, in the colours of ``landscape plot`` — that a click hides or shows,
 hover values (α, β, the metric; along a path its step, the recorded loss and the surface there)
 and a log10-scale toggle (values <= 0 are gaps). On a line: the metric against α, trajectories
-as points on the curve, a log y axis toggle. NaN/inf points are gaps.
+as points on the curve, a log y axis toggle. NaN/inf points are gaps. A path of more than
+:data:`MAX_PATH_POINTS` recorded steps is drawn through that many of them (:func:`thinned`).
 """
 
 from __future__ import annotations
@@ -73,16 +74,36 @@ def _lifted(heights: list[np.ndarray], surface_values: np.ndarray) -> list[np.nd
     return [h + lift for h in heights]
 
 
+MAX_PATH_POINTS = 600  # per trajectory on the page (the file keeps every recorded step)
+
+
+def thinned(x: np.ndarray, y: np.ndarray, max_points: int = MAX_PATH_POINTS) -> np.ndarray:
+    """Indices of at most ``max_points`` points of a path that keep its shape: half evenly
+    spaced in step order, half evenly spaced along its length (a long run's last thousands
+    of steps barely move, its first few cross the plane), the first and last always."""
+    n = len(x)
+    if n <= max_points:
+        return np.arange(n)
+    half = max_points // 2
+    by_index = np.linspace(0, n - 1, half).round().astype(np.int64)
+    moves = np.hypot(np.diff(x), np.diff(y))
+    length = np.concatenate([[0.0], np.cumsum(np.where(np.isfinite(moves), moves, 0.0))])
+    by_length = np.searchsorted(length, np.linspace(0.0, length[-1], max_points - half))
+    return np.unique(np.concatenate([by_index, np.minimum(by_length, n - 1), [0, n - 1]]))
+
+
 def _trajectory_traces(surface: Surface, base: str) -> list[dict[str, Any]]:
-    """Per trajectory (in name order): its points and the surface of ``base`` under them."""
+    """Per trajectory (in name order): its points (:func:`thinned`: a run of 20,000 steps
+    would make the page tens of MB) and the surface of ``base`` under them."""
     out = []
     for k, name in enumerate(sorted(surface.trajectories)):
         entry = surface.trajectories[name]
         x = np.asarray(entry["x"], np.float64)
         y = np.asarray(entry["y"], np.float64) if "y" in entry else np.zeros_like(x)
-        out.append({"name": name, "color": trajectory_color(k), "x": x, "y": y,
-                    "step": np.asarray(entry["step"], np.float64),
-                    "loss": _finite_or_nan(entry["loss"])})
+        keep = thinned(x, y)
+        out.append({"name": name, "color": trajectory_color(k), "x": x[keep], "y": y[keep],
+                    "step": np.asarray(entry["step"], np.float64)[keep],
+                    "loss": _finite_or_nan(entry["loss"])[keep], "recorded": len(x)})
     return out
 
 
@@ -140,10 +161,13 @@ def figure(surface: Surface, *, metric: str = "train_loss", log: bool = False,
                             column_widths=[0.55, 0.45], horizontal_spacing=0.06)
         hover = (f"{ax} = %{{x:.4g}}<br>{ay} = %{{y:.4g}}<br>%{{meta}} = %{{customdata:.4g}}"
                  "<extra></extra>")
-        fig.add_trace(go.Surface(x=grid.x, y=grid.y, z=shown, customdata=_finite_or_nan(z),
+        # float32 (the precision points are evaluated in): plotly stores arrays as binary,
+        # and the grid's two copies (surface, contours) are most of the page after plotly.js
+        shown, linear = shown.astype(np.float32), _finite_or_nan(z).astype(np.float32)
+        fig.add_trace(go.Surface(x=grid.x, y=grid.y, z=shown, customdata=linear,
                                  colorscale="Viridis", showscale=False, name=metric, meta=metric,
                                  hovertemplate=hover), row=1, col=1)
-        fig.add_trace(go.Contour(x=grid.x, y=grid.y, z=shown, customdata=_finite_or_nan(z),
+        fig.add_trace(go.Contour(x=grid.x, y=grid.y, z=shown, customdata=linear,
                                  colorscale="Viridis", ncontours=30, name=metric, meta=metric,
                                  colorbar={"title": {"text": label}, "x": 1.0},
                                  hovertemplate=hover), row=1, col=2)
@@ -285,7 +309,11 @@ def page(surface: Surface, *, metric: str = "train_loss", log: bool = False,
 
     fig, controls = figure(surface, metric=metric, log=log, title=title)
     undone = int(surface.done.size - surface.done.sum())
-    note = f"{undone} of {surface.done.size} points not computed (gaps)" if undone else ""
+    notes = [f"{undone} of {surface.done.size} points not computed (gaps)"] if undone else []
+    if any(len(np.ravel(t["x"])) > MAX_PATH_POINTS for t in surface.trajectories.values()):
+        notes.append(f"paths of more than {MAX_PATH_POINTS} recorded steps drawn through "
+                     f"{MAX_PATH_POINTS} of them (the surface file holds every one)")
+    note = "; ".join(notes)
     return PAGE.format(
         title=html.escape(title or "landscape surface"), plot_id=PLOT_ID,
         plotly_js=plotly.offline.get_plotlyjs(), note=html.escape(note),

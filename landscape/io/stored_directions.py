@@ -22,6 +22,7 @@ from landscape.errors import ReadError
 from landscape.tree import leaf_path
 from landscape.io.surface_h5 import DAMAGED, attr_value, reason
 from landscape.io.surface_layout import read_tree_checked
+from landscape.io.surface_record import SurfaceRecord
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +34,9 @@ class StoredDirections:
     d1: dict[str, np.ndarray]
     d2: dict[str, np.ndarray] | None  # None: the file's directions span a line
     workload: str | None  # the file's ``workload`` attribute, for messages
+    # a PCA plane's explained variance ratios: a scan of the same directions is labelled
+    # "PC1 (65.6 % of variance)" as the file it reuses them from
+    explained_variance: tuple[float, ...] | None = None
 
     @property
     def ndim(self) -> int:
@@ -78,6 +82,8 @@ def read_stored_directions(path: str | os.PathLike) -> StoredDirections:
             d1 = _direction_leaves(group, "d1", path)
             d2 = _direction_leaves(group, "d2", path) if "d2" in group else None
             workload = attr_value(f.attrs["workload"]) if "workload" in f.attrs else None
+            attrs = {key: attr_value(f.attrs[key]) for key in ("explained_variance",)
+                     if key in f.attrs}
     except DAMAGED as exc:
         raise ReadError(f"cannot read directions from {path}: {reason(exc)}") from exc
     if d2 is not None:
@@ -85,8 +91,10 @@ def read_stored_directions(path: str | os.PathLike) -> StoredDirections:
         if name is not None:
             raise ReadError(f"{path}: `directions/d2` does not match `directions/d1`: leaf "
                             f"`{name}` is {in_d1} in d1, {in_d2} in d2")
+    variance = SurfaceRecord.from_attrs(attrs).explained_variance
     return StoredDirections(os.fspath(path), d1, d2,
-                            workload if isinstance(workload, str) else None)
+                            workload if isinstance(workload, str) else None,
+                            variance if variance and len(variance) == (2 if d2 else 1) else None)
 
 
 def _direction_leaves(group: h5py.Group, key: str, path) -> dict[str, np.ndarray]:

@@ -4,7 +4,8 @@ figure builders return a ``matplotlib.figure.Figure`` (no pyplot state); only th
 - :mod:`landscape.plot.surface` — contour, filled contour, heat map, 3D surface, 1D curves;
 - :mod:`landscape.plot.overlay` — trajectories, marked points, PCA / direction axis labels;
 - :mod:`landscape.plot.hessian` — λmax, λmin, |λmin/λmax| maps and the spectral density;
-- :mod:`landscape.plot.figures` — whole figures (one per view) built from the above.
+- :mod:`landscape.plot.figures` — whole figures (one per view) built from the above;
+- :mod:`landscape.plot.animation` — trajectories drawn step by step (a ``FuncAnimation``).
 """
 
 from landscape.plot.figures import (

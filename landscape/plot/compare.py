@@ -18,8 +18,8 @@ from scipy.interpolate import RegularGridInterpolator
 
 from landscape.compare import ComparedPath
 from landscape.grid import Grid
-from landscape.plot.overlay import mark_points, plot_trajectories
-from landscape.plot.surface import log_levels, plot_contour, plot_surface_3d
+from landscape.plot.overlay import mark_points, plot_trajectories, start_end_handles
+from landscape.plot.surface import fit_3d_inside, log_levels, plot_contour, plot_surface_3d
 
 # tab10, then four more that stay apart from it (the suite has 14 optimizers).
 COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "black", "gold", "navy",
@@ -64,8 +64,10 @@ def comparison_figure(
     fig = Figure(figsize=(18, 5.6), layout="constrained")
     ax = fig.add_subplot(1, 3, 1)
     levels: int | np.ndarray = 30
-    if log:
-        levels = log_levels(z, 25 if function else 30)
+    if log and function:  # the seed's Figure 1: contour lines over its usual decades
+        levels = log_levels(z, 25)
+    # (a network's filled contours take levels down to its lowest loss: levels cut at 1e-5 of
+    # the largest filled everything below them with one colour, under a bar that went lower)
     contours = plot_contour(ax, grid, z, levels=levels, log=log, filled=not function,
                             mark_origin=not function)
     fig.colorbar(ScalarMappable(norm=contours.norm, cmap=contours.cmap), ax=ax,
@@ -124,11 +126,12 @@ def comparison_figure(
     axl.set_title("loss against step" + ("" if function else
                                          " (dashed: the surface at the projected point)"),
                   fontsize=10)
-    handles = lines + [mark for mark in marks if mark is not None]
+    handles = lines + start_end_handles() + [mark for mark in marks if mark is not None]
     if not function:
         handles += [Line2D([], [], color="grey", label="true loss"),
                     Line2D([], [], color="grey", linestyle="--", label="surface at projection")]
     fig.legend(handles=handles, loc="outside right upper", fontsize=8, framealpha=0.85)
     if title:
         fig.suptitle(title)
+    fit_3d_inside(fig)
     return fig

@@ -17,9 +17,15 @@ from matplotlib.figure import Figure
 
 from landscape.grid import Grid
 from landscape.plot.hessian import plot_eigen_maps, plot_spectral_density
-from landscape.plot.overlay import mark_points, plane_axis_labels, plot_trajectories
+from landscape.plot.overlay import (
+    mark_points,
+    plane_axis_labels,
+    plot_trajectories,
+    start_end_handles,
+)
 from landscape.plot.surface import (
     Levels,
+    fit_3d_inside,
     log_levels,
     symmetric_log_levels,
     plot_contour,
@@ -39,13 +45,13 @@ def completion_note(done: np.ndarray) -> str:
     return "" if count == done.size else f"{count} of {done.size} points"
 
 
-def _label(metric: str, log: bool, *, symmetric: bool = False) -> str:
+def metric_label(metric: str, log: bool, *, symmetric: bool = False) -> str:
     if symmetric:
         return f"{metric} (symmetric log scale)"
     return f"{metric} (log scale)" if log else metric
 
 
-def _colorbar(fig: Figure, drawn, ax, *, label: str, **kwargs):
+def colorbar(fig: Figure, drawn, ax, *, label: str, **kwargs):
     """A colour bar; for contours on a log scale a continuous one, so that its ticks are decades
     rather than the (arbitrary) level values."""
     if isinstance(drawn, ContourSet) and isinstance(drawn.norm, (LogNorm, SymLogNorm)):
@@ -53,23 +59,27 @@ def _colorbar(fig: Figure, drawn, ax, *, label: str, **kwargs):
     return fig.colorbar(drawn, ax=ax, label=label, **kwargs)
 
 
-def surface_figure(grid: Grid, z: np.ndarray, *, title: str = "", log: bool = False) -> Figure:
-    """Filled contours and a 3D surface side by side (2D grids), or a curve (1D grids)."""
+def surface_figure(grid: Grid, z: np.ndarray, *, title: str = "", log: bool = False,
+                   metric: str = "loss", attrs: Mapping[str, Any] | None = None) -> Figure:
+    """Filled contours and a 3D surface side by side (2D grids), or a curve (1D grids), of
+    ``metric``; the axes named by :func:`plane_axis_labels` of the file's ``attrs``."""
+    xlabel, ylabel = plane_axis_labels(attrs or {})
     if grid.ndim == 1:
-        return curves_figure(grid, {"loss": z}, log=log, title=title)
+        return curves_figure(grid, {metric: z}, log=log, title=title, xlabel=xlabel)
     fig = Figure(figsize=(12, 5), layout="constrained")
     ax = fig.add_subplot(1, 2, 1)
     contours = plot_contour(ax, grid, z, log=log)
-    _colorbar(fig, contours, ax, label=_label("loss", log))
-    ax.set_xlabel("α (direction 1)")
-    ax.set_ylabel("β (direction 2)")
+    colorbar(fig, contours, ax, label=metric_label(metric, log))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax3d = fig.add_subplot(1, 2, 2, projection="3d")
     plot_surface_3d(ax3d, grid, z, log=log)
-    ax3d.set_xlabel("α")
-    ax3d.set_ylabel("β")
-    ax3d.set_zlabel("log10 loss" if log else "loss")
+    ax3d.set_xlabel(xlabel.split(" (")[0])
+    ax3d.set_ylabel(ylabel.split(" (")[0])
+    ax3d.set_zlabel(f"log10 {metric}" if log else metric)
     if title:
         fig.suptitle(title)
+    fit_3d_inside(fig)
     return fig
 
 
@@ -111,14 +121,16 @@ def kind_figure(
             if kind == "contour":
                 ax.clabel(drawn, inline=True, fontsize=7, fmt="%.3g",
                           levels=drawn.levels[:: max(1, len(drawn.levels) // 6)])
-        _colorbar(fig, drawn, ax, label=_label(metric, log))
+        colorbar(fig, drawn, ax, label=metric_label(metric, log))
         if trajectories:
-            plot_trajectories(ax, trajectories)
-            ax.legend(loc="best", fontsize=8, framealpha=0.85)
+            lines = plot_trajectories(ax, trajectories)
+            ax.legend(handles=lines + start_end_handles(), loc="best", fontsize=8,
+                      framealpha=0.85)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
+    fit_3d_inside(fig)
     return fig
 
 
@@ -190,7 +202,7 @@ def function_figure(
         levels = log_levels(z, levels)
     contours = plot_contour(ax, grid, z, levels=levels, log=log and not symmetric, filled=False,
                             mark_origin=False, norm=norm)
-    _colorbar(fig, contours, ax, label=_label("f(x, y)", log, symmetric=symmetric))
+    colorbar(fig, contours, ax, label=metric_label("f(x, y)", log, symmetric=symmetric))
     mark_points(ax, minima, label="global minimum")
     mark_points(ax, saddles, label="saddle point", marker="X", color="orange", size=11)
     if path is not None:
@@ -199,7 +211,9 @@ def function_figure(
     ax.set_ylabel("y")
     ax.set_aspect("equal")
     if len(minima) or len(saddles) or path is not None:
-        ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
+        handles, _ = ax.get_legend_handles_labels()
+        extra = start_end_handles() if path is not None else []
+        ax.legend(handles=handles + extra, loc="upper left", fontsize=8, framealpha=0.85)
     ax3d = fig.add_subplot(1, 2, 2, projection="3d", computed_zorder=False)
     plot_surface_3d(ax3d, grid, z, log=False)
     if path is not None and len(path):
@@ -211,6 +225,7 @@ def function_figure(
     ax3d.view_init(elev=35, azim=-70)
     if title:
         fig.suptitle(title)
+    fit_3d_inside(fig)
     return fig
 
 

@@ -36,6 +36,14 @@ def plot_trajectories(ax: Axes, trajectories: Mapping[str, Mapping[str, np.ndarr
     return lines
 
 
+def start_end_handles(*, end: str = "last recorded step") -> list[Line2D]:
+    """Legend entries for the markers :func:`plot_trajectories` puts on every path: a circle at
+    its first recorded step, a diamond at its last (grey: they stand for every path)."""
+    style = dict(color="0.45", markeredgecolor="white", linestyle="none", markersize=6)
+    return [Line2D([], [], marker="o", label="first recorded step", **style),
+            Line2D([], [], marker="D", label=end, **style)]
+
+
 def mark_points(ax: Axes, points: Sequence[Sequence[float]], *, label: str, marker: str = "*",
                 color: str = "red", size: float = 15.0) -> Line2D | None:
     """Mark points (e.g. known minima) with one labelled marker style; None if no point."""
@@ -63,10 +71,33 @@ def explained_variance(attrs: Mapping[str, Any]) -> list[float] | None:
         return None
 
 
+def interpolation_axis_labels(attrs: Mapping[str, Any]) -> tuple[str, str]:
+    """``α (0: runs/sgd, 1: runs/adam)``: which model each end of an interpolation axis is,
+    from the scan's spec (``run``: the origin's run, ``to``: the end runs; generic names
+    where the spec has none, as from the Python API)."""
+    spec = attrs.get("grid")
+    if isinstance(spec, (str, bytes)):
+        try:
+            spec = json.loads(spec)
+        except ValueError:
+            spec = None
+    spec = spec if isinstance(spec, Mapping) else {}
+    start = spec.get("run") if isinstance(spec.get("run"), str) else "the scanned model"
+    ends = [e for e in spec.get("to") or [] if isinstance(e, str)] if isinstance(
+        spec.get("to"), list) else []
+    ends += ["the end model", "the second end model"][len(ends):]
+    return f"α (0: {start}, 1: {ends[0]})", f"β (0: {start}, 1: {ends[1]})"
+
+
 def plane_axis_labels(attrs: Mapping[str, Any]) -> tuple[str, str]:
     """Axis labels for a surface file: ``PC1 (71.3 % of variance)`` when the plane is a PCA plane
-    with ``explained_variance``, else ``α (direction 1)`` (with the direction kind if known).
+    with ``explained_variance``, ``α (0: runs/sgd, 1: runs/adam)`` on an interpolation, ``x``,
+    ``y`` on a test function, else ``α (direction 1)`` (with the direction kind if known).
     Fractions (all ≤ 1) are shown as percentages, other values as variances."""
+    if attrs.get("direction_kind") == "parameters":  # a 2D test function: the plane itself
+        return "x", "y"
+    if attrs.get("direction_kind") == "interpolation":
+        return interpolation_axis_labels(attrs)
     variance = explained_variance(attrs)
     if variance and len(variance) >= 1:
         ratio = all(0 <= v <= 1 for v in variance)

@@ -193,6 +193,15 @@ def plot_surface_3d(
     return drawn
 
 
+def heights_under(grid: Grid, z: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The surface ``z`` (ny, nx) at the points (x, y), bilinear; NaN off the grid."""
+    from scipy.interpolate import RegularGridInterpolator
+
+    table = RegularGridInterpolator((grid.y, grid.x), np.asarray(z, np.float64),
+                                    bounds_error=False, fill_value=np.nan)
+    return table(np.stack([np.asarray(y, np.float64), np.asarray(x, np.float64)], axis=1))
+
+
 def plot_curve(ax: Axes, grid: Grid, z: np.ndarray, *, label: str = "loss", log: bool = False,
                **style) -> Line2D:
     """A 1D curve of ``z`` over ``grid.x``; NaN points (and ≤ 0 with ``log``) are gaps."""
@@ -218,3 +227,28 @@ def plot_curves(ax: Axes, grid: Grid, values: Mapping[str, np.ndarray], *, log: 
                              color=f"C{k + len(losses)}") for k, name in enumerate(accuracies)]
         twin.set_ylabel("accuracy (%)")
     return lines
+
+
+def fit_3d_inside(fig, *, margin: float = 2.0, shrink: float = 0.9, min_zoom: float = 0.5
+                  ) -> None:
+    """Shrink each 3D axes' box until its tick and axis labels lie inside ``fig`` (``margin``
+    pixels in): layout engines place a 3D axes by its box and let the labels stick out (a
+    "log10 los" cut at the right edge, an α label under the bottom one). Costs a layout pass
+    without rendering per step; 2D axes are left alone."""
+    axes = [ax for ax in fig.axes if getattr(ax, "name", "") == "3d"]
+    zoom = {ax: 1.0 for ax in axes}
+    for _ in range(12):
+        if not axes:
+            return
+        fig.draw_without_rendering()
+        box = fig.bbox
+        outside = []
+        for ax in axes:
+            tight = ax.get_tightbbox()
+            if (tight.x0 < box.x0 + margin or tight.y0 < box.y0 + margin
+                    or tight.x1 > box.x1 - margin or tight.y1 > box.y1 - margin):
+                outside.append(ax)
+        for ax in outside:
+            zoom[ax] *= shrink
+            ax.set_box_aspect(None, zoom=zoom[ax])
+        axes = [ax for ax in outside if zoom[ax] * shrink >= min_zoom]

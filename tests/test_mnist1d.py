@@ -42,6 +42,11 @@ def arrays():
     return mnist1d_arrays()
 
 
+@pytest.fixture(scope="module")
+def workload():
+    return get_workload("mnist1d-mse")
+
+
 def test_the_generator_gives_the_mnist1d_packages_arrays(arrays):
     x, y, x_test, y_test = arrays
     assert x.shape == (4000, 40) and x_test.shape == (1000, 40)
@@ -65,8 +70,6 @@ def test_generation_is_deterministic_and_leaves_global_random_state_alone(arrays
     assert random.getstate() == python_before
     for a, b in zip(arrays, again):
         assert np.array_equal(a, b)
-    other = mnist1d_arrays(seed=0)
-    assert not np.array_equal(other[0], arrays[0])
 
 
 def test_building_the_workload_opens_no_file_and_loads_no_pickle(tmp_path, monkeypatch):
@@ -88,30 +91,29 @@ def test_building_the_workload_opens_no_file_and_loads_no_pickle(tmp_path, monke
     assert len(workload.train) == 1000 and len(workload.test) == 1000
 
 
-def test_the_workload_is_registered_and_standardized():
-    assert "mnist1d-mse" in names()
-    workload = get_workload("mnist1d-mse")
+def test_the_workload_is_registered_and_standardized(arrays, workload):
+    assert "mnist1d-mse" in names() and workload.name == "mnist1d-mse"
     x = np.asarray(workload.train.inputs)
     assert x.dtype == np.float32 and x.shape == (1000, 40)
     np.testing.assert_allclose(x.mean(0), 0, atol=1e-5)
     np.testing.assert_allclose(x.std(0), 1, rtol=1e-4)
     assert workload.batch_size == 1000 and workload.task == "classification"
-    raw, labels, raw_test, _ = mnist1d_arrays()
+    raw, labels, raw_test, _ = arrays
     assert np.array_equal(workload.train.targets, labels[:1000])
     # The test signals are standardized with the training signals' statistics.
     mean, std = raw[:1000].mean(0), raw[:1000].std(0)
     np.testing.assert_allclose(workload.test.inputs, (raw_test - mean) / std, atol=1e-5)
 
 
-def test_the_loss_is_half_the_squared_distance_to_one_hot_targets():
-    workload = get_workload("mnist1d-mse")
+def test_the_loss_is_half_the_squared_distance_to_one_hot_targets(workload):
     params, state = workload.init(jax.random.key(3))
     kernel = np.asarray(params["dense1"]["kernel"], np.float64)
     assert kernel.std() == pytest.approx(1 / np.sqrt(100), rel=0.1)  # LeCun: variance 1/fan_in
     x = np.asarray(workload.train.inputs[:64], np.float64)
     labels = np.asarray(workload.train.targets[:64])
     with jax.default_matmul_precision("highest"):
-        loss, metrics = workload.loss(params, state, Batch(workload.train.inputs[:64], labels))
+        loss, metrics = jax.jit(workload.loss)(params, state,
+                                               Batch(workload.train.inputs[:64], labels))
     h = x
     for i in range(3):
         layer = params[f"dense{i}"]
@@ -156,6 +158,6 @@ def test_the_example_runs_in_quick_mode(capsys):
     _example().main(["--quick"])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "gradient descent"
-    assert all(LINE.fullmatch(line) for line in lines[1:4]), lines
-    assert re.fullmatch(r"edge of stability: [0-3]/3 step sizes hover within 20 % of 2/η",
-                        lines[-1]) and len(lines) == 5
+    assert LINE.fullmatch(lines[1]), lines
+    assert re.fullmatch(r"edge of stability: [01]/1 step sizes hover within 20 % of 2/η",
+                        lines[-1]) and len(lines) == 3

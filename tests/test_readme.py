@@ -1,5 +1,6 @@
-"""Every Python snippet of the README and every script in examples/ runs as written (each
-snippet in a fresh namespace, in an empty folder, in one interpreter to pay JAX's start once)."""
+"""Every Python snippet of the README and every script in examples/ (but the long ones, tested
+in their quick mode elsewhere) runs as written (each snippet in a fresh namespace, in an empty
+folder, in one interpreter to pay JAX's start once)."""
 
 import os
 import re
@@ -11,7 +12,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SNIPPETS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
-EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+# Minutes long: tests/test_mnist1d.py runs it in its --quick mode instead.
+LONG_EXAMPLES = {"edge_of_stability.py"}
+EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if p.name not in LONG_EXAMPLES)
 
 RUNNER = """
 import runpy, sys

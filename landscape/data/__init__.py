@@ -16,6 +16,8 @@ _BUILTIN: dict[str, tuple[str, str]] = {
     "spirals": ("landscape.data.spirals", "spirals"),
     "digits": ("landscape.data.digits", "digits"),
     "digits-cnn": ("landscape.data.digits", "digits_cnn"),
+    # Generated (no files): MNIST-1D, a tanh MLP and the squared loss, for the edge of stability.
+    "mnist1d-mse": ("landscape.data.mnist1d", "mnist1d_mse"),
     # The standard library's own sources (shipped with Python): a character-level GPT.
     "text-gpt": ("landscape.data.text", "text_gpt"),
     # File-backed: read from $LANDSCAPE_DATA/<name> or ~/.cache/landscape/data/<name>.

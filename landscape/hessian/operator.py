@@ -384,6 +384,7 @@ def dataset_problem(
     devices: Sequence[jax.Device] | None = None,
     loop: str = "auto",
     scale: Params | None = None,
+    sized: bool = True,
 ) -> HessianProblem:
     """The Hessian of the exact mean of ``loss`` over ``data`` at ``params``.
 
@@ -393,7 +394,9 @@ def dataset_problem(
         :class:`~landscape.batches.Batches` stream (read one batch at a time at every pass),
         or a :class:`Stacked` pair already cut.
       batch_size: the most samples per batch (an in-memory data set is cut into batches of
-        this size, a stream's larger batches into pieces): it bounds memory only.
+        this size, a stream's larger batches into pieces): it bounds memory only. With
+        ``sized``, an in-memory data set's batches are smaller still where one batch's
+        products would not fit (:func:`fitted_batch_size`).
       devices: the devices that share each batch's samples (default: the local devices).
       loop: ``"auto"`` (the host where the data are streamed, or where XLA runs the loss's
         gradient slowly inside compiled loops: convolutions on the CPU), ``"device"`` or
@@ -414,7 +417,7 @@ def dataset_problem(
             raise InputError(f"`scale` has {d.size} entries, the parameters {flat.size}")
         scale = jax.device_put(jnp.asarray(d, flat.dtype), replicated)
     remake = functools.partial(dataset_problem, loss, params, state, data, devices=devices,
-                               loop=loop, scale=None)
+                               loop=loop, scale=None, sized=False)
     if isinstance(data, (Placed, Streamed)):  # an earlier problem's batches, placed
         size = (max(map(batch_count, data.batches)) if isinstance(data, Placed)
                 else data.piece)
@@ -423,6 +426,8 @@ def dataset_problem(
     if loop == "device" and streamed:
         raise InputError("streamed data are summed from the host: `loop` (='device') needs "
                          "the data in memory", param="loop")
+    if isinstance(data, Dataset) and sized:
+        batch_size = fitted_batch_size(loss, params, state, data, batch_size, devices)
     if streamed or (isinstance(data, Dataset) and not _fits(data, devices)):
         # Batches come from the host at every pass: a stream, or a data set larger than a
         # share of the device's free memory (on the CPU the data are in its memory already).
@@ -448,6 +453,62 @@ def dataset_problem(
 
 
 DEVICE_DATA_FRACTION = 0.25  # of an accelerator's free memory, for a data set kept on it
+CPU_BATCH_BYTES = 512 * 2**20  # one batch's curvature products on a CPU (peak RSS, cache)
+ACCELERATOR_BATCH_FRACTION = 0.25  # of an accelerator's free memory, for one batch's products
+MAX_BATCH = 8192
+
+
+def fitted_batch_size(loss: BatchLoss, params: Params, state: State, data: Dataset,
+                      batch_size: int, devices: Sequence[jax.Device]) -> int:
+    """The most samples per batch whose curvature products fit: ``batch_size`` at most on a
+    CPU (where one batch's products stay within :data:`CPU_BATCH_BYTES`); on an accelerator
+    as many as fit :data:`ACCELERATOR_BATCH_FRACTION` of its free memory, up to the data set
+    (larger batches keep it busy).
+
+    A batch's products hold about as much as its forward pass's intermediate values: their
+    bytes per sample are read off the loss's traced program (the values of a two-sample batch
+    less a one-sample one's; no compilation). Measured on ResNet-20: 5.6 MiB per image traced,
+    4.0 MiB in XLA's compiled estimate of the HVP."""
+    per_sample = _traced_bytes_per_sample(loss, params, state, data)
+    if not per_sample:
+        return batch_size
+    if devices[0].platform == "cpu":
+        return max(1, min(batch_size, int(CPU_BATCH_BYTES // per_sample)))
+    from landscape.engine.sizing import device_memory_budget
+
+    free = min(device_memory_budget(d) for d in devices)
+    fits = int(free * ACCELERATOR_BATCH_FRACTION * len(devices) // per_sample)
+    return max(1, min(len(data), MAX_BATCH, fits))
+
+
+def _traced_bytes_per_sample(loss: BatchLoss, params: Params, state: State,
+                             data: Dataset) -> float:
+    def traced_bytes(n: int) -> int:
+        batch = jax.tree.map(lambda a: jax.ShapeDtypeStruct((n, *np.shape(a)[1:]),
+                                                            np.asarray(a).dtype),
+                             data.batches(1).__next__())
+        try:
+            jaxpr = jax.make_jaxpr(lambda p, s, b: loss(p, s, b))(params, state, batch)
+        except Exception:  # the loss's own errors surface where it runs
+            return 0
+        return _values_bytes(jaxpr.jaxpr)
+
+    return max(traced_bytes(2) - traced_bytes(1), 0)
+
+
+def _values_bytes(jaxpr: Any) -> int:
+    total = 0
+    for eqn in jaxpr.eqns:
+        for var in eqn.outvars:
+            aval = getattr(var, "aval", None)
+            if hasattr(aval, "shape") and hasattr(aval, "dtype"):
+                total += int(np.prod(aval.shape)) * np.dtype(aval.dtype).itemsize
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (list, tuple)) else (value,):
+                sub = getattr(sub, "jaxpr", sub)
+                if hasattr(sub, "eqns"):
+                    total += _values_bytes(sub)
+    return total
 
 
 def _fits(data: Dataset, devices: list[jax.Device]) -> bool:

@@ -64,14 +64,11 @@ def connect(run_a, run_b, points, curve_steps, lr, batch_size, splits, user_work
     re-estimated over the training set. Writes OUT/connect.json (barriers, settings, timings),
     OUT/connect.csv (t and every metric along both paths), OUT/curve.h5 (the curve, its
     endpoints and its coordinates on the plane through A, B and the curve's midpoint) and
-    OUT/connect.png.
+    OUT/connect.png. While it runs it holds OUT/curve.h5.lock: a second connect into the same
+    --out stops at once, naming the first one's pid.
     """
-    from landscape.cli.plot import save_figure
     from landscape.cli.run_inputs import load_runs
-    from landscape.geometry.connect import connect_models, curve_coordinates
-    from landscape.io import curve_h5
-    from landscape.io.atomic import write_csv, write_json
-    from landscape.plot.geometry import connect_figure
+    from landscape.io.lock import exclusive
 
     wanted = [s.strip() for s in splits.split(",") if s.strip()]
     if not wanted or any(s not in ("train", "test") for s in wanted):
@@ -88,6 +85,25 @@ def connect(run_a, run_b, points, curve_steps, lr, batch_size, splits, user_work
     workload = model_a.workload
     wanted = tuple(dict.fromkeys(s for s in wanted if s == "train" or workload.test is not None))
     out = make_out_dir(out)
+    # OUT/curve.h5.lock guards every output, as scan/compare lock OUT/surface.h5: a second
+    # connect into this --out stops at once instead of both writing, the last one winning.
+    with exclusive(os.path.join(out, "curve.h5"), what="connect"):
+        paths = _connect(run_a, run_b, model_a, model_b, workload, wanted, out, points=points,
+                         curve_steps=curve_steps, lr=lr, batch_size=batch_size, seed=seed,
+                         quiet=quiet)
+    echo_outputs(paths)
+
+
+def _connect(run_a, run_b, model_a, model_b, workload, wanted, out, *, points, curve_steps, lr,
+             batch_size, seed, quiet) -> list[str]:
+    """Connect the two models and write the outputs (the caller holds OUT/curve.h5's lock);
+    returns their paths."""
+    from landscape.cli.plot import save_figure
+    from landscape.geometry.connect import connect_models, curve_coordinates
+    from landscape.io import curve_h5
+    from landscape.io.atomic import write_csv, write_json
+    from landscape.plot.geometry import connect_figure
+
     timings = {}
     started = time.perf_counter()
     bars = {}
@@ -144,7 +160,7 @@ def connect(run_a, run_b, points, curve_steps, lr, batch_size, splits, user_work
         # train before test, loss before error
         ordered = sorted(values, key=lambda k: (not k.startswith("train"), not k.endswith("loss")))
         click.echo(f"{path_name} barrier: " + ", ".join(f"{k} {values[k]:.4g}" for k in ordered))
-    echo_outputs(paths)
+    return paths
 
 
 def _workload_name(path: str) -> str | None:

@@ -312,6 +312,7 @@ def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_
     import dataclasses
 
     from landscape.directions import random_plane
+    from landscape.fingerprint import of_surface
     from landscape.hessian import EIGEN_MAP_NAMES, evaluate_eigen_map, hessian_plane
     from landscape.io import surface_h5
     from landscape.io.surface_record import SurfaceRecord
@@ -338,7 +339,9 @@ def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_
     }
     record = SurfaceRecord.of_plane(plane, workload=model.workload.name, spec=spec,
                                     lanczos_steps=map_steps, train_loss_at_origin=model.train_loss)
-    record = dataclasses.replace(record, seed=seed)  # the seed of the map's start vector too
+    record = dataclasses.replace(  # the seed of the map's start vector too
+        record, seed=seed, fingerprints=of_surface(model.params, model.state, plane,
+                                                   {"train": model.workload.train}))
     h5_path = os.path.join(out, "eigen_map.h5")
     with SurfaceWriter(h5_path, what="eigen map") as writer:
         _, done = writer.open(grid, list(EIGEN_MAP_NAMES), plane, record, overwrite=overwrite)

@@ -186,6 +186,7 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
         "directions_from": directions_file, "to": list(to_runs),
         "normalization": plane_normalization, "ignore": applied_ignore,
         "orthogonal": orthogonal, "same_direction": same_direction, "dims": int(dims),
+        "direction_seed": seed,  # a run's own `seed` above is its training seed
     }
     sample_record = None
     if samples is not None:
@@ -207,8 +208,10 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
             grid = _covering(run, plane, kind, num)
     names = [f"{split}_{metric}" for split in splits for metric in metrics]
     if distributed.is_writer():  # a finished scan returns at once; a mismatch fails now
+        prints = _known_fingerprints(model if source is not None else None, plane,
+                                     loaded or model.workload, splits, sample_record)
         finished = _finished_scan(h5_path, grid, provenance, metrics, splits, sample_record,
-                                  names, overwrite)
+                                  names, overwrite, prints)
         if finished is not None:
             echo_outputs(finished)
             return
@@ -258,17 +261,33 @@ def _covering(run, plane, kind: str, num: int):
     return covering_grid(path["x"], path["y"], num=num, include=include)
 
 
-def _finished_scan(h5_path, grid, provenance, metrics, splits, samples, names, overwrite):
-    """The outputs of a finished scan of the same arguments (None when there is work to do);
-    a file made with other arguments, or lacking one of the metrics, is refused now, before
-    any training."""
+def _known_fingerprints(model, plane, workload, splits, samples) -> dict:
+    """The fingerprints known before any training: the data and the environment, and the model
+    and directions of a run's model (``model`` None: a model still to be trained)."""
+    from landscape import fingerprint
+
+    objective = workload.objective(model.state if model is not None else {}, splits)
+    if samples is not None:
+        objective, _ = objective.with_samples(samples["num"], seed=samples["seed"],
+                                              stratify=samples["stratified"])
+    if model is None:
+        return {"data": fingerprint.data_fingerprint(objective.data),
+                "environment": fingerprint.environment()}
+    return fingerprint.of_surface(plane.origin, objective.state, plane, objective.data)
+
+
+def _finished_scan(h5_path, grid, provenance, metrics, splits, samples, names, overwrite,
+                   fingerprints):
+    """The outputs of a finished scan of the same arguments and ``fingerprints`` (None when
+    there is work to do); a file made with other arguments or from another computation, or
+    lacking one of the metrics, is refused now, before any training."""
     from landscape.errors import ReadError
     from landscape.io import surface_h5
     from landscape.io.lock import exclusive
     from landscape.scan import existing_surface, scan_spec
 
     spec = scan_spec(provenance, grid, metrics=metrics, splits=splits, samples=samples)
-    existing = existing_surface(h5_path, spec, overwrite=overwrite)
+    existing = existing_surface(h5_path, spec, overwrite=overwrite, fingerprints=fingerprints)
     if existing is None:
         return None
     missing = [name for name in names if name not in existing.values]

@@ -14,7 +14,9 @@ Layout (https://github.com/tomgoldstein/loss-landscape, ``h5_util.py`` / ``plot_
 - anything else (Li et al.'s scalar string ``dir_file`` naming their direction file) is kept
   and shown by ``landscape info``, never fatal;
 - root attributes: provenance (tool version, workload, direction kind, normalization, ignore
-  rule, seed, grid spec) and ``spec_hash``, the hash of the arguments that define the scan.
+  rule, seed, grid spec), ``spec_hash``, the hash of the arguments that define the scan, and
+  ``fingerprints`` of the model, directions, data and environment the points were computed from
+  (:mod:`landscape.fingerprint`): a file is resumed only when all of them are the same.
 
 Crash safety: the ``.h5`` file is never modified in place (an HDF5 write killed midway can
 corrupt the whole file). It is only ever replaced whole — written under a temporary name,
@@ -47,6 +49,7 @@ from landscape.io import journal, killpoint
 from landscape.io import surface_layout as layout
 from landscape.io.atomic import atomic_path
 from landscape.io.h5tree import write_tree
+from landscape.io.surface_record import SurfaceRecord, spec_differences
 from landscape.io.surface_record import spec_hash  # noqa: F401  (part of this module's API)
 
 COORDINATE_NAMES = ("xcoordinates", "ycoordinates")
@@ -92,10 +95,11 @@ def create(
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Create (or reopen for resuming) a surface file for a scan.
 
-    If ``path`` exists and its ``spec_hash`` attribute equals ``attrs["spec_hash"]``, the file is
-    kept, its pending journal folded in (:func:`compact`) and its values and ``done`` mask are
-    returned, so the scan continues where it stopped. A file made with other arguments raises
-    :class:`ResumeMismatch` unless ``overwrite``. A new file appears whole (atomic rename).
+    If ``path`` exists and it was made with the same arguments and from the same computation
+    (:func:`check_resumable`), the file is kept, its pending journal folded in (:func:`compact`)
+    and its values and ``done`` mask are returned, so the scan continues where it stopped. Any
+    other file raises :class:`ResumeMismatch` unless ``overwrite``. A new file appears whole
+    (atomic rename).
 
     Returns ``(values, done)`` as they stand in the file.
     """
@@ -104,11 +108,7 @@ def create(
             existing = read(path)
         except ReadError as exc:
             raise ReadError(f"{exc}; use --overwrite to start the scan again") from exc
-        if existing.attrs.get("spec_hash") != attrs.get("spec_hash"):
-            raise ResumeMismatch(
-                f"{path} was made with other arguments (spec {existing.attrs.get('spec_hash')} "
-                f"vs {attrs.get('spec_hash')})"
-            )
+        check_resumable(path, existing, attrs)
         compact(path)
         return existing.values, existing.done
     journal.remove(journal_path(path))  # an old scan's points must not land in the new file
@@ -135,6 +135,40 @@ def create(
     except OSError as exc:
         raise WriteError(f"{message}: {reason(exc)}") from exc
     return {name: np.full(grid.shape, np.nan) for name in names}, np.zeros(grid.shape, bool)
+
+
+def check_resumable(path: str | os.PathLike, existing: Surface, attrs: Mapping[str, Any]) -> None:
+    """Raise :class:`ResumeMismatch` unless the file ``existing`` (read from ``path``) continues
+    the computation that the root attributes ``attrs`` describe: the same arguments
+    (``spec_hash``; the message names each argument that differs, with its two values), and,
+    when ``attrs`` carry ``fingerprints``, the same model, directions, data and environment,
+    with its stored ``directions/`` still those its fingerprint recorded."""
+    from landscape.fingerprint import differences, directions_fingerprint
+
+    if existing.attrs.get("spec_hash") != attrs.get("spec_hash"):
+        recorded = SurfaceRecord.from_attrs(existing.attrs).spec
+        now = SurfaceRecord.from_attrs(attrs).spec or {}
+        changed = spec_differences(recorded, now) or [
+            f"spec {existing.attrs.get('spec_hash')} in the file, {attrs.get('spec_hash')} now"]
+        raise ResumeMismatch(f"{path} was made with other arguments: {', '.join(changed)}")
+    now = SurfaceRecord.from_attrs(attrs).fingerprints
+    if not now:
+        return
+    recorded = SurfaceRecord.from_attrs(existing.attrs).fingerprints
+    if not recorded:
+        raise ResumeMismatch(f"{path} records no fingerprints of the model, directions and data "
+                             "its points were computed from (an earlier version wrote it): "
+                             "continuing it could join two computations")
+    changed = differences(recorded, now)
+    if changed:
+        raise ResumeMismatch(f"{path} was computed from {' and '.join(changed)}")
+    stored = existing.directions
+    if "directions" in recorded and stored.get("d1") is not None:
+        found = directions_fingerprint(stored["d1"], stored.get("d2"))
+        if found != recorded["directions"]:
+            raise ResumeMismatch(f"{path}: the directions stored in its `directions/` group "
+                                 "were changed after its scan began (fingerprint "
+                                 f"{recorded['directions']} recorded, {found} stored)")
 
 
 def write_points(

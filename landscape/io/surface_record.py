@@ -5,7 +5,9 @@ The attribute names are those the files have always had (``tool``, ``tool_versio
 ``workload``, ``direction_kind``, ``normalization``, ``ignore``, ``seed`` (-1: none), ``grid``
 (the JSON of the arguments that define the scan), ``spec_hash``, ``train_loss_at_origin``,
 ``explained_variance``, ``lanczos_steps``), plus ``strategy`` (how the points were evaluated:
-see :class:`landscape.engine.Plan`) and ``samples`` (the subset of the data, when one was used).
+see :class:`landscape.engine.Plan`), ``samples`` (the subset of the data, when one was used)
+and ``fingerprints`` (hashes of the model, directions, data and environment the points were
+computed from: :mod:`landscape.fingerprint`).
 Scalars are stored as HDF5 scalars, everything else as JSON text. Li et al.'s files carry no
 attributes: every field is then None.
 """
@@ -23,7 +25,7 @@ from landscape.version import __version__
 TOOL = "landscape"
 KNOWN = frozenset({"tool", "tool_version", "workload", "direction_kind", "normalization", "ignore",
                    "seed", "grid", "spec_hash", "train_loss_at_origin", "explained_variance",
-                   "lanczos_steps", "strategy", "samples"})
+                   "lanczos_steps", "strategy", "samples", "fingerprints"})
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
@@ -46,6 +48,8 @@ class SurfaceRecord:
       lanczos_steps: eigen maps' Lanczos steps per point.
       strategy: the engine's plan (strategy, chunk, probe rates, shared layer).
       samples: ``{"num", "seed", "stratified"}`` when a subset of the data was evaluated.
+      fingerprints: ``{"model", "directions", "data", "environment"}`` of the computation
+        (:func:`landscape.fingerprint.of_surface`); a file is resumed only with equal ones.
       tool_version: the version that wrote the file.
       extra: further root attributes (e.g. a test function's ``formula``), by name.
     """
@@ -61,6 +65,7 @@ class SurfaceRecord:
     lanczos_steps: int | None = None
     strategy: dict | None = None
     samples: dict | None = None
+    fingerprints: dict | None = None
     tool_version: str | None = None
     extra: dict | None = None
 
@@ -89,7 +94,7 @@ class SurfaceRecord:
         optional = {"explained_variance": None if self.explained_variance is None
                     else list(self.explained_variance),
                     "lanczos_steps": self.lanczos_steps, "strategy": self.strategy,
-                    "samples": self.samples}
+                    "samples": self.samples, "fingerprints": self.fingerprints}
         attrs.update({k: v for k, v in optional.items() if v is not None})
         for key, value in (self.extra or {}).items():
             attrs.setdefault(key, value)
@@ -114,9 +119,39 @@ class SurfaceRecord:
             lanczos_steps=_int(attrs.get("lanczos_steps")),
             strategy=_json(attrs.get("strategy"), dict),
             samples=_json(attrs.get("samples"), dict),
+            fingerprints=_json(attrs.get("fingerprints"), dict),
             tool_version=_str(attrs.get("tool_version")),
             extra={key: value for key, value in attrs.items() if key not in KNOWN} or None,
         )
+
+
+def spec_differences(recorded: Mapping[str, Any] | None, now: Mapping[str, Any]) -> list[str]:
+    """The arguments that differ between the spec a file ``recorded`` and the one given
+    ``now``, each with its two values: "`seed` (0 in the file, 1 now)"; nested entries by their
+    dotted path ("`strategy.chunk`"); an argument one side lacks is "none" there."""
+    found: list[str] = []
+
+    def walk(old: Any, new: Any, prefix: str) -> None:
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            for key in sorted(set(old) | set(new), key=str):
+                walk(old.get(key, _NONE), new.get(key, _NONE), f"{prefix}{key}.")
+        elif _canonical(old) != _canonical(new):
+            found.append(f"`{prefix[:-1]}` ({_shown(old)} in the file, {_shown(new)} now)")
+
+    walk(dict(recorded or {}), dict(now), "")
+    return found
+
+
+_NONE = object()  # an argument one spec lacks
+
+
+def _canonical(value: Any) -> str:
+    return "\0none" if value is _NONE else json.dumps(value, sort_keys=True, default=str)
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    text = "none" if value is _NONE else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _stored(value: Any) -> Any:

@@ -77,6 +77,13 @@ class Surface:
     others: dict[str, layout.OtherDataset] = dataclasses.field(default_factory=dict)
     done_rule: str = "mask"  # where `done` came from: a key of layout.DONE_RULES
     notes: tuple[str, ...] = ()  # how the reader had to interpret the file, for `info`
+    # Each metric's own finished points where they differ from `done` (a file without a mask
+    # whose `train_loss` is complete and `test_loss` not); missing: `done`.
+    metric_done: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def done_of(self, metric: str) -> np.ndarray:
+        """The points of ``metric`` that are finished (``done`` unless the file says more)."""
+        return self.metric_done.get(metric, self.done)
 
 
 def journal_path(path: str | os.PathLike) -> str:
@@ -347,12 +354,13 @@ def _read_open(f: h5py.File, path) -> Surface:
                 layout.read_axis(f, "ycoordinates", path) if "ycoordinates" in f else None)
     layout.check_axes(grid, attrs, path)
     values, others = layout.read_datasets(f, grid, path, skip=(*RESERVED, "density"))
-    done, rule, notes = layout.read_done(f, values, grid, path)
+    done, rule, notes, metric_done = layout.read_done(f, values, grid, path)
     directions = (layout.read_tree_checked(f["directions"], path, "directions")
                   if "directions" in f else {})
     trajectories = (layout.read_trajectories(f["trajectories"], grid, path)
                     if "trajectories" in f else {})
-    return Surface(grid, values, done, attrs, directions, trajectories, others, rule, notes)
+    return Surface(grid, values, done, attrs, directions, trajectories, others, rule, notes,
+                   metric_done)
 
 
 def _read_attributes(f: h5py.File, path) -> dict[str, Any]:

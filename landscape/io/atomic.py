@@ -98,6 +98,30 @@ def refuse_link(path: str | os.PathLike, what: str) -> None:
                          "remove it (its target is left alone)")
 
 
+def require_space(path: str | os.PathLike, nbytes: int, *, what: str = "") -> None:
+    """Raise :class:`WriteError` ("cannot write PATH: No space left on device ...") when the
+    file system of ``path``'s folder has fewer than ``nbytes`` bytes free for us. For writers
+    that cannot fail cleanly on a full disk: h5py, whose ``close`` crashed the process
+    (SIGSEGV) when HDF5 could not flush a new file."""
+    folder = os.path.dirname(os.fspath(path)) or "."
+    try:
+        info = os.statvfs(folder)
+    except OSError:
+        return  # no answer: let the write itself say what is wrong
+    free = info.f_bavail * info.f_frsize
+    if free < nbytes:
+        raise WriteError(f"cannot write {what or 'file'} {os.fspath(path)}: No space left on "
+                         f"device (about {_size(nbytes)} needed, {_size(free)} free)")
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if nbytes < 1024 or unit == "GiB":
+            return f"{nbytes:.0f} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    raise AssertionError("unreachable")
+
+
 def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
     """Remove the ``.NAME.PID.part.EXT`` temporaries of ``path`` left by writers that were
     killed: those whose process is gone (``kill(pid, 0)`` finds none) and that are at least

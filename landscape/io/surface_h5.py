@@ -47,8 +47,8 @@ from landscape.errors import ReadError, ResumeMismatch, WriteError
 from landscape.grid import Grid
 from landscape.io import journal, killpoint
 from landscape.io import surface_layout as layout
-from landscape.io.atomic import atomic_path
-from landscape.io.h5tree import write_tree
+from landscape.io.atomic import atomic_path, require_space
+from landscape.io.h5tree import BYTES_PER_OBJECT, estimated_size, tree_size, write_tree
 from landscape.io.surface_record import SurfaceRecord, spec_differences
 from landscape.io.surface_record import spec_hash  # noqa: F401  (part of this module's API)
 
@@ -120,6 +120,8 @@ def create(
         return existing.values, existing.done
     journal.remove(journal_path(path))  # an old scan's points must not land in the new file
     message = f"cannot write surface file {path}"
+    trees = [getattr(plane, key) for key in ("origin", "d1", "d2")]
+    require_space(path, _new_file_size(grid, len(names), trees, attrs), what="surface file")
     try:
         with atomic_path(path, unique=False) as tmp, one_line_errors(message):
             with h5py.File(tmp, "w") as f:
@@ -178,6 +180,19 @@ def check_resumable(path: str | os.PathLike, existing: Surface, attrs: Mapping[s
                                  f"{recorded['directions']} recorded, {found} stored)")
 
 
+def _new_file_size(grid: Grid, metrics: int, trees, attrs: Mapping[str, Any]) -> int:
+    """An upper estimate of a new surface file's size (see :func:`h5tree.estimated_size`)."""
+    points = int(np.prod(grid.shape))
+    data = 8 * (len(grid.x) + (0 if grid.y is None else len(grid.y))) + (8 * metrics + 1) * points
+    objects = 4 + metrics + 1
+    for tree in trees:
+        if tree is not None:
+            nbytes, count = tree_size(tree)
+            data, objects = data + nbytes, objects + count + 1
+    data += sum(len(str(value)) for value in attrs.values())
+    return estimated_size(data, objects)
+
+
 def write_points(
     path: str | os.PathLike, index: np.ndarray, values: Mapping[str, np.ndarray], *,
     sync: bool = True,
@@ -225,11 +240,14 @@ def compact(path: str | os.PathLike) -> None:
         _rewrite(path)
 
 
-def _rewrite(path: str | os.PathLike, edit=None) -> None:
+def _rewrite(path: str | os.PathLike, edit=None, *, extra_bytes: int = 0) -> None:
     """Replace ``path`` whole by a copy with the journal applied and ``edit(h5py.File)`` done."""
     jpath = journal_path(path)
     records = journal.read(jpath).records
     message = f"cannot update surface file {path}"
+    with contextlib.suppress(OSError):  # the copy, and what the edit adds (see estimated_size)
+        require_space(path, estimated_size(os.path.getsize(path) + extra_bytes, 16),
+                      what="surface file")
     try:
         with atomic_path(path, unique=False) as tmp, one_line_errors(message):
             shutil.copyfile(path, tmp)
@@ -324,7 +342,10 @@ def write_trajectories(path: str | os.PathLike,
             for key, value in columns.items():
                 entry.create_dataset(key, data=np.asarray(value))
 
-    _rewrite(path, store)  # a new file, renamed over the old one (with the journal folded in)
+    added = sum(np.asarray(value).nbytes + BYTES_PER_OBJECT for columns in stored.values()
+                for value in columns.values())
+    # A new file, renamed over the old one (with the journal folded in).
+    _rewrite(path, store, extra_bytes=added)
 
 
 def read(path: str | os.PathLike) -> Surface:
@@ -430,6 +451,12 @@ def write(path: str | os.PathLike, surface: Surface) -> None:
     coordinates, every value array, ``done``, directions, trajectories and attributes."""
     journal.remove(journal_path(path))  # another scan's points must not land in this file
     message = f"cannot write surface file {path}"
+    extra = sum(np.asarray(value).nbytes + BYTES_PER_OBJECT
+                for columns in surface.trajectories.values() for value in columns.values()
+                if value is not None)
+    size = _new_file_size(surface.grid, len(surface.values), surface.directions.values(),
+                          surface.attrs) + extra
+    require_space(path, size, what="surface file")
     with atomic_path(path, unique=False) as tmp, one_line_errors(message):
         with h5py.File(tmp, "w") as f:
             f.create_dataset("xcoordinates", data=np.asarray(surface.grid.x, np.float64))

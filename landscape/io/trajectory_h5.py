@@ -30,8 +30,8 @@ import jax
 import numpy as np
 
 from landscape.errors import ReadError, WriteError
-from landscape.io.atomic import atomic_path
-from landscape.io.h5tree import read_tree, write_tree
+from landscape.io.atomic import atomic_path, require_space
+from landscape.io.h5tree import estimated_size, read_tree, tree_size, write_tree
 from landscape.train import METRIC_NAMES, SharpnessTrack, Trajectory
 
 FORMAT = "landscape-trajectory"
@@ -62,6 +62,11 @@ def write(path: str | os.PathLike, trajectory: Trajectory) -> None:
     wrong = {name: length for name, length in lengths.items() if length != n}
     if wrong:
         raise WriteError(f"cannot write trajectory {path}: {n} recorded steps but {wrong}")
+    sizes = [tree_size(tree) for tree in (trajectory.params, trajectory.state,
+                                          trajectory.opt_state, trajectory.sharpness)
+             if tree is not None]
+    require_space(path, estimated_size(sum(b for b, _ in sizes) + 64 * n,
+                                       sum(c for _, c in sizes) + 16), what="trajectory")
     try:
         with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
             handle.attrs["format"] = FORMAT

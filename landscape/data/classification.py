@@ -34,8 +34,8 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
     and elsewhere as :math:`\log \sum_j e^{z_j - m} - (z_y - m)`, :math:`m = \max_j z_j`.
     The usual form, logsumexp − logit (optax's), cancels in float32 when the loss is tiny:
-    ``log(1 + s)`` rounds ``1 + s`` to a multiple of 2⁻²³, so a loss of 4e-7 comes out 4–9e-8 low,
-    the region a log-scale figure of a deep minimum draws. One exponential per logit, never
+    ``log(1 + s)`` rounds ``1 + s`` to a multiple of 2⁻²³, so a loss of 4e-7 comes out 4–9e-8
+    low, the region a log-scale figure of a deep minimum draws. One exponential per logit, never
     above 1; the gradient is softmax − one-hot in both forms.
     """
     logits = jnp.asarray(logits)

@@ -24,7 +24,8 @@ BYTES_PER_FILE = 65536
 
 def estimated_size(data_bytes: int, objects: int) -> int:
     """An upper estimate of the size of a new HDF5 file holding ``data_bytes`` of arrays and
-    attributes in ``objects`` datasets and groups (for :func:`landscape.io.atomic.require_space`)."""
+    attributes in ``objects`` datasets and groups (for
+    :func:`landscape.io.atomic.require_space`)."""
     return int(data_bytes) + BYTES_PER_OBJECT * int(objects) + BYTES_PER_FILE
 
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from landscape.errors import InputError, ReadError, WriteError
 from landscape.io import atomic, checkpoint, journal, trajectory_h5
+from landscape.io.paths import check_file
 from landscape.tree import leaf_path
 from landscape.train import METRIC_NAMES, Divergence, Run, SharpnessTrack, Trajectory, versions
 
@@ -285,6 +286,8 @@ def _write_json_atomically(path: Path, document: Mapping[str, Any]) -> None:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    if os.path.lexists(path):
+        check_file(path)  # (a FIFO would block the open forever)
     try:
         with open(path) as handle:
             document = json.load(handle)

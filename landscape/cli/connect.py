@@ -10,6 +10,7 @@ import time
 import click
 
 from landscape.cli.options import (
+    ExistingPath,
     USER_CODE_NOTE,
     FiniteFloat,
     echo_outputs,
@@ -32,8 +33,8 @@ Examples:
 
 
 @click.command(epilog=EXAMPLES)
-@click.argument("run_a", type=click.Path(exists=True, file_okay=False))
-@click.argument("run_b", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_a", type=ExistingPath(folder=True))
+@click.argument("run_b", type=ExistingPath(folder=True))
 @click.option("--points", type=click.IntRange(min=3), default=21, show_default=True,
               help="Evaluated points along each path, t evenly spaced in [0, 1].")
 @click.option("--curve-steps", type=click.IntRange(min=0), default=1000, show_default=True,

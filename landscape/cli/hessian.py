@@ -10,6 +10,7 @@ import click
 from click.core import ParameterSource
 
 from landscape.cli.options import (
+    ExistingPath,
     USER_CODE_NOTE,
     FiniteFloat,
     echo_outputs,
@@ -62,7 +63,7 @@ def _model_options(command):
 
 @click.command(epilog=EXAMPLES)
 @click.argument("runs", nargs=-1, metavar="[RUN]...",
-                type=click.Path(exists=True, file_okay=False))
+                type=ExistingPath(folder=True))
 @_model_options
 @click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
               help="Largest eigenvalues to compute.")

@@ -10,7 +10,7 @@ from typing import Any
 import click
 import numpy as np
 
-from landscape.cli.options import library_errors
+from landscape.cli.options import ExistingPath, library_errors
 
 EXAMPLES = """
 \b
@@ -18,7 +18,7 @@ Examples:
   landscape info landscape-out/surface.h5
 """
 
-surface_file = click.argument("file", type=click.Path(exists=True, dir_okay=False))
+surface_file = click.argument("file", type=ExistingPath())
 
 
 @click.command(epilog=EXAMPLES)

@@ -10,6 +10,7 @@ import numpy as np
 from click.core import ParameterSource
 
 from landscape.cli.options import (
+    ExistingPath,
     comma_list,
     distributed_options,
     echo_outputs,
@@ -45,7 +46,7 @@ Multi-host (run the same command on every host, process 0 writes):
 
 
 @click.command(epilog=EXAMPLES)
-@click.argument("source", required=False, type=click.Path(exists=True, file_okay=False))
+@click.argument("source", required=False, type=ExistingPath(folder=True))
 @model_options
 @click.option("--directions", "kind", type=click.Choice(DIRECTION_KINDS), default="filter",
               show_default=True,
@@ -53,10 +54,10 @@ Multi-host (run the same command on every host, process 0 writes):
                    "(Li et al. 2018); random: Gaussian, normalized by --norm (default none); "
                    "pca: top principal components of SOURCE's trajectory; interp: the line "
                    "(or plane) from SOURCE to the --to run(s); hessian: top Hessian eigenvectors.")
-@click.option("--to", "to_runs", multiple=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--to", "to_runs", multiple=True, type=ExistingPath(folder=True),
               help="With --directions interp: the run at α = 1 (a second --to spans β).")
 @click.option("--directions-from", "directions_file", default=None,
-              type=click.Path(exists=True, dir_okay=False),
+              type=ExistingPath(),
               help="Reuse the directions stored in a surface file of the same model "
                    "(overrides --directions; a line or a plane as stored; --norm, --ignore, "
                    "--orthogonal and --same-direction do not apply). The file is checked "

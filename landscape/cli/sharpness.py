@@ -9,6 +9,7 @@ import time
 import click
 
 from landscape.cli.options import (
+    ExistingPath,
     USER_CODE_NOTE,
     FiniteFloat,
     echo_outputs,
@@ -34,7 +35,7 @@ COLUMNS = ("run", "measure", "value", "stderr", "base_loss", "perturbed_loss", "
 
 @click.command(epilog=EXAMPLES)
 @click.argument("runs", nargs=-1, required=True, metavar="RUN...",
-                type=click.Path(exists=True, file_okay=False))
+                type=ExistingPath(folder=True))
 @click.option("--epsilon", "epsilons", type=FiniteFloat(min=0, min_open=True), multiple=True,
               default=(1e-3, 5e-4), show_default=True,
               help="ε of Keskar et al.'s ε-sharpness (box |z_i| ≤ ε(|w_i|+1)); repeat for "

@@ -29,6 +29,7 @@ import numpy as np
 from landscape.errors import ReadError, WriteError
 from landscape.io.atomic import atomic_path, require_space
 from landscape.io.h5tree import estimated_size, read_tree, tree_size, write_tree
+from landscape.io.paths import check_file
 
 FORMAT = "landscape-curve"
 FORMAT_VERSION = 1
@@ -92,8 +93,9 @@ def read(path: str | os.PathLike) -> CurveFile:
     Raises:
       ReadError: the file is missing, not a curve file, or its arrays disagree.
     """
-    if not os.path.exists(path):
+    if not os.path.exists(path) and not os.path.islink(path):
         raise ReadError(f"{path} not found")
+    check_file(path, "curve file")
     try:
         with h5py.File(path, "r") as handle:
             if handle.attrs.get("format") != FORMAT:

@@ -49,6 +49,7 @@ from landscape.io import journal, killpoint
 from landscape.io import surface_layout as layout
 from landscape.io.atomic import atomic_path, require_space
 from landscape.io.h5tree import BYTES_PER_OBJECT, estimated_size, tree_size, write_tree
+from landscape.io.paths import check_file
 from landscape.io.surface_record import SurfaceRecord, spec_differences
 from landscape.io.surface_record import spec_hash  # noqa: F401  (part of this module's API)
 
@@ -353,6 +354,7 @@ def read(path: str | os.PathLike) -> Surface:
     rule, see :mod:`landscape.io.surface_layout`) — with the points of a pending journal (a
     scan running or killed) applied; the files are not changed. A missing, truncated, corrupt
     or inconsistent file raises :class:`ReadError` naming it and what is wrong."""
+    check_file(path, "surface file")  # (a FIFO would block the open forever)
     # The journal first: a compaction that lands between the two reads then only means that
     # the file already holds some of these records, and applying them again changes nothing.
     pending = journal.read(journal_path(path)).records
@@ -423,6 +425,7 @@ def attr_value(value: Any) -> Any:
 def read_density(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] | None:
     """The Hessian spectral density stored in group ``density/`` (datasets ``grid``, the
     eigenvalues, and ``density``, both (num_bins,)), or None if the file has none."""
+    check_file(path, "surface file")
     try:
         with h5py.File(path, "r") as f:
             if "density" not in f or not isinstance(f["density"], h5py.Group):

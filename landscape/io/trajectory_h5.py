@@ -32,6 +32,7 @@ import numpy as np
 from landscape.errors import ReadError, WriteError
 from landscape.io.atomic import atomic_path, require_space
 from landscape.io.h5tree import estimated_size, read_tree, tree_size, write_tree
+from landscape.io.paths import check_file
 from landscape.train import METRIC_NAMES, SharpnessTrack, Trajectory
 
 FORMAT = "landscape-trajectory"
@@ -100,8 +101,9 @@ def read(path: str | os.PathLike, *, like: Any | None = None, like_state: Any | 
     Raises:
       ReadError: the file is missing, is not a trajectory file, or its arrays disagree.
     """
-    if not os.path.exists(path):
+    if not os.path.exists(path) and not os.path.islink(path):
         raise ReadError(f"{path} not found: the run directory is incomplete")
+    check_file(path, "trajectory")
     try:
         with h5py.File(path, "r") as handle:
             if handle.attrs.get("format") != FORMAT:

@@ -80,6 +80,10 @@ def surface(
     Returns:
       A :class:`~landscape.surface.Surface` (``.plot()``, ``.to_vtk()``, ``.save()``).
     """
+    _check_counts(batch_size=batch_size, chunk=chunk)
+    if isinstance(metrics, str):  # not its characters
+        raise InputError(f"`metrics` (={metrics!r}) must be a list of names, e.g. "
+                         f"[{metrics!r}]", param="metrics")
     objective, params = objective_from(loss_fn, model, data, state=state, test=test,
                                        batch_size=batch_size)
     splits = objective.splits
@@ -88,7 +92,9 @@ def surface(
     if dims not in (1, 2):
         raise InputError(f"`dims` (={dims}) must be 1 or 2", param="dims")
     grid = Grid.from_specs(x, (y or x) if dims == 2 else None, names=("x", "y"))
-    ends = [objective_from(loss_fn, end, data, state=state)[1] for end in to]
+    ends = _like_params(to, params, "to")
+    if trajectory is not None:
+        trajectory = _like_params(trajectory, params, "trajectory")
     plane = make_plane(directions, params, objective=objective, seed=seed,
                        normalization=normalization, ignore=ignore, dims=dims,
                        trajectory=trajectory, ends=ends)
@@ -99,6 +105,36 @@ def surface(
                             provenance=spec, overwrite=not resume, chunk=chunk,
                             strategy=strategy, samples=sample_record,
                             choices=_default_choices(), on_progress=bar.update)
+
+
+def _check_counts(**counts: int | None) -> None:
+    """Sizes that must be whole numbers >= 1 when given (``batch_size``, ``chunk``)."""
+    for name, value in counts.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise InputError(f"`{name}` (={value!r}) must be a whole number >= 1 (or None: "
+                             "chosen for you)", param=name)
+
+
+def _like_params(models: Any, params: Any, name: str) -> list[Any]:
+    """Each of ``models`` (end points, a trajectory's steps) as parameters, checked to have
+    the leaves and shapes of ``params``: a difference names the argument, not the loss."""
+    from landscape.adapters import params_of
+    from landscape.tree import shape_difference
+
+    if isinstance(models, (str, bytes)) or not isinstance(models, Sequence):
+        raise InputError(f"`{name}` must be a list of models or parameter pytrees, got "
+                         f"{type(models).__name__}", param=name)
+    converted = []
+    for number, model in enumerate(models):
+        tree = params_of(model, name=name)
+        difference = shape_difference(tree, params, expected="the model's is")
+        if difference is not None:
+            raise InputError(f"`{name}` [{number}] {difference}: it must have the leaves and "
+                             "shapes of `model`'s parameters", param=name)
+        converted.append(tree)
+    return converted
 
 
 def _subset(objective, samples: int | None, seed: int):
@@ -153,6 +189,7 @@ class Hessian:
                  batch_size: int | None = None):
         from landscape.hessian import hessian_problem
 
+        _check_counts(batch_size=batch_size)
         self.objective, self.params = objective_from(loss_fn, model, data, state=state,
                                                      batch_size=batch_size)
         if not isinstance(self.objective.data["train"], Dataset):

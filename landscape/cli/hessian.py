@@ -69,11 +69,11 @@ def _model_options(command):
               help="Largest eigenvalues to compute.")
 @click.option("--bottom-k", type=click.IntRange(min=1), default=None,
               help="Smallest (most negative) eigenvalues to compute too.")
-@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1e-3,
+@click.option("--tol", type=FiniteFloat(min=0, min_open=True), default=1e-3,
               show_default=True,
               help="Relative tolerance of the --stop rule (for residual: stop when every "
                    "residual ‖Hx − θx‖ ≤ tol·|θ|).")
-@click.option("--atol", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--atol", type=FiniteFloat(min=0), default=0.0, show_default=True,
               help="Absolute floor of that test, for eigenvalues near 0 (whose relative "
                    "tolerance is out of reach): ‖Hx − θx‖ ≤ max(tol·|θ|, atol).")
 @click.option("--stop", type=click.Choice(["residual", "relative-change"]), default="residual",

@@ -126,6 +126,16 @@ def strategy_text(value: Any) -> str | None:
     return text
 
 
+def _made_by(surface) -> str:
+    """The command that writes (and resumes) a file like ``surface``."""
+    from landscape.io.surface_record import SurfaceRecord
+
+    if "lanczos_steps" in surface.attrs or {"max_eig", "min_eig"} <= set(surface.values):
+        return "hessian --map"
+    spec = SurfaceRecord.from_attrs(surface.attrs).spec or {}
+    return "compare" if spec.get("compare") is True else "scan"
+
+
 def describe(path: str, surface, density: tuple[np.ndarray, np.ndarray] | None = None) -> list[str]:
     """The lines ``landscape info`` prints for a :class:`~landscape.io.surface_h5.Surface`."""
     from landscape.io.surface_layout import DONE_RULES
@@ -143,7 +153,8 @@ def describe(path: str, surface, density: tuple[np.ndarray, np.ndarray] | None =
     percent = f"({100 * done / max(total, 1):.1f} %)"
     rule = surface.done_rule
     if rule == "mask":
-        state = "complete" if done == total else "incomplete (resume with the same `scan` command)"
+        state = ("complete" if done == total else
+                 f"incomplete (resume with the same `{_made_by(surface)}` command)")
         lines.append(f"completeness  {share} done {percent}, {state}")
     else:  # no `done` mask: a derived count is never called finished
         lines.append(f"completeness  {share} computed {percent} by the values: {DONE_RULES[rule]} "

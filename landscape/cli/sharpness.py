@@ -51,7 +51,7 @@ COLUMNS = ("run", "measure", "value", "stderr", "base_loss", "perturbed_loss", "
               help="Projected-gradient-ascent steps for each worst case.")
 @click.option("--samples", type=click.IntRange(min=2), default=100, show_default=True,
               help="Gaussian draws for the average case; Rademacher probes for the trace.")
-@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1e-3,
+@click.option("--tol", type=FiniteFloat(min=0, min_open=True), default=1e-3,
               show_default=True, help="Relative tolerance of λmax (Lanczos residual rule).")
 @click.option("--workload", "user_workload", default=None,
               help="Confirms the `package.module:function` of runs of a user workload. "

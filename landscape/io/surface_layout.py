@@ -185,9 +185,19 @@ def classify(name: str, item: h5py.Dataset, grid: Grid, *, li_order: bool, path
                             "real")
         if kind in "fiu":
             return "metric", shape
+        if name in KNOWN_METRICS:  # the shape is right: the type is not
+            raise ReadError(f"{path}: dataset `{name}` holds {_dtype_words(item.dtype)}; a "
+                            "metric must be real numbers")
     if name in KNOWN_METRICS:
         raise ReadError(f"{path}: dataset `{name}` has shape {shape}, expected {grid.shape}")
     return "other", None
+
+
+def _dtype_words(dtype: np.dtype) -> str:
+    """"byte strings (|S10)", "booleans (bool)" ... for a message."""
+    words = {"S": "byte strings", "U": "strings", "O": "objects (variable-length strings?)",
+             "b": "booleans", "V": "compound records", "M": "dates", "m": "time spans"}
+    return f"{words.get(dtype.kind, 'values')} ({dtype.str if dtype.kind in 'SUV' else dtype})"
 
 
 def other_dataset(item: h5py.Dataset, name: str, path) -> OtherDataset:

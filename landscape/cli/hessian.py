@@ -115,7 +115,8 @@ def _model_options(command):
 @click.option("--preconditioned/--no-preconditioned", default=True, show_default=True,
               help="With RUN and --steps: also λmax(P^-1/2 H P^-1/2) for Adam and RMSProp runs "
                    "that recorded their state (`landscape train --record-opt-state`).")
-@click.option("--overwrite", is_flag=True, help="Replace an eigen map made with other arguments.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an eigen map made with other arguments or from another model.")
 @out_option
 @seed_option
 @quiet_option

@@ -96,7 +96,10 @@ Multi-host (run the same command on every host, process 0 writes):
               help="Evaluate on a fixed subset of this many training (and test) samples, "
                    "stratified by class for classifiers (drawn with --seed, recorded in the "
                    "file): a cheap first look.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing surface made with other arguments.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing surface made with other arguments, or from another "
+                   "model, directions, data or environment (a resume must match the "
+                   "fingerprints the file recorded).")
 @distributed_options
 @out_option
 @seed_option

@@ -84,6 +84,9 @@ def _prepare(directory: Path, overwrite: bool) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         for path in existing:  # run.json first: a half-replaced run must not look complete
             _remove(path)
+        for path in directory.glob(f".{CHECKPOINT}.*.part"):  # a killed save's private folder
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
     except OSError as exc:
         raise WriteError(f"cannot prepare run directory {directory}: {exc}") from exc
 

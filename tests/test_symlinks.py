@@ -159,6 +159,7 @@ def test_train_never_writes_through_a_link_in_its_run_directory(tmp_path, victim
         plant(run / name, victim / "file")
     for name in ("final", "final.orbax-checkpoint-tmp"):
         plant(run / name, victim / "dir")
+    (run / ".final.k1ll3d.part" / "final").mkdir(parents=True)  # a killed save's, removed
     result = CliRunner().invoke(main, args)
     assert result.exit_code != 0 and "already holds a run" in one_line(result)
     result = CliRunner().invoke(main, [*args, "--overwrite"])

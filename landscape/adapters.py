@@ -55,6 +55,10 @@ def objective_from(loss_fn: Callable, model: Any, data: Any, *, state: Any = Non
     if not callable(loss_fn):
         raise InputError(f"`loss_fn` must be a function, got {type(loss_fn).__name__}",
                          param="loss_fn")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
+            batch_size, (int, np.integer)) or batch_size < 1):  # 0 was taken for "the default"
+        raise InputError(f"`batch_size` (={batch_size!r}) must be a whole number >= 1 (or None: "
+                         "chosen for you)", param="batch_size")
     splits = {"train": as_data(data)}
     if test is not None:
         splits["test"] = as_data(test)

@@ -189,7 +189,6 @@ class Hessian:
                  batch_size: int | None = None):
         from landscape.hessian import hessian_problem
 
-        _check_counts(batch_size=batch_size)
         self.objective, self.params = objective_from(loss_fn, model, data, state=state,
                                                      batch_size=batch_size)
         if not isinstance(self.objective.data["train"], Dataset):

@@ -75,6 +75,18 @@ def test_sizes_must_be_whole_numbers_from_one(name, value):
             "you)", **{name: value})
 
 
+@pytest.mark.parametrize("value", [0, -5])
+def test_the_batch_size_is_checked_before_any_batch_is_cut(value):
+    """`objective_from` (under `surface` and `hessian`): -5 raised a bare StopIteration from
+    the first batch, 0 meant the default."""
+    from landscape.adapters import objective_from
+
+    with pytest.raises(InputError, match=rf"`batch_size` \(={value}\) must be a whole number"):
+        objective_from(mse, PARAMS, (X, Y), batch_size=value)
+    with pytest.raises(InputError, match=rf"`batch_size` \(={value}\) must be a whole number"):
+        landscape.hessian(mse, PARAMS, (X, Y), batch_size=value)
+
+
 def test_metrics_given_as_one_string_is_not_split_into_characters():
     refused("metrics", "`metrics` (='loss') must be a list of names, e.g. ['loss']",
             metrics="loss")

@@ -43,14 +43,14 @@ import h5py
 import numpy as np
 
 from landscape.directions import Plane
-from landscape.errors import ReadError, ResumeMismatch, WriteError
+from landscape.errors import ReadError, WriteError
 from landscape.grid import Grid
 from landscape.io import journal, killpoint
 from landscape.io import surface_layout as layout
 from landscape.io.atomic import atomic_path, require_space
 from landscape.io.h5tree import BYTES_PER_OBJECT, estimated_size, tree_size, write_tree
 from landscape.io.paths import check_file
-from landscape.io.surface_record import SurfaceRecord, spec_differences
+from landscape.io.surface_record import check_resumable
 from landscape.io.surface_record import spec_hash  # noqa: F401  (part of this module's API)
 
 COORDINATE_NAMES = ("xcoordinates", "ycoordinates")
@@ -104,10 +104,10 @@ def create(
     """Create (or reopen for resuming) a surface file for a scan.
 
     If ``path`` exists and it was made with the same arguments and from the same computation
-    (:func:`check_resumable`), the file is kept, its pending journal folded in (:func:`compact`)
+    (:func:`~landscape.io.surface_record.check_resumable`), the file is kept, its pending journal folded in (:func:`compact`)
     and its values and ``done`` mask are returned, so the scan continues where it stopped. Any
-    other file raises :class:`ResumeMismatch` unless ``overwrite``. A new file appears whole
-    (atomic rename).
+    other file raises :class:`~landscape.errors.ResumeMismatch` unless ``overwrite``. A new
+    file appears whole (atomic rename).
 
     Returns ``(values, done)`` as they stand in the file.
     """
@@ -145,40 +145,6 @@ def create(
     except OSError as exc:
         raise WriteError(f"{message}: {reason(exc)}") from exc
     return {name: np.full(grid.shape, np.nan) for name in names}, np.zeros(grid.shape, bool)
-
-
-def check_resumable(path: str | os.PathLike, existing: Surface, attrs: Mapping[str, Any]) -> None:
-    """Raise :class:`ResumeMismatch` unless the file ``existing`` (read from ``path``) continues
-    the computation that the root attributes ``attrs`` describe: the same arguments
-    (``spec_hash``; the message names each argument that differs, with its two values), and,
-    when ``attrs`` carry ``fingerprints``, the same model, directions, data and environment,
-    with its stored ``directions/`` still those its fingerprint recorded."""
-    from landscape.fingerprint import differences, directions_fingerprint
-
-    if existing.attrs.get("spec_hash") != attrs.get("spec_hash"):
-        recorded = SurfaceRecord.from_attrs(existing.attrs).spec
-        now = SurfaceRecord.from_attrs(attrs).spec or {}
-        changed = spec_differences(recorded, now) or [
-            f"spec {existing.attrs.get('spec_hash')} in the file, {attrs.get('spec_hash')} now"]
-        raise ResumeMismatch(f"{path} was made with other arguments: {', '.join(changed)}")
-    now = SurfaceRecord.from_attrs(attrs).fingerprints
-    if not now:
-        return
-    recorded = SurfaceRecord.from_attrs(existing.attrs).fingerprints
-    if not recorded:
-        raise ResumeMismatch(f"{path} records no fingerprints of the model, directions and data "
-                             "its points were computed from (an earlier version wrote it): "
-                             "continuing it could join two computations")
-    changed = differences(recorded, now)
-    if changed:
-        raise ResumeMismatch(f"{path} was computed from {' and '.join(changed)}")
-    stored = existing.directions
-    if "directions" in recorded and stored.get("d1") is not None:
-        found = directions_fingerprint(stored["d1"], stored.get("d2"))
-        if found != recorded["directions"]:
-            raise ResumeMismatch(f"{path}: the directions stored in its `directions/` group "
-                                 "were changed after its scan began (fingerprint "
-                                 f"{recorded['directions']} recorded, {found} stored)")
 
 
 def _new_file_size(grid: Grid, metrics: int, trees, attrs: Mapping[str, Any]) -> int:

@@ -20,6 +20,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from landscape.errors import ResumeMismatch
 from landscape.version import __version__
 
 TOOL = "landscape"
@@ -123,6 +124,41 @@ class SurfaceRecord:
             tool_version=_str(attrs.get("tool_version")),
             extra={key: value for key, value in attrs.items() if key not in KNOWN} or None,
         )
+
+
+def check_resumable(path: Any, existing: Any, attrs: Mapping[str, Any]) -> None:
+    """Raise :class:`~landscape.errors.ResumeMismatch` unless the surface file ``existing``
+    (read from ``path``: its ``attrs`` and ``directions``) continues the computation that the
+    root attributes ``attrs`` describe: the same arguments (``spec_hash``; the message names
+    each argument that differs, with its two values), and, when ``attrs`` carry
+    ``fingerprints``, the same model, directions, data and environment, with its stored
+    ``directions/`` still those its fingerprint recorded."""
+    from landscape.fingerprint import differences, directions_fingerprint
+
+    if existing.attrs.get("spec_hash") != attrs.get("spec_hash"):
+        recorded = SurfaceRecord.from_attrs(existing.attrs).spec
+        now = SurfaceRecord.from_attrs(attrs).spec or {}
+        changed = spec_differences(recorded, now) or [
+            f"spec {existing.attrs.get('spec_hash')} in the file, {attrs.get('spec_hash')} now"]
+        raise ResumeMismatch(f"{path} was made with other arguments: {', '.join(changed)}")
+    now = SurfaceRecord.from_attrs(attrs).fingerprints
+    if not now:
+        return
+    recorded = SurfaceRecord.from_attrs(existing.attrs).fingerprints
+    if not recorded:
+        raise ResumeMismatch(f"{path} records no fingerprints of the model, directions and data "
+                             "its points were computed from (an earlier version wrote it): "
+                             "continuing it could join two computations")
+    changed = differences(recorded, now)
+    if changed:
+        raise ResumeMismatch(f"{path} was computed from {' and '.join(changed)}")
+    stored = existing.directions
+    if "directions" in recorded and stored.get("d1") is not None:
+        found = directions_fingerprint(stored["d1"], stored.get("d2"))
+        if found != recorded["directions"]:
+            raise ResumeMismatch(f"{path}: the directions stored in its `directions/` group "
+                                 "were changed after its scan began (fingerprint "
+                                 f"{recorded['directions']} recorded, {found} stored)")
 
 
 def spec_differences(recorded: Mapping[str, Any] | None, now: Mapping[str, Any]) -> list[str]:

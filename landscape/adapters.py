@@ -3,7 +3,9 @@
 What the one-call API accepts:
 
 - ``params`` any pytree, with ``loss_fn(params, batch)`` — or ``loss_fn(params, state, batch)``
-  when a ``state`` (untrained model state) is given;
+  when a ``state`` (untrained model state) is given; its floating-point leaves are the
+  parameters, its integer and boolean leaves buffers passed to ``loss_fn`` unperturbed (a
+  leaf that is not an array of numbers is refused, by name);
 - a Flax NNX module, with ``loss_fn(model, batch)``: split into its ``nnx.Param`` leaves (the
   parameters) and everything else (BatchNorm statistics: state, never perturbed), evaluated in
   evaluation mode (``use_running_average=True, deterministic=True``);
@@ -27,6 +29,7 @@ import numpy as np
 from landscape.batches import Batches, Dataset, as_data
 from landscape.errors import InputError, user_code
 from landscape.objective import Objective, Params
+from landscape.tree import leaf_path
 
 DEFAULT_BATCH_SIZE = 1024
 
@@ -52,6 +55,10 @@ def objective_from(loss_fn: Callable, model: Any, data: Any, *, state: Any = Non
     if not callable(loss_fn):
         raise InputError(f"`loss_fn` must be a function, got {type(loss_fn).__name__}",
                          param="loss_fn")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
+            batch_size, (int, np.integer)) or batch_size < 1):  # 0 was taken for "the default"
+        raise InputError(f"`batch_size` (={batch_size!r}) must be a whole number >= 1 (or None: "
+                         "chosen for you)", param="batch_size")
     splits = {"train": as_data(data)}
     if test is not None:
         splits["test"] = as_data(test)
@@ -92,6 +99,18 @@ def _pure_loss(loss_fn: Callable, model: Any, state: Any):
 
         return loss, params, ({} if state is None else state), ("equinox", loss_fn,
                                                                 _Same(static), with_state)
+    params, buffers = split_buffers(model)
+    if buffers is not None:  # integer leaves: travel beside the params, never perturbed
+        with_state = state is not None
+
+        def loss_with_buffers(params, state, batch):
+            user_state, kept = state
+            merged = _combine(params, kept)
+            out = loss_fn(merged, user_state, batch) if with_state else loss_fn(merged, batch)
+            return _value_and_metrics(out)
+
+        return (loss_with_buffers, params, ({} if state is None else state, buffers),
+                ("function-buffers", loss_fn, with_state))
     if state is None:
         def loss(params, state, batch):
             return _value_and_metrics(loss_fn(params, batch))
@@ -102,6 +121,53 @@ def _pure_loss(loss_fn: Callable, model: Any, state: Any):
         return _value_and_metrics(loss_fn(params, state, batch))
 
     return loss_with_state, model, state, ("function-state", loss_fn)
+
+
+def params_of(model: Any, *, name: str = "model") -> Params:
+    """The parameters of ``model`` as :func:`objective_from` scans them (its NNX ``Param``
+    leaves, its Equinox inexact arrays, or a pytree's floating-point leaves), for comparing
+    another model (an end point, a trajectory's step) with them."""
+    from flax import nnx
+
+    if isinstance(model, nnx.Module):
+        return nnx.to_pure_dict(nnx.split(model, nnx.Param, ...)[1])
+    eqx = _equinox()
+    if eqx is not None and isinstance(model, eqx.Module):
+        return eqx.partition(model, eqx.is_inexact_array)[0]
+    return split_buffers(model, name=name)[0]
+
+
+def split_buffers(tree: Any, *, name: str = "model") -> tuple[Params, Any | None]:
+    """``(params, buffers)``: a pytree's floating-point leaves and its integer/boolean leaves
+    (buffers: step counters, index tables ... kept as they are, never perturbed), each with
+    None where the other has a leaf; ``buffers`` is None when there are none. A leaf that is
+    not an array of numbers (a str, an object) is an :class:`InputError` naming it."""
+    flat, treedef = jax.tree_util.tree_flatten_with_path(tree)
+    params, buffers = [], []
+    for path, leaf in flat:
+        dtype = getattr(leaf, "dtype", None)
+        try:
+            dtype = np.dtype(dtype) if dtype is not None else np.asarray(leaf).dtype
+        except (TypeError, ValueError):
+            dtype = np.dtype(object)
+        if dtype.kind not in "biufc":
+            shown = repr(leaf)
+            shown = shown if len(shown) <= 40 else shown[:39] + "…"
+            raise InputError(f"`{name}` has a leaf {leaf_path(path)!r} that is not an array of "
+                             f"numbers ({type(leaf).__name__} {shown}); parameters must be "
+                             "arrays (integer arrays are kept as buffers)", param=name)
+        inexact = dtype.kind in "fc"
+        params.append(leaf if inexact else None)
+        buffers.append(None if inexact else leaf)
+    if all(buffer is None for buffer in buffers):
+        return tree, None
+    return treedef.unflatten(params), treedef.unflatten(buffers)
+
+
+def _combine(params: Params, buffers: Any) -> Any:
+    """The model's pytree again from :func:`split_buffers`' two halves."""
+    return jax.tree.map(lambda kept, param: param if kept is None else kept, buffers, params,
+                        is_leaf=lambda leaf: leaf is None)
 
 
 def _is_pair(out: Any) -> bool:

@@ -105,8 +105,10 @@ def surface(
       ``train_acc`` in percent ...) shaped ``(ny, nx)`` — ``Z[iy, ix]``, rows along ``y`` —
       or ``(nx,)`` on a line; ``.grid``, ``.plane``, ``.plot()``, ``.to_vtk()``, ``.save()``.
     """
-    if batch_size is not None and batch_size < 1:
-        raise InputError(f"`batch_size` (={batch_size}) must be >= 1", param="batch_size")
+    _check_counts(batch_size=batch_size, chunk=chunk)
+    if isinstance(metrics, str):  # not its characters
+        raise InputError(f"`metrics` (={metrics!r}) must be a list of names, e.g. "
+                         f"[{metrics!r}]", param="metrics")
     objective, params = objective_from(loss_fn, model, data, state=state, test=test,
                                        batch_size=batch_size)
     splits = objective.splits
@@ -115,7 +117,9 @@ def surface(
     if dims not in (1, 2):
         raise InputError(f"`dims` (={dims}) must be 1 or 2", param="dims")
     grid = Grid.from_specs(x, (y or x) if dims == 2 else None, names=("x", "y"))
-    ends = [objective_from(loss_fn, end, data, state=state)[1] for end in to]
+    ends = _like_params(to, params, "to")
+    if trajectory is not None:
+        trajectory = _like_params(trajectory, params, "trajectory")
     precision = resumed_precision(out, precision, overwrite=not resume)
     with computing_in(precision):  # Hessian directions: at the surface's precision
         plane = make_plane(directions, params, objective=objective, seed=seed,
@@ -130,6 +134,36 @@ def surface(
                             samples=sample_record, precision=precision,
                             choices=_default_choices(), on_progress=bar.update,
                             on_shrink=_warn_shrink)
+
+
+def _check_counts(**counts: int | None) -> None:
+    """Sizes that must be whole numbers >= 1 when given (``batch_size``, ``chunk``)."""
+    for name, value in counts.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise InputError(f"`{name}` (={value!r}) must be a whole number >= 1 (or None: "
+                             "chosen for you)", param=name)
+
+
+def _like_params(models: Any, params: Any, name: str) -> list[Any]:
+    """Each of ``models`` (end points, a trajectory's steps) as parameters, checked to have
+    the leaves and shapes of ``params``: a difference names the argument, not the loss."""
+    from landscape.adapters import params_of
+    from landscape.tree import shape_difference
+
+    if isinstance(models, (str, bytes)) or not isinstance(models, Sequence):
+        raise InputError(f"`{name}` must be a list of models or parameter pytrees, got "
+                         f"{type(models).__name__}", param=name)
+    converted = []
+    for number, model in enumerate(models):
+        tree = params_of(model, name=name)
+        difference = shape_difference(tree, params, expected="the model's is")
+        if difference is not None:
+            raise InputError(f"`{name}` [{number}] {difference}: it must have the leaves and "
+                             "shapes of `model`'s parameters", param=name)
+        converted.append(tree)
+    return converted
 
 
 def _subset(objective, samples: int | None, seed: int):

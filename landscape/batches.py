@@ -126,8 +126,11 @@ class Batches:
             batch = jax.tree.map(np.asarray, _as_tuple(batch))
             sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree.leaves(batch)}
             if len(sizes) != 1 or None in sizes or 0 in sizes:
+                found = sorted("a scalar (no sample axis)" if size is None else str(size)
+                               for size in sizes) or ["no arrays"]
                 raise InputError(f"batch {number} of the data: every array needs the same "
-                                 f"non-empty leading sample axis, found sizes {sorted(map(str, sizes))}")
+                                 f"non-empty leading sample axis, found {', '.join(found)}",
+                                 param="data")
             yield batch
 
 
@@ -148,7 +151,15 @@ def as_data(data: Any) -> Data:
         return Dataset(np.asarray(data[0]), np.asarray(data[1]))
     if _is_array(data) or isinstance(data, dict):
         raise InputError("data must be `(inputs, targets)` arrays, a landscape.Dataset or a "
-                         f"re-iterable of batches; got {type(data).__name__}")
+                         f"re-iterable of batches; got {type(data).__name__}", param="data")
+    if isinstance(data, (list, tuple)) and data and all(_is_array(a) for a in data):
+        tails = [tuple(np.shape(a)[1:]) for a in data]
+        if len(set(tails)) > 1:  # not batches of one data set: arrays of different kinds
+            shapes = ", ".join(str(tuple(np.shape(a))) for a in data[:4])
+            raise InputError(f"data is a {type(data).__name__} of arrays shaped {shapes}: not "
+                             "batches of one data set; give `(inputs, targets)` as a tuple, or "
+                             "a list of batches that are each `(inputs, targets)`",
+                             param="data")
     try:
         iter(data)
     except TypeError:

@@ -37,6 +37,7 @@ import numpy as np
 from landscape.errors import InputError, ReadError, WriteError
 from landscape.io import atomic, checkpoint, journal, trajectory_h5
 from landscape.precision import PRECISIONS, UNRECORDED
+from landscape.io.paths import check_file
 from landscape.tree import leaf_path
 from landscape.train import METRIC_NAMES, Divergence, Run, SharpnessTrack, Trajectory, versions
 
@@ -66,27 +67,41 @@ def save_run(run: Run, directory: str | os.PathLike, *, extra: Mapping[str, Any]
     return directory
 
 
+def _remove(path: Path) -> None:
+    """Remove a file, a folder's tree, or a symbolic link itself (never what it points at)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
 def _prepare(directory: Path, overwrite: bool) -> None:
+    if directory.is_symlink():  # a run is never written (nor a run replaced) through a link
+        raise WriteError(f"run directory {directory} is a symbolic link; remove it or choose "
+                         "another directory (its target is left alone)")
     ours = [directory / name for name in (RUN_JSON, TRAJECTORY, CHECKPOINT, JOURNAL)]
-    existing = [path for path in ours if path.exists()]
+    existing = [path for path in ours if os.path.lexists(path)]
     if existing and not overwrite:
         raise InputError(f"{directory} already holds a run ({existing[0].name}); choose another "
                          "`directory` or pass `overwrite=True` to replace it")
     try:
         directory.mkdir(parents=True, exist_ok=True)
         for path in existing:  # run.json first: a half-replaced run must not look complete
-            if path.is_dir():
+            _remove(path)
+        for path in directory.glob(f".{CHECKPOINT}.*.part"):  # a killed save's private folder
+            if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
-            else:
-                path.unlink()
     except OSError as exc:
         raise WriteError(f"cannot prepare run directory {directory}: {exc}") from exc
 
 
 def _write_final(run: Run, directory: Path, extra: Mapping[str, Any] | None) -> None:
     trajectory_h5.write(directory / TRAJECTORY, run.trajectory)
-    if (directory / CHECKPOINT).exists():  # left by a writer killed before its run.json
-        shutil.rmtree(directory / CHECKPOINT)
+    if os.path.lexists(directory / CHECKPOINT):  # left by a writer killed before its run.json
+        try:
+            _remove(directory / CHECKPOINT)
+        except OSError as exc:
+            raise WriteError(f"cannot replace {directory / CHECKPOINT}: {exc}") from exc
     checkpoint.save(directory / CHECKPOINT, run.params, run.state)
     document = _header(run.workload, run.optimizer, run.seed, run.num_steps, run.batch_size,
                        run.record_every, extra, run.versions, run.precision)
@@ -290,6 +305,8 @@ def _write_json_atomically(path: Path, document: Mapping[str, Any]) -> None:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    if os.path.lexists(path):
+        check_file(path)  # (a FIFO would block the open forever)
     try:
         with open(path) as handle:
             document = json.load(handle)

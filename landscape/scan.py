@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from landscape import distributed
+from landscape import distributed, fingerprint
 from landscape.directions import Plane
 from landscape.engine import STRATEGIES, Plan, evaluate_surface
 from landscape.engine.memory import OnShrink
@@ -98,20 +98,18 @@ def scan_spec(provenance: Mapping[str, Any], grid: Grid, *, metrics: Sequence[st
 
 
 def existing_surface(path: str | os.PathLike, spec: Mapping[str, Any], *,
-                     overwrite: bool = False) -> surface_h5.Surface | None:
+                     overwrite: bool = False, fingerprints: Mapping[str, Any] | None = None
+                     ) -> surface_h5.Surface | None:
     """The surface file at ``path`` when it can be resumed under ``spec`` (None when there is
-    none, or ``overwrite``); one made with other arguments raises
+    none, or ``overwrite``); one made with other arguments, or (of ``fingerprints``, the kinds
+    known so far) from another model, directions, data or environment, raises
     :class:`~landscape.errors.ResumeMismatch`. For checking before any training."""
     if overwrite or not os.path.exists(path):
         return None
-    from landscape.io.surface_record import spec_mismatch
-
+    record = SurfaceRecord(spec=dict(spec), fingerprints=None if fingerprints is None
+                           else dict(fingerprints))
     existing = surface_h5.read(path)
-    differ = spec_mismatch(existing.attrs, SurfaceRecord(spec=dict(spec)).to_attrs())
-    if differ is not None:
-        from landscape.errors import ResumeMismatch
-
-        raise ResumeMismatch(f"{path} was made with other arguments ({differ})")
+    surface_h5.check_resumable(path, existing, record.to_attrs())
     return existing
 
 
@@ -211,10 +209,14 @@ def scan_surface(
     precision = resumed_precision(out, precision, overwrite=overwrite)
     spec = scan_spec(provenance or {}, grid, metrics=metrics, splits=splits, samples=samples,
                      precision=precision)
+    writer = distributed.is_writer()
+    # What the points are computed from, so that a resume proves it continues this computation.
+    prints = None if out is None or not writer else fingerprint.of_surface(
+        plane.origin, objective.state, plane, {split: objective.data[split] for split in splits})
     record = SurfaceRecord.of_plane(plane, workload=objective.name, spec=spec,
                                     train_loss_at_origin=train_loss,
                                     samples=None if not samples else dict(samples),
-                                    precision=precision)
+                                    precision=precision, fingerprints=prints)
     if eval_batch_size is not None and eval_batch_size < 1:
         raise InputError(f"`eval_batch_size` (={eval_batch_size}) must be >= 1",
                          param="eval_batch_size")
@@ -226,11 +228,10 @@ def scan_surface(
             return _in_memory(objective, plane, grid, record, trajectories, on_progress,
                               **options)
     path = os.fspath(out)
-    writer = distributed.is_writer()
     with SurfaceWriter(path, lock=lock and writer) as file:
         done, recorded = None, {}
         if writer:
-            existing = existing_surface(path, spec, overwrite=overwrite)
+            existing = existing_surface(path, spec, overwrite=overwrite, fingerprints=prints)
             if existing is not None:
                 recorded = _recorded(existing, strategy, chunk, eval_batch_size)
                 options.update(recorded)

@@ -69,7 +69,7 @@ class Surface(surface_h5.Surface):
         record = self.record
         if title is None:
             title = f"{record.workload or ''}: {metric}, {record.direction_kind or 'file'} directions"
-            note = completion_note(self.done)
+            note = completion_note(self.done_of(metric))
             if note:
                 title += f" — {note} (scan incomplete)"
         if self.trajectories and self.grid.ndim == 2:

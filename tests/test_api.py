@@ -143,7 +143,7 @@ def test_the_cli_and_the_api_write_the_same_file(tmp_path):
     provenance = {"workload": "sine", "optimizer": "adam", "lr": 0.01, "steps": 20, "seed": 0,
                   "directions": "filter", "directions_from": None, "to": [],
                   "normalization": "filter", "ignore": "biasbn", "orthogonal": False,
-                  "same_direction": False, "dims": 2}
+                  "same_direction": False, "dims": 2, "direction_seed": 0}
     api = landscape.scan_surface(workload.objective(run.state), plane,
                                  landscape.Grid.from_specs("-1:1:4", "-1:1:3"),
                                  out=tmp_path / "api.h5", provenance=provenance,

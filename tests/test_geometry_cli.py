@@ -190,6 +190,20 @@ def test_connect_refuses_runs_of_other_workloads_and_a_run_with_itself(runs, tmp
     one_error_line(result, "RUN_A and RUN_B are the same run")
 
 
+def test_connect_into_an_out_in_use_stops_at_once(runs, tmp_path):
+    """Issue 25: two connects into one --out both exited 0, the last writer winning file by
+    file. Like scan, train and compare, connect holds the lock of its output."""
+    from landscape.io.lock import exclusive
+
+    with exclusive(tmp_path / "curve.h5", what="connect"):  # as another connect would
+        result = invoke("connect", runs["sgd"], runs["adam"], "--workload", WORKLOAD,
+                        "--points", "3", "--curve-steps", "0", "--out", str(tmp_path), "--quiet")
+    assert result.exit_code == 1
+    one_error_line(result, f"{tmp_path / 'curve.h5'} is in use by another connect (pid "
+                           f"{os.getpid()}); wait for it to finish or choose another --out")
+    assert os.listdir(tmp_path) == []
+
+
 def test_connect_as_a_real_subprocess(runs, tmp_path):
     """As a user runs it (one device per core): the summary, then the paths, on stdout."""
     here = os.path.dirname(__file__)

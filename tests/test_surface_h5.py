@@ -90,7 +90,8 @@ def test_several_trajectories_in_one_write(tmp_path, monkeypatch):
     surface_h5.create(path, grid, ["train_loss"], random_plane(PARAMS, dims=1), {"spec_hash": "x"})
     rewrites = []
     original = surface_h5._rewrite
-    monkeypatch.setattr(surface_h5, "_rewrite", lambda *a: (rewrites.append(1), original(*a)))
+    monkeypatch.setattr(surface_h5, "_rewrite",
+                        lambda *a, **k: (rewrites.append(1), original(*a, **k)))
     surface_h5.write_trajectories(path, {
         "sgd": {"x": np.arange(3.0), "y": None, "loss": np.ones(3), "step": np.arange(3)},
         "adam": {"x": -np.arange(2.0), "y": None, "loss": np.zeros(2), "step": np.arange(2),

@@ -10,6 +10,7 @@ import time
 import click
 
 from landscape.cli.options import (
+    ExistingPath,
     USER_CODE_NOTE,
     FiniteFloat,
     compute_in,
@@ -34,8 +35,8 @@ Examples:
 
 
 @click.command(epilog=EXAMPLES)
-@click.argument("run_a", type=click.Path(exists=True, file_okay=False))
-@click.argument("run_b", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_a", type=ExistingPath(folder=True))
+@click.argument("run_b", type=ExistingPath(folder=True))
 @click.option("--points", type=click.IntRange(min=3), default=21, show_default=True,
               help="Evaluated points along each path, t evenly spaced in [0, 1].")
 @click.option("--curve-steps", type=click.IntRange(min=0), default=1000, show_default=True,
@@ -68,14 +69,11 @@ def connect(run_a, run_b, points, curve_steps, lr, batch_size, splits, user_work
     OUT/connect.csv (t and every metric along both paths), OUT/curve.h5 (the curve, its
     endpoints and its coordinates on the plane through A, B and the curve's midpoint) and
     OUT/connect.png. The curve is trained and the paths evaluated at --precision (recorded in
-    connect.json and curve.h5).
+    connect.json and curve.h5). While it runs it holds OUT/curve.h5.lock: a second connect
+    into the same --out stops at once, naming the first one's pid.
     """
-    from landscape.cli.plot import save_figure
     from landscape.cli.run_inputs import load_runs
-    from landscape.geometry.connect import connect_models, curve_coordinates
-    from landscape.io import curve_h5
-    from landscape.io.atomic import write_csv, write_json
-    from landscape.plot.geometry import connect_figure
+    from landscape.io.lock import exclusive
 
     wanted = [s.strip() for s in splits.split(",") if s.strip()]
     if not wanted or any(s not in ("train", "test") for s in wanted):
@@ -93,6 +91,25 @@ def connect(run_a, run_b, points, curve_steps, lr, batch_size, splits, user_work
     workload = model_a.workload
     wanted = tuple(dict.fromkeys(s for s in wanted if s == "train" or workload.test is not None))
     out = make_out_dir(out)
+    # OUT/curve.h5.lock guards every output, as scan/compare lock OUT/surface.h5: a second
+    # connect into this --out stops at once instead of both writing, the last one winning.
+    with exclusive(os.path.join(out, "curve.h5"), what="connect"):
+        paths = _connect(run_a, run_b, model_a, model_b, workload, wanted, out, points=points,
+                         curve_steps=curve_steps, lr=lr, batch_size=batch_size, seed=seed,
+                         quiet=quiet)
+    echo_outputs(paths)
+
+
+def _connect(run_a, run_b, model_a, model_b, workload, wanted, out, *, points, curve_steps, lr,
+             batch_size, seed, quiet) -> list[str]:
+    """Connect the two models and write the outputs (the caller holds OUT/curve.h5's lock);
+    returns their paths."""
+    from landscape.cli.plot import save_figure
+    from landscape.geometry.connect import connect_models, curve_coordinates
+    from landscape.io import curve_h5
+    from landscape.io.atomic import write_csv, write_json
+    from landscape.plot.geometry import connect_figure
+
     timings = {}
     started = time.perf_counter()
     bars = {}
@@ -149,7 +166,7 @@ def connect(run_a, run_b, points, curve_steps, lr, batch_size, splits, user_work
         # train before test, loss before error
         ordered = sorted(values, key=lambda k: (not k.startswith("train"), not k.endswith("loss")))
         click.echo(f"{path_name} barrier: " + ", ".join(f"{k} {values[k]:.4g}" for k in ordered))
-    echo_outputs(paths)
+    return paths
 
 
 def _workload_name(path: str) -> str | None:

@@ -10,6 +10,7 @@ import click
 from click.core import ParameterSource
 
 from landscape.cli.options import (
+    ExistingPath,
     USER_CODE_NOTE,
     FiniteFloat,
     compute_in,
@@ -64,17 +65,17 @@ def _model_options(command):
 
 @click.command(epilog=EXAMPLES)
 @click.argument("runs", nargs=-1, metavar="[RUN]...",
-                type=click.Path(exists=True, file_okay=False))
+                type=ExistingPath(folder=True))
 @_model_options
 @click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
               help="Largest eigenvalues to compute.")
 @click.option("--bottom-k", type=click.IntRange(min=1), default=None,
               help="Smallest (most negative) eigenvalues to compute too.")
-@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1e-3,
+@click.option("--tol", type=FiniteFloat(min=0, min_open=True), default=1e-3,
               show_default=True,
               help="Relative tolerance of the --stop rule (for residual: stop when every "
                    "residual ‖Hx − θx‖ ≤ tol·|θ|).")
-@click.option("--atol", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--atol", type=FiniteFloat(min=0), default=0.0, show_default=True,
               help="Absolute floor of that test, for eigenvalues near 0 (whose relative "
                    "tolerance is out of reach): ‖Hx − θx‖ ≤ max(tol·|θ|, atol).")
 @click.option("--stop", type=click.Choice(["residual", "relative-change"]), default="residual",
@@ -118,7 +119,8 @@ def _model_options(command):
               help="With RUN and --steps: also λmax(P^-1/2 H P^-1/2) for Adam and RMSProp runs "
                    "that recorded their state (`landscape train --record-opt-state`).")
 @precision_option
-@click.option("--overwrite", is_flag=True, help="Replace an eigen map made with other arguments.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an eigen map made with other arguments or from another model.")
 @out_option
 @seed_option
 @quiet_option
@@ -347,6 +349,7 @@ def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_
     import dataclasses
 
     from landscape.directions import random_plane
+    from landscape.fingerprint import of_surface
     from landscape.hessian import EIGEN_MAP_NAMES, evaluate_eigen_map, hessian_plane
     from landscape.io import surface_h5
     from landscape.io.surface_record import SurfaceRecord
@@ -374,7 +377,9 @@ def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_
     record = SurfaceRecord.of_plane(plane, workload=model.workload.name, spec=spec,
                                     lanczos_steps=map_steps, train_loss_at_origin=model.train_loss,
                                     precision=precision)
-    record = dataclasses.replace(record, seed=seed)  # the seed of the map's start vector too
+    record = dataclasses.replace(  # the seed of the map's start vector too
+        record, seed=seed, fingerprints=of_surface(model.params, model.state, plane,
+                                                   {"train": model.workload.train}))
     h5_path = os.path.join(out, "eigen_map.h5")
     with SurfaceWriter(h5_path, what="eigen map") as writer:
         _, done = writer.open(grid, list(EIGEN_MAP_NAMES), plane, record, overwrite=overwrite)

@@ -10,7 +10,7 @@ from typing import Any
 import click
 import numpy as np
 
-from landscape.cli.options import library_errors
+from landscape.cli.options import ExistingPath, library_errors
 
 EXAMPLES = """
 \b
@@ -18,7 +18,7 @@ Examples:
   landscape info landscape-out/surface.h5
 """
 
-surface_file = click.argument("file", type=click.Path(exists=True, dir_okay=False))
+surface_file = click.argument("file", type=ExistingPath())
 
 
 @click.command(epilog=EXAMPLES)
@@ -151,6 +151,16 @@ def precision_text(attrs: Mapping[str, Any]) -> str | None:
     return f"{record.precision} ({meaning})"
 
 
+def _made_by(surface) -> str:
+    """The command that writes (and resumes) a file like ``surface``."""
+    from landscape.io.surface_record import SurfaceRecord
+
+    if "lanczos_steps" in surface.attrs or {"max_eig", "min_eig"} <= set(surface.values):
+        return "hessian --map"
+    spec = SurfaceRecord.from_attrs(surface.attrs).spec or {}
+    return "compare" if spec.get("compare") is True else "scan"
+
+
 def describe(path: str, surface, density: tuple[np.ndarray, np.ndarray] | None = None) -> list[str]:
     """The lines ``landscape info`` prints for a :class:`~landscape.io.surface_h5.Surface`."""
     from landscape.io.surface_layout import DONE_RULES
@@ -168,7 +178,8 @@ def describe(path: str, surface, density: tuple[np.ndarray, np.ndarray] | None =
     percent = f"({100 * done / max(total, 1):.1f} %)"
     rule = surface.done_rule
     if rule == "mask":
-        state = "complete" if done == total else "incomplete (resume with the same `scan` command)"
+        state = ("complete" if done == total else
+                 f"incomplete (resume with the same `{_made_by(surface)}` command)")
         lines.append(f"completeness  {share} done {percent}, {state}")
     else:  # no `done` mask: a derived count is never called finished
         lines.append(f"completeness  {share} computed {percent} by the values: {DONE_RULES[rule]} "

@@ -71,6 +71,34 @@ class FiniteFloat(click.FloatRange):
         return number
 
 
+class ExistingPath(click.Path):
+    """An existing regular file (``folder=False``) or folder: ``click.Path(exists=True)`` that
+    says what stands there instead — "is a symbolic link loop", "is a broken symbolic link",
+    "is a FIFO (named pipe), not a regular file" (which a reader would wait on forever) — where
+    click says "does not exist" or lets it through."""
+
+    def __init__(self, *, folder: bool = False):
+        super().__init__(exists=False, file_okay=not folder, dir_okay=folder)
+        self.folder = folder
+
+    def convert(self, value, param, ctx):
+        import stat
+
+        from landscape.io.paths import kind, missing
+
+        label = "Directory" if self.folder else "File"
+        shown = click.format_filename(value)
+        try:
+            mode = os.stat(value).st_mode
+        except OSError as exc:
+            self.fail(f"{label} {shown!r} {missing(value, exc)}.", param, ctx)
+        wanted = stat.S_ISDIR if self.folder else stat.S_ISREG
+        if not wanted(mode):
+            self.fail(f"{label} {shown!r} is {kind(mode)}, not "
+                      f"{'a folder' if self.folder else 'a regular file'}.", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 USER_CODE_NOTE = ("A `module:function` is imported and called: it runs that code, by design "
                   "(name only code you trust; its folder must be on PYTHONPATH).")
 

@@ -183,7 +183,8 @@ def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories,
     title = f"{workload}: {metric}" if workload else metric
     note = completion_note(surface.done)
     partial = f" — {note} (scan incomplete)" if note else ""  # in every grid figure's title
-    title += partial
+    own = completion_note(surface.done_of(metric))  # the metric's own: it may be complete
+    title += f" — {own} (scan incomplete)" if own else ""
     figures = []
     if kind == "curve" or (kind == "all" and grid.ndim == 1):
         curves = {name: v for name, v in surface.values.items() if name not in ("max_eig", "min_eig")}

@@ -10,6 +10,7 @@ import numpy as np
 from click.core import ParameterSource
 
 from landscape.cli.options import (
+    ExistingPath,
     comma_list,
     compute_in,
     distributed_options,
@@ -48,7 +49,7 @@ Multi-host (run the same command on every host, process 0 writes):
 
 
 @click.command(epilog=EXAMPLES)
-@click.argument("source", required=False, type=click.Path(exists=True, file_okay=False))
+@click.argument("source", required=False, type=ExistingPath(folder=True))
 @model_options
 @click.option("--directions", "kind", type=click.Choice(DIRECTION_KINDS), default="filter",
               show_default=True,
@@ -56,10 +57,10 @@ Multi-host (run the same command on every host, process 0 writes):
                    "(Li et al. 2018); random: Gaussian, normalized by --norm (default none); "
                    "pca: top principal components of SOURCE's trajectory; interp: the line "
                    "(or plane) from SOURCE to the --to run(s); hessian: top Hessian eigenvectors.")
-@click.option("--to", "to_runs", multiple=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--to", "to_runs", multiple=True, type=ExistingPath(folder=True),
               help="With --directions interp: the run at α = 1 (a second --to spans β).")
 @click.option("--directions-from", "directions_file", default=None,
-              type=click.Path(exists=True, dir_okay=False),
+              type=ExistingPath(),
               help="Reuse the directions stored in a surface file of the same model "
                    "(overrides --directions; a line or a plane as stored; --norm, --ignore, "
                    "--orthogonal and --same-direction do not apply). The file is checked "
@@ -102,7 +103,10 @@ Multi-host (run the same command on every host, process 0 writes):
                    "stratified by class for classifiers (drawn with --seed, recorded in the "
                    "file): a cheap first look.")
 @precision_option
-@click.option("--overwrite", is_flag=True, help="Replace an existing surface made with other arguments.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing surface made with other arguments, or from another "
+                   "model, directions, data or environment (a resume must match the "
+                   "fingerprints the file recorded).")
 @distributed_options
 @out_option
 @seed_option
@@ -202,6 +206,7 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
         "directions_from": directions_file, "to": list(to_runs),
         "normalization": plane_normalization, "ignore": applied_ignore,
         "orthogonal": orthogonal, "same_direction": same_direction, "dims": int(dims),
+        "direction_seed": seed,  # a run's own `seed` above is its training seed
     }
     sample_record = None
     if samples is not None:
@@ -223,8 +228,10 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
             grid = _covering(run, plane, kind, num)
     names = [f"{split}_{metric}" for split in splits for metric in metrics]
     if distributed.is_writer():  # a finished scan returns at once; a mismatch fails now
+        prints = _known_fingerprints(model if source is not None else None, plane,
+                                     loaded or model.workload, splits, sample_record)
         finished = _finished_scan(h5_path, grid, provenance, metrics, splits, sample_record,
-                                  names, overwrite, precision)
+                                  names, overwrite, precision, prints)
         if finished is not None:
             echo_checks(h5_path, quiet=quiet)
             echo_outputs(finished)
@@ -296,11 +303,26 @@ def _covering(run, plane, kind: str, num: int):
     return covering_grid(path["x"], path["y"], num=num, include=include)
 
 
+def _known_fingerprints(model, plane, workload, splits, samples) -> dict:
+    """The fingerprints known before any training: the data and the environment, and the model
+    and directions of a run's model (``model`` None: a model still to be trained)."""
+    from landscape import fingerprint
+
+    objective = workload.objective(model.state if model is not None else {}, splits)
+    if samples is not None:
+        objective, _ = objective.with_samples(samples["num"], seed=samples["seed"],
+                                              stratify=samples["stratified"])
+    if model is None:
+        return {"data": fingerprint.data_fingerprint(objective.data),
+                "environment": fingerprint.environment()}
+    return fingerprint.of_surface(plane.origin, objective.state, plane, objective.data)
+
+
 def _finished_scan(h5_path, grid, provenance, metrics, splits, samples, names, overwrite,
-                   precision):
-    """The outputs of a finished scan of the same arguments (None when there is work to do);
-    a file made with other arguments, or lacking one of the metrics, is refused now, before
-    any training."""
+                   precision, fingerprints):
+    """The outputs of a finished scan of the same arguments and ``fingerprints`` (None when
+    there is work to do); a file made with other arguments or from another computation, or
+    lacking one of the metrics, is refused now, before any training."""
     from landscape.errors import ReadError
     from landscape.io import surface_h5
     from landscape.io.lock import exclusive
@@ -308,7 +330,7 @@ def _finished_scan(h5_path, grid, provenance, metrics, splits, samples, names, o
 
     spec = scan_spec(provenance, grid, metrics=metrics, splits=splits, samples=samples,
                      precision=precision)
-    existing = existing_surface(h5_path, spec, overwrite=overwrite)
+    existing = existing_surface(h5_path, spec, overwrite=overwrite, fingerprints=fingerprints)
     if existing is None:
         return None
     missing = [name for name in names if name not in existing.values]

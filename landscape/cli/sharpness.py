@@ -9,6 +9,7 @@ import time
 import click
 
 from landscape.cli.options import (
+    ExistingPath,
     USER_CODE_NOTE,
     FiniteFloat,
     compute_in,
@@ -36,7 +37,7 @@ COLUMNS = ("run", "measure", "value", "stderr", "base_loss", "perturbed_loss", "
 
 @click.command(epilog=EXAMPLES)
 @click.argument("runs", nargs=-1, required=True, metavar="RUN...",
-                type=click.Path(exists=True, file_okay=False))
+                type=ExistingPath(folder=True))
 @click.option("--epsilon", "epsilons", type=FiniteFloat(min=0, min_open=True), multiple=True,
               default=(1e-3, 5e-4), show_default=True,
               help="ε of Keskar et al.'s ε-sharpness (box |z_i| ≤ ε(|w_i|+1)); repeat for "
@@ -52,7 +53,7 @@ COLUMNS = ("run", "measure", "value", "stderr", "base_loss", "perturbed_loss", "
               help="Projected-gradient-ascent steps for each worst case.")
 @click.option("--samples", type=click.IntRange(min=2), default=100, show_default=True,
               help="Gaussian draws for the average case; Rademacher probes for the trace.")
-@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1e-3,
+@click.option("--tol", type=FiniteFloat(min=0, min_open=True), default=1e-3,
               show_default=True, help="Relative tolerance of λmax (Lanczos residual rule).")
 @click.option("--workload", "user_workload", default=None,
               help="Confirms the `package.module:function` of runs of a user workload. "

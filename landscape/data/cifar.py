@@ -73,8 +73,9 @@ def write_cifar_batch(path: str | os.PathLike, images: np.ndarray, labels: np.nd
     """Write NHWC uint8 ``images`` and ``labels`` as a binary batch (for tests and conversions)."""
     images = np.asarray(images, dtype=np.uint8).transpose(0, 3, 1, 2).reshape(len(images), -1)
     records = np.concatenate([np.asarray(labels, np.uint8)[:, None], images], axis=1)
-    with open(path, "wb") as handle:
-        handle.write(records.tobytes())
+    from landscape.io.atomic import write_bytes
+
+    write_bytes(path, records.tobytes())
 
 
 def cifar_folder(folder: str | os.PathLike | None) -> Path:

@@ -70,10 +70,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
                          "int32, float32, float64")
     payload = (bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
                + np.ascontiguousarray(array, dtype=TYPE_CODES[code]).tobytes())
+    from landscape.io.atomic import write_bytes
+
     path = Path(path)
-    if path.suffix == ".gz":
-        with gzip.open(path, "wb") as handle:
-            handle.write(payload)
-    else:
-        with open(path, "wb") as handle:
-            handle.write(payload)
+    write_bytes(path, gzip.compress(payload) if path.suffix == ".gz" else payload)

@@ -4,6 +4,13 @@ The content goes to a temporary name in the same folder, is flushed to disk (``f
 renamed over the target with ``os.replace`` — atomic on POSIX file systems — and the folder is
 synced so the rename itself survives a power cut. A reader, or a process killed at any moment,
 sees either the old file or the new one, never a mixture.
+
+Files cannot be aimed elsewhere: the temporary is created with ``O_CREAT | O_EXCL | O_NOFOLLOW``
+before anyone writes it (whatever stood at its name — a killed writer's leftover, or a symbolic
+link planted there — is unlinked first, and unlinking a link never touches its target), and the
+rename replaces a link at the final name instead of writing through it, as orbax commits its
+checkpoints (``orbax/checkpoint/_src/path/atomicity.py``). :func:`create_new` is that creation,
+for the writers that do not go through a temporary (journals).
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ def atomic_path(path: str | os.PathLike, *, unique: bool = True) -> Iterator[str
     tmp = temporary_name(path, unique=unique)
     remove_stale_temporaries(path)
     try:
+        os.close(create_new(tmp, replace=True))
         yield tmp
         fsync_file(tmp)
         os.replace(tmp, path)
@@ -57,6 +65,61 @@ def atomic_path(path: str | os.PathLike, *, unique: bool = True) -> Iterator[str
             raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from exc
         raise
     fsync_folder(os.path.dirname(path) or ".")
+
+
+def create_new(path: str | os.PathLike, *, replace: bool = False, flags: int = os.O_WRONLY,
+               attempts: int = 5) -> int:
+    """Create the regular file ``path`` and return its descriptor (opened with ``flags``), never
+    following a symbolic link: ``O_CREAT | O_EXCL | O_NOFOLLOW``, so the file is a new one of
+    ours whatever stood at the name. With ``replace``, an entry already there (a file, or a link
+    planted to aim the write elsewhere) is unlinked first — the link itself, never its target —
+    and the creation retried; without, :class:`FileExistsError` propagates.
+
+    Raises:
+      OSError: the file cannot be created (``FileExistsError`` as said above).
+    """
+    mode = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC | flags
+    for attempt in range(attempts):
+        try:
+            return os.open(path, mode, 0o666)  # the umask applies, as for open(path, "w")
+        except FileExistsError:
+            if not replace or attempt == attempts - 1:
+                raise
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # a link, a leftover or a folder's name: unlink never follows
+    raise AssertionError("unreachable")
+
+
+def refuse_link(path: str | os.PathLike, what: str) -> None:
+    """Raise :class:`WriteError` when ``path`` is a symbolic link (an output of ours is never
+    written through one, and never removed when it is not ours)."""
+    if os.path.islink(path):
+        raise WriteError(f"{what} {os.fspath(path)} is a symbolic link, not a file of ours; "
+                         "remove it (its target is left alone)")
+
+
+def require_space(path: str | os.PathLike, nbytes: int, *, what: str = "") -> None:
+    """Raise :class:`WriteError` ("cannot write PATH: No space left on device ...") when the
+    file system of ``path``'s folder has fewer than ``nbytes`` bytes free for us. For writers
+    that cannot fail cleanly on a full disk: h5py, whose ``close`` crashed the process
+    (SIGSEGV) when HDF5 could not flush a new file."""
+    folder = os.path.dirname(os.fspath(path)) or "."
+    try:
+        info = os.statvfs(folder)
+    except OSError:
+        return  # no answer: let the write itself say what is wrong
+    free = info.f_bavail * info.f_frsize
+    if free < nbytes:
+        raise WriteError(f"cannot write {what or 'file'} {os.fspath(path)}: No space left on "
+                         f"device (about {_size(nbytes)} needed, {_size(free)} free)")
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if nbytes < 1024 or unit == "GiB":
+            return f"{nbytes:.0f} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    raise AssertionError("unreachable")
 
 
 def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
@@ -100,11 +163,21 @@ def _running(pid: int) -> bool:
     return True
 
 
+def no_follow(path: str | os.PathLike, flags: int) -> int:
+    """An ``opener`` for :func:`open` that refuses to follow a symbolic link (``ELOOP``)."""
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        with open(tmp, "wb", opener=no_follow) as handle:
+            handle.write(data)
 
 
 def write_json(path: str | os.PathLike, value: Any, *, allow_nan: bool = True) -> None:
@@ -123,7 +196,7 @@ def write_csv(path: str | os.PathLike, columns: Sequence[str], rows: Iterable[Ma
 
 
 def fsync_file(path: str | os.PathLike) -> None:
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     try:
         os.fsync(fd)
     finally:

@@ -27,8 +27,9 @@ import h5py
 import numpy as np
 
 from landscape.errors import ReadError, WriteError
-from landscape.io.atomic import atomic_path
-from landscape.io.h5tree import read_tree, write_tree
+from landscape.io.atomic import atomic_path, require_space
+from landscape.io.h5tree import estimated_size, read_tree, tree_size, write_tree
+from landscape.io.paths import check_file
 
 FORMAT = "landscape-curve"
 FORMAT_VERSION = 1
@@ -64,6 +65,11 @@ def write(path: str | os.PathLike, curve: CurveFile) -> None:
         text = json.dumps(curve.provenance, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise WriteError(f"cannot write curve {path}: provenance is not JSON: {exc}") from exc
+    sizes = [tree_size(tree) for tree in (curve.start, curve.end, curve.control)
+             if tree is not None]
+    data = sum(b for b, _ in sizes) + 8 * (n * (len(columns) + 1) + len(curve.curve_loss))
+    require_space(path, estimated_size(data + len(text), sum(c for _, c in sizes)
+                                       + len(columns) + 16), what="curve")
     try:
         with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
             handle.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION,
@@ -87,8 +93,9 @@ def read(path: str | os.PathLike) -> CurveFile:
     Raises:
       ReadError: the file is missing, not a curve file, or its arrays disagree.
     """
-    if not os.path.exists(path):
+    if not os.path.exists(path) and not os.path.islink(path):
         raise ReadError(f"{path} not found")
+    check_file(path, "curve file")
     try:
         with h5py.File(path, "r") as handle:
             if handle.attrs.get("format") != FORMAT:

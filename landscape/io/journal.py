@@ -12,14 +12,19 @@ Every append is one ``write`` (followed by ``fsync`` unless the caller batches s
 record is either complete or a torn tail. :func:`read` returns the records up to the first one that is incomplete or fails
 its checksum (a torn tail after a kill) and says where the valid part ends; the writer that
 resumes drops the rest (:func:`truncate`).
+
+A journal is never opened through a symbolic link (``O_NOFOLLOW``): a link planted at its name
+to aim the appends at another file is refused with a one-line error and left alone.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import os
+import stat
 import struct
 import zlib
 from collections.abc import Mapping
@@ -107,9 +112,9 @@ def append(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
     (the bytes are the kernel's). With ``sync`` it is also ``fsync``ed, so it survives a power
     cut; a record appended without sync is synced by the next synced append."""
     record = encode(arrays, meta)
-    new = not os.path.exists(path)
+    new = not os.path.lexists(path)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = _open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
             if killpoint.reached("journal-append"):  # test hook: die halfway through a record
                 _write_all(fd, record[: len(record) // 2])
@@ -126,6 +131,18 @@ def append(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
         fsync_folder(os.path.dirname(os.fspath(path)) or ".")
 
 
+def _open(path: str | os.PathLike, flags: int) -> int:
+    """``os.open`` of a journal that must be a regular file, never followed through a link."""
+    if os.path.islink(path):
+        raise OSError(errno.ELOOP, "a symbolic link, not a journal of ours: remove it (its "
+                      "target is left alone)")
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file: remove it")
+    return fd
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -137,7 +154,7 @@ def read(path: str | os.PathLike) -> Replay:
     at the first incomplete or corrupt record. Raises :class:`ReadError` only if the file
     exists but cannot be read at all."""
     try:
-        with open(path, "rb") as handle:
+        with os.fdopen(_open(path, os.O_RDONLY), "rb") as handle:
             data = handle.read()
     except FileNotFoundError:
         return Replay([], 0, 0)
@@ -163,7 +180,7 @@ def read(path: str | os.PathLike) -> Replay:
 def truncate(path: str | os.PathLike, length: int) -> None:
     """Cut the journal at ``length`` bytes (drop a torn tail before appending again)."""
     try:
-        with open(path, "r+b") as handle:
+        with os.fdopen(_open(path, os.O_RDWR), "r+b") as handle:
             handle.truncate(length)
             handle.flush()
             os.fsync(handle.fileno())

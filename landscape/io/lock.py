@@ -5,6 +5,10 @@ LOCK_NB)``: a second writer fails at once with :class:`FileInUse` naming the hol
 what it is doing (a ``scan`` or a ``compare``, as the holder wrote them in the lock file). The
 kernel drops the lock when its process dies (even by SIGKILL), so a crash never leaves a stale
 lock behind; the file itself is deleted by the holder on a clean exit.
+
+The lock file is opened with ``O_NOFOLLOW`` and must be a regular file with one link: a
+symbolic (or hard) link planted at ``PATH.lock`` to aim its pid line at another file is refused
+with :class:`WriteError`, and left in place (neither it nor its target is touched).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 from collections.abc import Iterator
 
 from landscape.errors import FileInUse, WriteError
@@ -34,9 +39,11 @@ def exclusive(path: str | os.PathLike, *, what: str = "scan") -> Iterator[None]:
         yield
     finally:
         # Unlinked while still locked: a process that opened the old file before the unlink
-        # finds, once it gets the lock, that the name points elsewhere and retries.
+        # finds, once it gets the lock, that the name points elsewhere and retries. Only while
+        # the name is still our file: whatever took its place is not ours to remove.
         with contextlib.suppress(OSError):
-            os.remove(lock_path(path))
+            if os.path.samestat(os.fstat(fd), os.lstat(lock_path(path))):
+                os.remove(lock_path(path))
         os.close(fd)
 
 
@@ -50,10 +57,21 @@ def check_free(path: str | os.PathLike, *, what: str = "scan") -> None:
 def _acquire(path: str, what: str) -> int:
     name = lock_path(path)
     while True:
+        if os.path.islink(name):  # O_NOFOLLOW's ELOOP, said plainly
+            raise WriteError(f"lock file {name} is a symbolic link, not a lock of ours; remove "
+                             "it (its target is left alone)")
         try:
-            fd = os.open(name, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+                         | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise WriteError(f"cannot create lock file {name}: {exc.strerror or exc}") from exc
+        info = os.fstat(fd)
+        # (0 links: its holder just unlinked it; the check after flock below retries.)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+            os.close(fd)
+            kind = "is not a regular file" if not stat.S_ISREG(info.st_mode) else (
+                "has other hard links")
+            raise WriteError(f"lock file {name} {kind}, not a lock of ours; remove it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -65,7 +83,7 @@ def _acquire(path: str, what: str) -> int:
             os.close(fd)
             raise WriteError(f"cannot lock {name}: {exc.strerror or exc}") from exc
         try:
-            same = os.path.samestat(os.fstat(fd), os.stat(name))
+            same = os.path.samestat(os.fstat(fd), os.lstat(name))
         except FileNotFoundError:
             same = False
         if same:

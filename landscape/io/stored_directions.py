@@ -20,6 +20,7 @@ import numpy as np
 
 from landscape.errors import ReadError
 from landscape.tree import leaf_path
+from landscape.io.paths import check_file
 from landscape.io.surface_h5 import DAMAGED, attr_value, reason
 from landscape.io.surface_layout import read_tree_checked
 from landscape.io.surface_record import SurfaceRecord
@@ -69,6 +70,7 @@ def read_stored_directions(path: str | os.PathLike) -> StoredDirections:
     """The directions stored in a surface file, without the params they are for: the file must
     be HDF5 with a ``directions/d1`` group (and optionally ``d2`` of the same leaves and shapes)
     of finite numeric arrays. Anything else raises :class:`ReadError` naming the file."""
+    check_file(path, "surface file")
     try:
         if not h5py.is_hdf5(path):
             raise ReadError(f"cannot read directions from {path}: not an HDF5 file")

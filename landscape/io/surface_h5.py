@@ -14,7 +14,9 @@ Layout (https://github.com/tomgoldstein/loss-landscape, ``h5_util.py`` / ``plot_
 - anything else (Li et al.'s scalar string ``dir_file`` naming their direction file) is kept
   and shown by ``landscape info``, never fatal;
 - root attributes: provenance (tool version, workload, direction kind, normalization, ignore
-  rule, seed, grid spec) and ``spec_hash``, the hash of the arguments that define the scan.
+  rule, seed, grid spec), ``spec_hash``, the hash of the arguments that define the scan, and
+  ``fingerprints`` of the model, directions, data and environment the points were computed from
+  (:mod:`landscape.fingerprint`): a file is resumed only when all of them are the same.
 
 Crash safety: the ``.h5`` file is never modified in place (an HDF5 write killed midway can
 corrupt the whole file). It is only ever replaced whole — written under a temporary name,
@@ -41,14 +43,15 @@ import h5py
 import numpy as np
 
 from landscape.directions import Plane
-from landscape.errors import ReadError, ResumeMismatch, WriteError
+from landscape.errors import ReadError, WriteError
 from landscape.grid import Grid
 from landscape.io import journal, killpoint
 from landscape.io import surface_layout as layout
-from landscape.io.atomic import atomic_path
-from landscape.io.h5tree import write_tree
+from landscape.io.atomic import atomic_path, require_space
+from landscape.io.h5tree import BYTES_PER_OBJECT, estimated_size, tree_size, write_tree
+from landscape.io.paths import check_file
+from landscape.io.surface_record import check_resumable
 from landscape.io.surface_record import spec_hash  # noqa: F401  (part of this module's API)
-from landscape.io.surface_record import spec_mismatch
 
 COORDINATE_NAMES = ("xcoordinates", "ycoordinates")
 RESERVED = (*COORDINATE_NAMES, "done", "directions", "trajectories")
@@ -75,6 +78,13 @@ class Surface:
     others: dict[str, layout.OtherDataset] = dataclasses.field(default_factory=dict)
     done_rule: str = "mask"  # where `done` came from: a key of layout.DONE_RULES
     notes: tuple[str, ...] = ()  # how the reader had to interpret the file, for `info`
+    # Each metric's own finished points where they differ from `done` (a file without a mask
+    # whose `train_loss` is complete and `test_loss` not); missing: `done`.
+    metric_done: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def done_of(self, metric: str) -> np.ndarray:
+        """The points of ``metric`` that are finished (``done`` unless the file says more)."""
+        return self.metric_done.get(metric, self.done)
 
 
 def journal_path(path: str | os.PathLike) -> str:
@@ -93,12 +103,11 @@ def create(
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Create (or reopen for resuming) a surface file for a scan.
 
-    If ``path`` exists and its spec equals ``attrs``'s (the ``spec_hash`` attributes; a file
-    older than the ``precision`` entry is read as ``highest``:
-    :func:`~landscape.io.surface_record.spec_mismatch`), the file is kept, its pending journal
-    folded in (:func:`compact`) and its values and ``done`` mask are returned, so the scan
-    continues where it stopped. A file made with other arguments raises
-    :class:`ResumeMismatch`, naming what differs, unless ``overwrite``. A new file appears whole (atomic rename).
+    If ``path`` exists and it was made with the same arguments and from the same computation
+    (:func:`~landscape.io.surface_record.check_resumable`), the file is kept, its pending journal folded in (:func:`compact`)
+    and its values and ``done`` mask are returned, so the scan continues where it stopped. Any
+    other file raises :class:`~landscape.errors.ResumeMismatch` unless ``overwrite``. A new
+    file appears whole (atomic rename).
 
     Returns ``(values, done)`` as they stand in the file.
     """
@@ -107,13 +116,13 @@ def create(
             existing = read(path)
         except ReadError as exc:
             raise ReadError(f"{exc}; use --overwrite to start the scan again") from exc
-        differ = spec_mismatch(existing.attrs, attrs)
-        if differ is not None:
-            raise ResumeMismatch(f"{path} was made with other arguments ({differ})")
+        check_resumable(path, existing, attrs)
         compact(path)
         return existing.values, existing.done
     journal.remove(journal_path(path))  # an old scan's points must not land in the new file
     message = f"cannot write surface file {path}"
+    trees = [getattr(plane, key) for key in ("origin", "d1", "d2")]
+    require_space(path, _new_file_size(grid, len(names), trees, attrs), what="surface file")
     try:
         with atomic_path(path, unique=False) as tmp, one_line_errors(message):
             with h5py.File(tmp, "w") as f:
@@ -136,6 +145,19 @@ def create(
     except OSError as exc:
         raise WriteError(f"{message}: {reason(exc)}") from exc
     return {name: np.full(grid.shape, np.nan) for name in names}, np.zeros(grid.shape, bool)
+
+
+def _new_file_size(grid: Grid, metrics: int, trees, attrs: Mapping[str, Any]) -> int:
+    """An upper estimate of a new surface file's size (see :func:`h5tree.estimated_size`)."""
+    points = int(np.prod(grid.shape))
+    data = 8 * (len(grid.x) + (0 if grid.y is None else len(grid.y))) + (8 * metrics + 1) * points
+    objects = 4 + metrics + 1
+    for tree in trees:
+        if tree is not None:
+            nbytes, count = tree_size(tree)
+            data, objects = data + nbytes, objects + count + 1
+    data += sum(len(str(value)) for value in attrs.values())
+    return estimated_size(data, objects)
 
 
 def write_points(
@@ -185,11 +207,14 @@ def compact(path: str | os.PathLike) -> None:
         _rewrite(path)
 
 
-def _rewrite(path: str | os.PathLike, edit=None) -> None:
+def _rewrite(path: str | os.PathLike, edit=None, *, extra_bytes: int = 0) -> None:
     """Replace ``path`` whole by a copy with the journal applied and ``edit(h5py.File)`` done."""
     jpath = journal_path(path)
     records = journal.read(jpath).records
     message = f"cannot update surface file {path}"
+    with contextlib.suppress(OSError):  # the copy, and what the edit adds (see estimated_size)
+        require_space(path, estimated_size(os.path.getsize(path) + extra_bytes, 16),
+                      what="surface file")
     try:
         with atomic_path(path, unique=False) as tmp, one_line_errors(message):
             shutil.copyfile(path, tmp)
@@ -284,7 +309,10 @@ def write_trajectories(path: str | os.PathLike,
             for key, value in columns.items():
                 entry.create_dataset(key, data=np.asarray(value))
 
-    _rewrite(path, store)  # a new file, renamed over the old one (with the journal folded in)
+    added = sum(np.asarray(value).nbytes + BYTES_PER_OBJECT for columns in stored.values()
+                for value in columns.values())
+    # A new file, renamed over the old one (with the journal folded in).
+    _rewrite(path, store, extra_bytes=added)
 
 
 def read(path: str | os.PathLike) -> Surface:
@@ -292,6 +320,7 @@ def read(path: str | os.PathLike) -> Surface:
     rule, see :mod:`landscape.io.surface_layout`) — with the points of a pending journal (a
     scan running or killed) applied; the files are not changed. A missing, truncated, corrupt
     or inconsistent file raises :class:`ReadError` naming it and what is wrong."""
+    check_file(path, "surface file")  # (a FIFO would block the open forever)
     # The journal first: a compaction that lands between the two reads then only means that
     # the file already holds some of these records, and applying them again changes nothing.
     pending = journal.read(journal_path(path)).records
@@ -324,12 +353,13 @@ def _read_open(f: h5py.File, path) -> Surface:
                 layout.read_axis(f, "ycoordinates", path) if "ycoordinates" in f else None)
     layout.check_axes(grid, attrs, path)
     values, others = layout.read_datasets(f, grid, path, skip=(*RESERVED, "density"))
-    done, rule, notes = layout.read_done(f, values, grid, path)
+    done, rule, notes, metric_done = layout.read_done(f, values, grid, path)
     directions = (layout.read_tree_checked(f["directions"], path, "directions")
                   if "directions" in f else {})
     trajectories = (layout.read_trajectories(f["trajectories"], grid, path)
                     if "trajectories" in f else {})
-    return Surface(grid, values, done, attrs, directions, trajectories, others, rule, notes)
+    return Surface(grid, values, done, attrs, directions, trajectories, others, rule, notes,
+                   metric_done)
 
 
 def _read_attributes(f: h5py.File, path) -> dict[str, Any]:
@@ -371,6 +401,7 @@ def attr_value(value: Any) -> Any:
 def read_density(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] | None:
     """The Hessian spectral density stored in group ``density/`` (datasets ``grid``, the
     eigenvalues, and ``density``, both (num_bins,)), or None if the file has none."""
+    check_file(path, "surface file")
     try:
         with h5py.File(path, "r") as f:
             if "density" not in f or not isinstance(f["density"], h5py.Group):
@@ -399,6 +430,12 @@ def write(path: str | os.PathLike, surface: Surface) -> None:
     coordinates, every value array, ``done``, directions, trajectories and attributes."""
     journal.remove(journal_path(path))  # another scan's points must not land in this file
     message = f"cannot write surface file {path}"
+    extra = sum(np.asarray(value).nbytes + BYTES_PER_OBJECT
+                for columns in surface.trajectories.values() for value in columns.values()
+                if value is not None)
+    size = _new_file_size(surface.grid, len(surface.values), surface.directions.values(),
+                          surface.attrs) + extra
+    require_space(path, size, what="surface file")
     with atomic_path(path, unique=False) as tmp, one_line_errors(message):
         with h5py.File(tmp, "w") as f:
             f.create_dataset("xcoordinates", data=np.asarray(surface.grid.x, np.float64))

@@ -185,9 +185,19 @@ def classify(name: str, item: h5py.Dataset, grid: Grid, *, li_order: bool, path
                             "real")
         if kind in "fiu":
             return "metric", shape
+        if name in KNOWN_METRICS:  # the shape is right: the type is not
+            raise ReadError(f"{path}: dataset `{name}` holds {_dtype_words(item.dtype)}; a "
+                            "metric must be real numbers")
     if name in KNOWN_METRICS:
         raise ReadError(f"{path}: dataset `{name}` has shape {shape}, expected {grid.shape}")
     return "other", None
+
+
+def _dtype_words(dtype: np.dtype) -> str:
+    """"byte strings (|S10)", "booleans (bool)" ... for a message."""
+    words = {"S": "byte strings", "U": "strings", "O": "objects (variable-length strings?)",
+             "b": "booleans", "V": "compound records", "M": "dates", "m": "time spans"}
+    return f"{words.get(dtype.kind, 'values')} ({dtype.str if dtype.kind in 'SUV' else dtype})"
 
 
 def other_dataset(item: h5py.Dataset, name: str, path) -> OtherDataset:
@@ -229,9 +239,11 @@ def read_datasets(f: h5py.File, grid: Grid, path, *, skip: tuple[str, ...]
 
 
 def read_done(f: h5py.File, values: dict[str, np.ndarray], grid: Grid, path
-              ) -> tuple[np.ndarray, str, tuple[str, ...]]:
-    """``(done, rule, notes)``: the file's ``done`` mask (``values`` become NaN where it is
-    false, whatever the file holds there), or one derived by :func:`derive_done`."""
+              ) -> tuple[np.ndarray, str, tuple[str, ...], dict[str, np.ndarray]]:
+    """``(done, rule, notes, metric_done)``: the file's ``done`` mask (``values`` become NaN
+    where it is false, whatever the file holds there), or one derived by :func:`derive_done`;
+    ``metric_done`` holds, for a derived mask, each metric's own points computed (a file's
+    ``train_loss`` may be complete where its ``test_loss`` is not)."""
     if "done" in f:
         item = f["done"]
         if (not isinstance(item, h5py.Dataset) or tuple(item.shape or ()) != grid.shape
@@ -243,35 +255,41 @@ def read_done(f: h5py.File, values: dict[str, np.ndarray], grid: Grid, path
         done = read_array(item, "`done`", path).astype(bool)
         for name in values:
             values[name][~done] = np.nan
-        return done, "mask", ()
-    done, rule = derive_done(values, grid.shape)
+        return done, "mask", (), {}
+    done, rule, metric_done = derive_done(values, grid.shape)
     notes = ()
     if grid.ndim == 2 and grid.shape[0] != grid.shape[1] and any(
             f[name].shape != grid.shape for name in values):
         notes = (f"metrics stored (nx, ny) = {grid.shape[::-1]}, as Li et al.'s "
                  "plot_surface.py allocates a non-square grid; read in the meshgrid order it "
                  f"fills them in, as (ny, nx) = {grid.shape}",)
-    return done, rule, notes
+    return done, rule, notes, metric_done
 
 
 def derive_done(values: dict[str, np.ndarray], shape: tuple[int, ...]
-                ) -> tuple[np.ndarray, str]:
-    """``(done, rule)`` for a file without a ``done`` mask; ``values`` get NaN where a point is
-    not computed (see the module docstring). A NaN loss counts as computed, as in Li et al."""
+                ) -> tuple[np.ndarray, str, dict[str, np.ndarray]]:
+    """``(done, rule, metric_done)`` for a file without a ``done`` mask: the points every
+    metric has, and each metric's own; ``values`` get NaN where a point is not computed (see
+    the module docstring). A NaN loss counts as computed, as in Li et al."""
     losses = [name for name in values if name.endswith("loss")]
     if not losses:
-        done = (np.all([np.isfinite(v) for v in values.values()], axis=0) if values
+        metric_done = {name: np.isfinite(v) for name, v in values.items()}
+        done = (np.all(list(metric_done.values()), axis=0) if values
                 else np.zeros(shape, bool))
-        return done, "finite"
+        return done, "finite", metric_done
     done = np.ones(shape, bool)
+    metric_done = {}
     for name in losses:
         computed = ~(values[name] <= 0)
         partners = [name, name[: -len("loss")] + "acc"]
         for partner in partners:
             if partner in values:
                 values[partner] = np.where(computed, values[partner], np.nan)
+                metric_done[partner] = computed
         done &= computed
-    return done, "li"
+    for name, value in values.items():  # metrics of no loss: done where every loss is
+        metric_done.setdefault(name, done)
+    return done, "li", metric_done
 
 
 def read_tree_checked(group: Any, path, where: str) -> dict[str, Any]:

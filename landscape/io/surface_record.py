@@ -5,10 +5,10 @@ The attribute names are those the files have always had (``tool``, ``tool_versio
 ``workload``, ``direction_kind``, ``normalization``, ``ignore``, ``seed`` (-1: none), ``grid``
 (the JSON of the arguments that define the scan), ``spec_hash``, ``train_loss_at_origin``,
 ``explained_variance``, ``lanczos_steps``), plus ``strategy`` (how the points were evaluated:
-see :class:`landscape.engine.Plan`), ``samples`` (the subset of the data, when one was used) and
+see :class:`landscape.engine.Plan`), ``samples`` (the subset of the data, when one was used),
 ``precision`` (of the float32 products and convolutions, :mod:`landscape.precision`; also in the
-spec, so a resume keeps it; files written before it was recorded have none and were computed in
-float32).
+spec, so a resume keeps it) and ``fingerprints`` (hashes of the model, directions, data and
+environment the points were computed from: :mod:`landscape.fingerprint`).
 Scalars are stored as HDF5 scalars, everything else as JSON text. Li et al.'s files carry no
 attributes: every field is then None.
 """
@@ -21,12 +21,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from landscape.errors import ResumeMismatch
 from landscape.version import __version__
 
 TOOL = "landscape"
 KNOWN = frozenset({"tool", "tool_version", "workload", "direction_kind", "normalization", "ignore",
                    "seed", "grid", "spec_hash", "train_loss_at_origin", "explained_variance",
-                   "lanczos_steps", "strategy", "samples", "precision"})
+                   "lanczos_steps", "strategy", "samples", "precision", "fingerprints"})
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
@@ -51,6 +52,8 @@ class SurfaceRecord:
       samples: ``{"num", "seed", "stratified"}`` when a subset of the data was evaluated.
       precision: the precision of the float32 products and convolutions (``highest``,
         ``default``, ``bfloat16``); None in a file written before it was recorded.
+      fingerprints: ``{"model", "directions", "data", "environment"}`` of the computation
+        (:func:`landscape.fingerprint.of_surface`); a file is resumed only with equal ones.
       tool_version: the version that wrote the file.
       extra: further root attributes (e.g. a test function's ``formula``), by name.
     """
@@ -67,6 +70,7 @@ class SurfaceRecord:
     strategy: dict | None = None
     samples: dict | None = None
     precision: str | None = None
+    fingerprints: dict | None = None
     tool_version: str | None = None
     extra: dict | None = None
 
@@ -95,7 +99,8 @@ class SurfaceRecord:
         optional = {"explained_variance": None if self.explained_variance is None
                     else list(self.explained_variance),
                     "lanczos_steps": self.lanczos_steps, "strategy": self.strategy,
-                    "samples": self.samples, "precision": self.precision}
+                    "samples": self.samples, "precision": self.precision,
+                    "fingerprints": self.fingerprints}
         attrs.update({k: v for k, v in optional.items() if v is not None})
         for key, value in (self.extra or {}).items():
             attrs.setdefault(key, value)
@@ -121,40 +126,74 @@ class SurfaceRecord:
             strategy=_json(attrs.get("strategy"), dict),
             samples=_json(attrs.get("samples"), dict),
             precision=_str(attrs.get("precision")),
+            fingerprints=_json(attrs.get("fingerprints"), dict),
             tool_version=_str(attrs.get("tool_version")),
             extra={key: value for key, value in attrs.items() if key not in KNOWN} or None,
         )
 
 
-def spec_mismatch(found: Mapping[str, Any], wanted: Mapping[str, Any]) -> str | None:
-    """Why a file whose root attributes are ``found`` cannot be resumed by a scan that would
-    write ``wanted`` (None: it can): what differs between their specs, e.g. "`precision` is
-    'highest' in the file, 'default' now".
+def check_resumable(path: Any, existing: Any, attrs: Mapping[str, Any]) -> None:
+    """Raise :class:`~landscape.errors.ResumeMismatch` unless the surface file ``existing``
+    (read from ``path``: its ``attrs`` and ``directions``) continues the computation that the
+    root attributes ``attrs`` describe: the same arguments (``spec_hash``; the message names
+    each argument that differs, with its two values), and, when ``attrs`` carry
+    ``fingerprints``, the same model, directions, data and environment, with its stored
+    ``directions/`` still those its fingerprint recorded."""
+    from landscape.fingerprint import differences, directions_fingerprint
 
-    A spec without ``precision`` (a file written before it was recorded, computed in float32 on
-    a CPU) is the same spec at ``highest``."""
-    if found.get("spec_hash") == wanted.get("spec_hash"):
-        return None
-    old, new = _json(found.get("grid"), dict), _json(wanted.get("grid"), dict)
-    if old is None or new is None:
-        return f"spec {found.get('spec_hash')} vs {wanted.get('spec_hash')}"
-    if "precision" not in old:
-        from landscape.precision import UNRECORDED
+    if existing.attrs.get("spec_hash") != attrs.get("spec_hash"):
+        recorded = SurfaceRecord.from_attrs(existing.attrs).spec
+        now = SurfaceRecord.from_attrs(attrs).spec or {}
+        changed = spec_differences(recorded, now) or [
+            f"spec {existing.attrs.get('spec_hash')} in the file, {attrs.get('spec_hash')} now"]
+        raise ResumeMismatch(f"{path} was made with other arguments: {', '.join(changed)}")
+    now = SurfaceRecord.from_attrs(attrs).fingerprints
+    if not now:
+        return
+    recorded = SurfaceRecord.from_attrs(existing.attrs).fingerprints
+    if not recorded:
+        raise ResumeMismatch(f"{path} records no fingerprints of the model, directions and data "
+                             "its points were computed from (an earlier version wrote it): "
+                             "continuing it could join two computations")
+    changed = differences(recorded, now)
+    if changed:
+        raise ResumeMismatch(f"{path} was computed from {' and '.join(changed)}")
+    stored = existing.directions
+    if "directions" in recorded and stored.get("d1") is not None:
+        found = directions_fingerprint(stored["d1"], stored.get("d2"))
+        if found != recorded["directions"]:
+            raise ResumeMismatch(f"{path}: the directions stored in its `directions/` group "
+                                 "were changed after its scan began (fingerprint "
+                                 f"{recorded['directions']} recorded, {found} stored)")
 
-        old = {**old, "precision": UNRECORDED}
-        if spec_hash(old) == spec_hash(new):
-            return None
-    differ = [key for key in sorted(old.keys() | new.keys()) if old.get(key) != new.get(key)]
-    if not differ:  # equal once read back: a hash of another version's JSON
-        return f"spec {found.get('spec_hash')} vs {wanted.get('spec_hash')}"
-    shown = [f"`{key}` is {_short(old.get(key))} in the file, {_short(new.get(key))} now"
-             for key in differ[:3]]
-    return "; ".join(shown) + (f" (and {len(differ) - 3} more)" if len(differ) > 3 else "")
+
+def spec_differences(recorded: Mapping[str, Any] | None, now: Mapping[str, Any]) -> list[str]:
+    """The arguments that differ between the spec a file ``recorded`` and the one given
+    ``now``, each with its two values: "`seed` (0 in the file, 1 now)"; nested entries by their
+    dotted path ("`strategy.chunk`"); an argument one side lacks is "none" there."""
+    found: list[str] = []
+
+    def walk(old: Any, new: Any, prefix: str) -> None:
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            for key in sorted(set(old) | set(new), key=str):
+                walk(old.get(key, _NONE), new.get(key, _NONE), f"{prefix}{key}.")
+        elif _canonical(old) != _canonical(new):
+            found.append(f"`{prefix[:-1]}` ({_shown(old)} in the file, {_shown(new)} now)")
+
+    walk(dict(recorded or {}), dict(now), "")
+    return found
 
 
-def _short(value: Any, width: int = 60) -> str:
-    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
+_NONE = object()  # an argument one spec lacks
+
+
+def _canonical(value: Any) -> str:
+    return "\0none" if value is _NONE else json.dumps(value, sort_keys=True, default=str)
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    text = "none" if value is _NONE else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _stored(value: Any) -> Any:

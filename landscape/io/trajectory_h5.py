@@ -30,8 +30,9 @@ import jax
 import numpy as np
 
 from landscape.errors import ReadError, WriteError
-from landscape.io.atomic import atomic_path
-from landscape.io.h5tree import read_tree, write_tree
+from landscape.io.atomic import atomic_path, require_space
+from landscape.io.h5tree import estimated_size, read_tree, tree_size, write_tree
+from landscape.io.paths import check_file
 from landscape.train import METRIC_NAMES, SharpnessTrack, Trajectory
 
 FORMAT = "landscape-trajectory"
@@ -62,6 +63,11 @@ def write(path: str | os.PathLike, trajectory: Trajectory) -> None:
     wrong = {name: length for name, length in lengths.items() if length != n}
     if wrong:
         raise WriteError(f"cannot write trajectory {path}: {n} recorded steps but {wrong}")
+    sizes = [tree_size(tree) for tree in (trajectory.params, trajectory.state,
+                                          trajectory.opt_state, trajectory.sharpness)
+             if tree is not None]
+    require_space(path, estimated_size(sum(b for b, _ in sizes) + 64 * n,
+                                       sum(c for _, c in sizes) + 16), what="trajectory")
     try:
         with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
             handle.attrs["format"] = FORMAT
@@ -95,8 +101,9 @@ def read(path: str | os.PathLike, *, like: Any | None = None, like_state: Any | 
     Raises:
       ReadError: the file is missing, is not a trajectory file, or its arrays disagree.
     """
-    if not os.path.exists(path):
+    if not os.path.exists(path) and not os.path.islink(path):
         raise ReadError(f"{path} not found: the run directory is incomplete")
+    check_file(path, "trajectory")
     try:
         with h5py.File(path, "r") as handle:
             if handle.attrs.get("format") != FORMAT:

@@ -23,7 +23,7 @@ from landscape.cli.options import (
     quiet_option,
     seed_option,
 )
-from landscape.cli.hessian_estimates import check_minibatches
+from landscape.cli.hessian_estimates import check_minibatches, diagonal_report, minibatch_report
 from landscape.cli.plot import save_figure
 from landscape.cli.run_inputs import load_runs
 from landscape.cli.source import trained_model
@@ -162,8 +162,8 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
     Lanczos quadrature, Ghorbani et al. 2019), --map λmax and λmin over a plane (Li et al.
     2018, Fig. 7), --minibatch-spectra the top-k eigenvalues of each of N mini-batches'
     Hessians. Writes OUT/hessian.json (values, settings, precision, timings) and the requested
-    files. Every Hessian-vector product runs
-    at --precision: keep `highest` (full float32) for the tolerances to mean what they say.
+    files. Every Hessian-vector product runs at --precision: keep `highest` (full float32) for
+    the tolerances to mean what they say.
 
     Along training: with several RUNs, or --steps all|N,M,..., λmax (with --bottom-k 1 also
     λmin, with --trace the trace) at each recorded step of each run, every Lanczos run started
@@ -287,8 +287,6 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
     if with_trace:
         paths += _trace(fitted, report, timings, samples=samples, method=trace_method, seed=seed)
     if with_diagonal:
-        from landscape.cli.hessian_estimates import diagonal_report
-
         paths += diagonal_report(fitted, report, timings, out, samples=samples, seed=seed,
                                  description=model.description)
     if with_density:
@@ -300,8 +298,6 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
                             tol=tol, max_iter=max_iter, seed=seed, quiet=quiet,
                             precision=precision)
     if minibatch_spectra:
-        from landscape.cli.hessian_estimates import minibatch_report
-
         paths += minibatch_report(model, pairs.top.values, report, timings, out,
                                   num_batches=minibatch_spectra, batch_size=minibatch_size,
                                   top_k=top_k, tol=tol, atol=atol, stop=stop, max_iter=max_iter,

@@ -11,8 +11,9 @@ Mini-batches of an in-memory :class:`~landscape.Dataset` are drawn as a shuffled
 draws them: one epoch in a random order (``seed``), the first N whole batches of ``batch_size``
 (no sample in two of them). A re-iterable of batches (a ``DataLoader``) gives its first N
 batches as they come. Each batch's Hessian is a problem of its own
-(:func:`~landscape.hessian.operator.dataset_problem` over that batch): Lanczos to the same
-tolerance as the full-data eigenvalues, out of device memory the batch summed in halves.
+(:func:`~landscape.hessian.operator.dataset_problem` over that batch), its eigenvalues by
+Lanczos to the same tolerance as the full data's; out of device memory, a batch of an
+in-memory data set is summed in halves (a streamed batch is taken whole).
 """
 
 from __future__ import annotations

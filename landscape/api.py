@@ -218,7 +218,8 @@ class _ProgressBar:
 
 class Hessian:
     """The Hessian of ``loss_fn``'s full-dataset mean loss at ``model`` (as :func:`surface`
-    takes them), matrix-free: Lanczos eigenvalues, Hutchinson trace, SLQ spectral density.
+    takes them), matrix-free: Lanczos eigenvalues, Hutchinson or Hutch++ trace, the diagonal,
+    SLQ spectral density, and the top eigenvalues of mini-batch Hessians.
 
     ``landscape.hessian(loss_fn, model, (x, y)).eigenvalues(top_k=2)``
 
@@ -277,12 +278,43 @@ class Hessian:
         pairs = self.eigenpairs(top_k, bottom_k=bottom_k, tol=tol, max_iter=max_iter, seed=seed)
         return np.concatenate([pairs.top.values, pairs.bottom.values])
 
-    def trace(self, samples: int = 100, *, seed: int = 0):
-        """Hutchinson's estimate of the trace, with its standard error."""
-        from landscape.hessian import hutchinson_trace
+    def trace(self, samples: int = 100, *, method: str = "hutchinson", seed: int = 0):
+        """An estimate of the trace with its standard error (a
+        :class:`~landscape.hessian.trace.TraceEstimate`) from ``samples`` products with H:
+        ``method="hutchinson"`` (Rademacher probes) or ``"hutch++"`` (Meyer et al. 2021: a
+        third of them sketch the top of the spectrum, whose trace is then exact; far less
+        variance when the spectrum decays)."""
+        from landscape.hessian import estimate_trace
 
-        return self._run(lambda problem: hutchinson_trace(problem, num_samples=samples,
-                                                          seed=seed))
+        return self._run(lambda problem: estimate_trace(problem, method=method,
+                                                        num_matvecs=samples, seed=seed))
+
+    def diagonal(self, samples: int = 100, *, seed: int = 0):
+        """Hutchinson's estimate of the diagonal (Bekas et al. 2007) from ``samples``
+        Rademacher probes: a :class:`~landscape.hessian.diagonal.DiagonalEstimate` —
+        ``.diagonal`` and ``.stderr`` (per entry) shaped like the params, ``.blocks`` the
+        summary per layer (mean ± standard error, Σ diag², count)."""
+        from landscape.hessian import hutchinson_diagonal
+
+        return self._run(lambda problem: hutchinson_diagonal(problem, num_samples=samples,
+                                                             seed=seed))
+
+    def minibatch_eigenvalues(self, num_batches: int, top_k: int = 1, *,
+                              batch_size: int | None = None, tol: float = 1e-3,
+                              max_iter: int = 100, seed: int = 0):
+        """The top-``top_k`` eigenvalues of the Hessians of ``num_batches`` mini-batches, each
+        its own mean loss (a :class:`~landscape.hessian.minibatch.MinibatchSpectra`: ``.values``
+        (N, k), ``.residuals``, ``.sizes``). Arrays are cut into batches of ``batch_size``
+        (default 128) from one shuffled epoch (``seed``); a re-iterable of batches gives its
+        first ``num_batches`` as they come."""
+        from landscape.hessian import minibatch_eigenvalues
+
+        with computing_in(self.precision):
+            return minibatch_eigenvalues(
+                self.objective.loss, self.params, self.objective.state,
+                self.objective.dataset(self.objective.splits[0]), num_batches=num_batches,
+                batch_size=batch_size, top_k=top_k, tol=tol, max_iter=max_iter, seed=seed,
+                on_shrink=_warn_shrink)
 
     def density(self, probes: int = 10, steps: int = 80, *, seed: int = 0):
         """The spectral density by stochastic Lanczos quadrature (Ghorbani et al. 2019)."""

@@ -1,4 +1,5 @@
-"""``landscape hessian``: eigenvalues, trace, spectral density and eigen maps of a model's Hessian."""
+"""``landscape hessian``: eigenvalues, trace, diagonal, spectral density, eigen maps and
+mini-batch spectra of a model's Hessian."""
 
 from __future__ import annotations
 
@@ -23,16 +24,21 @@ from landscape.cli.options import (
     quiet_option,
     seed_option,
 )
+from landscape.cli.hessian_estimates import check_minibatches, diagonal_report, minibatch_report
 from landscape.cli.plot import save_figure
 from landscape.cli.run_inputs import load_runs
 from landscape.cli.source import trained_model
 from landscape.directions import IGNORE_RULES
+from landscape.hessian.minibatch import MINIBATCH_SIZE
+from landscape.hessian.trace import TRACE_METHODS
 
 EXAMPLES = """
 \b
 Examples:
   landscape hessian                                # sine MLP: λmax, to --tol 1e-3
   landscape hessian --top-k 3 --bottom-k 1 --trace --density
+  landscape hessian --trace-method hutch++ --diagonal --samples 300
+  landscape hessian --top-k 2 --minibatch-spectra 20 --minibatch-size 50
   landscape hessian --map --x -1:1:21 --y -1:1:21  # λmax, λmin, |λmin/λmax| over a plane
   landscape hessian --map --directions hessian     # ... over the top-2 eigenvector plane
   landscape hessian runs/adam --trace              # the final model of a `landscape train` run
@@ -86,9 +92,28 @@ def _model_options(command):
                    "no error bound.")
 @click.option("--max-iter", type=click.IntRange(min=1), default=100, show_default=True,
               help="Most Lanczos steps (one Hessian-vector product each).")
-@click.option("--trace", "with_trace", is_flag=True, help="Estimate the trace (Hutchinson).")
+@click.option("--trace", "with_trace", is_flag=True,
+              help="Estimate the trace ± its standard error (--trace-method).")
+@click.option("--trace-method", type=click.Choice(TRACE_METHODS), default="hutchinson",
+              show_default=True,
+              help="hutchinson: the mean of zᵀHz over Rademacher probes; hutch++ (Meyer et al. "
+                   "2021): a third of --samples sketch the top of the spectrum, whose trace is "
+                   "then exact, the rest probe what is left (far less variance when the "
+                   "spectrum decays). Implies --trace.")
 @click.option("--samples", type=click.IntRange(min=2), default=100, show_default=True,
-              help="Rademacher probes for --trace.")
+              help="Products with H for --trace (Hutchinson's probes; Hutch++'s m, at least 4) "
+                   "and Rademacher probes for --diagonal.")
+@click.option("--diagonal", "with_diagonal", is_flag=True,
+              help="Hutchinson's estimate of the diagonal, mean(z ⊙ Hz) (Bekas et al. 2007): a "
+                   "table per layer (mean ± SE, Σ diag²) and OUT/diagonal.h5 (every entry and "
+                   "its standard error, one dataset per parameter leaf).")
+@click.option("--minibatch-spectra", "minibatch_spectra", type=click.IntRange(min=1),
+              default=None, metavar="N",
+              help="Also the top-k eigenvalues of N mini-batch Hessians (each batch's own mean "
+                   "loss; whole batches of one shuffled epoch, --seed): OUT/minibatch_spectra.csv "
+                   "and OUT/minibatch_spectra.png (a violin per λ_i beside the full data's).")
+@click.option("--minibatch-size", type=click.IntRange(min=1), default=MINIBATCH_SIZE,
+              show_default=True, help="Samples per mini-batch for --minibatch-spectra.")
 @click.option("--density", "with_density", is_flag=True,
               help="Spectral density by stochastic Lanczos quadrature: OUT/density.png.")
 @click.option("--probes", type=click.IntRange(min=1), default=10, show_default=True,
@@ -126,18 +151,21 @@ def _model_options(command):
 @quiet_option
 @library_errors
 def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, max_iter,
-            with_trace, samples, with_density, probes, lanczos_steps, deflate, with_map, x_spec,
+            with_trace, trace_method, samples, with_diagonal, minibatch_spectra, minibatch_size,
+            with_density, probes, lanczos_steps, deflate, with_map, x_spec,
             y_spec, dims, kind, ignore, map_steps, chunk, preconditioned, precision, overwrite,
             out, seed, quiet):
     """Probe the Hessian of a model's full-training-set mean loss.
 
     The model: the final one of RUN (a run directory of `landscape train`), or, without RUN, one
     trained on the spot (--workload, --steps, --lr). Lanczos (full reorthogonalization) gives
-    the top-k and bottom-k eigenvalues; --trace adds a Hutchinson trace ± standard error,
-    --density the spectral density (stochastic Lanczos quadrature, Ghorbani et al. 2019),
-    --map λmax and λmin over a plane (Li et al. 2018, Fig. 7). Writes OUT/hessian.json (values,
-    settings, precision, timings) and the requested files. Every Hessian-vector product runs
-    at --precision: keep `highest` (full float32) for the tolerances to mean what they say.
+    the top-k and bottom-k eigenvalues; --trace adds a Hutchinson or Hutch++ trace ± standard
+    error, --diagonal the diagonal per layer, --density the spectral density (stochastic
+    Lanczos quadrature, Ghorbani et al. 2019), --map λmax and λmin over a plane (Li et al.
+    2018, Fig. 7), --minibatch-spectra the top-k eigenvalues of each of N mini-batches'
+    Hessians. Writes OUT/hessian.json (values, settings, precision, timings) and the requested
+    files. Every Hessian-vector product runs at --precision: keep `highest` (full float32) for
+    the tolerances to mean what they say.
 
     Along training: with several RUNs, or --steps all|N,M,..., λmax (with --bottom-k 1 also
     λmin, with --trace the trace) at each recorded step of each run, every Lanczos run started
@@ -158,6 +186,11 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
                           not in (ParameterSource.DEFAULT, None))
     if dims == "1" and y_spec:
         raise click.UsageError("`--y` was given for a 1D map (--dims 1)")
+    with_trace = with_trace or given("trace_method")
+    if with_trace and trace_method == "hutch++" and samples < 4:
+        raise click.BadParameter(f"(={samples}) must be >= 4 for --trace-method hutch++ (a "
+                                 "third each for the sketch and its trace, two residual probes "
+                                 "at least)", param_hint="--samples")
     # Checked before training: a typo in an axis must not cost a training run.
     grid = Grid.from_specs(x_spec, (y_spec or x_spec) if dims == "2" else None)  # as the API
     wanted = top_k + (bottom_k or 0)
@@ -179,22 +212,35 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
         loaded = load_runs(list(runs), workload if given("workload") else None)
         if len(runs) > 1 or spec is not None:
             for option, ok in (("--top-k", top_k == 1), ("--bottom-k", bottom_k in (None, 1)),
-                               ("--density", not with_density), ("--map", not with_map)):
+                               ("--density", not with_density), ("--map", not with_map),
+                               ("--diagonal", not with_diagonal),
+                               ("--minibatch-spectra", minibatch_spectra is None)):
                 if not ok:
                     raise click.UsageError(
                         f"`{option}` probes one model; along training (several RUNs or "
                         "--steps) λmax and, with --bottom-k 1, λmin are measured")
+            if trace_method != "hutchinson":
+                raise click.UsageError(f"`--trace-method {trace_method}` probes one model; "
+                                       "along training --trace is Hutchinson's")
             along_runs(list(runs), loaded, spec, bottom=bool(bottom_k),
                        trace_samples=samples if with_trace else 0, tol=tol, atol=atol,
                        stop=stop, max_iter=max_iter, preconditioned=preconditioned, seed=seed,
                        out=out, quiet=quiet, precision=precision)
             return
         model = loaded[0][0]
+        if minibatch_spectra:
+            check_minibatches(model.workload, minibatch_spectra, minibatch_size)
         timings["load_s"] = time.perf_counter() - started
     else:
         steps = _training_steps(steps_spec)
+        loaded_workload = None
+        if minibatch_spectra:  # checked before training: a wrong count must not cost a run
+            from landscape.data import get_workload
+
+            loaded_workload = get_workload(workload)
+            check_minibatches(loaded_workload, minibatch_spectra, minibatch_size)
         model = trained_model(workload, steps=steps, lr=lr, seed=seed, quiet=quiet,
-                              precision=precision)
+                              precision=precision, workload=loaded_workload)
         timings["train_s"] = time.perf_counter() - started
     problem = hessian_problem(model.workload, model.params, model.state)
     n = problem.num_params
@@ -241,7 +287,10 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
 
     paths = [os.path.join(out, "hessian.json")]
     if with_trace:
-        paths += _trace(fitted, report, timings, samples=samples, seed=seed)
+        paths += _trace(fitted, report, timings, samples=samples, method=trace_method, seed=seed)
+    if with_diagonal:
+        paths += diagonal_report(fitted, report, timings, out, samples=samples, seed=seed,
+                                 description=model.description)
     if with_density:
         paths += _density(fitted, pairs, report, timings, out, probes=probes,
                           steps=lanczos_steps, deflate=deflate, seed=seed, quiet=quiet)
@@ -250,6 +299,11 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
                             ignore=ignore, map_steps=map_steps, chunk=chunk, overwrite=overwrite,
                             tol=tol, max_iter=max_iter, seed=seed, quiet=quiet,
                             precision=precision)
+    if minibatch_spectra:
+        paths += minibatch_report(model, pairs.top.values, report, timings, out,
+                                  num_batches=minibatch_spectra, batch_size=minibatch_size,
+                                  top_k=top_k, tol=tol, atol=atol, stop=stop, max_iter=max_iter,
+                                  seed=seed, quiet=quiet)
     report["settings"]["batch_size"] = fitted.problem.batch_size  # the one that fitted
     report["timings"] = timings
     write_json(paths[0], report)  # whole or not at all: a temporary name, then a rename
@@ -293,15 +347,26 @@ def _numbers(values) -> str:
     return ", ".join(f"{v:.6g}" for v in values)
 
 
-def _trace(fitted, report, timings, *, samples, seed) -> list[str]:
-    from landscape.hessian import hutchinson_trace
+def _trace(fitted, report, timings, *, samples, method, seed) -> list[str]:
+    from landscape.hessian import estimate_trace
 
     started = time.perf_counter()
-    trace = fitted(lambda p: hutchinson_trace(p, num_samples=samples, seed=seed))
+    trace = fitted(lambda p: estimate_trace(p, method=method, num_matvecs=samples, seed=seed))
     timings["trace_s"] = time.perf_counter() - started
-    report["trace"] = {"estimate": trace.estimate, "stderr": trace.stderr, "samples": samples,
-                       "probes": "rademacher"}
-    click.echo(f"trace: {trace.estimate:.6g} ± {trace.stderr:.2g} ({samples} Rademacher samples)")
+    report["trace"] = {"method": method, "estimate": trace.estimate, "stderr": trace.stderr,
+                       "samples": samples, "matvecs": trace.matvecs, "probes": "rademacher"}
+    if method == "hutchinson":
+        click.echo(f"trace: {trace.estimate:.6g} ± {trace.stderr:.2g} ({samples} Rademacher "
+                   "samples)")
+        return []
+    residual = len(trace.samples)
+    report["trace"].update(low_rank=trace.low_rank, sketch=trace.sketch,
+                           residual_probes=residual,
+                           stderr_of="the residual Hutchinson part (the low-rank part is exact "
+                                     "given the sketch)")
+    click.echo(f"trace: {trace.estimate:.6g} ± {trace.stderr:.2g} (Hutch++, {trace.matvecs} "
+               f"products: {trace.sketch} sketch, {trace.sketch} low-rank, {residual} "
+               "residual probes)")
     return []
 
 

@@ -1,13 +1,20 @@
-"""Hessian probes of the full-dataset mean loss: HVPs, Lanczos eigenpairs, Hutchinson traces,
-stochastic-Lanczos-quadrature spectral densities, eigen maps over a grid and eigenvector planes,
-each in the memory of one batch whatever the data set's size.
+"""Hessian probes of the full-dataset mean loss: HVPs, Lanczos eigenpairs, Hutchinson and
+Hutch++ traces, the diagonal, stochastic-Lanczos-quadrature spectral densities, eigen maps over
+a grid, eigenvector planes and mini-batch spectra, each in the memory of one batch whatever the
+data set's size.
 
 One concept per module, each importing only those above it: ``linear`` (an operator as the
 algorithms take it), ``operator`` (the Hessian of a data set: per-batch products summed),
 ``lanczos`` (the algorithm, compiled loops), ``host_loop`` (the same stepped from the host),
-``eigen`` (extreme eigenpairs, eigenvector planes), ``trace``, ``density``, ``maps``.
+``eigen`` (extreme eigenpairs, eigenvector planes), ``trace``, ``diagonal``, ``density``,
+``maps``, ``minibatch`` (each mini-batch's own Hessian).
 """
 
+from landscape.hessian.diagonal import (
+    DiagonalBlock,
+    DiagonalEstimate,
+    hutchinson_diagonal,
+)
 from landscape.hessian.density import (
     SpectralDensity,
     gaussian_density,
@@ -36,37 +43,52 @@ from landscape.hessian.maps import (
     evaluate_eigen_map,
 )
 from landscape.hessian.linear import LinearOperator
+from landscape.hessian.minibatch import MinibatchSpectra, minibatch_eigenvalues
 from landscape.hessian.operator import (
     HessianProblem,
     dataset_problem,
     hessian_problem,
     loss_problem,
 )
-from landscape.hessian.trace import TraceEstimate, hutchinson_trace
+from landscape.hessian.trace import (
+    TRACE_METHODS,
+    TraceEstimate,
+    estimate_trace,
+    hutchinson_trace,
+    hutchpp_trace,
+)
 
 __all__ = [
+    "DiagonalBlock",
+    "DiagonalEstimate",
     "EIGEN_MAP_NAMES",
     "Eigenpairs",
     "ExtremeEigenpairs",
     "HessianProblem",
     "LinearOperator",
     "LanczosState",
+    "MinibatchSpectra",
     "SpectralDensity",
+    "TRACE_METHODS",
     "TopRitzPair",
     "TraceEstimate",
     "dataset_problem",
     "eigen_map_data",
     "eigen_point_fn",
+    "estimate_trace",
     "evaluate_eigen_map",
     "gaussian_density",
     "hessian_eigenpairs",
     "hessian_plane",
     "hessian_problem",
+    "hutchinson_diagonal",
     "hutchinson_trace",
+    "hutchpp_trace",
     "lanczos_extremes",
     "lanczos_top",
     "lanczos_tridiagonal",
     "loss_problem",
+    "minibatch_eigenvalues",
     "ritz_values",
     "slq_density",
     "slq_nodes",

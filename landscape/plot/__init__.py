@@ -4,6 +4,7 @@ figure builders return a ``matplotlib.figure.Figure`` (no pyplot state); only th
 - :mod:`landscape.plot.surface` — contour, filled contour, heat map, 3D surface, 1D curves;
 - :mod:`landscape.plot.overlay` — trajectories, marked points, PCA / direction axis labels;
 - :mod:`landscape.plot.hessian` — λmax, λmin, |λmin/λmax| maps and the spectral density;
+- :mod:`landscape.plot.spectra` — mini-batch eigenvalues beside the full data's;
 - :mod:`landscape.plot.figures` — whole figures (one per view) built from the above;
 - :mod:`landscape.plot.animation` — trajectories drawn step by step (a ``FuncAnimation``).
 """
@@ -19,6 +20,7 @@ from landscape.plot.figures import (
     surface_figure,
 )
 from landscape.plot.hessian import eigen_ratio, plot_eigen_maps, plot_spectral_density
+from landscape.plot.spectra import minibatch_spectra_figure, plot_minibatch_spectra
 from landscape.plot.overlay import (
     explained_variance,
     mark_points,
@@ -37,7 +39,7 @@ from landscape.plot.surface import (
 __all__ = [
     "KINDS_2D", "completion_note", "curves_figure", "density_figure", "eigen_ratio", "explained_variance",
     "function_figure", "hessian_figure", "kind_figure", "mark_points", "masked",
-    "plane_axis_labels", "plot_contour", "plot_curve", "plot_curves", "plot_eigen_maps",
-    "plot_heatmap", "plot_spectral_density", "plot_surface_3d", "plot_trajectories",
+    "minibatch_spectra_figure", "plane_axis_labels", "plot_contour", "plot_curve", "plot_curves",
+    "plot_eigen_maps", "plot_heatmap", "plot_minibatch_spectra", "plot_spectral_density", "plot_surface_3d", "plot_trajectories",
     "surface_figure",
 ]

@@ -167,19 +167,20 @@ def test_the_api_resume_keeps_the_recorded_precision_and_refuses_another(tmp_pat
     assert _surface(path, resume=False, precision="highest").attrs["precision"] == "highest"
 
 
-def test_a_file_from_before_precision_was_recorded_resumes_as_highest(tmp_path):
+def test_a_file_from_before_precision_was_recorded_is_refused_and_shown_as_highest(tmp_path):
+    """An older file records neither its precision nor the fingerprints that would prove a
+    resume continues it: refused, saying so (not blamed on `precision`); `info` shows it was
+    computed in float32."""
     path = tmp_path / "old.h5"
     _surface(path)
     with h5py.File(path, "r+") as f:  # as such a file was written: no precision anywhere
         spec = json.loads(f.attrs["grid"])
-        del spec["precision"], f.attrs["precision"]
+        del spec["precision"], f.attrs["precision"], f.attrs["fingerprints"]
         f.attrs["grid"], f.attrs["spec_hash"] = json.dumps(spec), spec_hash(spec)
     _unfinish(path)
-    with pytest.raises(ResumeMismatch, match="`precision` is 'highest' in the file, 'default'"):
-        _surface(path, precision="default")
-    assert _surface(path, precision="highest").done.all()
-    _unfinish(path)
-    assert _surface(path).done.all()
+    with pytest.raises(ResumeMismatch, match="records no fingerprints .* earlier version"):
+        _surface(path, precision="highest")
+    assert "highest (not recorded: an older file" in invoke("info", path).output
 
 
 def test_the_hessian_api_takes_and_checks_a_precision():

@@ -96,12 +96,12 @@ def connect(run_a, run_b, points, curve_steps, lr, batch_size, splits, user_work
     with exclusive(os.path.join(out, "curve.h5"), what="connect"):
         paths = _connect(run_a, run_b, model_a, model_b, workload, wanted, out, points=points,
                          curve_steps=curve_steps, lr=lr, batch_size=batch_size, seed=seed,
-                         quiet=quiet)
+                         precision=precision, quiet=quiet)
     echo_outputs(paths)
 
 
 def _connect(run_a, run_b, model_a, model_b, workload, wanted, out, *, points, curve_steps, lr,
-             batch_size, seed, quiet) -> list[str]:
+             batch_size, seed, precision, quiet) -> list[str]:
     """Connect the two models and write the outputs (the caller holds OUT/curve.h5's lock);
     returns their paths."""
     from landscape.cli.plot import save_figure

@@ -141,20 +141,19 @@ def check_resumable(path: Any, existing: Any, attrs: Mapping[str, Any]) -> None:
     ``directions/`` still those its fingerprint recorded."""
     from landscape.fingerprint import differences, directions_fingerprint
 
-    if existing.attrs.get("spec_hash") != attrs.get("spec_hash"):
-        recorded = SurfaceRecord.from_attrs(existing.attrs).spec
-        now = SurfaceRecord.from_attrs(attrs).spec or {}
-        changed = spec_differences(recorded, now) or [
-            f"spec {existing.attrs.get('spec_hash')} in the file, {attrs.get('spec_hash')} now"]
-        raise ResumeMismatch(f"{path} was made with other arguments: {', '.join(changed)}")
     now = SurfaceRecord.from_attrs(attrs).fingerprints
-    if not now:
-        return
     recorded = SurfaceRecord.from_attrs(existing.attrs).fingerprints
-    if not recorded:
+    if now and not recorded:  # before its arguments: an older file's spec differs anyway
         raise ResumeMismatch(f"{path} records no fingerprints of the model, directions and data "
                              "its points were computed from (an earlier version wrote it): "
                              "continuing it could join two computations")
+    if existing.attrs.get("spec_hash") != attrs.get("spec_hash"):
+        changed = spec_differences(SurfaceRecord.from_attrs(existing.attrs).spec,
+                                   SurfaceRecord.from_attrs(attrs).spec or {}) or [
+            f"spec {existing.attrs.get('spec_hash')} in the file, {attrs.get('spec_hash')} now"]
+        raise ResumeMismatch(f"{path} was made with other arguments: {', '.join(changed)}")
+    if not now:
+        return
     changed = differences(recorded, now)
     if changed:
         raise ResumeMismatch(f"{path} was computed from {' and '.join(changed)}")

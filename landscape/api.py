@@ -17,10 +17,12 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import jax
 import numpy as np
 
 from landscape.adapters import objective_from
 from landscape.batches import Dataset
+from landscape.directions import Plane
 from landscape.errors import InputError
 from landscape.grid import Grid
 from landscape.precision import check_precision, computing_in
@@ -36,8 +38,9 @@ def surface(
     state: Any = None,
     test: Any = None,
     directions: str = "filter",
-    x: str = "-1:1:51",
-    y: str | None = None,
+    plane: Any = None,
+    x: str | Sequence[float] | np.ndarray = "-1:1:51",
+    y: str | Sequence[float] | np.ndarray | None = None,
     dims: int = 2,
     metrics: Sequence[str] | None = None,
     out: str | os.PathLike | None = None,
@@ -81,7 +84,12 @@ def surface(
         models in ``to``), ``hessian`` (top eigenvectors); ``normalization``, ``ignore``
         (``biasbn`` zeroes 1-D leaves; default for random directions, ``none`` for PCA) and
         ``seed`` shape them.
-      x, y: axes as ``MIN:MAX:N`` (``y`` defaults to ``x``); ``dims=1`` scans a line.
+      plane: your own directions instead: ``(d1,)`` for a line or ``(d1, d2)`` (models or
+        parameter pytrees shaped like ``model``'s), or a :class:`~landscape.Plane` (its
+        directions), used as given through ``model`` (``directions``, ``normalization`` and
+        ``ignore`` then do not apply).
+      x, y: axes as ``MIN:MAX:N``, or the coordinates themselves (an increasing sequence or
+        array); ``y`` defaults to ``x``; ``dims=1`` scans a line.
       metrics: ``loss`` and what ``loss_fn`` returns (default: all of them).
       out: a surface file to write (and resume: ``resume=False`` starts it afresh); None keeps
         the surface in memory.
@@ -114,17 +122,21 @@ def surface(
     splits = objective.splits
     metrics = tuple(metrics or ("loss", *objective.metrics))
     objective, sample_record = _subset(objective, samples, seed)
+    if plane is not None:
+        plane = _given_plane(plane, params)
+        dims, directions = plane.ndim, "given"
     if dims not in (1, 2):
         raise InputError(f"`dims` (={dims}) must be 1 or 2", param="dims")
-    grid = Grid.from_specs(x, (y or x) if dims == 2 else None, names=("x", "y"))
+    grid = Grid.from_specs(x, (x if y is None else y) if dims == 2 else None, names=("x", "y"))
     ends = _like_params(to, params, "to")
     if trajectory is not None:
         trajectory = _like_params(trajectory, params, "trajectory")
     precision = resumed_precision(out, precision, overwrite=not resume)
-    with computing_in(precision):  # Hessian directions: at the surface's precision
-        plane = make_plane(directions, params, objective=objective, seed=seed,
-                           normalization=normalization, ignore=ignore, dims=dims,
-                           trajectory=trajectory, ends=ends)
+    if plane is None:
+        with computing_in(precision):  # Hessian directions: at the surface's precision
+            plane = make_plane(directions, params, objective=objective, seed=seed,
+                               normalization=normalization, ignore=ignore, dims=dims,
+                               trajectory=trajectory, ends=ends)
     spec = {"directions": directions, "normalization": plane.normalization, "ignore": plane.ignore,
             "seed": seed, "dims": dims, **(provenance or {})}
     with _ProgressBar(progress) as bar:
@@ -144,6 +156,26 @@ def _check_counts(**counts: int | None) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise InputError(f"`{name}` (={value!r}) must be a whole number >= 1 (or None: "
                              "chosen for you)", param=name)
+
+
+def _given_plane(plane: Any, params: Any) -> Plane:
+    """The user's own directions (``plane=``) as a plane through ``params``: a Plane's, or a
+    sequence of one or two directions, each with ``params``' leaves and shapes."""
+    if isinstance(plane, Plane):
+        directions = [plane.d1] + ([] if plane.d2 is None else [plane.d2])
+    elif isinstance(plane, Sequence) and not isinstance(plane, (str, bytes)):
+        directions = list(plane)
+    else:
+        raise InputError(f"`plane` must be (d1,), (d1, d2) or a landscape.Plane, got "
+                         f"{type(plane).__name__}", param="plane")
+    if len(directions) not in (1, 2):
+        raise InputError(f"`plane` must hold one direction (a line) or two (a plane), got "
+                         f"{len(directions)}", param="plane")
+    d = [jax.tree.map(np.asarray, tree) for tree in _like_params(directions, params, "plane")]
+    if not all(np.all(np.isfinite(leaf)) for tree in d for leaf in jax.tree.leaves(tree)):
+        raise InputError("`plane`'s directions must be finite", param="plane")
+    return Plane(jax.tree.map(np.asarray, params), d[0], d[1] if len(d) == 2 else None,
+                 kind="given", normalization="none", ignore="none")
 
 
 def _like_params(models: Any, params: Any, name: str) -> list[Any]:

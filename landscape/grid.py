@@ -1,5 +1,5 @@
-"""Grid specs: ``MIN:MAX:N`` axes and the :class:`Grid` they make, checked before anything of
-the grid's size is allocated.
+"""Grid specs: ``MIN:MAX:N`` axes (or the coordinates themselves, any increasing sequence) and
+the :class:`Grid` they make, checked before anything of the grid's size is allocated.
 
 An axis is refused unless its points stay distinct where they are used: the evaluator
 (:mod:`landscape.engine`) sends coordinates to the devices as float32, and XLA's CPU backend
@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -27,21 +28,24 @@ DEVICE_DTYPE = np.float32  # of the coordinates sent to the devices (see engine.
 _DEVICE_INFO = np.finfo(DEVICE_DTYPE)
 
 
-def parse_axis(spec: str, *, name: str = "--x") -> np.ndarray:
-    """``"MIN:MAX:N"`` → ``np.linspace(MIN, MAX, N)`` (float64), with errors that say what is
-    wrong.
+def parse_axis(spec: str | Sequence[float] | np.ndarray, *, name: str = "--x") -> np.ndarray:
+    """``"MIN:MAX:N"`` → ``np.linspace(MIN, MAX, N)`` (float64); an array or sequence of numbers
+    is taken as the coordinates themselves. Errors say what is wrong.
 
     The result always has 2 <= N <= ``MAX_AXIS_POINTS`` finite values that are strictly
     increasing both in float64 and once cast to float32 with subnormals flushed to zero (as the
     devices see them); anything else is an :class:`InputError` (raised before the axis is
     allocated, except for the distinctness check, which needs the values).
     """
+    if not isinstance(spec, str):
+        return _coordinates(spec, name)
     text = str(spec)
     if not text.isprintable():  # a newline or control character must not break the message
         spec = repr(text)[1:-1]
     parts = text.split(":")
     if len(parts) != 3:
-        raise InputError(f"`{name}` (={spec}) must look like MIN:MAX:N, e.g. -1:1:51")
+        raise InputError(f"`{name}` (={spec}) must look like MIN:MAX:N, e.g. -1:1:51, or be "
+                         "the coordinates themselves (a sequence of numbers)")
     try:
         lo, hi = float(parts[0]), float(parts[1])
     except ValueError:
@@ -63,13 +67,40 @@ def parse_axis(spec: str, *, name: str = "--x") -> np.ndarray:
             f"`{name}` (={spec}): MIN and MAX must lie within ±{float(_DEVICE_INFO.max):.4g}, "
             "the float32 range grid points are evaluated in"
         )
-    axis = np.linspace(lo, hi, n)
+    return _distinct_on_device(np.linspace(lo, hi, n), spec, name)
+
+
+def _coordinates(values: Sequence[float] | np.ndarray, name: str) -> np.ndarray:
+    """An axis given as its coordinates: a 1-D increasing sequence of finite numbers."""
+    try:
+        axis = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"`{name}` must be MIN:MAX:N or a sequence of numbers, not "
+                         f"{type(values).__name__}") from None
+    shown = np.array2string(axis, threshold=6, precision=4) if axis.size else "[]"
+    if axis.ndim != 1:
+        raise InputError(f"`{name}` (={shown}) must be one axis: a 1-D sequence, not shape "
+                         f"{axis.shape}")
+    if not 2 <= axis.size <= MAX_AXIS_POINTS:
+        raise InputError(f"`{name}` (={shown}) must have between 2 and {MAX_AXIS_POINTS:,} "
+                         "points")
+    if not np.isfinite(_on_device(axis)).all():
+        raise InputError(f"`{name}` (={shown}) must be finite numbers within "
+                         f"±{float(_DEVICE_INFO.max):.4g}, the float32 range grid points are "
+                         "evaluated in")
+    if not np.all(axis[1:] > axis[:-1]):
+        raise InputError(f"`{name}` (={shown}) must be strictly increasing")
+    return _distinct_on_device(axis, shown, name)
+
+
+def _distinct_on_device(axis: np.ndarray, spec: str, name: str) -> np.ndarray:
+    """``axis`` if its points stay distinct once on the devices, else the error saying why."""
     # Rounding to float32 is monotone: float64 values out of order or equal stay so, so this
     # also refuses a step below float64 resolution.
     on_device = _on_device(axis)
     same = np.flatnonzero(~(on_device[1:] > on_device[:-1]))  # compared, not subtracted: no overflow
     if same.size:
-        step = (hi - lo) / (n - 1)  # 0 when below float64's smallest subnormal
+        step = float(axis[same[0] + 1] - axis[same[0]])  # 0 when below float64's resolution
         step_text = f"{step:.3g}" if step > 0 else f"below {math.ulp(0.0):.3g}"
         near = float(np.abs(axis[same[0] : same[0] + 2]).max())
         tiny = float(_DEVICE_INFO.smallest_normal)
@@ -105,10 +136,12 @@ class Grid:
     y: np.ndarray | None = None  # (ny,)
 
     @classmethod
-    def from_specs(cls, x: str, y: str | None = None, *,
+    def from_specs(cls, x: str | Sequence[float] | np.ndarray,
+                   y: str | Sequence[float] | np.ndarray | None = None, *,
                    names: tuple[str, str] = ("--x", "--y")) -> "Grid":
-        """The grid of ``MIN:MAX:N`` specs (``names``: the options they came from, for errors);
-        one too large for memory is refused here, before anything of its size is allocated."""
+        """The grid of ``MIN:MAX:N`` specs or coordinate sequences (``names``: the options they
+        came from, for errors); one too large for memory is refused here, before anything of
+        its size is allocated."""
         grid = cls(parse_axis(x, name=names[0]),
                    None if y is None else parse_axis(y, name=names[1]))
         return grid.checked_size()

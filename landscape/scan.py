@@ -89,7 +89,13 @@ def scan_spec(provenance: Mapping[str, Any], grid: Grid, *, metrics: Sequence[st
     """The arguments that define a scan: ``provenance`` (how the model and plane were made),
     the metrics and splits, the data subset (``samples``), the precision and the grid's axes.
     A file is resumed only under the same spec."""
-    axis = lambda a: None if a is None else [float(a[0]), float(a[-1]), len(a)]  # noqa: E731
+    def axis(a):  # MIN, MAX, N where the axis is their linspace (as specs make), else its points
+        if a is None:
+            return None
+        if np.array_equal(a, np.linspace(a[0], a[-1], len(a))):
+            return [float(a[0]), float(a[-1]), len(a)]
+        return {"points": [float(v) for v in a]}
+
     spec = {**provenance, "metrics": list(metrics), "splits": list(splits),
             "precision": precision}
     if samples:

@@ -217,3 +217,31 @@ def test_help_of_surface_says_what_a_user_needs():
     for name in inspect.signature(landscape.surface).parameters:  # every argument is named
         forms = (f"{name}:", f"{name}, ", f", {name}", f"``{name}``", f"``{name}=")
         assert any(form in args for form in forms), name
+
+
+def test_axes_as_coordinates_and_the_users_own_plane_equal_the_direct_evaluation():
+    """``x``/``y`` as arrays (non-uniform too) and ``plane=(d1, d2)``: each point equals the
+    loss evaluated directly at origin + α d1 + β d2."""
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(40, 2)), rng.normal(size=40)
+    params = {"w": np.asarray(rng.normal(size=2), np.float32), "b": np.float32(0.3)}
+    loss = lambda p, batch: jnp.mean((batch[0] @ p["w"] + p["b"] - batch[1]) ** 2)  # noqa: E731
+    d1 = {"w": np.array([1.0, 0.0], np.float32), "b": np.float32(0.0)}
+    d2 = {"w": np.array([0.0, 0.5], np.float32), "b": np.float32(1.0)}
+    xs, ys = [-1.0, -0.25, 0.0, 2.0], np.array([-0.5, 0.5, 1.5])
+    surface = landscape.surface(loss, params, (x, y), plane=(d1, d2), x=xs, y=ys, progress=False)
+    assert surface["train_loss"].shape == (3, 4) and surface.plane.kind == "given"
+    for iy, beta in enumerate(ys):
+        for ix, alpha in enumerate(xs):
+            point = jax.tree.map(lambda o, a, b: o + alpha * a + beta * b, params, d1, d2)
+            direct = float(loss(point, (x, y)))
+            np.testing.assert_allclose(surface["train_loss"][iy, ix], direct, rtol=1e-5)
+    line = landscape.surface(loss, params, (x, y), plane=(d1,), x=np.linspace(-1, 1, 5),
+                             progress=False)
+    assert line["train_loss"].shape == (5,)
+    for bad, message in (([1.0, 0.5], "strictly increasing"), ([[0.0, 1.0]], "1-D"),
+                         ([0.0], "between 2")):
+        with pytest.raises(InputError, match=message):
+            landscape.surface(loss, params, (x, y), plane=(d1,), x=bad, progress=False)
+    with pytest.raises(InputError, match="`plane`"):
+        landscape.surface(loss, params, (x, y), plane=(d1, d2, d1), progress=False)

@@ -11,9 +11,12 @@ import pytest
 from flax import nnx
 
 import landscape
+from landscape.adapters import objective_from, output_axis_of
 from landscape.check import check_surface
-from landscape.directions import normalize_direction, output_axes, pca_plane, random_plane
+from landscape.directions import (layout_spec, normalize_direction, output_axes, pca_plane,
+                                  random_plane)
 from landscape.errors import InputError, ResumeMismatch
+from landscape.scan import make_plane
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(8, 2, 4, 4)).astype(np.float32)  # NCHW for Equinox
@@ -88,16 +91,17 @@ def test_equinox_filter_directions_have_each_output_filters_norm(eqx_scan):
 
 
 def test_flax_filter_directions_have_each_output_filters_norm():
+    """The plane `landscape.surface` makes for an NNX module (its points are not needed)."""
     model = NnxNet(nnx.Rngs(0))
-    surface = landscape.surface(nnx_loss, model, (X.transpose(0, 2, 3, 1), Y), x="-1:1:2",
-                                progress=False)
+    _, params = objective_from(nnx_loss, model, (X.transpose(0, 2, 3, 1), Y))
+    plane = make_plane("filter", params, output_axis=output_axis_of(model, params))
     kernels = {"conv": np.asarray(model.conv.kernel), "dense": np.asarray(model.dense.kernel)}
-    for d in (surface.plane.d1, surface.plane.d2):
+    for d in (plane.d1, plane.d2):
         for name, w in kernels.items():
             assert_filters_normalized(d[name]["kernel"], w, w.ndim - 1)
             assert not np.any(d[name]["bias"])
-    assert surface.record.output_axis == "last"
-    assert "output_axis" not in surface.record.spec  # Flax's: the spec of every earlier scan
+    assert plane.output_axis == "last"
+    assert layout_spec(plane.output_axis) == {}  # Flax's: the spec of every earlier scan
 
 
 def test_a_pytree_is_flax_laid_out_unless_told_otherwise():

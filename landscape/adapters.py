@@ -16,6 +16,10 @@ What the one-call API accepts:
 ``loss_fn`` returns the batch's mean loss, or ``(mean loss, {name: batch mean})`` for metrics
 (accuracy as a fraction). Data: ``(inputs, targets)`` arrays, a :class:`~landscape.Dataset`, or
 any re-iterable of batches (:class:`~landscape.batches.Batches`).
+
+The layout of the parameters (which axis of a kernel holds its output filters: filter
+normalization's) comes from the framework, :func:`output_axis_of`: Flax's is the last axis,
+Equinox's the first; a parameter pytree's cannot be known and counts as Flax's.
 """
 
 from __future__ import annotations
@@ -135,6 +139,35 @@ def params_of(model: Any, *, name: str = "model") -> Params:
     if eqx is not None and isinstance(model, eqx.Module):
         return eqx.partition(model, eqx.is_inexact_array)[0]
     return split_buffers(model, name=name)[0]
+
+
+def output_axis_of(model: Any, params: Params) -> Any:
+    """The output axis of each of ``params`` (the parameters :func:`objective_from` took from
+    ``model``), as :func:`landscape.directions.output_axes` takes it:
+
+    - a Flax NNX module: ``"last"`` (a ``Linear`` kernel is (in, out), a ``Conv`` kernel
+      (h, w, in, out));
+    - an Equinox module: the first axis (a ``Linear`` weight is (out, in), a ``Conv`` weight
+      (out, in, h, w), as PyTorch's), and no output axis for a convolution's bias, which
+      Equinox shapes (out, 1, 1) to broadcast where PyTorch's is 1-D: Li et al.'s rule for
+      biases applies to it (``"first"`` when the model has none);
+    - a parameter pytree: ``"last"``, Flax's layout (Flax Linen's params, the built-in
+      workloads'). Its layout cannot be known from the arrays: pass ``output_axis="first"``
+      for PyTorch-layout parameters.
+    """
+    eqx = _equinox()
+    if eqx is None or not isinstance(model, eqx.Module):
+        return "last"
+    convolutions = (eqx.nn.Conv, eqx.nn.ConvTranspose)
+
+    def axes(node: Any) -> list[int | None]:
+        if isinstance(node, convolutions):
+            return [None if leaf is node.bias else 0 for leaf in jax.tree.leaves(node)]
+        return [0 for _ in jax.tree.leaves(node)]  # 1-D leaves and scalars: ignored
+
+    nodes = jax.tree.leaves(params, is_leaf=lambda node: isinstance(node, convolutions))
+    return jax.tree.unflatten(jax.tree.structure(params),
+                              [axis for node in nodes for axis in axes(node)])
 
 
 def split_buffers(tree: Any, *, name: str = "model") -> tuple[Params, Any | None]:

@@ -20,9 +20,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from landscape.adapters import objective_from
+from landscape.adapters import objective_from, output_axis_of
 from landscape.batches import Dataset
-from landscape.directions import Plane
+from landscape.directions import Plane, layout_spec
 from landscape.errors import InputError
 from landscape.grid import Grid
 from landscape.precision import check_precision, computing_in
@@ -48,6 +48,7 @@ def surface(
     seed: int = 0,
     normalization: str | None = None,
     ignore: str | None = None,
+    output_axis: Any = None,
     trajectory: Sequence[Any] | None = None,
     to: Sequence[Any] = (),
     batch_size: int | None = None,
@@ -90,6 +91,15 @@ def surface(
         ``ignore`` then do not apply).
       x, y: axes as ``MIN:MAX:N``, or the coordinates themselves (an increasing sequence or
         array); ``y`` defaults to ``x``; ``dims=1`` scans a line.
+      output_axis: which axis of each parameter holds its output filters (what ``filter``
+        normalization rescales, and which leaves count as biases): ``"last"`` (Flax: a dense
+        kernel (in, out), a conv kernel (h, w, in, out)), ``"first"`` (PyTorch, Equinox: (out,
+        in), (out, in, h, w)), or a pytree like the parameters
+        (:func:`landscape.adapters.params_of`) with an int (or None: no output axis, a bias)
+        per leaf. Default: from ``model`` — last for an NNX module, first for an
+        Equinox module (its convolutions' (out, 1, 1) biases as biases), last for a parameter
+        pytree, whose layout cannot be known: give ``"first"`` for PyTorch-layout parameters.
+        Recorded in the surface; resuming a file under another layout is refused.
       metrics: ``loss`` and what ``loss_fn`` returns (default: all of them).
       out: a surface file to write (and resume: ``resume=False`` starts it afresh); None keeps
         the surface in memory.
@@ -132,13 +142,15 @@ def surface(
     if trajectory is not None:
         trajectory = _like_params(trajectory, params, "trajectory")
     precision = resumed_precision(out, precision, overwrite=not resume)
+    if output_axis is None:  # the framework's layout (a pytree's: Flax's, as before)
+        output_axis = output_axis_of(model, params)
     if plane is None:
         with computing_in(precision):  # Hessian directions: at the surface's precision
             plane = make_plane(directions, params, objective=objective, seed=seed,
                                normalization=normalization, ignore=ignore, dims=dims,
-                               trajectory=trajectory, ends=ends)
+                               trajectory=trajectory, ends=ends, output_axis=output_axis)
     spec = {"directions": directions, "normalization": plane.normalization, "ignore": plane.ignore,
-            "seed": seed, "dims": dims, **(provenance or {})}
+            "seed": seed, "dims": dims, **layout_spec(plane.output_axis), **(provenance or {})}
     with _ProgressBar(progress) as bar:
         return scan_surface(objective, plane, grid, out=out, metrics=metrics, splits=splits,
                             provenance=spec, overwrite=not resume, chunk=chunk,

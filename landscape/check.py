@@ -11,7 +11,10 @@ Users of Li et al.'s code keep asking why their picture differs from the paper's
 - ``scale``: each layer's ‖direction‖ / ‖weights‖. Filter and layer normalization make it 1
   (Li et al. 2018, §4), so a step of α moves every layer by the same fraction of its weights;
   un-normalized random directions move some layers many times further than others, and the
-  picture's width then says nothing comparable.
+  picture's width then says nothing comparable. Filter normalization makes it 1 in every
+  output filter too: where the file records its layout (``output_axis``), each filter along
+  the recorded axes is checked, and the leaves it gives no output axis are the biases (zeroed
+  or copied); in a file without one, the 1-D leaves are, as every earlier version made them.
 - ``finite``: the share of points whose value is NaN/inf (gaps in every figure).
 - ``basin``: whether the grid resolves the minimum: the region below twice the lowest loss
   must span enough grid points along each axis, and stay inside the grid.
@@ -167,6 +170,41 @@ def direction_ratios(surface: Any, key: str = "d1") -> dict[str, float]:
     return ratios
 
 
+def _output_axes(origin: Mapping[str, np.ndarray], recorded: Any) -> dict[str, int | None]:
+    """``{leaf path: output axis or None}`` of the stored origin's leaves under the layout a
+    file ``recorded`` (:attr:`SurfaceRecord.output_axis`); a file without one (an earlier
+    version's, or directions made without one) by the last-axis rule every earlier version
+    used. 1-D leaves and scalars have none."""
+    def rule(w: np.ndarray, name: str) -> int | None:
+        if w.ndim <= 1:
+            return None
+        if isinstance(recorded, Mapping) and name in recorded:
+            axis = recorded[name]
+            return axis if axis is None or axis < w.ndim else w.ndim - 1
+        return 0 if recorded == "first" else w.ndim - 1
+
+    return {name: rule(w, name) for name, w in origin.items()}
+
+
+def _filter_off(origin: Mapping[str, np.ndarray], direction: Mapping[str, np.ndarray],
+                axes: Mapping[str, int | None]) -> tuple[str, int, int, float] | None:
+    """The first output filter (``(leaf, axis, filter index, ‖d_f‖/‖w_f‖)``) whose norm is
+    not its weights' (filters of zero weights left out), or None."""
+    for name, w in origin.items():
+        d, axis = direction.get(name), axes.get(name)
+        if axis is None or d is None or d.shape != w.shape:
+            continue
+        others = tuple(i for i in range(w.ndim) if i != axis)
+        w_norm = np.sqrt(np.sum(w * w, axis=others))
+        d_norm = np.sqrt(np.sum(d * d, axis=others))
+        live = w_norm > 0
+        ratio = np.where(live, d_norm / np.where(live, w_norm, 1.0), 1.0)
+        off = np.flatnonzero(np.abs(ratio - 1.0) > SCALE_RTOL)
+        if off.size:
+            return name, axis, int(off[0]), float(ratio[off[0]])
+    return None
+
+
 def _range_text(ratios: Mapping[str, float]) -> str:
     lo, hi = min(ratios, key=ratios.get), max(ratios, key=ratios.get)
     if lo == hi:
@@ -192,7 +230,8 @@ def check_scale(surface: Any, record: SurfaceRecord) -> Finding:
                        "name and shape with nonzero weights in the stored origin: cannot compare "
                        "their norms")
     origin = _leaves(surface.directions["origin"])
-    layers = {name for name, w in origin.items() if w.ndim > 1}  # 1-D: biases, norm scales
+    axes = _output_axes(origin, record.output_axis)
+    layers = {name for name, axis in axes.items() if axis is not None}  # else biases, scales
     if kind in BY_DESIGN:
         shown = {n: r for n, r in ratios["d1"].items() if n in layers} or ratios["d1"]
         explained = ""
@@ -215,9 +254,27 @@ def check_scale(surface: Any, record: SurfaceRecord) -> Finding:
                                    f"{ratio:.4g} (expected {want:g}): the directions were not "
                                    "normalized as the file says (edited, or written by other "
                                    "code); scan again with `--directions filter`")
+        if normalization == "filter" and record.output_axis is not None:
+            for key in keys:
+                if key == "d2" and orthogonal:
+                    continue
+                found = _filter_off(origin, _leaves(surface.directions[key]), axes)
+                if found is not None:
+                    name, axis, index, ratio = found
+                    return Finding("scale", WARNING, "filter normalization is recorded along "
+                                   f"output axis {axis} of leaf `{name}`, but filter {index} of "
+                                   f"{key} there has ‖{key}_f‖/‖w_f‖ = {ratio:.4g} (expected "
+                                   "1): the directions were normalized along another axis, or "
+                                   "edited; scan again with the model's layout (`output_axis`)")
         zeroed = "1-D leaves zeroed" if ignore == "biasbn" else "1-D leaves copy the weights"
-        return Finding("scale", OK, f"‖d‖/‖w‖ = 1 in every layer ({normalization} "
-                       f"normalization as recorded, {zeroed})")
+        where = ("filter" if normalization == "filter" and record.output_axis is not None
+                 else "layer")
+        layout = ("" if record.output_axis is None else
+                  f", filters along each kernel's {record.output_axis} axis"
+                  if isinstance(record.output_axis, str)
+                  else ", filters along the axis recorded for each leaf")
+        return Finding("scale", OK, f"‖d‖/‖w‖ = 1 in every {where} ({normalization} "
+                       f"normalization as recorded{layout}, {zeroed})")
     shown = {n: r for n, r in ratios["d1"].items() if n in layers and r > 0} or {
         n: r for n, r in ratios["d1"].items() if r > 0}
     if not shown:

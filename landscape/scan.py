@@ -44,7 +44,8 @@ DIRECTION_KINDS = ("filter", "layer", "random", "pca", "interp", "hessian")
 def make_plane(kind: str, params: Any, *, objective: Objective | None = None, seed: int = 0,
                normalization: str | None = None, ignore: str | None = None, dims: int = 2,
                same: bool = False, orthogonal: bool = False,
-               trajectory: Sequence[Any] | None = None, ends: Sequence[Any] = ()) -> Plane:
+               trajectory: Sequence[Any] | None = None, ends: Sequence[Any] = (),
+               output_axis: Any = "last") -> Plane:
     """The plane through ``params`` of a direction kind:
 
     - ``filter``, ``layer``: Gaussian directions normalized per filter / per layer (Li et al.
@@ -55,7 +56,9 @@ def make_plane(kind: str, params: Any, *, objective: Objective | None = None, se
     - ``hessian``: the top Hessian eigenvectors of ``objective`` at ``params``.
 
     ``ignore`` (``biasbn`` or ``none``) applies to random and PCA directions; its default is
-    ``biasbn`` for random ones and ``none`` for PCA (Li et al.'s defaults).
+    ``biasbn`` for random ones and ``none`` for PCA (Li et al.'s defaults). ``output_axis``:
+    the params' layout for both (``"last"``, Flax's; ``"first"``, PyTorch's and Equinox's; or
+    per leaf: :mod:`landscape.directions`).
     """
     from landscape import directions
 
@@ -65,7 +68,8 @@ def make_plane(kind: str, params: Any, *, objective: Objective | None = None, se
     if kind == "pca":
         if not trajectory:
             raise InputError("`directions` pca needs the recorded trajectory", param="trajectory")
-        return directions.pca_plane(list(trajectory), dims=dims, ignore=ignore or "none")
+        return directions.pca_plane(list(trajectory), dims=dims, ignore=ignore or "none",
+                                    output_axis=output_axis)
     if kind == "interp":
         if len(ends) != dims:
             raise InputError(f"`directions` interp on a {'line' if dims == 1 else 'plane'} needs "
@@ -79,7 +83,7 @@ def make_plane(kind: str, params: Any, *, objective: Objective | None = None, se
         return hessian_plane(objective, params, objective.state, dims=dims, seed=seed)
     normalization = normalization or {"random": "none"}.get(kind, kind)
     return directions.random_plane(params, seed=seed, normalization=normalization,
-                                   ignore=ignore or "biasbn",
+                                   ignore=ignore or "biasbn", output_axis=output_axis,
                                    dims=dims, same=same, orthogonal=orthogonal)
 
 

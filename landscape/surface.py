@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from landscape.directions import Plane
+from landscape.directions import Plane, layout_from_record
 from landscape.io import surface_h5
 from landscape.io.surface_record import SurfaceRecord
 
@@ -46,7 +46,8 @@ class Surface(surface_h5.Surface):
                      kind=record.direction_kind or "file",
                      normalization=record.normalization or "none",
                      ignore=record.ignore or "none", seed=record.seed,
-                     explained_variance=record.explained_variance)
+                     explained_variance=record.explained_variance,
+                     output_axis=layout_from_record(record.output_axis))
 
     @property
     def complete(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 
@@ -51,6 +52,10 @@ class Workload:
       train_loss: optional training-mode loss ``train_loss(params, state, batch) -> (mean loss,
         (metrics, new_state))`` for models with state (BatchNorm: batch statistics, updated
         running averages). None: training uses ``loss`` and keeps the state unchanged.
+      output_axis: the params' layout, which axis of each kernel holds its output filters
+        (filter normalization's; :mod:`landscape.directions`): ``"last"`` (Flax's: every
+        built-in workload's), ``"first"`` (PyTorch's, Equinox's), or a pytree like the params
+        with an int (or None: a bias) per leaf.
     """
 
     name: str
@@ -64,6 +69,7 @@ class Workload:
     batch_size: int = 1024
     apply: Callable[..., jax.Array] | None = None
     train_loss: TrainLossFn | None = None
+    output_axis: Any = "last"
 
     def dataset(self, split: str) -> Dataset:
         if split == "train":

@@ -413,7 +413,7 @@ def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_
                overwrite, tol, max_iter, seed, quiet, precision) -> list[str]:
     import dataclasses
 
-    from landscape.directions import random_plane
+    from landscape.directions import layout_spec, random_plane
     from landscape.fingerprint import of_surface
     from landscape.hessian import EIGEN_MAP_NAMES, evaluate_eigen_map, hessian_plane
     from landscape.io import surface_h5
@@ -433,11 +433,12 @@ def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_
     else:
         normalization = {"random": "none"}.get(kind, kind)
         plane = random_plane(model.params, seed=seed, normalization=normalization, ignore=ignore,
-                             dims=grid.ndim)
+                             dims=grid.ndim, output_axis=model.workload.output_axis)
     spec = {
         **model.description, "directions": kind, "ignore": ignore, "map_steps": map_steps,
         "precision": precision, "x": [float(grid.x[0]), float(grid.x[-1]), len(grid.x)],
         "y": None if grid.y is None else [float(grid.y[0]), float(grid.y[-1]), len(grid.y)],
+        **layout_spec(plane.output_axis),
     }
     record = SurfaceRecord.of_plane(plane, workload=model.workload.name, spec=spec,
                                     lanczos_steps=map_steps, train_loss_at_origin=model.train_loss,

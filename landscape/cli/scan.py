@@ -207,6 +207,7 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
         "normalization": plane_normalization, "ignore": applied_ignore,
         "orthogonal": orthogonal, "same_direction": same_direction, "dims": int(dims),
         "direction_seed": seed,  # a run's own `seed` above is its training seed
+        **_layout_spec(kind_name, applied_ignore, loaded or model.workload),
     }
     sample_record = None
     if samples is not None:
@@ -370,7 +371,20 @@ def _plane(kind, model, run, stored, to_runs, given_workload, *, normalization, 
         ends = [loaded_run(path, user_workload=given_workload)[0].params for path in to_runs]
     return make_plane(kind, model.params, objective=model.workload.objective(model.state),
                       seed=seed, normalization=normalization, ignore=ignore, dims=dims,
-                      same=same, orthogonal=orthogonal, trajectory=trajectory, ends=ends or ())
+                      same=same, orthogonal=orthogonal, trajectory=trajectory, ends=ends or (),
+                      output_axis=model.workload.output_axis)
+
+
+def _layout_spec(kind: str, ignore: str, workload) -> dict:
+    """The spec's entry for the workload's layout (``Workload.output_axis``) where the plane
+    uses it — random directions, and PCA zeroing biases — as :func:`landscape.surface` records
+    it: nothing for Flax's (every built-in workload's)."""
+    from landscape.directions import layout_of, layout_spec
+
+    if workload.output_axis == "last" or not (
+            kind in ("filter", "layer", "random") or (kind == "pca" and ignore == "biasbn")):
+        return {}
+    return layout_spec(layout_of(param_shapes(workload), workload.output_axis))
 
 
 def scan_model(model, plane, grid, out: str, *, provenance: dict, metrics, splits, chunk=None,

@@ -7,8 +7,10 @@ The attribute names are those the files have always had (``tool``, ``tool_versio
 ``explained_variance``, ``lanczos_steps``), plus ``strategy`` (how the points were evaluated:
 see :class:`landscape.engine.Plan`), ``samples`` (the subset of the data, when one was used),
 ``precision`` (of the float32 products and convolutions, :mod:`landscape.precision`; also in the
-spec, so a resume keeps it) and ``fingerprints`` (hashes of the model, directions, data and
-environment the points were computed from: :mod:`landscape.fingerprint`).
+spec, so a resume keeps it), ``output_axis`` (the parameters' layout the directions were made
+with: ``"last"``, ``"first"`` or ``{leaf path: axis or null}``, :mod:`landscape.directions`;
+in the spec too unless ``"last"``) and ``fingerprints`` (hashes of the model, directions, data
+and environment the points were computed from: :mod:`landscape.fingerprint`).
 Scalars are stored as HDF5 scalars, everything else as JSON text. Li et al.'s files carry no
 attributes: every field is then None.
 """
@@ -27,7 +29,8 @@ from landscape.version import __version__
 TOOL = "landscape"
 KNOWN = frozenset({"tool", "tool_version", "workload", "direction_kind", "normalization", "ignore",
                    "seed", "grid", "spec_hash", "train_loss_at_origin", "explained_variance",
-                   "lanczos_steps", "strategy", "samples", "precision", "fingerprints"})
+                   "lanczos_steps", "strategy", "samples", "precision", "fingerprints",
+                   "output_axis"})
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
@@ -54,6 +57,9 @@ class SurfaceRecord:
         ``default``, ``bfloat16``); None in a file written before it was recorded.
       fingerprints: ``{"model", "directions", "data", "environment"}`` of the computation
         (:func:`landscape.fingerprint.of_surface`); a file is resumed only with equal ones.
+      output_axis: the layout the directions were made with (``Plane.output_axis`` as JSON:
+        ``"last"``, ``"first"`` or ``{leaf path: axis or None}``); None where none was used
+        (interpolation, Hessian, stored directions) or the file predates it.
       tool_version: the version that wrote the file.
       extra: further root attributes (e.g. a test function's ``formula``), by name.
     """
@@ -71,6 +77,7 @@ class SurfaceRecord:
     samples: dict | None = None
     precision: str | None = None
     fingerprints: dict | None = None
+    output_axis: str | dict | None = None
     tool_version: str | None = None
     extra: dict | None = None
 
@@ -83,9 +90,12 @@ class SurfaceRecord:
                  ) -> SurfaceRecord:
         """A record for a scan of ``plane`` (its provenance copied) under ``spec``."""
         ev = plane.explained_variance
+        layout = getattr(plane, "output_axis", None)  # a rule, or ((leaf path, axis), ...)
         return cls(workload=workload, direction_kind=plane.kind,
                    normalization=plane.normalization, ignore=plane.ignore, seed=plane.seed,
                    spec=dict(spec), explained_variance=None if ev is None else tuple(ev),
+                   output_axis=layout if layout is None or isinstance(layout, str)
+                   else dict(layout),
                    tool_version=__version__, **fields)
 
     def to_attrs(self) -> dict[str, Any]:
@@ -100,7 +110,7 @@ class SurfaceRecord:
                     else list(self.explained_variance),
                     "lanczos_steps": self.lanczos_steps, "strategy": self.strategy,
                     "samples": self.samples, "precision": self.precision,
-                    "fingerprints": self.fingerprints}
+                    "fingerprints": self.fingerprints, "output_axis": self.output_axis}
         attrs.update({k: v for k, v in optional.items() if v is not None})
         for key, value in (self.extra or {}).items():
             attrs.setdefault(key, value)
@@ -127,6 +137,7 @@ class SurfaceRecord:
             samples=_json(attrs.get("samples"), dict),
             precision=_str(attrs.get("precision")),
             fingerprints=_json(attrs.get("fingerprints"), dict),
+            output_axis=_layout(attrs.get("output_axis")),
             tool_version=_str(attrs.get("tool_version")),
             extra={key: value for key, value in attrs.items() if key not in KNOWN} or None,
         )
@@ -209,6 +220,18 @@ def _json(value: Any, kind: type) -> Any:
     except (ValueError, RecursionError):
         return None
     return parsed if isinstance(parsed, kind) else None
+
+
+def _layout(value: Any) -> str | dict | None:
+    """A recorded layout: ``"last"`` or ``"first"``, or ``{leaf path: axis >= 0 or None}`` from
+    its JSON; anything else None."""
+    if value in ("last", "first"):
+        return value
+    per_leaf = _json(value, dict)
+    if per_leaf is None or not all(axis is None or (_int(axis) is not None and axis >= 0)
+                                   for axis in per_leaf.values()):
+        return None
+    return per_leaf
 
 
 def _str(value: Any) -> str | None:

@@ -2,8 +2,10 @@
 
 Every optimizer is a function returning an ``optax.GradientTransformation`` over any params
 pytree: ``updates, state = opt.update(grads, state, params)``, then
-``params = optax.apply_updates(params, updates)``. Each family lives in its own module, with a
-``scale_by_X`` factory holding the maths and a user-facing ``X(learning_rate, ...)``.
+``params = optax.apply_updates(params, updates)``. Each family lives in its own module, its
+user-facing ``X(learning_rate, ...)`` written as optax writes its aliases: a chain of optax's
+transformations (SGD, momentum and Nesterov are optax's alone), with a ``scale_by_X`` of ours only
+where optax's differs from the article's definition (docs/optimizers.md lists which and why).
 """
 
 from optimizers.adagrad import AdagradState, adagrad, scale_by_adagrad
@@ -24,7 +26,7 @@ from optimizers.defaults import (
     ROSENBROCK_TARGET_LOSS,
     RosenbrockSetting,
 )
-from optimizers.lamb import lamb, scale_by_lamb
+from optimizers.lamb import lamb
 from optimizers.lars import LarsState, lars, scale_by_lars
 from optimizers.lookahead import LookaheadState, lookahead, ranger
 from optimizers.masks import mask_per_leaf, no_decay_for_vectors
@@ -38,7 +40,7 @@ from optimizers.rangerlars import (
 )
 from optimizers.registry import default_learning_rate, get, names, rosenbrock_optimizer
 from optimizers.rmsprop import RMSPropState, rmsprop, scale_by_rmsprop
-from optimizers.sgd import MomentumState, momentum, nesterov, scale_by_momentum, sgd
+from optimizers.sgd import momentum, nesterov, sgd
 from optimizers.trust_ratio import scale_by_trust_ratio
 from optimizers.validation import HyperparameterError
 
@@ -49,7 +51,6 @@ __all__ = [
     "HyperparameterError",
     "LarsState",
     "LookaheadState",
-    "MomentumState",
     "ParatrooperTrustRatioState",
     "RAdamState",
     "RMSPropState",
@@ -79,9 +80,7 @@ __all__ = [
     "rosenbrock_optimizer",
     "scale_by_adagrad",
     "scale_by_adam",
-    "scale_by_lamb",
     "scale_by_lars",
-    "scale_by_momentum",
     "scale_by_paratrooper",
     "scale_by_paratrooper_trust_ratio",
     "scale_by_radam",

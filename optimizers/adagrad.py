@@ -38,6 +38,10 @@ def scale_by_adagrad(eps: float = 1e-10) -> optax.GradientTransformation:
     Args:
       eps: ε ≥ 0, default 1e-10 (PyTorch's value). With ε = 0 a coordinate whose gradients have
         all been 0 gives 0/0 = NaN.
+
+    Ours rather than ``optax.scale_by_rss``, which computes g/√(Σg² + ε) (ε inside the root, sum
+    from 0.1 by default): with ε > 0 no setting of it gives g/(σ + ε); with
+    ``initial_accumulator_value=0, eps=0`` the two agree to rounding.
     """
     check_non_negative(eps, "eps")
 

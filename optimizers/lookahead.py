@@ -16,6 +16,9 @@ synchronisation step the emitted update moves the params straight to the new slo
     params = optax.apply_updates(params, updates)
 
 works unchanged, and after every k-th step ``params`` are the (synchronised) slow weights.
+Otherwise the two agree (the slow-weight update is the same; tested to 1e-10 in float64). A second
+reason for our own: ``optax.lookahead`` checks ``sync_period < 1`` with a Python ``if``, which
+fails on the traced value that ``optax.inject_hyperparams`` passes inside a jitted update.
 """
 
 from __future__ import annotations

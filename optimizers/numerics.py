@@ -6,7 +6,9 @@ Three decisions live here so that every family makes them the same way:
   kept in float32: a bfloat16 second moment has 8 significant bits, so
   :math:`\\beta_2 v + (1-\\beta_2) g^2` with :math:`\\beta_2 = 0.999` would stop changing. Leaves of
   float32 or float64 keep their own dtype. Updates are always cast back to the gradient's dtype,
-  so ``optax.apply_updates`` never changes a parameter's dtype.
+  so ``optax.apply_updates`` never changes a parameter's dtype. The suite's own transformations
+  do this leaf by leaf; optax's keep their state in the params' dtype, so the aliases that chain
+  them wrap the chain in :func:`widen_low_precision`.
 * **Bias corrections** :math:`1 - \\beta^t` are computed as ``-expm1(t * log(beta))`` with
   ``log(beta)`` taken in double precision when ``beta`` is a Python number. The naive float32
   ``1 - 0.999**t`` is off by 1.3e-5 relative at ``t = 1``: float32(0.999) is 0.99900001287.
@@ -22,6 +24,7 @@ import numbers
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 __all__ = [
     "accumulator_dtype",
@@ -31,6 +34,7 @@ __all__ = [
     "is_number",
     "one_minus_power",
     "layer_norm",
+    "widen_low_precision",
 ]
 
 
@@ -86,3 +90,32 @@ def layer_norm(x: jax.Array) -> jax.Array:
     x = jnp.asarray(x)
     x = x.astype(accumulator_dtype(x.dtype))
     return jnp.sqrt(jnp.sum(x * x))
+
+
+def _widen(tree):
+    """Every low-precision leaf of ``tree`` as a float32 copy; other leaves (and ``None``) as is."""
+
+    def widen(leaf):
+        leaf = jnp.asarray(leaf)
+        dtype = accumulator_dtype(leaf.dtype)
+        return leaf if leaf.dtype == dtype else leaf.astype(dtype)
+
+    return jax.tree.map(widen, tree)
+
+
+def widen_low_precision(inner: optax.GradientTransformation) -> optax.GradientTransformation:
+    """``inner`` run on float32 copies of the bfloat16/float16 leaves of params and gradients.
+
+    Gives an optax transformation (whose state follows the params' dtype) the suite's state
+    precision; its updates come back in each gradient's dtype. The state is ``inner``'s, unwrapped,
+    and float32/float64 leaves pass through untouched, so for them this is ``inner`` itself.
+    """
+
+    def init_fn(params):
+        return inner.init(_widen(params))
+
+    def update_fn(updates, state, params=None):
+        new_updates, state = inner.update(_widen(updates), state, _widen(params))
+        return cast_tree_like(new_updates, updates), state
+
+    return optax.GradientTransformation(init_fn, update_fn)

@@ -5,6 +5,11 @@ Article symbols: D_t the RAdam step plus decoupled weight decay (β1, β2 = ``b1
 λ = ``weight_decay``), r_t RAdam's rectifier, b_t = √(1−β2^t)/(1−β1^t) the bias-correction factor,
 T the trust ratio applied per layer (one params leaf), η the learning rate, k and α Lookahead's
 period and slow step (``sync_period``, ``slow_step_size``).
+
+optax has neither: the chains use optax's weight decay, masks and learning rate around the
+suite's own pieces — RAdam (:mod:`optimizers.adam`), the clamped trust ratio
+(:mod:`optimizers.trust_ratio`), Paratrooper's bounded trust ratio (here) and Lookahead over
+plain params (:mod:`optimizers.lookahead`).
 """
 
 from __future__ import annotations
@@ -20,8 +25,12 @@ from optimizers.adam import radam_rectification, scale_by_radam
 from optimizers.lookahead import lookahead
 from optimizers.masks import Mask
 from optimizers.trust_ratio import layer_trust_ratio, scale_by_trust_ratio, scale_leaf
-from optimizers.validation import check_at_least, check_decay_rate, check_learning_rate
-from optimizers.weight_decay import add_decayed_weights
+from optimizers.validation import (
+    check_at_least,
+    check_decay_rate,
+    check_learning_rate,
+    check_non_negative,
+)
 
 __all__ = [
     "scale_by_rangerlars",
@@ -68,9 +77,10 @@ def scale_by_rangerlars(
       max_param_norm: c, the clamp on ‖θ‖, default 10.
       weight_decay_mask, trust_ratio_mask: see :mod:`optimizers.masks`.
     """
+    check_non_negative(weight_decay, "weight_decay")
     return optax.chain(
         scale_by_radam(b1, b2, eps, threshold),
-        add_decayed_weights(weight_decay, weight_decay_mask),
+        optax.add_decayed_weights(weight_decay, weight_decay_mask),
         _masked(scale_by_trust_ratio(max_param_norm=max_param_norm), trust_ratio_mask),
     )
 
@@ -193,9 +203,10 @@ def scale_by_paratrooper(
     replaced by Paratrooper's bounds (:func:`scale_by_paratrooper_trust_ratio`; T = 1 while the
     variance is intractable). Arguments as :func:`scale_by_rangerlars`, without the clamp.
     """
+    check_non_negative(weight_decay, "weight_decay")
     return optax.chain(
         scale_by_radam(b1, b2, eps, threshold),
-        add_decayed_weights(weight_decay, weight_decay_mask),
+        optax.add_decayed_weights(weight_decay, weight_decay_mask),
         _masked(scale_by_paratrooper_trust_ratio(b1, b2, threshold), trust_ratio_mask),
     )
 

@@ -45,6 +45,10 @@ def scale_by_rmsprop(
       decay: α in [0, 1), default 0.9 (Hinton's lecture; PyTorch defaults to 0.99).
       eps: ε ≥ 0 added to σ outside the root (PyTorch's placement), default 1e-8.
       zero_init: start the average at 0 instead of the first squared gradient.
+
+    Ours rather than ``optax.scale_by_rms``: σ_0 = |g_0| needs the step count, which optax's state
+    lacks. ``zero_init=True`` is ``optax.scale_by_rms(decay, eps, eps_in_sqrt=False)`` up to
+    rounding, kept here so that both starts have one state layout (``count``, ``mean_square``).
     """
     check_decay_rate(decay, "decay")
     check_non_negative(eps, "eps")

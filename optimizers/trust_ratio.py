@@ -1,7 +1,10 @@
-r"""The per-layer trust ratio ‖θ‖/‖Δ‖ of LAMB and RangerLARS (a layer is one params leaf).
+r"""The per-layer trust ratio min(‖θ‖, c)/‖Δ‖ of RangerLARS and Paratrooper (a layer is one
+params leaf).
 
 Scaling each leaf's update Δ by :math:`\|\theta\| / \|\Delta\|` makes the step of every layer a
-fixed fraction (η) of that layer's weight norm, whatever the gradient scale of the layer.
+fixed fraction (η) of that layer's weight norm, whatever the gradient scale of the layer. Without
+the clamp c this is ``optax.scale_by_trust_ratio()`` up to rounding, which is what LAMB uses;
+optax has no clamp on ‖θ‖ (RangerLARS's c = 10), hence this one.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def scale_by_trust_ratio(*, max_param_norm: float | None = None) -> optax.Gradie
         \qquad 1 \text{ instead where } \|\theta_\ell\| = 0 \text{ or } \|\Delta_\ell\| = 0
 
     Args:
-      max_param_norm: c, the clamp on the weight norm (RangerLARS: 10; LAMB: ``None``, no clamp).
+      max_param_norm: c, the clamp on the weight norm (RangerLARS: 10; ``None``: no clamp).
 
     Wrap it in ``optax.masked`` to exempt leaves (biases, norm scales) from it.
     """

@@ -52,8 +52,8 @@ from landscape.recorder import (  # noqa: F401 (METRIC_NAMES, host_metrics: publ
     first_nonfinite,
     host_metrics,
 )
+from landscape.trajectory import SharpnessTrack, Trajectory  # noqa: F401 (public here too)
 from landscape.workload import Batch, Params, State, Workload, dataset_mean
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,58 +111,6 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, (tuple, list)):
         return [_json_value(v) for v in value]
     return repr(value)  # callables (masks, schedules): recorded by name only
-
-
-class SharpnessTrack(NamedTuple):
-    """λmax of the full-train-set Hessian (evaluation mode) measured while training, every
-    ``track_sharpness`` steps by a few warm-started Lanczos steps (see
-    :mod:`landscape.geometry.tracking`)."""
-
-    step: np.ndarray  # (m,) int64: measured after this many steps
-    lambda_max: np.ndarray  # (m,) float64: the top Ritz value, a lower bound on λmax
-    residual: np.ndarray  # (m,) float64: ‖Hx − θx‖; some eigenvalue lies within it
-
-
-@dataclasses.dataclass(frozen=True)
-class Trajectory:
-    """Everything recorded during a run, one entry per recorded step.
-
-    ``params`` and ``state`` are pytrees whose leaves carry a leading step axis (num_recorded,
-    *leaf_shape); metrics are float64, NaN where they do not apply (no test split, no accuracy);
-    ``acc`` values are fractions in [0, 1]. ``epoch`` counts the epochs finished at that step.
-    """
-
-    step: np.ndarray  # (n,) int64
-    epoch: np.ndarray  # (n,) int64
-    train_loss: np.ndarray  # (n,) float64
-    test_loss: np.ndarray  # (n,) float64
-    train_acc: np.ndarray  # (n,) float64, fraction
-    test_acc: np.ndarray  # (n,) float64, fraction
-    params: Params  # leaves (n, ...)
-    state: State  # leaves (n, ...); {} when the model has none
-    opt_state: Any = None  # optimizer state, leaves (n, ...), when recorded (else None)
-    sharpness: SharpnessTrack | None = None  # λmax tracked while training (its own steps)
-
-    def __len__(self) -> int:
-        return len(self.step)
-
-    def index(self, step: int) -> int:
-        """Position of training step ``step`` among the recorded ones."""
-        hits = np.flatnonzero(self.step == step)
-        if not len(hits):
-            shown = ", ".join(str(int(s)) for s in self.step[:8]) + (" ..." if len(self) > 8 else "")
-            raise InputError(f"`step` (={step}) was not recorded; recorded steps: {shown} "
-                             f"(every `record_every` steps, {int(self.step[0])}..{int(self.step[-1])})")
-        return int(hits[0])
-
-    def params_at(self, step: int) -> Params:
-        """The params after ``step`` training steps (``step`` must have been recorded)."""
-        i = self.index(step)
-        return jax.tree.map(lambda leaf: leaf[i], self.params)
-
-    def state_at(self, step: int) -> State:
-        i = self.index(step)
-        return jax.tree.map(lambda leaf: leaf[i], self.state)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -398,9 +346,7 @@ def train(
     on_snapshot: Callable[[dict[str, float], Params, State], None] | None = None,
     check_every: int = 25,
     record_opt_state: bool = False,
-    track_sharpness: int | None = None,
-    sharpness_steps: int = 10,
-    sharpness_samples: int | None = None,
+    tracker: Any = None,
     on_sharpness: Callable[[int, float, float], None] | None = None,
     precision: str = "highest",
     on_shrink: OnShrink | None = None,
@@ -434,10 +380,11 @@ def train(
       record_opt_state: record the optimizer state too at every recorded step
         (``trajectory.opt_state``, leaves with the step axis; ``on_snapshot`` then gets it as
         its ``opt_state`` keyword). Adaptive optimizers' preconditioned sharpness needs it.
-      track_sharpness: measure λmax every this many steps (and at step 0) with
-        ``sharpness_steps`` warm-started Lanczos steps on the full training set, or on a fixed
-        random subset of ``sharpness_samples`` of it (:mod:`landscape.geometry.tracking`):
-        ``trajectory.sharpness``. Each measurement is dispatched without waiting;
+      tracker: a measurement made while training, every ``tracker.every`` steps and at step 0
+        (:class:`landscape.geometry.SharpnessTracker`: λmax by a few warm-started Lanczos
+        steps): ``tracker(step, params, state)`` dispatches it without waiting,
+        ``tracker.fetch(before=step)`` returns the ``(step, value, residual)`` rows made so far;
+        they become ``trajectory.sharpness``. Training knows nothing else of it.
         ``on_sharpness(step, lambda_max, residual)`` hears of it about one record later.
       precision: of every float32 product and convolution of the steps, evaluations and
         measurements (:mod:`landscape.precision`: ``highest``, ``default``, ``bfloat16``);
@@ -458,14 +405,13 @@ def train(
             record_every=record_every, learning_rate=learning_rate, hyperparams=hyperparams,
             init=init, callback=callback, on_record=on_record, on_snapshot=on_snapshot,
             check_every=check_every, record_opt_state=record_opt_state,
-            track_sharpness=track_sharpness, sharpness_steps=sharpness_steps,
-            sharpness_samples=sharpness_samples, on_sharpness=on_sharpness,
+            tracker=tracker, on_sharpness=on_sharpness,
             on_shrink=on_shrink), precision=precision)
 
 
 def _train(workload, optimizer, *, steps, batch_size, seed, record_every, learning_rate,
            hyperparams, init, callback, on_record, on_snapshot, check_every, record_opt_state,
-           track_sharpness, sharpness_steps, sharpness_samples, on_sharpness, on_shrink) -> Run:
+           tracker, on_sharpness, on_shrink) -> Run:
     """:func:`train`'s loop, inside its precision."""
     if steps < 1:
         raise InputError(f"`steps` (={steps}) must be >= 1")
@@ -473,12 +419,10 @@ def _train(workload, optimizer, *, steps, batch_size, seed, record_every, learni
         raise InputError(f"`record_every` (={record_every}) must be >= 1")
     if check_every < 1:
         raise InputError(f"`check_every` (={check_every}) must be >= 1")
-    if track_sharpness is not None and track_sharpness < 1:
-        raise InputError(f"`track_sharpness` (={track_sharpness}) must be >= 1")
-    if sharpness_steps < 1:
-        raise InputError(f"`sharpness_steps` (={sharpness_steps}) must be >= 1")
-    if sharpness_samples is not None and sharpness_samples < 1:
-        raise InputError(f"`sharpness_samples` (={sharpness_samples}) must be >= 1")
+    if tracker is not None and not (isinstance(getattr(tracker, "every", None), int)
+                                    and tracker.every >= 1):
+        raise InputError("`tracker` must have `every` (a whole number >= 1), be callable with "
+                         "(step, params, state) and have `fetch`", param="tracker")
     if isinstance(optimizer, str):
         optimizer = OptimizerSpec(optimizer, learning_rate, dict(hyperparams or {}))
     if isinstance(optimizer, OptimizerSpec):
@@ -513,12 +457,8 @@ def _train(workload, optimizer, *, steps, batch_size, seed, record_every, learni
     batches_per_epoch = len(workload.train) // batch_size
 
     recorder = Recorder(evaluate, on_record, on_snapshot)
-    tracker = measured = None
-    if track_sharpness is not None:
-        from landscape.geometry.tracking import SharpnessTracker
-
-        tracker, measured = SharpnessTracker(workload, params, state, num_steps=sharpness_steps,
-                                             samples=sharpness_samples, seed=seed), []
+    measured: list = []
+    if tracker is not None:
         tracker(0, params, state)
     recorder.record(0, 0, params, state, opt_state if record_opt_state else None)
     step, epoch, losses, divergence, last_record = 0, 0, [], None, 0
@@ -534,7 +474,7 @@ def _train(workload, optimizer, *, steps, batch_size, seed, record_every, learni
             if step % check_every == 0 or step == steps:
                 divergence, losses = first_nonfinite(losses, step), []
             finished_epoch = index == batches_per_epoch - 1
-            if tracker is not None and divergence is None and step % track_sharpness == 0:
+            if tracker is not None and divergence is None and step % tracker.every == 0:
                 tracker(step, params, state)
             if divergence is None and (step % record_every == 0 or step == steps):
                 recorder.record(step, epoch + finished_epoch, params, state,
@@ -557,11 +497,13 @@ def _train(workload, optimizer, *, steps, batch_size, seed, record_every, learni
         params, state = recorder.snapshots[-1]
     columns = recorder.columns()
     if tracker is not None:
-        from landscape.geometry.tracking import as_arrays
-
         measured += _announce(tracker.fetch(), on_sharpness)
         end = divergence.step if divergence is not None else steps + 1
-        columns["sharpness"] = SharpnessTrack(**as_arrays(m for m in measured if m[0] < end))
+        kept = [m for m in measured if m[0] < end]
+        columns["sharpness"] = SharpnessTrack(
+            step=np.asarray([m[0] for m in kept], np.int64),
+            lambda_max=np.asarray([m[1] for m in kept], np.float64),
+            residual=np.asarray([m[2] for m in kept], np.float64))
     trajectory = Trajectory(**columns)
     return Run(
         workload=workload.name,

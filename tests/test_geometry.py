@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import landscape
+from landscape.geometry.tracking import SharpnessTracker
 from landscape.geometry import curvature as cv
 from landscape.geometry.loss import DataLoss
 from landscape.geometry.stability import preconditioner, stability_threshold
@@ -52,7 +53,8 @@ def gd_run(spectrum):
     centre = np.linspace(-1, 1, N)
     workload = quadratic(spectrum, centre)
     run = landscape.train(workload, "sgd", steps=40, learning_rate=0.1, record_every=10,
-                          record_opt_state=True, track_sharpness=5, sharpness_steps=N)
+                          record_opt_state=True,
+                          tracker=SharpnessTracker(workload, every=5, num_steps=N))
     return workload, run
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from landscape.errors import InputError, ReadError
+from landscape.geometry.tracking import SharpnessTracker
 from landscape.io import trajectory_h5
 from landscape.runs import load_run, start_run
 from landscape.train import SharpnessTrack, Trajectory, train
@@ -79,7 +80,7 @@ def test_a_running_run_reads_its_journaled_state_and_sharpness(tmp_path):
     writer = start_run(tmp_path / "run", workload=workload.name, optimizer={"name": "adam"},
                        seed=0, steps=20, batch_size=4, record_every=10)
     run = train(workload, "adam", steps=20, record_every=10, learning_rate=0.1,
-                record_opt_state=True, track_sharpness=5, sharpness_steps=3,
+                record_opt_state=True, tracker=SharpnessTracker(workload, every=5, num_steps=3),
                 on_snapshot=writer.record, on_sharpness=writer.record_sharpness)
     loaded = load_run(tmp_path / "run")  # never finished: read from the journal
     assert loaded.status == "running"
@@ -95,11 +96,11 @@ def test_a_running_run_reads_its_journaled_state_and_sharpness(tmp_path):
                                   run.trajectory.sharpness.lambda_max[:len(journaled.step)])
 
 
-def test_train_refuses_bad_tracking_arguments():
-    for kwargs, message in ((dict(track_sharpness=0), r"`track_sharpness` \(=0\) must be >= 1"),
-                            (dict(track_sharpness=1, sharpness_steps=0),
-                             r"`sharpness_steps` \(=0\) must be >= 1"),
-                            (dict(track_sharpness=1, sharpness_samples=0),
-                             r"`sharpness_samples` \(=0\) must be >= 1")):
+def test_bad_tracking_arguments_are_refused():
+    for kwargs, message in ((dict(every=0), r"`every` \(=0\) must be a whole number >= 1"),
+                            (dict(num_steps=0), r"`num_steps` \(=0\) must be"),
+                            (dict(samples=0), r"`samples` \(=0\) must be")):
         with pytest.raises(InputError, match=message):
-            train(_quadratic(), "adam", steps=2, **kwargs)
+            SharpnessTracker(_quadratic(), **kwargs)
+    with pytest.raises(InputError, match="`tracker` must have `every`"):
+        train(_quadratic(), "adam", steps=2, tracker=object())

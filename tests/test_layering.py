@@ -66,3 +66,50 @@ def test_io_imports_nothing_from_the_package_top_and_the_version_is_one():
         assert "from landscape import" not in path.read_text(), path
     project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
     assert project["version"] == __version__
+
+
+def test_training_and_file_formats_know_nothing_of_curvature():
+    """`train.py` takes a tracker, it does not make one; file formats import neither the
+    training loop nor geometry nor curvature (issue 23's layers)."""
+    assert not {n for n in imports(PACKAGE / "train.py")
+                if n.startswith(("landscape.geometry", "landscape.hessian"))}
+    for path in modules("io"):
+        bad = {n for n in imports(path)
+               if n.startswith(("landscape.train", "landscape.geometry", "landscape.hessian"))}
+        assert not bad, (path, bad)
+
+
+def test_no_import_circles():
+    """Between the package's modules, counting imports inside functions too."""
+    graph = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        graph[name] = {n for n in imports(path) if n.startswith("landscape.")}
+    known = set(graph)
+
+    def target(imported: str) -> str | None:  # "landscape.x.y.Name" -> the module it names
+        while imported and imported not in known:
+            imported = imported.rpartition(".")[0]
+        return imported or None
+
+    edges = {m: {t for t in map(target, names) if t and t != m
+                 and not m.startswith(t + ".") and t != "landscape"}
+             for m, names in graph.items()}
+    state, cycle = {}, []
+
+    def visit(module: str, stack: list[str]) -> bool:
+        state[module] = "open"
+        for nxt in sorted(edges.get(module, ())):
+            if state.get(nxt) == "open":
+                cycle.extend(stack[stack.index(nxt):] + [nxt] if nxt in stack else [nxt])
+                return True
+            if nxt not in state and visit(nxt, stack + [nxt]):
+                return True
+        state[module] = "done"
+        return False
+
+    for module in sorted(edges):
+        if module not in state and visit(module, [module]):
+            break
+    assert not cycle, " -> ".join(cycle)

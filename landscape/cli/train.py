@@ -161,8 +161,13 @@ def train(workload, optimizer_names, steps, batch_size, lr, record_every, record
                     wl.train) else "fixed random subset of the training set"}
         if record_opt_state:
             extra["opt_state_recorded"] = True
-        tracking = dict(record_opt_state=record_opt_state, track_sharpness=track_every,
-                        sharpness_steps=sharpness_steps, sharpness_samples=sharpness_samples)
+        tracking = dict(record_opt_state=record_opt_state)
+        if track_every is not None:  # a tracker of its own for every run
+            from landscape.geometry.tracking import SharpnessTracker
+
+            tracking["new_tracker"] = lambda: SharpnessTracker(
+                wl, every=track_every, num_steps=sharpness_steps, samples=sharpness_samples,
+                seed=seed)
         paths, summaries, diverged = [], [], []
         for spec, directory in zip(specs, directories):
             run = _train_one(wl, spec, directory, init=init, steps=steps, batch_size=batch_size,
@@ -227,6 +232,10 @@ def _train_one(wl, spec, directory: str, *, init, steps: int, batch_size: int,
     from landscape.runs import start_run
     from landscape.train import train as train_run
 
+    tracking = dict(tracking)
+    new_tracker = tracking.pop("new_tracker", None)
+    if new_tracker is not None:
+        tracking["tracker"] = new_tracker()
     writer = start_run(directory, workload=wl.name, optimizer=spec.resolved(), seed=seed,
                        steps=steps, batch_size=min(batch_size, len(wl.train)),
                        record_every=record_every, extra=extra, overwrite=overwrite,

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from landscape.errors import InputError
 from landscape.geometry.curvature import WARM_MIX
 from landscape.hessian.host_loop import lanczos_top_on_host
 from landscape.hessian.lanczos import lanczos_top
@@ -32,26 +33,39 @@ from landscape.workload import Dataset, Params, State, Workload
 
 
 class SharpnessTracker:
-    """Measures λmax at the params it is given, warm-starting each measurement from the last.
+    """Measures λmax at the params it is given, warm-starting each measurement from the last:
+    what :func:`landscape.train` calls every ``every`` steps (and at step 0) when given it as
+    its ``tracker``.
 
     Call it with ``(step, params, state)``; it only dispatches. :meth:`fetch` returns the
-    measurements made so far as host numbers (waiting for them).
+    measurements made so far as host numbers (waiting for them). ``num_steps`` Lanczos steps
+    each, on the full training set or a fixed random subset of ``samples`` of it.
     """
 
-    def __init__(self, workload: Workload, params: Params, state: State, *, num_steps: int = 10,
+    def __init__(self, workload: Workload, *, every: int = 1, num_steps: int = 10,
                  samples: int | None = None, seed: int = 0):
-        flat, _ = ravel_pytree(params)
-        self.num_steps = int(min(num_steps, flat.size))
+        for name, value in (("every", every), ("num_steps", num_steps), ("samples", samples)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise InputError(f"`{name}` (={value!r}) must be a whole number >= 1",
+                                 param=name)
+        self.every, self.seed, self.workload = every, seed, workload
         data = workload.train
         if samples is not None and samples < len(data):
             rows = np.sort(np.random.default_rng(seed).permutation(len(data))[:samples])
             data = Dataset(data.inputs[rows], data.targets[rows])
-        self.samples = len(data)
+        self.data, self.samples, self.num_steps = data, len(data), num_steps
+        self.problem = None  # made at the first measurement, from the params it is given
+        self._pending: list[tuple[int, Any, Any]] = []
+
+    def _start_with(self, params: Params, state: State) -> None:
+        flat, _ = ravel_pytree(params)
+        self.num_steps = int(min(self.num_steps, flat.size))
         # On the training's device, where the params and state arrive.
         devices = list(jax.tree.leaves(params)[0].devices()) if isinstance(
             jax.tree.leaves(params)[0], jax.Array) else jax.local_devices()[:1]
-        self.problem = dataset_problem(workload.loss, params, state, data,
-                                       batch_size=workload.batch_size, devices=devices[:1])
+        self.problem = dataset_problem(self.workload.loss, params, state, self.data,
+                                       batch_size=self.workload.batch_size, devices=devices[:1])
 
         @jax.jit
         def start(params, previous, key):
@@ -61,13 +75,14 @@ class SharpnessTracker:
 
         self._start = start
         self._top = jax.jit(lanczos_top, static_argnums=(0, 3))
-        key = jax.random.key(seed)
+        key = jax.random.key(self.seed)
         self._key = jax.random.fold_in(key, 1)
         start_vector = jax.random.normal(key, flat.shape, flat.dtype)
         self._previous = start_vector / jnp.linalg.norm(start_vector)
-        self._pending: list[tuple[int, Any, Any]] = []
 
     def __call__(self, step: int, params: Params, state: State) -> None:
+        if self.problem is None:
+            self._start_with(params, state)
         start_key, restart_key = jax.random.split(jax.random.fold_in(self._key, step))
         w, v0 = self._start(params, self._previous, start_key)
         problem = dataclasses.replace(self.problem, params=w, state=state)
@@ -85,11 +100,3 @@ class SharpnessTracker:
         self._pending = self._pending[len(ready):]
         values = jax.device_get([(value, residual) for _, value, residual in ready])
         return [(step, float(v), float(r)) for (step, _, _), (v, r) in zip(ready, values)]
-
-
-def as_arrays(measurements: list[tuple[int, float, float]]) -> dict[str, np.ndarray]:
-    """``{"step", "lambda_max", "residual"}`` arrays from ``(step, λmax, residual)`` rows."""
-    rows = list(measurements)
-    return {"step": np.asarray([r[0] for r in rows], np.int64),
-            "lambda_max": np.asarray([r[1] for r in rows], np.float64),
-            "residual": np.asarray([r[2] for r in rows], np.float64)}

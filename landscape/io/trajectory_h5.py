@@ -33,7 +33,8 @@ from landscape.errors import ReadError, WriteError
 from landscape.io.atomic import atomic_path, require_space
 from landscape.io.h5tree import estimated_size, read_tree, tree_size, write_tree
 from landscape.io.paths import check_file
-from landscape.train import METRIC_NAMES, SharpnessTrack, Trajectory
+from landscape.recorder import METRIC_NAMES
+from landscape.trajectory import SharpnessTrack, Trajectory
 
 FORMAT = "landscape-trajectory"
 FORMAT_VERSION = 1

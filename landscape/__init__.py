@@ -22,7 +22,7 @@ from landscape.grid import Grid  # noqa: E402
 from landscape.objective import Objective, dataset_mean  # noqa: E402
 from landscape.runs import load_run  # noqa: E402
 from landscape.scan import make_plane, scan_surface  # noqa: E402
-from landscape.surface import Surface, load_surface  # noqa: E402
+from landscape.surfaces import Surface, load_surface  # noqa: E402
 from landscape.train import Run, TrainResult, train  # noqa: E402
 from landscape.workload import Workload  # noqa: E402
 

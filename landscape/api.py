@@ -27,7 +27,7 @@ from landscape.errors import InputError
 from landscape.grid import Grid
 from landscape.precision import check_precision, computing_in
 from landscape.scan import make_plane, resumed_precision, scan_surface
-from landscape.surface import Surface
+from landscape.surfaces import Surface
 
 
 def surface(
@@ -119,7 +119,7 @@ def surface(
       progress: a progress bar on stderr.
 
     Returns:
-      A :class:`~landscape.surface.Surface`: ``surface["train_loss"]`` (and ``test_loss``,
+      A :class:`~landscape.surfaces.Surface`: ``surface["train_loss"]`` (and ``test_loss``,
       ``train_acc`` in percent ...) shaped ``(ny, nx)`` — ``Z[iy, ix]``, rows along ``y`` —
       or ``(nx,)`` on a line; ``.grid``, ``.plane``, ``.plot()``, ``.to_vtk()``, ``.save()``.
     """

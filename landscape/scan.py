@@ -32,7 +32,7 @@ from landscape.io.surface_writer import SurfaceWriter
 from landscape.objective import Objective
 from landscape.precision import PRECISIONS, UNRECORDED, check_precision, computing_in
 from landscape.precision import DEFAULT as DEFAULT_PRECISION
-from landscape.surface import Surface
+from landscape.surfaces import Surface
 
 SURFACE_FILE = "surface.h5"
 STRATEGY_CODES = {name: i + 1 for i, name in enumerate(STRATEGIES)}  # for broadcasting
@@ -212,7 +212,7 @@ def scan_surface(
         device memory and is retried at half the size (the file records the final sizes).
 
     Returns:
-      The :class:`~landscape.surface.Surface` (read back from the file when there is one).
+      The :class:`~landscape.surfaces.Surface` (read back from the file when there is one).
     """
     splits = tuple(splits or objective.splits[:1])
     names = objective.metric_names(metrics, splits)

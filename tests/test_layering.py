@@ -40,7 +40,7 @@ def test_nothing_below_the_cli_imports_it():
 
 def test_the_core_imports_no_file_format_figure_or_command():
     outer = ("landscape.io", "landscape.plot", "landscape.cli", "landscape.scan",
-             "landscape.api", "landscape.surface")
+             "landscape.api", "landscape.surfaces")
     offenders = {}
     for path in modules(*CORE):
         bad = sorted(n for n in imports(path) if n.startswith(outer))
@@ -113,3 +113,13 @@ def test_no_import_circles():
         if module not in state and visit(module, [module]):
             break
     assert not cycle, " -> ".join(cycle)
+
+
+def test_no_function_of_the_api_shadows_a_module():
+    """`landscape.surface` is the function, and no module of that name exists beside it (a
+    module imported later would replace the function on the package)."""
+    import landscape
+
+    for name in ("surface", "hessian"):
+        if callable(getattr(landscape, name, None)):
+            assert not (PACKAGE / f"{name}.py").exists() and not (PACKAGE / name).is_dir(), name

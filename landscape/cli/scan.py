@@ -345,7 +345,7 @@ def _finished_scan(h5_path, grid, provenance, metrics, splits, samples, names, o
             surface_h5.compact(h5_path)
     figures = figure_paths(os.path.dirname(h5_path), splits, metrics[0])
     if not all(os.path.exists(path) for path in figures.values()):  # drawn again from the file
-        from landscape.surface import load_surface
+        from landscape.surfaces import load_surface
 
         surface = load_surface(h5_path)
         for name, path in figures.items():

@@ -36,6 +36,8 @@ Examples:
   landscape hessian --map --directions hessian     # ... over the top-2 eigenvector plane
   landscape hessian runs/adam --trace              # the final model of a `landscape train` run
   landscape hessian runs/sgd runs/momentum runs/adam --steps all   # λmax along training
+  landscape hessian --operator ggn --density       # the Gauss–Newton matrix's spectrum
+  landscape hessian --workload text-gpt --blocks layer --density   # per-layer spectra
 """
 
 MAP_DIRECTIONS = ("filter", "layer", "random", "hessian")
@@ -62,10 +64,34 @@ def _model_options(command):
     return command
 
 
+def _curvature_options(command):
+    """``--operator`` and ``--blocks``: which matrix every mode probes, and its blocks."""
+    from landscape.hessian.products import OPERATORS
+
+    command = click.option(
+        "--blocks", multiple=True, metavar="layer | PATTERN",
+        help="Also probe parameter blocks, each the diagonal block of the matrix for its "
+             "parameters (the others held fixed): `layer` (leaves grouped by parent path: a "
+             "Dense layer's kernel and bias) or leaf-path glob patterns, the option repeated "
+             "(--blocks '*/attn/*' --blocks '*/fc*'). Per block λmax, λmin, |λmin/λmax| and "
+             "the trace ± SE (--samples probes): printed, in hessian.json and OUT/blocks.csv; "
+             "with --density the blocks' densities on one figure, OUT/block_density.png. "
+             "One model only (not along training).")(command)
+    command = click.option(
+        "--operator", type=click.Choice(OPERATORS), default="hessian", show_default=True,
+        help="The curvature matrix every mode probes: the Hessian; ggn, the generalized "
+             "Gauss–Newton matrix JᵀH_ℓJ (J: the outputs' Jacobian, H_ℓ: the loss's Hessian "
+             "in the outputs; needs a workload with `apply` and `output_loss`, as the built-in "
+             "ones have); fisher, the empirical Fisher (1/N) Σ g_i g_iᵀ of per-sample "
+             "gradients. Recorded in every output.")(command)
+    return command
+
+
 @click.command(epilog=EXAMPLES)
 @click.argument("runs", nargs=-1, metavar="[RUN]...",
                 type=click.Path(exists=True, file_okay=False))
 @_model_options
+@_curvature_options
 @click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
               help="Largest eigenvalues to compute.")
 @click.option("--bottom-k", type=click.IntRange(min=1), default=None,
@@ -123,11 +149,12 @@ def _model_options(command):
 @seed_option
 @quiet_option
 @library_errors
-def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, max_iter,
+def hessian(runs, workload, steps_spec, lr, operator, blocks, top_k, bottom_k, tol, atol, stop, max_iter,
             with_trace, samples, with_density, probes, lanczos_steps, deflate, with_map, x_spec,
             y_spec, dims, kind, ignore, map_steps, chunk, preconditioned, precision, overwrite,
             out, seed, quiet):
-    """Probe the Hessian of a model's full-training-set mean loss.
+    """Probe the Hessian (or Gauss–Newton matrix, or empirical Fisher: --operator) of a
+    model's full-training-set mean loss, whole or by parameter blocks (--blocks).
 
     The model: the final one of RUN (a run directory of `landscape train`), or, without RUN, one
     trained on the spot (--workload, --steps, --lr). Lanczos (full reorthogonalization) gives
@@ -177,7 +204,8 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
         loaded = load_runs(list(runs), workload if given("workload") else None)
         if len(runs) > 1 or spec is not None:
             for option, ok in (("--top-k", top_k == 1), ("--bottom-k", bottom_k in (None, 1)),
-                               ("--density", not with_density), ("--map", not with_map)):
+                               ("--density", not with_density), ("--map", not with_map),
+                               ("--blocks", not blocks)):
                 if not ok:
                     raise click.UsageError(
                         f"`{option}` probes one model; along training (several RUNs or "
@@ -185,16 +213,21 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
             along_runs(list(runs), loaded, spec, bottom=bool(bottom_k),
                        trace_samples=samples if with_trace else 0, tol=tol, atol=atol,
                        stop=stop, max_iter=max_iter, preconditioned=preconditioned, seed=seed,
-                       out=out, quiet=quiet, precision=precision)
+                       out=out, quiet=quiet, precision=precision, operator=operator)
             return
         model = loaded[0][0]
         timings["load_s"] = time.perf_counter() - started
     else:
+        from landscape.data import get_workload
+
         steps = _training_steps(steps_spec)
+        untrained = get_workload(workload)
+        _check_curvature(untrained, operator, blocks)  # before minutes of training
         model = trained_model(workload, steps=steps, lr=lr, seed=seed, quiet=quiet,
-                              precision=precision)
+                              precision=precision, workload=untrained)
         timings["train_s"] = time.perf_counter() - started
-    problem = hessian_problem(model.workload, model.params, model.state)
+    block_list = _check_curvature(model.workload, operator, blocks, model.params)
+    problem = hessian_problem(model.workload, model.params, model.state, operator=operator)
     n = problem.num_params
     for option, value in (("--top-k", top_k), ("--bottom-k", bottom_k)):
         if value is not None and value > n:
@@ -209,7 +242,7 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
 
     report = {
         "tool": "landscape", "model": model.description, "num_params": n,
-        "train_loss": model.train_loss, "precision": precision,
+        "train_loss": model.train_loss, "precision": precision, "operator": operator,
         "settings": {"top_k": top_k, "bottom_k": bottom_k or 0, "tol": tol, "atol": atol,
                      "stop": stop, "max_iter": max_iter,
                      "seed": seed, "split": "train"},
@@ -226,6 +259,8 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
         for end, p in (("top", pairs.top), ("bottom", pairs.bottom)) if len(p.values)
     }
     report["eigenvalues"]["lanczos_steps"] = pairs.iterations
+    if operator != "hessian":
+        click.echo(f"operator: {operator} ({_matrix(operator)})")
     click.echo(f"top eigenvalues: {_numbers(pairs.top.values)}")
     if bottom_k:
         click.echo(f"bottom eigenvalues: {_numbers(pairs.bottom.values)}")
@@ -242,12 +277,20 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
         paths += _trace(fitted, report, timings, samples=samples, seed=seed)
     if with_density:
         paths += _density(fitted, pairs, report, timings, out, probes=probes,
-                          steps=lanczos_steps, deflate=deflate, seed=seed, quiet=quiet)
+                          steps=lanczos_steps, deflate=deflate, seed=seed, quiet=quiet,
+                          operator=operator)
     if with_map:
         paths += _eigen_map(model, problem, report, timings, out, grid=grid, kind=kind,
                             ignore=ignore, map_steps=map_steps, chunk=chunk, overwrite=overwrite,
                             tol=tol, max_iter=max_iter, seed=seed, quiet=quiet,
-                            precision=precision)
+                            precision=precision, operator=operator)
+    if blocks:
+        from landscape.cli.hessian_blocks import probe_blocks
+
+        paths += probe_blocks(fitted, block_list, report, timings, out, spec=blocks,
+                              model=model, operator=operator, tol=tol, atol=atol, stop=stop,
+                              max_iter=max_iter, samples=samples, density=with_density,
+                              probes=probes, steps=lanczos_steps, seed=seed, quiet=quiet)
     report["settings"]["batch_size"] = fitted.problem.batch_size  # the one that fitted
     report["timings"] = timings
     write_json(paths[0], report)  # whole or not at all: a temporary name, then a rename
@@ -272,6 +315,23 @@ class _Fitted:
         return result
 
 
+def _check_curvature(workload, operator: str, blocks: tuple, params=None) -> list:
+    """Refuse an ``--operator`` the workload cannot give (a GGN without ``output_loss``) and
+    ``--blocks`` patterns that match no parameter (of ``params``, or of the workload's
+    initial ones); the blocks."""
+    from landscape.hessian import parameter_blocks
+    from landscape.hessian.products import workload_curvature
+
+    workload_curvature(workload, operator)
+    if not blocks:
+        return []
+    if params is None:
+        from landscape.cli.source import param_shapes
+
+        params = param_shapes(workload)
+    return parameter_blocks(params, blocks)
+
+
 def _training_steps(spec: str | None) -> int:
     """``--steps`` without RUN: a positive number of training steps."""
     if spec is None:
@@ -291,6 +351,13 @@ def _numbers(values) -> str:
     return ", ".join(f"{v:.6g}" for v in values)
 
 
+def _matrix(operator: str) -> str:
+    """The matrix's name for titles: Hessian, Gauss–Newton, empirical Fisher."""
+    from landscape.hessian.products import OPERATOR_NAMES
+
+    return OPERATOR_NAMES[operator]
+
+
 def _trace(fitted, report, timings, *, samples, seed) -> list[str]:
     from landscape.hessian import hutchinson_trace
 
@@ -304,7 +371,7 @@ def _trace(fitted, report, timings, *, samples, seed) -> list[str]:
 
 
 def _density(fitted, pairs, report, timings, out, *, probes, steps, deflate, seed,
-             quiet) -> list[str]:
+             quiet, operator="hessian") -> list[str]:
     from landscape.hessian import slq_density
     from landscape.plot import density_figure
 
@@ -337,13 +404,15 @@ def _density(fitted, pairs, report, timings, out, *, probes, steps, deflate, see
     path = os.path.join(out, "density.png")
     # The figure clips (and says so) where the Gaussian tails fall under its log axis.
     figure = density_figure(density.grid, density.density,
-                            title=f"Hessian spectral density ({probes} probes × {steps} steps)")
+                            title=f"{_matrix(operator)} spectral density ({probes} probes × "
+                                  f"{steps} steps)")
     save_figure(figure, path)
     return [path]
 
 
 def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_steps, chunk,
-               overwrite, tol, max_iter, seed, quiet, precision) -> list[str]:
+               overwrite, tol, max_iter, seed, quiet, precision, operator="hessian"
+               ) -> list[str]:
     import dataclasses
 
     from landscape.directions import random_plane
@@ -368,13 +437,15 @@ def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_
                              dims=grid.ndim)
     spec = {
         **model.description, "directions": kind, "ignore": ignore, "map_steps": map_steps,
-        "precision": precision, "x": [float(grid.x[0]), float(grid.x[-1]), len(grid.x)],
+        "precision": precision, "operator": operator, "x": [float(grid.x[0]), float(grid.x[-1]), len(grid.x)],
         "y": None if grid.y is None else [float(grid.y[0]), float(grid.y[-1]), len(grid.y)],
     }
     record = SurfaceRecord.of_plane(plane, workload=model.workload.name, spec=spec,
                                     lanczos_steps=map_steps, train_loss_at_origin=model.train_loss,
                                     precision=precision)
-    record = dataclasses.replace(record, seed=seed)  # the seed of the map's start vector too
+    # the seed of the map's start vector too; the matrix as a root attribute of its own
+    record = dataclasses.replace(record, seed=seed, extra={**(record.extra or {}),
+                                                           "operator": operator})
     h5_path = os.path.join(out, "eigen_map.h5")
     with SurfaceWriter(h5_path, what="eigen map") as writer:
         _, done = writer.open(grid, list(EIGEN_MAP_NAMES), plane, record, overwrite=overwrite)
@@ -386,16 +457,18 @@ def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_
                 bar.update(len(index))
 
             evaluate_eigen_map(model.workload, model.state, plane, grid, num_steps=map_steps,
-                               seed=seed, chunk=chunk, done=done, on_chunk=flush)
+                               seed=seed, chunk=chunk, done=done, on_chunk=flush,
+                               operator=operator)
         writer.finish()  # the journal of finished chunks folded into the file
     timings["map_s"] = time.perf_counter() - started
     surface = surface_h5.read(h5_path)
     report["map"] = {"file": h5_path, "directions": kind, "lanczos_steps": map_steps,
-                     "shape": list(grid.shape)}
+                     "shape": list(grid.shape), "operator": operator}
     png_path = os.path.join(out, "eigen_map.png")
     figure = hessian_figure(surface.grid, surface.values["max_eig"], surface.values["min_eig"],
                             attrs=surface.attrs,
-                            title=f"{model.workload.name}: Hessian eigenvalues, {plane.kind} plane")
+                            title=f"{model.workload.name}: {_matrix(operator)} eigenvalues, "
+                                  f"{plane.kind} plane")
     save_figure(figure, png_path)
     return [h5_path, png_path]
 

@@ -28,6 +28,7 @@ from landscape.geometry.curvature import WARM_MIX
 from landscape.hessian.host_loop import lanczos_top_on_host
 from landscape.hessian.lanczos import lanczos_top
 from landscape.hessian.operator import dataset_problem
+from landscape.hessian.products import CurvatureSpec, workload_curvature
 from landscape.workload import Dataset, Params, State, Workload
 
 
@@ -35,11 +36,13 @@ class SharpnessTracker:
     """Measures λmax at the params it is given, warm-starting each measurement from the last.
 
     Call it with ``(step, params, state)``; it only dispatches. :meth:`fetch` returns the
-    measurements made so far as host numbers (waiting for them).
+    measurements made so far as host numbers (waiting for them). ``operator``: λmax of the GGN
+    (the workload's ``apply`` and ``output_loss``) or of the empirical Fisher instead.
     """
 
     def __init__(self, workload: Workload, params: Params, state: State, *, num_steps: int = 10,
-                 samples: int | None = None, seed: int = 0):
+                 samples: int | None = None, seed: int = 0,
+                 operator: str | CurvatureSpec = "hessian"):
         flat, _ = ravel_pytree(params)
         self.num_steps = int(min(num_steps, flat.size))
         data = workload.train
@@ -51,7 +54,8 @@ class SharpnessTracker:
         devices = list(jax.tree.leaves(params)[0].devices()) if isinstance(
             jax.tree.leaves(params)[0], jax.Array) else jax.local_devices()[:1]
         self.problem = dataset_problem(workload.loss, params, state, data,
-                                       batch_size=workload.batch_size, devices=devices[:1])
+                                       batch_size=workload.batch_size, devices=devices[:1],
+                                       operator=workload_curvature(workload, operator))
 
         @jax.jit
         def start(params, previous, key):

@@ -1,13 +1,22 @@
 """Hessian probes of the full-dataset mean loss: HVPs, Lanczos eigenpairs, Hutchinson traces,
 stochastic-Lanczos-quadrature spectral densities, eigen maps over a grid and eigenvector planes,
-each in the memory of one batch whatever the data set's size.
+each in the memory of one batch whatever the data set's size — of the Hessian, the Gauss–Newton
+matrix or the empirical Fisher, whole or restricted to blocks of parameters.
 
 One concept per module, each importing only those above it: ``linear`` (an operator as the
-algorithms take it), ``operator`` (the Hessian of a data set: per-batch products summed),
-``lanczos`` (the algorithm, compiled loops), ``host_loop`` (the same stepped from the host),
-``eigen`` (extreme eigenpairs, eigenvector planes), ``trace``, ``density``, ``maps``.
+algorithms take it), ``products`` (the per-batch products of the Hessian, GGN and Fisher),
+``operator`` (the matrix of a data set: per-batch products summed), ``lanczos`` (the
+algorithm, compiled loops), ``host_loop`` (the same stepped from the host), ``eigen`` (extreme
+eigenpairs, eigenvector planes), ``trace``, ``density``, ``maps``, ``blocks`` (parameter
+blocks and their curvature).
 """
 
+from landscape.hessian.blocks import (
+    BlockSummary,
+    ParameterBlock,
+    block_summaries,
+    parameter_blocks,
+)
 from landscape.hessian.density import (
     SpectralDensity,
     gaussian_density,
@@ -42,18 +51,25 @@ from landscape.hessian.operator import (
     hessian_problem,
     loss_problem,
 )
+from landscape.hessian.products import OPERATORS, CurvatureSpec, curvature_spec
 from landscape.hessian.trace import TraceEstimate, hutchinson_trace
 
 __all__ = [
+    "BlockSummary",
+    "CurvatureSpec",
     "EIGEN_MAP_NAMES",
     "Eigenpairs",
     "ExtremeEigenpairs",
     "HessianProblem",
     "LinearOperator",
     "LanczosState",
+    "OPERATORS",
+    "ParameterBlock",
     "SpectralDensity",
     "TopRitzPair",
     "TraceEstimate",
+    "block_summaries",
+    "curvature_spec",
     "dataset_problem",
     "eigen_map_data",
     "eigen_point_fn",
@@ -67,6 +83,7 @@ __all__ = [
     "lanczos_top",
     "lanczos_tridiagonal",
     "loss_problem",
+    "parameter_blocks",
     "ritz_values",
     "slq_density",
     "slq_nodes",

@@ -160,7 +160,9 @@ def slq_nodes(
     key = jax.random.key(seed)
     for start in range(0, num_probes, batch):
         key, probe_key, restart_key = jax.random.split(key, 3)
-        probes = jax.random.normal(probe_key, (batch, n), dtype)
+        # placed as the parameters, as the host loop's updates return them: one program each
+        probes = jax.device_put(jax.random.normal(probe_key, (batch, n), dtype),
+                                problem.params.sharding)
         keys = jax.random.split(restart_key, batch)
         if op.on_host:
             alphas, betas = _tridiagonals_on_host(op, deflated, probes, keys,

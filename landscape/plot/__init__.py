@@ -3,13 +3,15 @@ figure builders return a ``matplotlib.figure.Figure`` (no pyplot state); only th
 
 - :mod:`landscape.plot.surface` — contour, filled contour, heat map, 3D surface, 1D curves;
 - :mod:`landscape.plot.overlay` — trajectories, marked points, PCA / direction axis labels;
-- :mod:`landscape.plot.hessian` — λmax, λmin, |λmin/λmax| maps and the spectral density;
+- :mod:`landscape.plot.hessian` — λmax, λmin, |λmin/λmax| maps, the spectral density and
+  parameter blocks' densities on one axis;
 - :mod:`landscape.plot.figures` — whole figures (one per view) built from the above;
 - :mod:`landscape.plot.animation` — trajectories drawn step by step (a ``FuncAnimation``).
 """
 
 from landscape.plot.figures import (
     KINDS_2D,
+    block_density_figure,
     completion_note,
     curves_figure,
     density_figure,
@@ -18,7 +20,12 @@ from landscape.plot.figures import (
     kind_figure,
     surface_figure,
 )
-from landscape.plot.hessian import eigen_ratio, plot_eigen_maps, plot_spectral_density
+from landscape.plot.hessian import (
+    eigen_ratio,
+    plot_block_densities,
+    plot_eigen_maps,
+    plot_spectral_density,
+)
 from landscape.plot.overlay import (
     explained_variance,
     mark_points,
@@ -35,9 +42,9 @@ from landscape.plot.surface import (
 )
 
 __all__ = [
-    "KINDS_2D", "completion_note", "curves_figure", "density_figure", "eigen_ratio", "explained_variance",
+    "KINDS_2D", "block_density_figure", "completion_note", "curves_figure", "density_figure", "eigen_ratio", "explained_variance",
     "function_figure", "hessian_figure", "kind_figure", "mark_points", "masked",
-    "plane_axis_labels", "plot_contour", "plot_curve", "plot_curves", "plot_eigen_maps",
+    "plane_axis_labels", "plot_contour", "plot_curve", "plot_curves", "plot_block_densities", "plot_eigen_maps",
     "plot_heatmap", "plot_spectral_density", "plot_surface_3d", "plot_trajectories",
     "surface_figure",
 ]

@@ -73,8 +73,8 @@ def _curvature_options(command):
         help="Also probe parameter blocks, each the diagonal block of the matrix for its "
              "parameters (the others held fixed): `layer` (leaves grouped by parent path: a "
              "Dense layer's kernel and bias) or leaf-path glob patterns, the option repeated "
-             "(--blocks '*/attn/*' --blocks '*/fc*'). Per block λmax, λmin, |λmin/λmax| and "
-             "the trace ± SE (--samples probes): printed, in hessian.json and OUT/blocks.csv; "
+             "(--blocks '*/attn/*' --blocks '*/fc*'). Per block λmax (to --tol), λmin (to "
+             "--tol × λmax), |λmin/λmax| and the trace ± SE (--samples probes): printed, in hessian.json and OUT/blocks.csv; "
              "with --density the blocks' densities on one figure, OUT/block_density.png. "
              "One model only (not along training).")(command)
     command = click.option(

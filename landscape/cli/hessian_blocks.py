@@ -50,8 +50,8 @@ def probe_blocks(fitted, blocks, report, timings, out, *, spec, model, operator,
     unconverged = [s.name for s in summaries if not s.converged]
     if unconverged:
         click.echo(f"warning: the eigenvalues of {len(unconverged)} of {len(summaries)} blocks "
-                   f"did not reach --tol {tol:g} in --max-iter {max_iter} Lanczos steps (first: "
-                   f"{unconverged[0]}); eigenvalues near 0 need --atol", err=True)
+                   f"did not reach --tol {tol:g} (λmin: --tol × λmax) in --max-iter {max_iter} "
+                   f"Lanczos steps (first: {unconverged[0]}); raise --max-iter", err=True)
     paths = [os.path.join(out, "blocks.csv")]
     write_csv(paths[0], BLOCK_COLUMNS, [{k: "" if v is None else v for k, v in row.items()}
                                         for row in rows])

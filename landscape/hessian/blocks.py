@@ -73,7 +73,8 @@ def parameter_blocks(params: Any, blocks: str | Sequence[str]) -> list[Parameter
 
 
 class BlockSummary(NamedTuple):
-    """One block's curvature (eigenvalues by Lanczos to the residual rule, as
+    """One block's curvature: λmax by Lanczos to the ``stop`` rule with tolerance
+    max(tol·|λmax|, atol), then λmin to max(tol·|λmax|, atol) (see
     :func:`~landscape.hessian.eigen.hessian_eigenpairs`)."""
 
     name: str
@@ -85,7 +86,7 @@ class BlockSummary(NamedTuple):
     trace: float  # Hutchinson estimate (NaN when not asked)
     trace_stderr: float
     converged: bool  # both eigenvalues met the tolerance
-    lanczos_steps: int
+    lanczos_steps: int  # of both runs
     density: SpectralDensity | None
 
     @property
@@ -128,22 +129,29 @@ def block_summaries(
     for i, block in enumerate(blocks):
         restricted = problem.restricted(block.indices)
         size = restricted.num_params
-        bottom = int(size > 1)
-        pairs = hessian_eigenpairs(restricted, top_k=1, bottom_k=bottom, tol=tol, atol=atol,
-                                   stop=stop, max_iter=max(max_iter, 2), seed=seed)
-        low = pairs.bottom if bottom else pairs.top
+        options = dict(tol=tol, stop=stop, max_iter=max_iter)
+        top = hessian_eigenpairs(restricted, top_k=1, atol=atol, seed=seed, **options)
+        high, steps = top.top, top.iterations
+        low = high
+        if size > 1:
+            # λmin to within tol·|λmax| (or atol): a block's smallest eigenvalues are often
+            # ≈ 0 (the GGN's and the Fisher's always), out of reach of a relative tolerance,
+            # and |λmin/λmax| needs no more than that.
+            bottom = hessian_eigenpairs(restricted, top_k=0, bottom_k=1, seed=seed + 1,
+                                        atol=max(atol, tol * abs(float(high.values[0]))),
+                                        **options)
+            low, steps = bottom.bottom, steps + bottom.iterations
         trace = (hutchinson_trace(restricted, num_samples=trace_samples, seed=seed)
                  if trace_samples else None)
         if density_probes:
             quadratures.append(slq_nodes(restricted, num_probes=density_probes,
                                          num_steps=min(density_steps, size), seed=seed))
         out.append(BlockSummary(
-            block.name, size, float(pairs.top.values[0]), float(pairs.top.residuals[0]),
+            block.name, size, float(high.values[0]), float(high.residuals[0]),
             float(low.values[0]), float(low.residuals[0]),
             float("nan") if trace is None else trace.estimate,
             float("nan") if trace is None else trace.stderr,
-            bool(pairs.top.converged.all() and pairs.bottom.converged.all()),
-            pairs.iterations, None))
+            bool(high.converged.all() and low.converged.all()), steps, None))
         if on_block is not None:
             on_block(i)
     if not quadratures:

@@ -9,6 +9,8 @@ x64 is switched on only inside each test, as in tests/test_hessian.py.
 """
 
 import dataclasses
+import logging
+from collections import Counter
 from typing import NamedTuple
 
 import jax
@@ -285,3 +287,25 @@ def test_along_training_and_during_training_take_any_operator(models):
     np.testing.assert_allclose(along.lambda_max, np.linalg.eigvalsh(case.matrices["fisher"])[-1:],
                                rtol=1e-6)
     np.testing.assert_allclose(tracked, np.linalg.eigvalsh(case.matrices["ggn"])[-1], rtol=1e-6)
+
+
+def test_a_host_summed_product_and_lanczos_compile_each_program_once(models, caplog):
+    """Summed from the host, a product compiles once per batch shape (the running sum starts
+    from zeros, not from a program of its own around the first batch's product); a vector
+    made on the host is placed as the parameters first (else every product compiled again for
+    it); and the host-stepped Lanczos update compiles once (its starting buffers placed as its
+    outputs are: made eagerly, the first step compiled a second program)."""
+    case = models["cnn"]
+    with jax.enable_x64(True):
+        problem = hs.hessian_problem(case.workload, case.params, {}, operator="fisher")
+        assert problem.on_host  # a convnet on the CPU
+        n = problem.num_params
+        with jax.log_compiles(True), caplog.at_level(logging.WARNING):
+            for v in (np.ones(n), np.arange(n) / n):  # made on the host, as a caller would
+                problem.hvp(jnp.asarray(v))
+            hs.hessian_eigenpairs(problem, top_k=1, tol=1e-6, max_iter=7)
+    compiled = Counter(record.getMessage().split("(", 2)[1].split(")")[0]
+                       for record in caplog.records
+                       if record.getMessage().startswith("Compiling jit("))
+    assert compiled["_add"] == 2, compiled  # whole batches, and the short last one
+    assert compiled["dispatched_update"] == 1, compiled

@@ -207,6 +207,16 @@ def _zeros(args, batch, *, fn):
     return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn, *args, batch))
 
 
+def _placed_like(tree: Any, args: tuple) -> Any:
+    """``tree`` replicated where the first argument is (as :func:`_add` returns its sums), so
+    that its first call compiles the program its later calls run; as it is otherwise."""
+    first = jax.tree.leaves(args)[0] if jax.tree.leaves(args) else None
+    sharding = getattr(first, "sharding", None)
+    if sharding is None or not sharding.is_fully_replicated:
+        return tree
+    return jax.device_put(tree, sharding)
+
+
 @functools.partial(jax.jit, static_argnames=("fn",), donate_argnums=(0,))
 def _add(sums, args, batch, *, fn):
     n = batch_count(batch)
@@ -225,7 +235,7 @@ def host_mean(fn: Callable, args: tuple, batches: Iterable) -> Any:
     sums, total = None, 0
     for batch in batches:
         if sums is None:
-            sums = _zeros(args, batch, fn=fn)
+            sums = _placed_like(_zeros(args, batch, fn=fn), args)
         sums = _add(sums, args, batch, fn=fn)
         total += batch_count(batch)
     if sums is None:

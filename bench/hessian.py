@@ -253,9 +253,10 @@ def operator_rows(workload, params, state, problem, args) -> dict:
     median = statistics.median
     for group in (operators, ("hessian", *(b.name for b in blocks))):
         out = interleaved({name: top(problems[name]) for name in group}, args.repeats)
-        for name in group if group is operators else group[1:]:  # the whole Hessian once
+        for name in group:
             pairs = out[name]["outputs"]
-            what = name if name in operators else f"block {name} ({problems[name].num_params:,})"
+            what = (name if group is operators else "hessian, beside the blocks"
+                    if name == "hessian" else f"block {name} ({problems[name].num_params:,})")
             add(f"λmax tol {tol:g}, {what}", out, name, "hessian",
                 hvps=median(p.iterations for p in pairs),
                 err=median(abs(p.top.values[0] - refs[name]) / abs(refs[name]) for p in pairs))

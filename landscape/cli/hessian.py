@@ -74,9 +74,9 @@ def _curvature_options(command):
              "parameters (the others held fixed): `layer` (leaves grouped by parent path: a "
              "Dense layer's kernel and bias) or leaf-path glob patterns, the option repeated "
              "(--blocks '*/attn/*' --blocks '*/fc*'). Per block λmax (to --tol), λmin (to "
-             "--tol × λmax), |λmin/λmax| and the trace ± SE (--samples probes): printed, in hessian.json and OUT/blocks.csv; "
-             "with --density the blocks' densities on one figure, OUT/block_density.png. "
-             "One model only (not along training).")(command)
+             "--tol × λmax), |λmin/λmax| and the trace ± SE (--samples probes): printed, in "
+             "hessian.json and OUT/blocks.csv; with --density the blocks' densities on one "
+             "figure, OUT/block_density.png. One model only (not along training).")(command)
     command = click.option(
         "--operator", type=click.Choice(OPERATORS), default="hessian", show_default=True,
         help="The curvature matrix every mode probes: the Hessian; ggn, the generalized "
@@ -149,10 +149,10 @@ def _curvature_options(command):
 @seed_option
 @quiet_option
 @library_errors
-def hessian(runs, workload, steps_spec, lr, operator, blocks, top_k, bottom_k, tol, atol, stop, max_iter,
-            with_trace, samples, with_density, probes, lanczos_steps, deflate, with_map, x_spec,
-            y_spec, dims, kind, ignore, map_steps, chunk, preconditioned, precision, overwrite,
-            out, seed, quiet):
+def hessian(runs, workload, steps_spec, lr, operator, blocks, top_k, bottom_k, tol, atol, stop,
+            max_iter, with_trace, samples, with_density, probes, lanczos_steps, deflate,
+            with_map, x_spec, y_spec, dims, kind, ignore, map_steps, chunk, preconditioned,
+            precision, overwrite, out, seed, quiet):
     """Probe the Hessian (or Gauss–Newton matrix, or empirical Fisher: --operator) of a
     model's full-training-set mean loss, whole or by parameter blocks (--blocks).
 
@@ -437,7 +437,8 @@ def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_
                              dims=grid.ndim)
     spec = {
         **model.description, "directions": kind, "ignore": ignore, "map_steps": map_steps,
-        "precision": precision, "operator": operator, "x": [float(grid.x[0]), float(grid.x[-1]), len(grid.x)],
+        "precision": precision, "operator": operator,
+        "x": [float(grid.x[0]), float(grid.x[-1]), len(grid.x)],
         "y": None if grid.y is None else [float(grid.y[0]), float(grid.y[-1]), len(grid.y)],
     }
     record = SurfaceRecord.of_plane(plane, workload=model.workload.name, spec=spec,

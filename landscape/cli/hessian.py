@@ -437,7 +437,10 @@ def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_
                              dims=grid.ndim)
     spec = {
         **model.description, "directions": kind, "ignore": ignore, "map_steps": map_steps,
-        "precision": precision, "operator": operator,
+        "precision": precision,
+        # another matrix is another map (not resumed); the Hessian's spec as it always was,
+        # so that maps made before the operators existed still resume
+        **({} if operator == "hessian" else {"operator": operator}),
         "x": [float(grid.x[0]), float(grid.x[-1]), len(grid.x)],
         "y": None if grid.y is None else [float(grid.y[0]), float(grid.y[-1]), len(grid.y)],
     }

@@ -35,6 +35,7 @@ import numpy as np
 
 from landscape.errors import InputError
 from landscape.hessian.eigen import Eigenpairs
+from landscape.hessian.host_loop import settled
 from landscape.hessian.lanczos import (
     check_basis_fits,
     lanczos_init,
@@ -105,6 +106,7 @@ def _tridiagonals_on_host(op: LinearOperator, deflated, probes, keys, *, num_ste
     for j in range(num_steps):
         states, qs = _update_all(jnp.asarray(j, jnp.int32), states, op.apply_many(qs),
                                  deflated, keys)
+        qs = settled(qs)  # see host_loop.settled
     return states.alphas, states.betas
 
 

@@ -20,7 +20,13 @@ same full-dataset mean as ours, and it reuses one gradient graph for every HVP).
   16-step run of each method (the Ritz values of T_k for ours, every power-iteration estimate
   for PyHessian) — and the time of a run of exactly that many steps;
 - trace, 100 Rademacher samples each: PyHessian's early stop is switched off (its relative-change
-  rule can stop after a few samples), so both do exactly 100.
+  rule can stop after a few samples), so both do exactly 100;
+- ours only, where PyHessian has no counterpart: one product and λmax at tolerance 1e-3 of the
+  Gauss–Newton matrix and the empirical Fisher beside the Hessian's, and λmax of each layer's
+  diagonal block of the Hessian (``--blocks layer``) beside the whole one's, each as a paired
+  ratio to the Hessian's (the median over repeats of time / the Hessian's time in the same
+  repeat: the machine's load hits both alike), errors against float64 ARPACK references; then
+  the whole per-block table (λmax, λmin, 100-sample trace per block) once, timed.
 
 Repeat r starts both tools from seed r (ours: ``seed=r``; PyHessian: ``torch.manual_seed(r)``
 before its ``torch.randn`` start), and the tools alternate within each repeat so that load from
@@ -36,7 +42,8 @@ from scipy's ARPACK ``eigsh`` on our float64 HVP; the trace exactly, Σᵢ eᵢ�
 from 500 probes, whose standard error is printed beside it. PyHessian (PyPI ``pyhessian``,
 torch CPU) is not a project dependency: without it the bench prints ours alone.
 
-Run: ``python bench/hessian.py [--cases mlp,cnn] [--json out.json] [--repeats 9] [--devices N]``.
+Run: ``python bench/hessian.py [--cases mlp,cnn] [--json out.json] [--repeats 9] [--devices N]
+[--operators-only]`` (the last: the rows PyHessian has no counterpart of, alone).
 """
 
 from __future__ import annotations
@@ -81,7 +88,13 @@ def interleaved(fns: dict[str, Callable[[int], object]], repeats: int) -> dict[s
             out = fn(seed)
             times[name].append(time.perf_counter() - start)
             outputs[name].append(out)
-    return {name: {"s": statistics.median(times[name]), "outputs": outputs[name]} for name in fns}
+    return {name: {"s": statistics.median(times[name]), "times": times[name],
+                   "outputs": outputs[name]} for name in fns}
+
+
+def paired_ratio(out: dict, name: str, base: str) -> float:
+    """The median over repeats of ``name``'s time / ``base``'s time in the same repeat."""
+    return statistics.median(a / b for a, b in zip(out[name]["times"], out[base]["times"]))
 
 
 def references(workload, params, state) -> dict[str, float]:
@@ -189,6 +202,88 @@ def ritz_errors(problem, seed: int, rel: Callable[[float], float]) -> list[float
             for k in range(1, MAX_STEPS + 1)]
 
 
+def arpack_top(problem) -> float:
+    """λmax of a float64 problem's operator by ARPACK (scipy ``eigsh``) to 1e-12."""
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    n = problem.num_params
+    op = LinearOperator((n, n), dtype=np.float64,
+                        matvec=lambda v: np.asarray(problem.hvp(jnp.asarray(v.ravel()))))
+    return float(eigsh(op, k=1, which="LA", tol=1e-12, return_eigenvectors=False)[0])
+
+
+def operator_rows(workload, params, state, problem, args) -> dict:
+    """The Gauss–Newton matrix and the empirical Fisher beside the Hessian, and each layer's
+    block beside the whole Hessian: ours only (PyHessian has no counterpart)."""
+    from landscape.hessian import (
+        block_summaries,
+        hessian_eigenpairs,
+        hessian_problem,
+        parameter_blocks,
+    )
+    from landscape.workload import Dataset
+
+    operators = ("hessian", "ggn", "fisher")
+    blocks = parameter_blocks(params, "layer")
+    with jax.enable_x64(True):  # the float64 references
+        wl64 = dataclasses.replace(workload, train=Dataset(
+            workload.train.inputs.astype(np.float64), workload.train.targets))
+        p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
+        problems64 = {op: hessian_problem(wl64, p64, state, operator=op) for op in operators}
+        refs = {op: arpack_top(p) for op, p in problems64.items()}
+        refs.update({b.name: arpack_top(problems64["hessian"].restricted(b.indices))
+                     for b in blocks})
+    problems = {"hessian": problem, **{op: hessian_problem(workload, params, state, operator=op)
+                                       for op in operators[1:]}}
+    problems.update({b.name: problem.restricted(b.indices) for b in blocks})
+    rows = []
+
+    def add(label, out, name, base, *, hvps=None, err=None):
+        rows.append({"probe": label, "ours_s": out[name]["s"], "ratio": paired_ratio(out, name,
+                                                                                    base),
+                     "hvps": hvps, "rel_err": err})
+
+    v = jax.random.normal(jax.random.key(1), problem.params.shape)
+    product = interleaved({op: lambda _, p=problems[op]: p.hvp(v).block_until_ready()
+                           for op in operators}, args.hvp_repeats)
+    for op in operators:
+        add(f"one product, {op}", product, op, "hessian")
+    tol = 1e-3
+    top = lambda p: lambda seed: hessian_eigenpairs(p, top_k=1, tol=tol, seed=seed)  # noqa: E731
+    median = statistics.median
+    for group in (operators, ("hessian", *(b.name for b in blocks))):
+        out = interleaved({name: top(problems[name]) for name in group}, args.repeats)
+        for name in group:
+            pairs = out[name]["outputs"]
+            what = (name if group is operators else "hessian, beside the blocks"
+                    if name == "hessian" else f"block {name} ({problems[name].num_params:,})")
+            add(f"λmax tol {tol:g}, {what}", out, name, "hessian",
+                hvps=median(p.iterations for p in pairs),
+                err=median(abs(p.top.values[0] - refs[name]) / abs(refs[name]) for p in pairs))
+    start = time.perf_counter()
+    table = block_summaries(problem, blocks, tol=tol, trace_samples=TRACE_SAMPLES)
+    table_s = time.perf_counter() - start
+
+    print(f"ours only (PyHessian has no counterpart): paired ratios to the whole Hessian's time "
+          f"(median over {args.repeats} repeats; one product: {args.hvp_repeats})")
+    header = f"{'probe':44s} {'ours ms':>9s} {'× Hessian':>9s} {'HVPs':>6s} {'ours err':>9s}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        hvps = "-" if r["hvps"] is None else f"{r['hvps']:g}"
+        err = "-" if r["rel_err"] is None else f"{r['rel_err']:9.1e}"
+        print(f"{r['probe']:44s} {r['ours_s'] * 1e3:9.2f} {r['ratio']:9.2f} {hvps:>6s} "
+              f"{err:>9s}")
+    print(f"block table by layer (λmax, λmin to tol {tol:g}, max 100 steps; trace "
+          f"{TRACE_SAMPLES} samples), once: {table_s:.2f} s")
+    for s in table:
+        print(f"  {s.name:8s} {s.size:6,d} params  λmax {s.lambda_max:9.4g}  λmin "
+              f"{s.lambda_min:10.3g}  trace {s.trace:9.4g} ± {s.trace_stderr:.2g}  "
+              f"{s.lanczos_steps} steps{'' if s.converged else ' (not converged)'}")
+    return {"rows": rows, "references": refs, "block_table_s": table_s,
+            "block_table": [s.row() for s in table]}
+
+
 def run_case(case, args) -> dict:
     import landscape
     from landscape.hessian import hessian_eigenpairs, hessian_problem, hutchinson_trace
@@ -197,6 +292,13 @@ def run_case(case, args) -> dict:
     result = landscape.train(workload, optax.adam(case.lr), steps=case.train_steps, seed=0,
                              record_every=case.train_steps)
     params, state = result.params, result.state
+    if args.operators_only:
+        problem = hessian_problem(workload, params, state)
+        print(f"\n[{case.name}] {case.describe}: {problem.num_params} parameters, train loss "
+              f"{float(result.losses[-1]):.4g}; {jax.device_count()} XLA CPU device(s) on "
+              f"{os.cpu_count()} cores")
+        return {"case": case.name, "model": case.describe, "num_params": problem.num_params,
+                "operators": operator_rows(workload, params, state, problem, args)}
     ref = references(workload, params, state)
     lam = ref["lambda_max"]
     rel = lambda v: abs(v - lam) / abs(lam)  # noqa: E731
@@ -330,9 +432,11 @@ def run_case(case, args) -> dict:
               f"{setup:>6s} {hvps:>6s} {r['ours_rel_err']:9.1e} "
               f"{fmt('pyhessian_rel_err', '9.1e'):>9s}")
     print("HVPs: ours/PyHessian (medians); err: relative error against the float64 reference")
+    operators = operator_rows(workload, params, state, problem, args)
     return {"case": case.name, "model": case.describe, "num_params": n,
             "devices": jax.device_count(), "first_call_s": first_call,
-            "hvp_s": {k: v["s"] for k, v in hvp.items()}, "references": ref, "rows": rows}
+            "hvp_s": {k: v["s"] for k, v in hvp.items()}, "references": ref, "rows": rows,
+            "operators": operators}
 
 
 def main() -> None:
@@ -345,6 +449,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=500, help="training steps before probing")
     parser.add_argument("--devices", type=int, default=os.cpu_count() or 1,
                         help="XLA CPU devices for ours (default: one per core)")
+    parser.add_argument("--operators-only", action="store_true",
+                        help="only the Gauss–Newton, Fisher and per-block rows (ours alone)")
     args = parser.parse_args()
     jax.config.update("jax_num_cpu_devices", args.devices)  # before JAX starts its backend
 

@@ -74,6 +74,17 @@ def objective_from(loss_fn: Callable, model: Any, data: Any, *, state: Any = Non
                      name=name, key=key), params
 
 
+def pure_outputs(outputs: Callable, model: Any, state: Any = None) -> Callable:
+    """``outputs(model, batch)`` (or ``outputs(params, state, batch)`` with a ``state``), the
+    network part of a loss, as ``outputs(params, state, batch)`` over the parameters
+    :func:`objective_from` takes from ``model`` (for the Gauss–Newton matrix)."""
+    if not callable(outputs):
+        raise InputError(f"`outputs` must be a function, got {type(outputs).__name__}",
+                         param="outputs")
+    pure = _pure_loss(outputs, model, state)[0]
+    return lambda params, state, batch: pure(params, state, batch)[0]
+
+
 def _pure_loss(loss_fn: Callable, model: Any, state: Any):
     """``(loss(params, state, batch) -> (value, metrics), params, state, cache key)``."""
     from flax import nnx

@@ -12,6 +12,7 @@ returns the batch's mean loss, or ``(loss, {name: batch mean})`` (see :mod:`land
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -276,16 +277,35 @@ class Hessian:
     runs at
     ``precision`` (:mod:`landscape.precision`; default ``highest``, full float32: the tolerances
     of the eigenvalues hold only there).
+
+    ``operator``: ``"hessian"``, ``"ggn"`` (the generalized Gauss–Newton matrix JᵀH_ℓJ: give
+    ``outputs(model, batch)`` — the network's outputs, taking ``model`` as ``loss_fn`` does —
+    and ``output_loss(outputs, batch)``, the batch's mean loss of them, so that
+    ``output_loss(outputs(model, batch), batch)`` is ``loss_fn``'s loss) or ``"fisher"`` (the
+    empirical Fisher (1/N) Σᵢ gᵢgᵢᵀ of the per-sample gradients). Every method probes that
+    matrix. ``blocks``: ``"layer"`` or leaf-path glob patterns (``["*/attn/*", "*/mlp/*"]``)
+    naming parameter blocks: :meth:`block` is one block's diagonal block of the matrix,
+    :meth:`block_table` every block's λmax, λmin, trace (Zhang et al. 2024).
     """
 
     def __init__(self, loss_fn: Any, model: Any, data: Any, *, state: Any = None,
-                 batch_size: int | None = None, precision: str = "highest"):
-        from landscape.hessian import hessian_problem
+                 batch_size: int | None = None, precision: str = "highest",
+                 operator: str = "hessian", outputs: Any = None, output_loss: Any = None,
+                 blocks: str | Sequence[str] | None = None):
+        from landscape.hessian import hessian_problem, parameter_blocks
+        from landscape.hessian.products import curvature_spec
 
         self.precision = check_precision(precision)
         self.objective, self.params = objective_from(loss_fn, model, data, state=state,
                                                      batch_size=batch_size)
-        self.problem = hessian_problem(self.objective, self.params, self.objective.state)
+        if outputs is not None:
+            from landscape.adapters import pure_outputs
+
+            outputs = pure_outputs(outputs, model, state)
+        self.operator = curvature_spec(operator, outputs=outputs, output_loss=output_loss)
+        self.problem = hessian_problem(self.objective, self.params, self.objective.state,
+                                       operator=self.operator)
+        self.blocks = () if blocks is None else tuple(parameter_blocks(self.params, blocks))
         self.shrinks: list[tuple[int, int]] = []  # (old, new) batch sizes, out of memory
 
     @property
@@ -366,6 +386,37 @@ class Hessian:
 
         return self._run(lambda problem: slq_density(
             problem, num_probes=probes, num_steps=min(steps, self.num_params), seed=seed))
+
+    @property
+    def block_names(self) -> tuple[str, ...]:
+        return tuple(block.name for block in self.blocks)
+
+    def block(self, name: str) -> Hessian:
+        """The diagonal block of this matrix for parameter block ``name`` (one of
+        :attr:`block_names`), with the same methods: its vectors are the block's parameters,
+        the others held fixed."""
+        found = {block.name: block for block in self.blocks}
+        if name not in found:
+            raise InputError(f"`name` (={name!r}) is not a block of this Hessian; its blocks: "
+                             f"{', '.join(found) or 'none (give `blocks=`)'}", param="name")
+        restricted = copy.copy(self)
+        restricted.problem, restricted.blocks = self.problem.restricted(found[name].indices), ()
+        restricted.shrinks = []
+        return restricted
+
+    def block_table(self, *, samples: int = 100, tol: float = 1e-3, max_iter: int = 100,
+                    density: bool = False, probes: int = 10, steps: int = 80, seed: int = 0):
+        """Every block's λmax, λmin, |λmin/λmax| (``.ratio``), Hutchinson trace ± standard
+        error with ``samples`` probes and, with ``density``, its spectral density:
+        a list of :class:`~landscape.hessian.blocks.BlockSummary`, one per block."""
+        from landscape.hessian import block_summaries
+
+        if not self.blocks:
+            raise InputError("this Hessian has no blocks: give `blocks=` (`layer`, or leaf-path "
+                             "patterns)", param="blocks")
+        return self._run(lambda problem: block_summaries(
+            problem, self.blocks, tol=tol, max_iter=max_iter, trace_samples=samples,
+            density_probes=probes if density else 0, density_steps=steps, seed=seed))
 
 
 class _CallableModule(type(sys)):

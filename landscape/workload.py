@@ -49,6 +49,10 @@ class Workload:
       input_shape: shape of one input sample.
       batch_size: the batch size used to evaluate full-dataset means.
       apply: optional ``apply(params, state, inputs) -> outputs`` of the model.
+      output_loss: optional ``output_loss(outputs, batch) -> mean loss`` with
+        ``output_loss(apply(params, state, batch.inputs), batch)`` equal to ``loss``'s value:
+        the model split into a network and a loss of its outputs, which the Gauss–Newton
+        matrix needs (``landscape hessian --operator ggn``).
       train_loss: optional training-mode loss ``train_loss(params, state, batch) -> (mean loss,
         (metrics, new_state))`` for models with state (BatchNorm: batch statistics, updated
         running averages). None: training uses ``loss`` and keeps the state unchanged.
@@ -70,6 +74,7 @@ class Workload:
     apply: Callable[..., jax.Array] | None = None
     train_loss: TrainLossFn | None = None
     output_axis: Any = "last"
+    output_loss: Callable[[jax.Array, Batch], jax.Array] | None = None
 
     def dataset(self, split: str) -> Dataset:
         if split == "train":

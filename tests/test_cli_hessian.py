@@ -1,5 +1,7 @@
 """``landscape hessian``: messages, output files, resuming, and one-line errors for bad input."""
 
+import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -21,6 +23,11 @@ NUM_PARAMS = 321  # 1-16-16-1
 def tiny_sine():
     """The sine task, small enough that every command here runs in seconds."""
     return sine(num_train=200, num_test=20, hidden=(16, 16))
+
+
+def no_output_loss():
+    """The tiny sine task without its model split into outputs and a loss of them."""
+    return dataclasses.replace(tiny_sine(), output_loss=None)
 
 
 def run(*args):
@@ -116,6 +123,12 @@ def test_pyhessians_stopping_rule_takes_fewer_steps(tmp_path):
         (["--stop", "change"], "Invalid value for '--stop': 'change' is not one of 'residual', "
                                "'relative-change'"),
         (["--workload", "nope"], "not a built-in workload"),
+        (["--operator", "ggn", "--workload", "test_cli_hessian:no_output_loss"],
+         "`--operator` (='ggn') needs the model split into outputs and a loss of them: "
+         "workload `sine` has no `output_loss`"),
+        (["--operator", "newton"], "Invalid value for '--operator': 'newton' is not one of "
+                                   "'hessian', 'ggn', 'fisher'"),
+        (["--blocks", "*/attn/*"], "`--blocks` pattern '*/attn/*' matches no parameter"),
     ],
 )
 def test_bad_input_is_a_one_line_usage_error(tmp_path, args, message):
@@ -167,3 +180,39 @@ def test_step_counts_beyond_the_dimension_are_cut_with_a_note(tmp_path):
     report = json.loads((out / "hessian.json").read_text())
     assert report["density"]["lanczos_steps"] == NUM_PARAMS - 1
     assert report["map"]["lanczos_steps"] == NUM_PARAMS
+
+
+def test_an_operator_and_blocks_in_every_output(tmp_path):
+    """--operator ggn with --blocks: the matrix named on stdout, in hessian.json, the eigen
+    map's attributes, the block table (printed, in hessian.json, blocks.csv) and the blocks'
+    densities on one figure; the whole matrix's λmax bounds every block's (Cauchy
+    interlacing: a diagonal block's eigenvalues lie inside the whole matrix's range)."""
+    out = tmp_path / "out"
+    result = run("--operator", "ggn", "--blocks", "*/kernel", "--blocks", "dense2/*",
+                 "--max-iter", "24", "--atol", "1e-2",  # λmin ≈ 0: an absolute floor
+                 "--density", "--probes", "2", "--lanczos-steps", "8", "--samples", "10",
+                 "--map", "--dims", "1", "--x", "-0.1:0.1:2", "--map-steps", "6",
+                 "--out", str(out))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "operator: ggn (Gauss–Newton)"
+    header = next(i for i, line in enumerate(lines) if line.startswith("block "))
+    assert lines[header + 1].startswith("*/kernel ") and lines[header + 2].startswith("dense2/* ")
+    assert lines[-6:] == [str(out / name) for name in (
+        "hessian.json", "density.png", "eigen_map.h5", "eigen_map.png", "blocks.csv",
+        "block_density.png")]
+    report = json.loads((out / "hessian.json").read_text())
+    assert report["operator"] == "ggn" and report["map"]["operator"] == "ggn"
+    assert report["blocks"]["spec"] == ["*/kernel", "dense2/*"]
+    table = report["blocks"]["table"]
+    assert [row["params"] for row in table] == [16 + 256 + 16, 16 + 1]
+    assert table[1]["leaves"] == ["dense2/bias", "dense2/kernel"]
+    lam = report["eigenvalues"]["top"]["values"][0]
+    for row in table:  # a PSD matrix's diagonal blocks: 0 <= λ(block) <= λmax(whole)
+        assert -1e-4 * lam <= row["lambda_min"] <= row["lambda_max"] <= lam * (1 + 1e-3)
+        assert row["trace_stderr"] > 0 and row["operator"] == "ggn" and row["converged"]
+    with open(out / "blocks.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["block"] for r in rows] == ["*/kernel", "dense2/*"] and rows[0]["operator"] == "ggn"
+    assert surface_h5.read(out / "eigen_map.h5").attrs["operator"] == "ggn"
+    assert (out / "block_density.png").stat().st_size > 10_000

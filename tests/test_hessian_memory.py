@@ -5,9 +5,10 @@ its reverse pass: XLA's compiled estimate of such an HVP grew 171 → 4,168 MiB 
 batches of a small ResNet. Every curvature feature now sums its batches' products
 (:mod:`landscape.hessian.operator`). Here, on a small convnet, XLA's own compiled estimate
 (``memory_analysis()``: the program's temporaries and outputs; the data are its arguments) of
-one HVP, one sharpness gradient, one eigen-map point and one tracking measurement is the same
-for 1, 4 and 16 batches (within 10 %), and each result equals the dense float64 reference of
-the full-data mean (the dense Hessian, ``jax.grad`` over all the samples as one batch).
+one HVP, one Gauss–Newton and one empirical-Fisher product, one sharpness gradient, one
+eigen-map point and one tracking measurement is the same for 1, 4 and 16 batches (within 10 %),
+and each result equals the dense float64 reference of the full-data mean (the dense Hessian,
+``jax.grad`` over all the samples as one batch).
 """
 
 import dataclasses
@@ -43,16 +44,22 @@ def convnet(num_batches: int) -> Workload:
                          "bias": jnp.full(8, 0.1)},
                 "dense": {"kernel": jax.random.normal(k2, (8, 3)), "bias": jnp.zeros(3)}}, {}
 
-    def loss(params, state, batch):
-        h = jax.lax.conv_general_dilated(batch.inputs, params["conv"]["kernel"], (1, 1), "VALID",
+    def apply(params, state, inputs):
+        h = jax.lax.conv_general_dilated(inputs, params["conv"]["kernel"], (1, 1), "VALID",
                                          dimension_numbers=("NHWC", "HWIO", "NHWC"))
         h = jnp.tanh(h + params["conv"]["bias"]).mean(axis=(1, 2))
-        logp = jax.nn.log_softmax(h @ params["dense"]["kernel"] + params["dense"]["bias"])
-        nll = -jnp.mean(jnp.take_along_axis(logp, batch.targets[:, None], axis=1))
-        return nll, {}
+        return h @ params["dense"]["kernel"] + params["dense"]["bias"]
+
+    def output_loss(logits, batch):
+        logp = jax.nn.log_softmax(logits)
+        return -jnp.mean(jnp.take_along_axis(logp, batch.targets[:, None], axis=1))
+
+    def loss(params, state, batch):
+        return output_loss(apply(params, state, batch.inputs), batch), {}
 
     return Workload(name="convnet", init=init, loss=loss, train=Dataset(x, y), batch_size=BATCH,
-                    task="classification", input_shape=(20, 20, 1))
+                    task="classification", input_shape=(20, 20, 1), apply=apply,
+                    output_loss=output_loss)
 
 
 def footprint(lowered) -> int:
@@ -95,8 +102,12 @@ def measured():
             key = jax.random.key(0)
             map_data = jax.device_put(hs.eigen_map_data(workload, params, state))
             k = device.kernels
+            others = {op: hs.hessian_problem(workload, params, state, loop="device", operator=op)
+                      for op in ("ggn", "fisher")}
             sizes = {  # a few Lanczos steps: the steps' count changes only the (n-long) basis
                 "hvp": footprint(jax.jit(device.matvec).lower(v, device.operands)),
+                **{op: footprint(jax.jit(p.matvec).lower(v, p.operands))
+                   for op, p in others.items()},
                 "gradient": footprint(_device_mean_jit.lower(
                     (device.params, device.state), device.data, fn=k.value_and_grad)),
                 "eigen-map point": footprint(jax.jit(hs.eigen_point_fn(
@@ -112,7 +123,7 @@ def measured():
             }
             last = count == BATCH_COUNTS[-1]
             if last:
-                tracker = SharpnessTracker(workload, params, state, num_steps=n)
+                tracker = SharpnessTracker(workload, num_steps=n)
                 tracker(0, params, state)
                 results["tracking"] = tracker.fetch()[0][1]
                 results["eigen-map point"] = jax.device_get(
@@ -121,7 +132,8 @@ def measured():
     return out
 
 
-@pytest.mark.parametrize("program", ["hvp", "gradient", "eigen-map point", "tracking"])
+@pytest.mark.parametrize("program", ["hvp", "ggn", "fisher", "gradient", "eigen-map point",
+                                     "tracking"])
 def test_compiled_memory_is_flat_in_the_number_of_batches(measured, program):
     """4 and 16 batches need what one needs, within 10 % and one batch of inputs (a loop copies
     one batch out of the stacked data; one batch may even need more: XLA schedules a program
@@ -158,9 +170,9 @@ def test_the_api_takes_streamed_batches_and_gives_the_in_memory_values():
 
     class Loader:  # re-iterable, counting the batches it hands out
         def __iter__(self):
-            for start in range(0, len(x), 40):  # 40, 40, 16: sizes differ, weights must too
+            for start in range(0, len(x), 10):  # 10, 10, 4: sizes differ, weights must too
                 reads.append(start)
-                yield x[start:start + 40], y[start:start + 40]
+                yield x[start:start + 10], y[start:start + 10]
 
     streamed = landscape.hessian(loss_fn, params, Loader())
     in_memory = landscape.hessian(loss_fn, params, (x, y), batch_size=BATCH)

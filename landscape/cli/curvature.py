@@ -15,7 +15,7 @@ from landscape.cli.options import echo_outputs, progress
 CSV_COLUMNS = ("run", "optimizer", "step", "lambda_max", "lambda_max_residual", "lambda_min",
                "lambda_min_residual", "trace", "trace_stderr", "threshold", "threshold_formula",
                "preconditioned_max", "preconditioned_residual", "preconditioned_threshold",
-               "converged", "lanczos_steps", "precision")
+               "converged", "lanczos_steps", "precision", "operator")
 
 
 def parse_steps(spec: str | None) -> str | list[int] | None:
@@ -57,9 +57,12 @@ def labels(paths: list[str], runs: list) -> list[str]:
 
 def along_runs(paths: list[str], loaded: list, spec, *, bottom: bool, trace_samples: int,
                tol: float, atol: float, stop: str, max_iter: int, preconditioned: bool,
-               seed: int, out: str, quiet: bool, precision: str = "highest") -> None:
+               seed: int, out: str, quiet: bool, precision: str = "highest",
+               operator: str = "hessian") -> None:
     """Measure, report and draw the curvature of every run at its chosen steps (inside the
-    caller's ``precision``, which the outputs record)."""
+    caller's ``precision``, which the outputs record) of the ``operator`` matrix."""
+    from landscape.hessian.products import OPERATOR_NAMES
+
     from landscape.cli.plot import save_figure
     from landscape.geometry.curvature import run_curvature
     from landscape.io.atomic import write_csv, write_json
@@ -75,9 +78,11 @@ def along_runs(paths: list[str], loaded: list, spec, *, bottom: bool, trace_samp
             results.append(run_curvature(
                 run, model.workload, steps=chosen, preconditioned=preconditioned,
                 lambda_min=bottom, trace_samples=trace_samples, tol=tol, atol=atol, stop=stop,
-                max_iter=max_iter, seed=seed, on_point=lambda i: bar.update(1)))
+                max_iter=max_iter, seed=seed, on_point=lambda i: bar.update(1),
+                operator=operator))
             timings[name] = time.perf_counter() - started
     report = {"tool": "landscape", "split": "train", "precision": precision,
+              "operator": operator,
               "settings": {"tol": tol, "atol": atol, "stop": stop, "max_iter": max_iter,
                            "lambda_min": bottom,
                            "trace_samples": trace_samples, "seed": seed,
@@ -101,7 +106,7 @@ def along_runs(paths: list[str], loaded: list, spec, *, bottom: bool, trace_samp
                 "threshold_formula": th.formula if th else "",
                 "preconditioned_threshold": _cell(th.value) if th and th.preconditioned else "",
                 "converged": bool(c.converged[i]), "lanczos_steps": int(c.lanczos_steps[i]),
-                "precision": precision})
+                "precision": precision, "operator": operator})
         tracked = run.trajectory.sharpness
         series.append({"label": name, "step": c.step, "lambda_max": c.lambda_max,
                        "preconditioned_max": c.preconditioned_max, "threshold": th,
@@ -112,7 +117,8 @@ def along_runs(paths: list[str], loaded: list, spec, *, bottom: bool, trace_samp
     write_json(paths_out[0], report, allow_nan=False)
     write_csv(paths_out[1], CSV_COLUMNS, rows)
     workload = loaded[0][0].workload.name
-    save_figure(curvature_figure(series, title=f"{workload}: Hessian sharpness along training"),
+    matrix = OPERATOR_NAMES[operator]
+    save_figure(curvature_figure(series, title=f"{workload}: {matrix} sharpness along training"),
                 paths_out[2])
     echo_outputs(paths_out)
 

@@ -43,6 +43,8 @@ Examples:
   landscape hessian --map --directions hessian     # ... over the top-2 eigenvector plane
   landscape hessian runs/adam --trace              # the final model of a `landscape train` run
   landscape hessian runs/sgd runs/momentum runs/adam --steps all   # λmax along training
+  landscape hessian --operator ggn --density       # the Gauss–Newton matrix's spectrum
+  landscape hessian --workload text-gpt --blocks layer --density   # per-layer spectra
 """
 
 MAP_DIRECTIONS = ("filter", "layer", "random", "hessian")
@@ -69,10 +71,34 @@ def _model_options(command):
     return command
 
 
+def _curvature_options(command):
+    """``--operator`` and ``--blocks``: which matrix every mode probes, and its blocks."""
+    from landscape.hessian.products import OPERATORS
+
+    command = click.option(
+        "--blocks", multiple=True, metavar="layer | PATTERN",
+        help="Also probe parameter blocks, each the diagonal block of the matrix for its "
+             "parameters (the others held fixed): `layer` (leaves grouped by parent path: a "
+             "Dense layer's kernel and bias) or leaf-path glob patterns, the option repeated "
+             "(--blocks '*/attn/*' --blocks '*/fc*'). Per block λmax (to --tol), λmin (to "
+             "--tol × λmax), |λmin/λmax| and the trace ± SE (--samples probes): printed, in "
+             "hessian.json and OUT/blocks.csv; with --density the blocks' densities on one "
+             "figure, OUT/block_density.png. One model only (not along training).")(command)
+    command = click.option(
+        "--operator", type=click.Choice(OPERATORS), default="hessian", show_default=True,
+        help="The curvature matrix every mode probes: the Hessian; ggn, the generalized "
+             "Gauss–Newton matrix JᵀH_ℓJ (J: the outputs' Jacobian, H_ℓ: the loss's Hessian "
+             "in the outputs; needs a workload with `apply` and `output_loss`, as the built-in "
+             "ones have); fisher, the empirical Fisher (1/N) Σ g_i g_iᵀ of per-sample "
+             "gradients. Recorded in every output.")(command)
+    return command
+
+
 @click.command(epilog=EXAMPLES)
 @click.argument("runs", nargs=-1, metavar="[RUN]...",
                 type=ExistingPath(folder=True))
 @_model_options
+@_curvature_options
 @click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
               help="Largest eigenvalues to compute.")
 @click.option("--bottom-k", type=click.IntRange(min=1), default=None,
@@ -150,12 +176,13 @@ def _model_options(command):
 @seed_option
 @quiet_option
 @library_errors
-def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, max_iter,
-            with_trace, trace_method, samples, with_diagonal, minibatch_spectra, minibatch_size,
-            with_density, probes, lanczos_steps, deflate, with_map, x_spec,
+def hessian(runs, workload, steps_spec, lr, operator, blocks, top_k, bottom_k, tol, atol, stop,
+            max_iter, with_trace, trace_method, samples, with_diagonal, minibatch_spectra,
+            minibatch_size, with_density, probes, lanczos_steps, deflate, with_map, x_spec,
             y_spec, dims, kind, ignore, map_steps, chunk, preconditioned, precision, overwrite,
             out, seed, quiet):
-    """Probe the Hessian of a model's full-training-set mean loss.
+    """Probe the Hessian (or Gauss–Newton matrix, or empirical Fisher: --operator) of a
+    model's full-training-set mean loss, whole or by parameter blocks (--blocks).
 
     The model: the final one of RUN (a run directory of `landscape train`), or, without RUN, one
     trained on the spot (--workload, --steps, --lr). Lanczos (full reorthogonalization) gives
@@ -214,7 +241,8 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
             for option, ok in (("--top-k", top_k == 1), ("--bottom-k", bottom_k in (None, 1)),
                                ("--density", not with_density), ("--map", not with_map),
                                ("--diagonal", not with_diagonal),
-                               ("--minibatch-spectra", minibatch_spectra is None)):
+                               ("--minibatch-spectra", minibatch_spectra is None),
+                               ("--blocks", not blocks)):
                 if not ok:
                     raise click.UsageError(
                         f"`{option}` probes one model; along training (several RUNs or "
@@ -225,24 +253,25 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
             along_runs(list(runs), loaded, spec, bottom=bool(bottom_k),
                        trace_samples=samples if with_trace else 0, tol=tol, atol=atol,
                        stop=stop, max_iter=max_iter, preconditioned=preconditioned, seed=seed,
-                       out=out, quiet=quiet, precision=precision)
+                       out=out, quiet=quiet, precision=precision, operator=operator)
             return
         model = loaded[0][0]
         if minibatch_spectra:
             check_minibatches(model.workload, minibatch_spectra, minibatch_size)
         timings["load_s"] = time.perf_counter() - started
     else:
-        steps = _training_steps(steps_spec)
-        loaded_workload = None
-        if minibatch_spectra:  # checked before training: a wrong count must not cost a run
-            from landscape.data import get_workload
+        from landscape.data import get_workload
 
-            loaded_workload = get_workload(workload)
-            check_minibatches(loaded_workload, minibatch_spectra, minibatch_size)
+        steps = _training_steps(steps_spec)
+        untrained = get_workload(workload)
+        _check_curvature(untrained, operator, blocks)  # before minutes of training
+        if minibatch_spectra:  # checked before training: a wrong count must not cost a run
+            check_minibatches(untrained, minibatch_spectra, minibatch_size)
         model = trained_model(workload, steps=steps, lr=lr, seed=seed, quiet=quiet,
-                              precision=precision, workload=loaded_workload)
+                              precision=precision, workload=untrained)
         timings["train_s"] = time.perf_counter() - started
-    problem = hessian_problem(model.workload, model.params, model.state)
+    block_list = _check_curvature(model.workload, operator, blocks, model.params)
+    problem = hessian_problem(model.workload, model.params, model.state, operator=operator)
     n = problem.num_params
     for option, value in (("--top-k", top_k), ("--bottom-k", bottom_k)):
         if value is not None and value > n:
@@ -257,7 +286,7 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
 
     report = {
         "tool": "landscape", "model": model.description, "num_params": n,
-        "train_loss": model.train_loss, "precision": precision,
+        "train_loss": model.train_loss, "precision": precision, "operator": operator,
         "settings": {"top_k": top_k, "bottom_k": bottom_k or 0, "tol": tol, "atol": atol,
                      "stop": stop, "max_iter": max_iter,
                      "seed": seed, "split": "train"},
@@ -274,6 +303,8 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
         for end, p in (("top", pairs.top), ("bottom", pairs.bottom)) if len(p.values)
     }
     report["eigenvalues"]["lanczos_steps"] = pairs.iterations
+    if operator != "hessian":
+        click.echo(f"operator: {operator} ({_matrix(operator)})")
     click.echo(f"top eigenvalues: {_numbers(pairs.top.values)}")
     if bottom_k:
         click.echo(f"bottom eigenvalues: {_numbers(pairs.bottom.values)}")
@@ -293,17 +324,25 @@ def hessian(runs, workload, steps_spec, lr, top_k, bottom_k, tol, atol, stop, ma
                                  description=model.description)
     if with_density:
         paths += _density(fitted, pairs, report, timings, out, probes=probes,
-                          steps=lanczos_steps, deflate=deflate, seed=seed, quiet=quiet)
+                          steps=lanczos_steps, deflate=deflate, seed=seed, quiet=quiet,
+                          operator=operator)
     if with_map:
         paths += _eigen_map(model, problem, report, timings, out, grid=grid, kind=kind,
                             ignore=ignore, map_steps=map_steps, chunk=chunk, overwrite=overwrite,
                             tol=tol, max_iter=max_iter, seed=seed, quiet=quiet,
-                            precision=precision)
+                            precision=precision, operator=operator)
     if minibatch_spectra:
         paths += minibatch_report(model, pairs.top.values, report, timings, out,
                                   num_batches=minibatch_spectra, batch_size=minibatch_size,
                                   top_k=top_k, tol=tol, atol=atol, stop=stop, max_iter=max_iter,
                                   seed=seed, quiet=quiet)
+    if blocks:
+        from landscape.cli.hessian_blocks import probe_blocks
+
+        paths += probe_blocks(fitted, block_list, report, timings, out, spec=blocks,
+                              model=model, operator=operator, tol=tol, atol=atol, stop=stop,
+                              max_iter=max_iter, samples=samples, density=with_density,
+                              probes=probes, steps=lanczos_steps, seed=seed, quiet=quiet)
     report["settings"]["batch_size"] = fitted.problem.batch_size  # the one that fitted
     report["timings"] = timings
     write_json(paths[0], report)  # whole or not at all: a temporary name, then a rename
@@ -328,6 +367,23 @@ class _Fitted:
         return result
 
 
+def _check_curvature(workload, operator: str, blocks: tuple, params=None) -> list:
+    """Refuse an ``--operator`` the workload cannot give (a GGN without ``output_loss``) and
+    ``--blocks`` patterns that match no parameter (of ``params``, or of the workload's
+    initial ones); the blocks."""
+    from landscape.hessian import parameter_blocks
+    from landscape.hessian.products import workload_curvature
+
+    workload_curvature(workload, operator)
+    if not blocks:
+        return []
+    if params is None:
+        from landscape.cli.source import param_shapes
+
+        params = param_shapes(workload)
+    return parameter_blocks(params, blocks)
+
+
 def _training_steps(spec: str | None) -> int:
     """``--steps`` without RUN: a positive number of training steps."""
     if spec is None:
@@ -345,6 +401,13 @@ def _training_steps(spec: str | None) -> int:
 
 def _numbers(values) -> str:
     return ", ".join(f"{v:.6g}" for v in values)
+
+
+def _matrix(operator: str) -> str:
+    """The matrix's name for titles: Hessian, Gauss–Newton, empirical Fisher."""
+    from landscape.hessian.products import OPERATOR_NAMES
+
+    return OPERATOR_NAMES[operator]
 
 
 def _trace(fitted, report, timings, *, samples, method, seed) -> list[str]:
@@ -371,7 +434,7 @@ def _trace(fitted, report, timings, *, samples, method, seed) -> list[str]:
 
 
 def _density(fitted, pairs, report, timings, out, *, probes, steps, deflate, seed,
-             quiet) -> list[str]:
+             quiet, operator="hessian") -> list[str]:
     from landscape.hessian import slq_density
     from landscape.plot import density_figure
 
@@ -404,13 +467,15 @@ def _density(fitted, pairs, report, timings, out, *, probes, steps, deflate, see
     path = os.path.join(out, "density.png")
     # The figure clips (and says so) where the Gaussian tails fall under its log axis.
     figure = density_figure(density.grid, density.density,
-                            title=f"Hessian spectral density ({probes} probes × {steps} steps)")
+                            title=f"{_matrix(operator)} spectral density ({probes} probes × "
+                                  f"{steps} steps)")
     save_figure(figure, path)
     return [path]
 
 
 def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_steps, chunk,
-               overwrite, tol, max_iter, seed, quiet, precision) -> list[str]:
+               overwrite, tol, max_iter, seed, quiet, precision, operator="hessian"
+               ) -> list[str]:
     import dataclasses
 
     from landscape.directions import layout_spec, random_plane
@@ -436,16 +501,22 @@ def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_
                              dims=grid.ndim, output_axis=model.workload.output_axis)
     spec = {
         **model.description, "directions": kind, "ignore": ignore, "map_steps": map_steps,
-        "precision": precision, "x": [float(grid.x[0]), float(grid.x[-1]), len(grid.x)],
+        "precision": precision,
+        # another matrix is another map (not resumed); the Hessian's spec as it always was,
+        # so that maps made before the operators existed still resume
+        **({} if operator == "hessian" else {"operator": operator}),
+        "x": [float(grid.x[0]), float(grid.x[-1]), len(grid.x)],
         "y": None if grid.y is None else [float(grid.y[0]), float(grid.y[-1]), len(grid.y)],
         **layout_spec(plane.output_axis),
     }
     record = SurfaceRecord.of_plane(plane, workload=model.workload.name, spec=spec,
                                     lanczos_steps=map_steps, train_loss_at_origin=model.train_loss,
                                     precision=precision)
-    record = dataclasses.replace(  # the seed of the map's start vector too
+    # the seed of the map's start vector too; the matrix as a root attribute of its own
+    record = dataclasses.replace(
         record, seed=seed, fingerprints=of_surface(model.params, model.state, plane,
-                                                   {"train": model.workload.train}))
+                                                   {"train": model.workload.train}),
+        extra={**(record.extra or {}), "operator": operator})
     h5_path = os.path.join(out, "eigen_map.h5")
     with SurfaceWriter(h5_path, what="eigen map") as writer:
         _, done = writer.open(grid, list(EIGEN_MAP_NAMES), plane, record, overwrite=overwrite)
@@ -457,16 +528,18 @@ def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_
                 bar.update(len(index))
 
             evaluate_eigen_map(model.workload, model.state, plane, grid, num_steps=map_steps,
-                               seed=seed, chunk=chunk, done=done, on_chunk=flush)
+                               seed=seed, chunk=chunk, done=done, on_chunk=flush,
+                               operator=operator)
         writer.finish()  # the journal of finished chunks folded into the file
     timings["map_s"] = time.perf_counter() - started
     surface = surface_h5.read(h5_path)
     report["map"] = {"file": h5_path, "directions": kind, "lanczos_steps": map_steps,
-                     "shape": list(grid.shape)}
+                     "shape": list(grid.shape), "operator": operator}
     png_path = os.path.join(out, "eigen_map.png")
     figure = hessian_figure(surface.grid, surface.values["max_eig"], surface.values["min_eig"],
                             attrs=surface.attrs,
-                            title=f"{model.workload.name}: Hessian eigenvalues, {plane.kind} plane")
+                            title=f"{model.workload.name}: {_matrix(operator)} eigenvalues, "
+                                  f"{plane.kind} plane")
     save_figure(figure, png_path)
     return [h5_path, png_path]
 

@@ -55,6 +55,12 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return jnp.where(is_top[..., 0], near_zero, general)
 
 
+def output_cross_entropy(logits: jax.Array, batch: Batch) -> jax.Array:
+    """The batch's mean softmax cross-entropy of the model's ``logits``: the loss of the outputs
+    (:attr:`Workload.output_loss`, for the Gauss–Newton matrix)."""
+    return softmax_cross_entropy(logits, batch.targets).mean()
+
+
 def predicts(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """``argmax(logits, -1) == labels`` (ties go to the first largest logit, as argmax's; a
     sample with a NaN logit counts as wrong, where argmax would pick the NaN), as comparisons
@@ -112,6 +118,7 @@ def classification_workload(
         batch_size=batch_size,
         apply=apply,
         train_loss=train_loss if has_state else None,
+        output_loss=output_cross_entropy,
     )
 
 

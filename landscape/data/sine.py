@@ -21,8 +21,7 @@ def sine(num_train: int = 1000, num_test: int = 200, hidden: tuple[int, ...] = H
     init, apply = pure_model(lambda rngs: MLP((1, *hidden, 1), rngs=rngs))
 
     def loss(params, state, batch: Batch):
-        prediction = apply(params, state, batch.inputs)
-        return jnp.mean((prediction - batch.targets) ** 2), {}
+        return squared_error(apply(params, state, batch.inputs), batch), {}
 
     return Workload(
         name="sine",
@@ -34,4 +33,10 @@ def sine(num_train: int = 1000, num_test: int = 200, hidden: tuple[int, ...] = H
         input_shape=(1,),
         batch_size=1000,
         apply=apply,
+        output_loss=squared_error,
     )
+
+
+def squared_error(prediction, batch: Batch):
+    """The batch's mean squared error of the model's predictions (the loss of its outputs)."""
+    return jnp.mean((prediction - batch.targets) ** 2)

@@ -1,6 +1,6 @@
 """Curvature along a training run: λmax (and λmin, the trace, the preconditioned sharpness) of
-the Hessian at every recorded step, each Lanczos run warm-started from the previous step's
-eigenvector.
+the Hessian (or of the GGN or the empirical Fisher: ``operator``) at every recorded step, each
+Lanczos run warm-started from the previous step's eigenvector.
 
 Warm start: consecutive recorded steps have nearby Hessians, so the previous top eigenvector
 is a good start. Not a pure one: Lanczos from an exact eigenvector stops at once with a zero
@@ -34,6 +34,7 @@ from landscape.geometry.stability import (
 )
 from landscape.hessian.eigen import ExtremeEigenpairs, lanczos_extremes
 from landscape.hessian.operator import HessianProblem
+from landscape.hessian.products import CurvatureSpec, workload_curvature
 from landscape.hessian.trace import hutchinson_trace
 from landscape.workload import Params
 
@@ -41,16 +42,17 @@ WARM_MIX = 0.5  # weight of the fresh Gaussian part of a warm start (unit vector
 WARM_MIN_STEPS = 4  # Lanczos steps before the first convergence test of a warm start
 
 
-def hessian_of(loss: LossFn, params: Params, *, preconditioner: Params | None = None
-               ) -> HessianProblem:
+def hessian_of(loss: LossFn, params: Params, *, preconditioner: Params | None = None,
+               operator: str | CurvatureSpec = "hessian") -> HessianProblem:
     """The Hessian of ``loss`` at ``params`` as a matrix-free problem; with a diagonal
-    ``preconditioner`` P (pytree like ``params``, entries > 0), P^{-1/2} H P^{-1/2} instead."""
+    ``preconditioner`` P (pytree like ``params``, entries > 0), P^{-1/2} H P^{-1/2} instead;
+    ``operator``: the GGN or the empirical Fisher in place of H."""
     scale = None
     if preconditioner is not None:
         scale = jax.tree.map(lambda p: 1.0 / np.sqrt(np.asarray(p, np.float64)), preconditioner)
         if not all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(scale)):
             raise InputError("the preconditioner must be positive and finite everywhere")
-    return problem_of(loss, params, scale=scale)
+    return problem_of(loss, params, scale=scale, operator=operator)
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
@@ -76,12 +78,14 @@ def extreme_eigenvalues(
     tol: float = 1e-3,
     max_iter: int = 100,
     seed: int = 0,
+    operator: str | CurvatureSpec = "hessian",
 ) -> ExtremeEigenpairs:
     """The ``top_k`` largest and ``bottom_k`` smallest eigenvalues of the Hessian of ``loss`` at
-    ``params`` (of P^{-1/2} H P^{-1/2} with ``preconditioner`` P), by Lanczos to the residual
-    rule ‖Hx − θx‖ ≤ tol·|θ|, with their unit eigenvectors (flat, in the scaled coordinates for
-    a preconditioned Hessian). ``start``: previous eigenvectors (k, n) for a warm start."""
-    problem = hessian_of(loss, params, preconditioner=preconditioner)
+    ``params`` (of P^{-1/2} H P^{-1/2} with ``preconditioner`` P; of the GGN or the empirical
+    Fisher with ``operator``), by Lanczos to the residual rule ‖Hx − θx‖ ≤ tol·|θ|, with their
+    unit eigenvectors (flat, in the scaled coordinates for a preconditioned Hessian).
+    ``start``: previous eigenvectors (k, n) for a warm start."""
+    problem = hessian_of(loss, params, preconditioner=preconditioner, operator=operator)
     return _eigenpairs(problem, start, top_k=top_k, bottom_k=bottom_k, tol=tol,
                        max_iter=max_iter, seed=seed)
 
@@ -133,12 +137,16 @@ def curvature_along(
     warm: bool = True,
     seed: int = 0,
     on_point: Callable[[int], None] | None = None,
+    operator: str | CurvatureSpec = "hessian",
 ) -> Curvature:
     """λmax (optionally λmin and a Hutchinson trace ± standard error) of the Hessian of the
     loss at each of ``points``, and λmax(P^{-1/2} H P^{-1/2}) where ``preconditioners`` gives a
     P; each Lanczos run starts from the previous point's eigenvector(s) (``warm``).
 
     ``losses``: one loss for every point, or one per point (e.g. a BatchNorm state per step).
+    ``operator``: the GGN or the empirical Fisher in place of the Hessian throughout (a
+    :class:`~landscape.hessian.products.CurvatureSpec` for the GGN: :func:`run_curvature` makes
+    it from the workload).
     ``tol``, ``atol``, ``stop``, ``max_iter``: as in
     :func:`landscape.hessian.lanczos.lanczos_extremes`. ``on_point(i)`` is called after each
     point (progress bars).
@@ -146,7 +154,9 @@ def curvature_along(
     count = len(points)
     if count == 0:
         raise InputError("no points to measure")
-    losses = list(losses) if isinstance(losses, (list, tuple)) else [losses] * count
+    # One loss may itself be a tuple (a DatasetLoss or DataLoss is a NamedTuple): only a plain
+    # list or tuple is one loss per point.
+    losses = list(losses) if type(losses) in (list, tuple) else [losses] * count
     preconditioners = list(preconditioners) if preconditioners is not None else [None] * count
     if len(losses) != count or len(preconditioners) != count:
         raise InputError(f"{count} points but {len(losses)} losses and {len(preconditioners)} "
@@ -162,7 +172,7 @@ def curvature_along(
     lanczos = {"tol": tol, "atol": atol, "stop": stop, "max_iter": max_iter}
     previous = previous_scaled = None
     for i, (loss, params, p) in enumerate(zip(losses, points, preconditioners)):
-        problem = hessian_of(loss, params)
+        problem = hessian_of(loss, params, operator=operator)
         loss = placed(loss, problem)  # the preconditioned problem reuses the placed data
         pairs = _eigenpairs(problem, previous if warm else None, top_k=1,
                             bottom_k=int(lambda_min), seed=seed + i, **lanczos)
@@ -178,7 +188,7 @@ def curvature_along(
             trace = hutchinson_trace(problem, num_samples=trace_samples, seed=seed + i)
             out["trace"][i], out["trace_stderr"][i] = trace.estimate, trace.stderr
         if p is not None:
-            scaled = _eigenpairs(hessian_of(loss, params, preconditioner=p),
+            scaled = _eigenpairs(hessian_of(loss, params, preconditioner=p, operator=operator),
                                  previous_scaled if warm else None, top_k=1, bottom_k=0,
                                  seed=seed + i, **lanczos)
             out["preconditioned_max"][i] = scaled.top.values[0]
@@ -210,15 +220,19 @@ def run_curvature(
     steps: Sequence[int] | None = None,
     split: str = "train",
     preconditioned: bool = True,
+    operator: str | CurvatureSpec = "hessian",
     **options: Any,
 ) -> RunCurvature:
     """:func:`curvature_along` at recorded ``steps`` (default: all) of ``run`` (a
     :class:`landscape.train.Run`, e.g. from ``load_run``) on ``workload``'s mean ``split`` loss
     in evaluation mode, each step with its own model state. For an adaptive optimizer whose
     state was recorded (``landscape train --record-opt-state``), also the preconditioned
-    sharpness with P from that state. ``options`` go to :func:`curvature_along`."""
+    sharpness with P from that state. ``operator``: the GGN (the workload's ``apply`` and
+    ``output_loss``) or the empirical Fisher in place of the Hessian. ``options`` go to
+    :func:`curvature_along`."""
     from landscape.geometry.loss import workload_loss
 
+    operator = workload_curvature(workload, operator)  # a GGN without outputs: refused first
     trajectory = run.trajectory
     steps = [int(s) for s in (trajectory.step if steps is None else steps)]
     indices = [trajectory.index(s) for s in steps]
@@ -244,6 +258,7 @@ def run_curvature(
             except ValueError as exc:
                 raise InputError(f"run {run.path}: {exc}") from exc
         scales.append(p)
-    curvature = curvature_along(losses, points, steps=steps, preconditioners=scales, **options)
+    curvature = curvature_along(losses, points, steps=steps, preconditioners=scales,
+                                operator=operator, **options)
     threshold = stability_threshold(name, run.optimizer.get("learning_rate"), hyper)
     return RunCurvature(name, dict(run.optimizer), curvature, threshold, reason)

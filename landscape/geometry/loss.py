@@ -23,7 +23,9 @@ from typing import Any, NamedTuple
 
 import jax
 
+from landscape.errors import InputError
 from landscape.hessian.operator import HessianProblem, dataset_problem, loss_problem
+from landscape.hessian.products import CurvatureSpec, curvature_spec
 from landscape.workload import Params, State, Workload
 
 
@@ -60,13 +62,20 @@ class DatasetLoss(NamedTuple):
 LossFn = Callable[[Params], jax.Array] | DataLoss | DatasetLoss
 
 
-def problem_of(loss: LossFn, params: Params, *, scale: Params | None = None
-               ) -> HessianProblem:
+def problem_of(loss: LossFn, params: Params, *, scale: Params | None = None,
+               operator: str | CurvatureSpec = "hessian") -> HessianProblem:
     """The Hessian (and the loss and gradient) of ``loss`` at ``params``; with ``scale`` (a
-    pytree d like the params), D H D with D = diag(d)."""
+    pytree d like the params), D H D with D = diag(d). ``operator``: the GGN or the empirical
+    Fisher instead (:mod:`landscape.hessian.products`), for a :class:`DatasetLoss` only."""
+    curvature = curvature_spec(operator)
     if isinstance(loss, DatasetLoss):
         return dataset_problem(loss.loss, params, loss.state, loss.data,
-                               batch_size=loss.batch_size, devices=loss.devices, scale=scale)
+                               batch_size=loss.batch_size, devices=loss.devices, scale=scale,
+                               operator=curvature)
+    if curvature.kind != "hessian":
+        raise InputError(f"`operator` (={curvature.kind!r}) needs a per-batch loss over a data "
+                         "set (a DatasetLoss: `workload_loss`); this loss is one expression",
+                         param="operator")
     if isinstance(loss, DataLoss):
         return loss_problem(loss.fn, params, loss.data, scale=scale)
     return loss_problem(_ignoring_data(loss), params, None, scale=scale)

@@ -29,6 +29,7 @@ from landscape.geometry.curvature import WARM_MIX
 from landscape.hessian.host_loop import lanczos_top_on_host
 from landscape.hessian.lanczos import lanczos_top
 from landscape.hessian.operator import dataset_problem
+from landscape.hessian.products import CurvatureSpec, workload_curvature
 from landscape.workload import Dataset, Params, State, Workload
 
 
@@ -39,17 +40,21 @@ class SharpnessTracker:
 
     Call it with ``(step, params, state)``; it only dispatches. :meth:`fetch` returns the
     measurements made so far as host numbers (waiting for them). ``num_steps`` Lanczos steps
-    each, on the full training set or a fixed random subset of ``samples`` of it.
+    each, on the full training set or a fixed random subset of ``samples`` of it;
+    ``operator``: λmax of the GGN (the workload's ``apply`` and ``output_loss``) or of the
+    empirical Fisher instead.
     """
 
     def __init__(self, workload: Workload, *, every: int = 1, num_steps: int = 10,
-                 samples: int | None = None, seed: int = 0):
+                 samples: int | None = None, seed: int = 0,
+                 operator: str | CurvatureSpec = "hessian"):
         for name, value in (("every", every), ("num_steps", num_steps), ("samples", samples)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or value < 1):
                 raise InputError(f"`{name}` (={value!r}) must be a whole number >= 1",
                                  param=name)
         self.every, self.seed, self.workload = every, seed, workload
+        self.operator = workload_curvature(workload, operator)  # refused now, not mid-training
         data = workload.train
         if samples is not None and samples < len(data):
             rows = np.sort(np.random.default_rng(seed).permutation(len(data))[:samples])
@@ -65,7 +70,8 @@ class SharpnessTracker:
         devices = list(jax.tree.leaves(params)[0].devices()) if isinstance(
             jax.tree.leaves(params)[0], jax.Array) else jax.local_devices()[:1]
         self.problem = dataset_problem(self.workload.loss, params, state, self.data,
-                                       batch_size=self.workload.batch_size, devices=devices[:1])
+                                       batch_size=self.workload.batch_size, devices=devices[:1],
+                                       operator=self.operator)
 
         @jax.jit
         def start(params, previous, key):

@@ -1,15 +1,23 @@
 """Hessian probes of the full-dataset mean loss: HVPs, Lanczos eigenpairs, Hutchinson and
 Hutch++ traces, the diagonal, stochastic-Lanczos-quadrature spectral densities, eigen maps over
 a grid, eigenvector planes and mini-batch spectra, each in the memory of one batch whatever the
-data set's size.
+data set's size — of the Hessian, the Gauss–Newton matrix or the empirical Fisher, whole or
+restricted to blocks of parameters.
 
 One concept per module, each importing only those above it: ``linear`` (an operator as the
-algorithms take it), ``operator`` (the Hessian of a data set: per-batch products summed),
-``lanczos`` (the algorithm, compiled loops), ``host_loop`` (the same stepped from the host),
-``eigen`` (extreme eigenpairs, eigenvector planes), ``trace``, ``diagonal``, ``density``,
-``maps``, ``minibatch`` (each mini-batch's own Hessian).
+algorithms take it), ``products`` (the per-batch products of the Hessian, GGN and Fisher),
+``operator`` (the matrix of a data set: per-batch products summed), ``lanczos`` (the
+algorithm, compiled loops), ``host_loop`` (the same stepped from the host), ``eigen`` (extreme
+eigenpairs, eigenvector planes), ``trace``, ``diagonal``, ``density``, ``maps``, ``minibatch``
+(each mini-batch's own Hessian), ``blocks`` (parameter blocks and their curvature).
 """
 
+from landscape.hessian.blocks import (
+    BlockSummary,
+    ParameterBlock,
+    block_summaries,
+    parameter_blocks,
+)
 from landscape.hessian.diagonal import (
     DiagonalBlock,
     DiagonalEstimate,
@@ -50,6 +58,7 @@ from landscape.hessian.operator import (
     hessian_problem,
     loss_problem,
 )
+from landscape.hessian.products import OPERATORS, CurvatureSpec, curvature_spec
 from landscape.hessian.trace import (
     TRACE_METHODS,
     TraceEstimate,
@@ -59,6 +68,8 @@ from landscape.hessian.trace import (
 )
 
 __all__ = [
+    "BlockSummary",
+    "CurvatureSpec",
     "DiagonalBlock",
     "DiagonalEstimate",
     "EIGEN_MAP_NAMES",
@@ -68,10 +79,14 @@ __all__ = [
     "LinearOperator",
     "LanczosState",
     "MinibatchSpectra",
+    "OPERATORS",
+    "ParameterBlock",
     "SpectralDensity",
     "TRACE_METHODS",
     "TopRitzPair",
     "TraceEstimate",
+    "block_summaries",
+    "curvature_spec",
     "dataset_problem",
     "eigen_map_data",
     "eigen_point_fn",
@@ -89,6 +104,7 @@ __all__ = [
     "lanczos_tridiagonal",
     "loss_problem",
     "minibatch_eigenvalues",
+    "parameter_blocks",
     "ritz_values",
     "slq_density",
     "slq_nodes",

@@ -35,6 +35,7 @@ import numpy as np
 
 from landscape.errors import InputError
 from landscape.hessian.eigen import Eigenpairs
+from landscape.hessian.host_loop import settled
 from landscape.hessian.lanczos import (
     check_basis_fits,
     lanczos_init,
@@ -105,6 +106,7 @@ def _tridiagonals_on_host(op: LinearOperator, deflated, probes, keys, *, num_ste
     for j in range(num_steps):
         states, qs = _update_all(jnp.asarray(j, jnp.int32), states, op.apply_many(qs),
                                  deflated, keys)
+        qs = settled(qs)  # see host_loop.settled
     return states.alphas, states.betas
 
 
@@ -160,7 +162,9 @@ def slq_nodes(
     key = jax.random.key(seed)
     for start in range(0, num_probes, batch):
         key, probe_key, restart_key = jax.random.split(key, 3)
-        probes = jax.random.normal(probe_key, (batch, n), dtype)
+        # placed as the parameters, as the host loop's updates return them: one program each
+        probes = jax.device_put(jax.random.normal(probe_key, (batch, n), dtype),
+                                problem.params.sharding)
         keys = jax.random.split(restart_key, batch)
         if op.on_host:
             alphas, betas = _tridiagonals_on_host(op, deflated, probes, keys,

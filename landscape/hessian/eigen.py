@@ -147,7 +147,8 @@ def hessian_eigenpairs(
     return_vectors: bool = False,
 ) -> ExtremeEigenpairs:
     """Top-k (largest algebraic) and bottom-k (smallest algebraic) eigenpairs of the Hessian of
-    the full-dataset mean loss, by Lanczos with full reorthogonalization from a Gaussian start.
+    the full-dataset mean loss (or of the problem's GGN, Fisher or block of one: whatever
+    ``problem`` multiplies by), by Lanczos with full reorthogonalization from a Gaussian start.
 
     Unlike power iteration (PyHessian) this finds the largest *algebraic* eigenvalues and the
     most negative ones in the same run, without shifts (Li et al. shift by 0.51·λ_max and rerun).
@@ -156,7 +157,7 @@ def hessian_eigenpairs(
     PyHessian's rule, fewer HVPs, no guarantee) and ``max_iter``.
     Vectors, when returned, are flat (k, n); ``problem.unravel`` turns one into a params pytree.
     """
-    v0, restart_key = _start_vector(seed, problem.params.shape, problem.params.dtype)
+    v0, restart_key = _start_vector(seed, (problem.num_params,), problem.params.dtype)
     v0 = jax.device_put(v0, problem.params.sharding)  # one placement, one compilation
     return lanczos_extremes(
         problem.operator, None, v0, top_k=top_k, bottom_k=bottom_k, tol=tol, atol=atol,

@@ -43,6 +43,29 @@ def _test(p: Progress, tol, atol, *, top_k, bottom_k, num_steps, stop) -> Progre
                             stop=stop)
 
 
+def settled(x: jax.Array) -> jax.Array:
+    """``x``, waited for where it spans several CPU devices.
+
+    There XLA runs every device's part of every program on one pool of threads (one per
+    core). A step dispatched while the last one still runs can deadlock: one device's part of
+    the product's all-reduce waits in a pool thread for the other device's part, which is
+    queued behind that device's part of the last update, which waits for a pool thread (seen:
+    a 40 s rendezvous timeout, then an abort, in SLQ on a parameter block with 2 devices on 2
+    cores). A wait per step costs microseconds against a product.
+    """
+    devices = x.devices() if isinstance(x, jax.Array) else ()
+    if len(devices) > 1 and all(d.platform == "cpu" for d in devices):
+        x.block_until_ready()
+    return x
+
+
+# The starting buffers made by a compiled call, so that they are placed (committed) as the
+# update's outputs are: made eagerly, some are uncommitted and the first update compiles a
+# second program for them (1.7 s for a 65-parameter operator on a loaded 2-core machine).
+_start_progress = jax.jit(start_progress, static_argnums=(1, 2))
+_lanczos_init = jax.jit(lanczos_init, static_argnums=(1,))
+
+
 @jax.jit
 def _vectors(coefficients, basis):
     return coefficients.T @ basis[: coefficients.shape[0]]
@@ -53,10 +76,11 @@ def extremes_on_host(op: LinearOperator, v0, key, tol, atol, min_steps, *, num_s
     """What ``lanczos._extremes_on_device`` computes, with the loop on the host."""
     k = top_k + bottom_k
     first = max(k, int(min_steps))
-    p = start_progress(v0, num_steps, k)
+    p = _start_progress(v0, num_steps, k)
     state, q = p.state, p.state.basis[0]
     for j in range(num_steps):
         state, q = dispatched_update(jnp.asarray(j, jnp.int32), state, op.apply(q), key)
+        q = settled(q)
         count = j + 1
         if count >= first and ((count - first) % check_every == 0 or count == num_steps):
             p = _test(p._replace(state=state, count=jnp.asarray(count, jnp.int32)), tol, atol,
@@ -72,10 +96,11 @@ def lanczos_tridiagonal_on_host(op: LinearOperator, v0: jax.Array, num_steps: in
                                 key: jax.Array) -> LanczosState:
     """:func:`landscape.hessian.lanczos.lanczos_tridiagonal` stepped from the host, with no
     host wait (the step count is fixed)."""
-    state = lanczos_init(v0, num_steps)
+    state = _lanczos_init(v0, num_steps)
     q = state.basis[0]
     for j in range(num_steps):
         state, q = dispatched_update(jnp.asarray(j, jnp.int32), state, op.apply(q), key)
+        q = settled(q)
     return state
 
 

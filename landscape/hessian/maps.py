@@ -1,4 +1,5 @@
-"""Eigen maps: λ_max and λ_min of the Hessian at every point of a grid on a plane.
+"""Eigen maps: λ_max and λ_min of the Hessian (or of the GGN or the empirical Fisher:
+``operator``, :mod:`landscape.hessian.products`) at every point of a grid on a plane.
 
 Li et al. (2018, §6 and Fig. 7) map |λ_min/λ_max| over a loss surface to show where it is convex.
 Each point runs a *fixed* number m of Lanczos steps (full reorthogonalization) from one shared
@@ -41,24 +42,28 @@ from landscape.hessian.lanczos import (
 )
 from landscape.hessian.linear import Matvec
 from landscape.hessian.operator import Stacked, device_mean, hessian_problem, kernels
+from landscape.hessian.products import CurvatureSpec, workload_curvature
 from landscape.objective import Params, State
 from landscape.workload import Workload
 
 EIGEN_MAP_NAMES = ("max_eig", "min_eig")  # the dataset names of Li et al.'s surface files
 
 
-def eigen_point_fn(workload: Workload, *, num_steps: int = 20) -> Callable[[Params, Any], dict[str, jax.Array]]:
+def eigen_point_fn(workload: Workload, *, num_steps: int = 20,
+                   operator: str | CurvatureSpec = "hessian",
+                   ) -> Callable[[Params, Any], dict[str, jax.Array]]:
     """``point_fn(theta, data) -> {"max_eig", "min_eig"}`` for :func:`evaluate_points`.
 
     ``data`` is what :func:`eigen_map_data` returns: the state, the batches and the start vector.
     """
     _check_steps(num_steps)
+    curvature = workload_curvature(workload, operator)
 
     def point_fn(theta: Params, data: dict[str, Any]) -> dict[str, jax.Array]:
         w, _ = ravel_pytree(theta)
         v0 = data["start"].astype(w.dtype)
         restart_key = jax.random.wrap_key_data(data["restart_key"])
-        state = lanczos_tridiagonal(_matvec(workload, theta), (w, data), v0,
+        state = lanczos_tridiagonal(_matvec(workload, theta, curvature), (w, data), v0,
                                     min(num_steps, w.size), restart_key)
         return _extremes(state)
 
@@ -70,10 +75,10 @@ def _check_steps(num_steps: int) -> None:
         raise InputError(f"`num_steps` (={num_steps}) must be >= 2")
 
 
-def _matvec(workload: Workload, theta: Params) -> Matvec:
+def _matvec(workload: Workload, theta: Params, curvature: CurvatureSpec) -> Matvec:
     """``matvec(v, (w, data)) = H v`` of the mean loss over ``data``'s batches at ``w``, summed
-    batch by batch in a device loop."""
-    k = kernels(workload.loss, _layout(theta))
+    batch by batch in a device loop (G v or F v for the GGN or the Fisher)."""
+    k = kernels(workload.loss, _layout(theta), curvature)
 
     def matvec(v, operands):
         w, data = operands
@@ -120,8 +125,10 @@ def evaluate_eigen_map(
     mesh: Mesh | None = None,
     done: np.ndarray | None = None,
     on_chunk: Callable[[np.ndarray, dict[str, np.ndarray]], None] | None = None,
+    operator: str | CurvatureSpec = "hessian",
 ) -> dict[str, np.ndarray]:
-    """λ_max and λ_min of the Hessian of the mean ``split`` loss at every grid point of ``plane``.
+    """λ_max and λ_min of the Hessian of the mean ``split`` loss at every grid point of ``plane``
+    (of its GGN or empirical Fisher with ``operator``).
 
     Returns ``{"max_eig": ..., "min_eig": ...}``, each shaped ``grid.shape`` (NaN where not
     evaluated). ``num_steps`` Lanczos steps per point (capped at the parameter count); ``chunk``,
@@ -133,12 +140,14 @@ def evaluate_eigen_map(
     check_basis_fits(min(num_steps, n), n, jnp.result_type(jax.tree.leaves(plane.origin)[0]),
                      param="num_steps")
     if mesh is None and jax.process_count() == 1:
-        problem = hessian_problem(workload, plane.origin, state, split=split)
+        problem = hessian_problem(workload, plane.origin, state, split=split,
+                                  operator=operator)
         if problem.on_host:
             return _host_map(problem, data, plane, grid, num_steps=num_steps, done=done,
                              on_chunk=on_chunk)
-    return evaluate_points(eigen_point_fn(workload, num_steps=num_steps), data, plane, grid,
-                           chunk=chunk, mesh=mesh, done=done, on_chunk=on_chunk)
+    return evaluate_points(eigen_point_fn(workload, num_steps=num_steps, operator=operator),
+                           data, plane, grid, chunk=chunk, mesh=mesh, done=done,
+                           on_chunk=on_chunk)
 
 
 @jax.jit

@@ -1,5 +1,7 @@
-"""The Hessian of a mean loss over a data set as a matrix-free operator on flat vectors, in the
-memory of one batch whatever the data set's size.
+"""The Hessian of a mean loss over a data set — or its Gauss–Newton matrix, or its empirical
+Fisher (:mod:`landscape.hessian.products`), or the diagonal block of any of them for a group of
+parameters — as a matrix-free operator on flat vectors, in the memory of one batch whatever the
+data set's size.
 
 With θ = unravel(w) the parameters as a flat vector w ∈ ℝⁿ (``jax.flatten_util.ravel_pytree``)
 and ℓ_b the mean loss over batch b of n_b samples (N in all),
@@ -13,6 +15,11 @@ and ℓ_b the mean loss over batch b of n_b samples (N in all),
 
     v^\\top H v = \\frac{1}{N} \\sum_b n_b \\frac{d^2}{dt^2} \\ell_b(w + t v) \\Big|_{t=0}
     \\quad \\text{(forward-over-forward: no reverse pass, used for traces)}.
+
+The GGN's and the Fisher's products are summed the same way (G v = (1/N) Σ_b n_b G_b v ...).
+A block restricted to the parameters of indices B (:meth:`HessianProblem.restricted`) takes
+vectors of |B| entries: scattered into zeros, multiplied by the whole matrix, gathered back, so
+its matrix is H[B, B], with the other parameters held where they are.
 
 Every product is each batch's, weighted by its size and summed: never the derivative of the
 whole data set's mean in one expression, whose reverse pass would keep every batch's
@@ -53,6 +60,13 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec, SingleDeviceShardin
 from landscape.batches import Batches, Dataset
 from landscape.errors import InputError
 from landscape.hessian.linear import LOOPS, LinearOperator, Matvec, slow_in_compiled_loops
+from landscape.hessian.products import (
+    HESSIAN,
+    CurvatureSpec,
+    batch_products,
+    curvature_spec,
+    workload_curvature,
+)
 from landscape.objective import Params, State
 
 BatchLoss = Callable[[Params, State, Any], Any]
@@ -107,15 +121,17 @@ def batch_count(batch: Any) -> int:
 
 
 class Kernels(NamedTuple):
-    """The per-batch products of one loss and parameter layout, made once per pair so that
-    every problem over them shares its compiled programs. ``w``: flat parameters (n,)."""
+    """The per-batch products of one loss, parameter layout and curvature matrix (``operator``:
+    H, or G, or F of :mod:`landscape.hessian.products`; written H below), made once per triple
+    so that every problem over them shares its compiled programs. ``w``: flat parameters (n,)."""
 
     value: Callable  # (w, state, batch) -> ℓ_b
     value_and_grad: Callable  # (w, state, batch) -> (ℓ_b, ∇ℓ_b)
-    hvp: Callable  # (w, v, state, batch) -> H_b v
+    hvp: Callable  # (w, v, state, batch) -> H_b v (G_b v, F_b v)
     hvps: Callable  # (w, V (k, n), state, batch) -> (k, n)
     forms: Callable  # (w, Z (k, n), state, batch) -> (k,) zᵀ H_b z
     values: Callable  # (W (k, n), state, batch) -> (k,) ℓ_b at k points
+    operator: str = "hessian"  # which matrix: hessian, ggn, fisher
 
 
 def _layout(params: Params) -> tuple:
@@ -124,8 +140,9 @@ def _layout(params: Params) -> tuple:
 
 
 @functools.lru_cache(maxsize=64)
-def kernels(loss: BatchLoss, layout: tuple) -> Kernels:
-    """:class:`Kernels` of ``loss`` for parameters of ``layout`` (see :func:`_layout`)."""
+def kernels(loss: BatchLoss, layout: tuple, curvature: CurvatureSpec = HESSIAN) -> Kernels:
+    """:class:`Kernels` of ``loss`` for parameters of ``layout`` (see :func:`_layout`) and the
+    matrix ``curvature`` names (default: the Hessian)."""
     treedef, leaves = layout
     unravel = ravel_pytree(jax.tree.unflatten(
         treedef, [jnp.zeros(shape, dtype) for shape, dtype in leaves]))[1]
@@ -134,13 +151,7 @@ def kernels(loss: BatchLoss, layout: tuple) -> Kernels:
         out = loss(unravel(w), state, batch)
         return out[0] if isinstance(out, tuple) else out
 
-    def hvp(w, v, state, batch):
-        return jax.jvp(lambda u: jax.grad(value)(u, state, batch), (w,), (v,))[1]
-
-    def form(w, z, state, batch):  # zᵀ H z as a second directional derivative
-        first = lambda u: jax.jvp(lambda x: value(x, state, batch), (u,), (z,))[1]  # noqa: E731
-        return jax.jvp(first, (w,), (z,))[1]
-
+    hvp, form = batch_products(curvature, value, unravel)
     return Kernels(
         value=value,
         value_and_grad=jax.value_and_grad(value),
@@ -148,6 +159,7 @@ def kernels(loss: BatchLoss, layout: tuple) -> Kernels:
         hvps=lambda w, vs, state, batch: jax.vmap(lambda v: hvp(w, v, state, batch))(vs),
         forms=lambda w, zs, state, batch: jax.vmap(lambda z: form(w, z, state, batch))(zs),
         values=lambda ws, state, batch: jax.vmap(lambda w: value(w, state, batch))(ws),
+        operator=curvature.kind,
     )
 
 
@@ -187,9 +199,22 @@ def device_mean(fn: Callable, args: tuple, data: Stacked) -> Any:
 
 
 @functools.partial(jax.jit, static_argnames=("fn",))
-def _first(args, batch, *, fn):
-    n = batch_count(batch)
-    return jax.tree.map(lambda value: value * n, fn(*args, batch))
+def _zeros(args, batch, *, fn):
+    """Zeros shaped as ``fn``'s value, where :func:`_add` keeps its sums: the running sum's
+    start. Not the first batch's product: that would be a second program around ``fn`` to
+    compile (a second of compilation per product for a small model, doubled on a loaded
+    machine), where this one holds no product."""
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn, *args, batch))
+
+
+def _placed_like(tree: Any, args: tuple) -> Any:
+    """``tree`` replicated where the first argument is (as :func:`_add` returns its sums), so
+    that its first call compiles the program its later calls run; as it is otherwise."""
+    first = jax.tree.leaves(args)[0] if jax.tree.leaves(args) else None
+    sharding = getattr(first, "sharding", None)
+    if sharding is None or not sharding.is_fully_replicated:
+        return tree
+    return jax.device_put(tree, sharding)
 
 
 @functools.partial(jax.jit, static_argnames=("fn",), donate_argnums=(0,))
@@ -209,8 +234,9 @@ def host_mean(fn: Callable, args: tuple, batches: Iterable) -> Any:
     calls are dispatched as fast as the batches come."""
     sums, total = None, 0
     for batch in batches:
-        sums = (_first(args, batch, fn=fn) if sums is None
-                else _add(sums, args, batch, fn=fn))
+        if sums is None:
+            sums = _placed_like(_zeros(args, batch, fn=fn), args)
+        sums = _add(sums, args, batch, fn=fn)
         total += batch_count(batch)
     if sums is None:
         raise InputError("a dataset mean needs at least one batch; the data yielded none")
@@ -222,7 +248,9 @@ def host_mean(fn: Callable, args: tuple, batches: Iterable) -> Any:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class HessianProblem:
-    """The Hessian of the mean loss over a data set at one point, and the products around it.
+    """The Hessian (or GGN, or empirical Fisher: ``kernels.operator``) of the mean loss over a
+    data set at one point, or its diagonal block for some parameters, and the products around
+    it. Below, H is that matrix, restricted to the block where there is one.
 
     Attributes:
       kernels: the per-batch products (:class:`Kernels`) of the loss.
@@ -236,6 +264,8 @@ class HessianProblem:
       on_host: sums over batches are driven from the host (see the module docstring).
       batch_size: the most samples in one batch (None: not known before a pass over streamed
         data); :meth:`rebatched` makes the same problem over smaller batches.
+      block: (m,) int32 indices of the flat parameters the operator is restricted to (its
+        vectors then have m entries: :meth:`restricted`), or None for all of them.
     """
 
     kernels: Kernels
@@ -247,10 +277,31 @@ class HessianProblem:
     on_host: bool = False
     batch_size: int | None = None
     remake: Callable[[int], HessianProblem] | None = None  # the problem at another batch size
+    block: jax.Array | None = None
 
     @property
     def num_params(self) -> int:
-        return int(self.params.size)
+        """The operator's size: the parameters in its block (all of them without one)."""
+        return int(self.params.size if self.block is None else self.block.size)
+
+    @property
+    def operator_kind(self) -> str:
+        """Which matrix: ``hessian``, ``ggn`` or ``fisher``."""
+        return self.kernels.operator
+
+    def restricted(self, indices: Any) -> HessianProblem:
+        """The diagonal block H[B, B] of this problem's (whole) matrix for the flat parameter
+        indices B (``indices``, distinct, in [0, n)): vectors of |B| entries, the other
+        parameters held fixed."""
+        indices = np.asarray(indices)
+        n = int(self.params.size)
+        if (indices.ndim != 1 or not indices.size or not np.issubdtype(indices.dtype, np.integer)
+                or indices.min() < 0 or indices.max() >= n
+                or np.unique(indices).size != indices.size):
+            raise InputError(f"a block needs distinct integer indices in [0, {n}), got "
+                             f"{indices.size} of dtype {indices.dtype}", param="blocks")
+        block = jax.device_put(jnp.asarray(indices, jnp.int32), self.params.sharding)
+        return dataclasses.replace(self, block=block)
 
     def at(self, params: jax.Array) -> HessianProblem:
         """The same problem at other flat parameters."""
@@ -262,32 +313,37 @@ class HessianProblem:
         if self.remake is None or batch_size == self.batch_size:
             return self
         return dataclasses.replace(self.remake(batch_size=batch_size), params=self.params,
-                                   state=self.state, scale=self.scale)
+                                   state=self.state, scale=self.scale, block=self.block)
 
     # The jit-able form, for loops compiled on the device (data held there: Stacked).
 
     @property
     def matvec(self) -> Matvec:
         """``matvec(v, operands) -> H v`` (D H D v when scaled), jit- and vmap-able, summing
-        over the batches in a device loop; the same object for every problem of one loss and
-        layout (a static argument of compiled algorithms: they compile once)."""
+        over the batches in a device loop; the same object for every problem of one loss,
+        layout and matrix (a static argument of compiled algorithms: they compile once)."""
         self._device_data()
-        return _device_matvec(self.kernels, self.scale is not None)
+        return _device_matvec(self.kernels, self.scale is not None, self.block is not None)
 
     @property
     def operands(self) -> tuple:
-        """The operands of :attr:`matvec`: ``(w, state, full, rest, scale)``."""
+        """The operands of :attr:`matvec`: ``(w, state, full, rest, scale, block)``."""
         full, rest = self._device_data()
-        return self.params, self.state, full, rest, self.scale
+        return self.params, self.state, full, rest, self.scale, self.block
 
     @property
     def operator(self) -> LinearOperator:
-        """This Hessian as the Lanczos algorithms take it (:mod:`landscape.hessian.linear`)."""
+        """This Hessian as the Lanczos algorithms take it (:mod:`landscape.hessian.linear`).
+
+        A block's algorithms step from the host: a Lanczos loop compiled around the product
+        would compile the whole product again for every block size (8-14 s each for the sine
+        MLP on a loaded 2-core machine), where the product on whole vectors, scattered and
+        gathered outside it, is one program for every block."""
         device = isinstance(self.data, Stacked)
         return LinearOperator(self.num_params, self.params.dtype, apply=self.hvp,
                               apply_many=self.hvps, matvec=self.matvec if device else None,
                               operands=self.operands if device else None,
-                              on_host=self.on_host or not device)
+                              on_host=self.on_host or not device or self.block is not None)
 
     def _device_data(self) -> Stacked:
         if not isinstance(self.data, Stacked):
@@ -311,17 +367,20 @@ class HessianProblem:
 
     def hvp(self, v: jax.Array) -> jax.Array:
         """H v (D H D v when scaled) at :attr:`params`."""
-        return self._scaled(lambda u: self.mean(self.kernels.hvp, (self.params, u, self.state)),
+        return self._around(lambda u: self.mean(self.kernels.hvp, (self.params, u, self.state)),
                             v)
 
     def hvps(self, vs: jax.Array) -> jax.Array:
         """H V for a (k, n) block of vectors, side by side."""
-        return self._scaled(lambda u: self.mean(self.kernels.hvps, (self.params, u, self.state)),
+        return self._around(lambda u: self.mean(self.kernels.hvps, (self.params, u, self.state)),
                             vs)
 
     def quadratic_forms(self, zs: jax.Array) -> jax.Array:
         """(k,) zᵀ H z (zᵀ D H D z when scaled) for a (k, n) block of probes
         (forward-over-forward: no activations kept for a reverse pass)."""
+        zs = self._placed(zs)
+        if self.block is not None:
+            zs = _scatter(zs, self.block, int(self.params.size))
         if self.scale is not None:
             zs = zs * self.scale
         return self.mean(self.kernels.forms, (self.params, zs, self.state))
@@ -339,10 +398,33 @@ class HessianProblem:
         """(k,) mean losses at a (k, n) block of flat points."""
         return self.mean(self.kernels.values, (ws, self.state))
 
-    def _scaled(self, product: Callable, v: jax.Array) -> jax.Array:
-        if self.scale is None:
-            return product(v)
-        return product(v * self.scale) * self.scale
+    def _placed(self, v: jax.Array) -> jax.Array:
+        """``v`` where the parameters are (a vector made on the host, e.g. by a caller, would
+        otherwise compile every product a second time for its placement)."""
+        return jax.device_put(v, self.params.sharding)
+
+    def _around(self, product: Callable, v: jax.Array) -> jax.Array:
+        """``product`` of the whole matrix, with the scale and the block around it."""
+        v = self._placed(v)
+        if self.block is not None:
+            v = _scatter(v, self.block, int(self.params.size))
+        if self.scale is not None:
+            v = v * self.scale
+        out = product(v)
+        if self.scale is not None:
+            out = out * self.scale
+        return out if self.block is None else _gather(out, self.block)
+
+
+@functools.partial(jax.jit, static_argnums=(2,))
+def _scatter(v: jax.Array, block: jax.Array, n: int) -> jax.Array:
+    """Block vectors (..., m) as whole ones (..., n), zero outside the block."""
+    return jnp.zeros((*v.shape[:-1], n), v.dtype).at[..., block].set(v)
+
+
+@jax.jit
+def _gather(v: jax.Array, block: jax.Array) -> jax.Array:
+    return v[..., block]
 
 
 @functools.partial(jax.jit, static_argnames=("fn",))
@@ -360,13 +442,16 @@ def _unstack(data: Stacked) -> Iterator[Any]:
 
 
 @functools.lru_cache(maxsize=64)
-def _device_matvec(k: Kernels, scaled: bool) -> Matvec:
+def _device_matvec(k: Kernels, scaled: bool, blocked: bool) -> Matvec:
     def matvec(v, operands):
-        w, state, full, rest, scale = operands
+        w, state, full, rest, scale, block = operands
+        if blocked:
+            v = jnp.zeros(w.shape, v.dtype).at[block].set(v)
         if scaled:
             v = v * scale
         hv = device_mean(k.hvp, (w, v, state), Stacked(full, rest))
-        return hv * scale if scaled else hv
+        hv = hv * scale if scaled else hv
+        return hv[block] if blocked else hv
 
     return matvec
 
@@ -385,8 +470,10 @@ def dataset_problem(
     loop: str = "auto",
     scale: Params | None = None,
     sized: bool = True,
+    operator: str | CurvatureSpec = "hessian",
 ) -> HessianProblem:
-    """The Hessian of the exact mean of ``loss`` over ``data`` at ``params``.
+    """The Hessian (or ``operator``'s matrix) of the exact mean of ``loss`` over ``data`` at
+    ``params``.
 
     Args:
       loss: ``loss(params, state, batch)`` → the batch's mean loss (or ``(loss, metrics)``).
@@ -402,12 +489,16 @@ def dataset_problem(
         gradient slowly inside compiled loops: convolutions on the CPU), ``"device"`` or
         ``"host"``.
       scale: a pytree ``d`` shaped like ``params``: the operator is then D H D, D = diag(d).
+      operator: ``"hessian"``, ``"fisher"``, or a :class:`~landscape.hessian.products.
+        CurvatureSpec` (the GGN's needs the model's outputs and their loss:
+        :func:`~landscape.hessian.products.curvature_spec`).
     """
+    curvature = curvature_spec(operator)
     if loop not in LOOPS:
         raise InputError(f"`loop` (={loop!r}) must be one of {', '.join(LOOPS)}", param="loop")
     devices = list(devices) if devices is not None else jax.local_devices()
     flat, unravel = ravel_pytree(params)
-    k = kernels(loss, _layout(params))
+    k = kernels(loss, _layout(params), curvature)
     replicated = _replicated_sharding(devices)
     flat = jax.device_put(jnp.asarray(flat), replicated)
     state = jax.device_put(state, replicated)
@@ -417,7 +508,7 @@ def dataset_problem(
             raise InputError(f"`scale` has {d.size} entries, the parameters {flat.size}")
         scale = jax.device_put(jnp.asarray(d, flat.dtype), replicated)
     remake = functools.partial(dataset_problem, loss, params, state, data, devices=devices,
-                               loop=loop, scale=None, sized=False)
+                               loop=loop, scale=None, operator=curvature, sized=False)
     if isinstance(data, (Placed, Streamed)):  # an earlier problem's batches, placed
         size = (max(map(batch_count, data.batches)) if isinstance(data, Placed)
                 else data.piece)
@@ -563,9 +654,12 @@ def hessian_problem(
     batch_size: int | None = None,
     devices: Sequence[jax.Device] | None = None,
     loop: str = "auto",
+    operator: str | CurvatureSpec = "hessian",
 ) -> HessianProblem:
     """The Hessian of ``workload``'s exact mean ``split`` loss at ``params`` (a workload or an
-    objective: anything with ``loss``, ``dataset(split)`` and ``batch_size``).
+    objective: anything with ``loss``, ``dataset(split)`` and ``batch_size``), or its GGN or
+    empirical Fisher (``operator``: the GGN takes the workload's ``apply`` and
+    ``output_loss``).
 
     ``batch_size`` (default ``workload.batch_size``) bounds memory: every product is summed batch
     by batch, so the memory is one batch's whatever the data set's size, and the result is the
@@ -573,9 +667,10 @@ def hessian_problem(
     under ``jax.enable_x64`` for reference-quality results). ``devices``, ``loop``: see
     :func:`dataset_problem`.
     """
+    curvature = workload_curvature(workload, operator)
     return dataset_problem(workload.loss, params, state, workload.dataset(split),
                            batch_size=batch_size or workload.batch_size, devices=devices,
-                           loop=loop)
+                           loop=loop, operator=curvature)
 
 
 def loss_problem(

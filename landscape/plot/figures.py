@@ -16,7 +16,11 @@ from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 
 from landscape.grid import Grid
-from landscape.plot.hessian import plot_eigen_maps, plot_spectral_density
+from landscape.plot.hessian import (
+    plot_block_densities,
+    plot_eigen_maps,
+    plot_spectral_density,
+)
 from landscape.plot.overlay import (
     mark_points,
     plane_axis_labels,
@@ -169,6 +173,17 @@ def density_figure(eigenvalues: np.ndarray, density: np.ndarray, *, log: bool = 
     fig = Figure(figsize=(5.6, 4.0), layout="constrained")
     ax = fig.add_subplot()
     plot_spectral_density(ax, eigenvalues, density, log=log)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def block_density_figure(densities: Sequence[tuple[str, np.ndarray, np.ndarray]], *,
+                         title: str = "Hessian spectral density by block") -> Figure:
+    """Parameter blocks' spectral densities on one axis (:func:`plot_block_densities`)."""
+    fig = Figure(figsize=(7.6 if len(densities) <= 12 else 9.2, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    plot_block_densities(ax, densities)
     if title:
         ax.set_title(title)
     return fig

@@ -1,4 +1,5 @@
-"""Hessian views: maps of the extreme eigenvalues over a plane and the spectral density.
+"""Hessian views: maps of the extreme eigenvalues over a plane, the spectral density, and
+the spectral densities of parameter blocks side by side.
 
 Li et al. (2018, §6) read convexity off |λmin/λmax|: near 0 the surface is locally convex along
 every direction that matters, large values mean strong negative curvature.
@@ -107,3 +108,35 @@ def plot_spectral_density(ax: Axes, eigenvalues: np.ndarray, density: np.ndarray
     ax.set_xlabel("eigenvalue λ")
     ax.set_ylabel("density")
     return line
+
+
+def plot_block_densities(ax: Axes, densities: Sequence[tuple[str, np.ndarray, np.ndarray]], *,
+                         floor: float = DENSITY_FLOOR) -> list:
+    """The spectral densities of parameter blocks, ``(name, eigenvalues, density)`` each, as
+    lines on one log density axis (Zhang et al. 2024, Fig. 3: how the blocks' spectra differ).
+    Each is drawn down to ``floor`` × its own peak (see :func:`plot_spectral_density`)."""
+    cmap = colormaps["tab10" if len(densities) <= 10 else "tab20"]
+    lines, bottom, lo, hi = [], np.inf, np.inf, -np.inf
+    for i, (name, grid, density) in enumerate(densities):
+        x = np.asarray(grid, np.float64)
+        y = masked(density, log=True).filled(np.nan)
+        if not np.isfinite(y).any():
+            continue
+        cut = float(np.nanmax(y)) * floor
+        y = np.where(y < cut, np.nan, y)
+        bottom = min(bottom, cut)
+        lo, hi = min(lo, float(x[0])), max(hi, float(x[-1]))
+        (line,) = ax.plot(x, y, color=cmap(i % cmap.N), linewidth=1.3, label=name)
+        lines.append(line)
+    ax.set_yscale("log")
+    if np.isfinite(bottom):
+        ax.set_ylim(bottom=bottom)
+        pad = 0.03 * (hi - lo)
+        ax.set_xlim(lo - pad, hi + pad)
+    ax.set_xlabel("eigenvalue λ")
+    ax.set_ylabel("density")
+    if lines:
+        ax.legend(fontsize=7 if len(lines) > 8 else 8, ncol=2 if len(lines) > 12 else 1,
+                  loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+                  frameon=False)
+    return lines

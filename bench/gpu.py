@@ -91,8 +91,8 @@ class Clock:
 
 def hessian_phase(workload, params, state, *, probes: int, clock: Clock) -> dict:
     """One HVP's time, λmax to 1e-3 and a Hutchinson trace of the full-data Hessian."""
-    from landscape.hessian import hessian_eigenpairs, hessian_problem, hutchinson_trace
-    from landscape.hessian.operator import smaller_on_oom
+    from landscape.curvature import hessian_eigenpairs, hessian_problem, hutchinson_trace
+    from landscape.curvature.operator import smaller_on_oom
     from landscape.precision import computing_in
 
     out: dict = {"precision": "highest", "shrinks": []}

@@ -102,7 +102,7 @@ def references(workload, params, state) -> dict[str, float]:
     ``EXACT_TRACE_MAX`` parameters, else a ``REFERENCE_PROBES``-probe Hutchinson estimate."""
     from scipy.sparse.linalg import LinearOperator, eigsh
 
-    from landscape.hessian import hessian_problem, hutchinson_trace
+    from landscape.curvature import hessian_problem, hutchinson_trace
     from landscape.workload import Dataset
 
     with jax.enable_x64(True):
@@ -186,9 +186,9 @@ def ritz_errors(problem, seed: int, rel: Callable[[float], float]) -> list[float
     """Our top Ritz value's error after k = 1 … MAX_STEPS Lanczos steps from the start vector
     ``hessian_eigenpairs(seed=seed)`` uses: one tridiagonalization, the top eigenvalue of each
     leading T_k (what the convergence test sees after k steps)."""
-    from landscape.hessian.eigen import _start_vector
-    from landscape.hessian.host_loop import lanczos_tridiagonal_on_host
-    from landscape.hessian.lanczos import lanczos_tridiagonal
+    from landscape.curvature.eigen import _start_vector
+    from landscape.curvature.host_loop import lanczos_tridiagonal_on_host
+    from landscape.curvature.lanczos import lanczos_tridiagonal
 
     v0, key = _start_vector(seed, problem.params.shape, problem.params.dtype)
     v0 = jax.device_put(v0, problem.params.sharding)
@@ -215,7 +215,7 @@ def arpack_top(problem) -> float:
 def operator_rows(workload, params, state, problem, args) -> dict:
     """The Gauss–Newton matrix and the empirical Fisher beside the Hessian, and each layer's
     block beside the whole Hessian: ours only (PyHessian has no counterpart)."""
-    from landscape.hessian import (
+    from landscape.curvature import (
         block_summaries,
         hessian_eigenpairs,
         hessian_problem,
@@ -286,7 +286,7 @@ def operator_rows(workload, params, state, problem, args) -> dict:
 
 def run_case(case, args) -> dict:
     import landscape
-    from landscape.hessian import hessian_eigenpairs, hessian_problem, hutchinson_trace
+    from landscape.curvature import hessian_eigenpairs, hessian_problem, hutchinson_trace
 
     workload = case.workload
     result = landscape.train(workload, optax.adam(case.lr), steps=case.train_steps, seed=0,

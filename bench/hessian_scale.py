@@ -1,6 +1,6 @@
 """The Hessian at a real data set's size on this CPU: ResNet-20 on 50,000 CIFAR-shaped images.
 
-Every curvature product is summed batch by batch (:mod:`landscape.hessian.operator`), so memory
+Every curvature product is summed batch by batch (:mod:`landscape.curvature.operator`), so memory
 is one batch's whatever the data set's size. Measured here, each in its own process (its peak
 RSS, ``getrusage``), on synthetic images written in CIFAR-10's binary format (nothing
 downloaded):
@@ -46,7 +46,7 @@ def child(what: str, folder: str, images: int, out: str) -> None:
     workload = cifar.cifar10_resnet20(folder)
     params, state = workload.init(jax.random.key(0))
     if what == "hvp":
-        from landscape.hessian import hessian_problem
+        from landscape.curvature import hessian_problem
 
         problem = hessian_problem(workload, params, state)
         v = jax.device_put(jax.random.normal(jax.random.key(1), problem.params.shape),

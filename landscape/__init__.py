@@ -13,7 +13,7 @@ and the pieces underneath: workloads and training runs (``get_workload``, ``trai
 """
 
 from landscape.version import __version__  # noqa: E402
-from landscape.api import Hessian, surface  # noqa: E402
+from landscape.api import Hessian, hessian, surface  # noqa: E402
 from landscape.batches import Batch, Batches, Dataset  # noqa: E402
 from landscape.data import get_workload  # noqa: E402
 from landscape.directions import Plane, normalize_direction, random_direction, random_plane  # noqa: E402
@@ -25,8 +25,6 @@ from landscape.scan import make_plane, scan_surface  # noqa: E402
 from landscape.surfaces import Surface, load_surface  # noqa: E402
 from landscape.train import Run, TrainResult, train  # noqa: E402
 from landscape.workload import Workload  # noqa: E402
-
-from landscape import hessian  # noqa: E402  (the subpackage; calling it makes a Hessian)
 
 __all__ = [
     "Batch",

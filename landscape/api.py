@@ -292,8 +292,8 @@ class Hessian:
                  batch_size: int | None = None, precision: str = "highest",
                  operator: str = "hessian", outputs: Any = None, output_loss: Any = None,
                  blocks: str | Sequence[str] | None = None):
-        from landscape.hessian import hessian_problem, parameter_blocks
-        from landscape.hessian.products import curvature_spec
+        from landscape.curvature import hessian_problem, parameter_blocks
+        from landscape.curvature.products import curvature_spec
 
         self.precision = check_precision(precision)
         self.objective, self.params = objective_from(loss_fn, model, data, state=state,
@@ -316,7 +316,7 @@ class Hessian:
         """``fn(problem)`` at this Hessian's precision; out of device memory, again over
         batches of half the size (said in a warning, kept for later calls:
         ``problem.batch_size``, ``shrinks``)."""
-        from landscape.hessian.operator import smaller_on_oom
+        from landscape.curvature.operator import smaller_on_oom
 
         def said(old: int, new: int, what: str) -> None:
             self.shrinks.append((old, new))
@@ -330,7 +330,7 @@ class Hessian:
                    max_iter: int = 100, seed: int = 0, vectors: bool = False):
         """Top-``top_k`` and bottom-``bottom_k`` eigenpairs (Lanczos, full
         reorthogonalization, each to relative residual ``tol``)."""
-        from landscape.hessian import hessian_eigenpairs
+        from landscape.curvature import hessian_eigenpairs
 
         return self._run(lambda problem: hessian_eigenpairs(
             problem, top_k=top_k, bottom_k=bottom_k, tol=tol,
@@ -344,21 +344,21 @@ class Hessian:
 
     def trace(self, samples: int = 100, *, method: str = "hutchinson", seed: int = 0):
         """An estimate of the trace with its standard error (a
-        :class:`~landscape.hessian.trace.TraceEstimate`) from ``samples`` products with H:
+        :class:`~landscape.curvature.trace.TraceEstimate`) from ``samples`` products with H:
         ``method="hutchinson"`` (Rademacher probes) or ``"hutch++"`` (Meyer et al. 2021: a
         third of them sketch the top of the spectrum, whose trace is then exact; far less
         variance when the spectrum decays)."""
-        from landscape.hessian import estimate_trace
+        from landscape.curvature import estimate_trace
 
         return self._run(lambda problem: estimate_trace(problem, method=method,
                                                         num_matvecs=samples, seed=seed))
 
     def diagonal(self, samples: int = 100, *, seed: int = 0):
         """Hutchinson's estimate of the diagonal (Bekas et al. 2007) from ``samples``
-        Rademacher probes: a :class:`~landscape.hessian.diagonal.DiagonalEstimate` —
+        Rademacher probes: a :class:`~landscape.curvature.diagonal.DiagonalEstimate` —
         ``.diagonal`` and ``.stderr`` (per entry) shaped like the params, ``.blocks`` the
         summary per layer (mean ± standard error, Σ diag², count)."""
-        from landscape.hessian import hutchinson_diagonal
+        from landscape.curvature import hutchinson_diagonal
 
         return self._run(lambda problem: hutchinson_diagonal(problem, num_samples=samples,
                                                              seed=seed))
@@ -367,11 +367,11 @@ class Hessian:
                               batch_size: int | None = None, tol: float = 1e-3,
                               max_iter: int = 100, seed: int = 0):
         """The top-``top_k`` eigenvalues of the Hessians of ``num_batches`` mini-batches, each
-        its own mean loss (a :class:`~landscape.hessian.minibatch.MinibatchSpectra`: ``.values``
+        its own mean loss (a :class:`~landscape.curvature.minibatch.MinibatchSpectra`: ``.values``
         (N, k), ``.residuals``, ``.sizes``). Arrays are cut into batches of ``batch_size``
         (default 128) from one shuffled epoch (``seed``); a re-iterable of batches gives its
         first ``num_batches`` as they come."""
-        from landscape.hessian import minibatch_eigenvalues
+        from landscape.curvature import minibatch_eigenvalues
 
         with computing_in(self.precision):
             return minibatch_eigenvalues(
@@ -382,7 +382,7 @@ class Hessian:
 
     def density(self, probes: int = 10, steps: int = 80, *, seed: int = 0):
         """The spectral density by stochastic Lanczos quadrature (Ghorbani et al. 2019)."""
-        from landscape.hessian import slq_density
+        from landscape.curvature import slq_density
 
         return self._run(lambda problem: slq_density(
             problem, num_probes=probes, num_steps=min(steps, self.num_params), seed=seed))
@@ -408,8 +408,8 @@ class Hessian:
                     density: bool = False, probes: int = 10, steps: int = 80, seed: int = 0):
         """Every block's λmax, λmin, |λmin/λmax| (``.ratio``), Hutchinson trace ± standard
         error with ``samples`` probes and, with ``density``, its spectral density:
-        a list of :class:`~landscape.hessian.blocks.BlockSummary`, one per block."""
-        from landscape.hessian import block_summaries
+        a list of :class:`~landscape.curvature.blocks.BlockSummary`, one per block."""
+        from landscape.curvature import block_summaries
 
         if not self.blocks:
             raise InputError("this Hessian has no blocks: give `blocks=` (`layer`, or leaf-path "
@@ -419,20 +419,10 @@ class Hessian:
             density_probes=probes if density else 0, density_steps=steps, seed=seed))
 
 
-class _CallableModule(type(sys)):
-    """``landscape.hessian(loss_fn, model, data)`` makes a :class:`Hessian` (as PyHessian's
-    ``hessian(model, criterion, data)``) while ``landscape.hessian.X`` stays that package's X:
-    a module cannot be called, so the package's module object gets this callable class."""
-
-    def __call__(self, loss_fn: Any, model: Any, data: Any, **options: Any) -> Hessian:
-        return Hessian(loss_fn, model, data, **options)
-
-
-def _make_hessian_callable() -> None:
-    import landscape.hessian
-
-    sys.modules["landscape.hessian"].__class__ = _CallableModule
-    del landscape.hessian
-
-
-_make_hessian_callable()
+def hessian(loss_fn: Any, model: Any, data: Any, **options: Any) -> Hessian:
+    """The Hessian of ``loss_fn``'s full-dataset mean loss at ``model`` (as PyHessian's
+    ``hessian(model, criterion, data)``): ``landscape.hessian(loss_fn, model, (x, y))
+    .eigenvalues(top_k=2)``. ``options`` as :class:`Hessian` takes them (``state``,
+    ``batch_size``, ``precision``, ``operator``, ``outputs``, ``output_loss``, ``blocks``).
+    The algorithms underneath are in :mod:`landscape.curvature`."""
+    return Hessian(loss_fn, model, data, **options)

@@ -116,7 +116,7 @@ def dataset_mean(
 
     Returns ``{"loss": ..., **metrics}``. Jit-able and vmap-able over ``params``. Not for
     differentiating: the reverse pass of a mean over many batches keeps every batch's
-    activations; derivatives are summed batch by batch (:mod:`landscape.hessian.operator`).
+    activations; derivatives are summed batch by batch (:mod:`landscape.curvature.operator`).
     """
 
     def batch_means(batch: Any) -> dict[str, jax.Array]:

@@ -76,7 +76,7 @@ def make_plane(kind: str, params: Any, *, objective: Objective | None = None, se
                              f"{dims} end point{'s' * (dims > 1)}, got {len(ends)}", param="to")
         return directions.interpolation_plane(params, *ends)
     if kind == "hessian":
-        from landscape.hessian import hessian_plane
+        from landscape.curvature import hessian_plane
 
         if objective is None:
             raise InputError("`directions` hessian needs the objective", param="directions")

@@ -16,7 +16,7 @@ from landscape.geometry.tracking import SharpnessTracker
 from landscape.geometry import curvature as cv
 from landscape.geometry.loss import DataLoss
 from landscape.geometry.stability import preconditioner, stability_threshold
-from landscape.hessian.eigen import lanczos_extremes
+from landscape.curvature.eigen import lanczos_extremes
 from landscape.workload import Dataset, Workload
 
 N = 12

@@ -17,7 +17,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import landscape
-from landscape import hessian as hs
+from landscape import curvature as hs
 from landscape.errors import InputError
 from landscape.engine import point_params
 from landscape.grid import Grid
@@ -392,7 +392,7 @@ def test_convolutions_on_the_cpu_loop_on_the_host_with_the_same_results(cases):
     """XLA:CPU runs a convolution's gradient slowly inside a compiled loop (jax-ml/jax#12868):
     such operators (found in the jaxpr) step from the host, which gives what the device loop
     gives (checked on a matrix with repeated eigenvalues, so restarts too)."""
-    from landscape.hessian.density import _tridiagonals, _tridiagonals_on_host
+    from landscape.curvature.density import _tridiagonals, _tridiagonals_on_host
 
     lam = np.repeat([-2.0, 1.0, 5.0], [3, 4, 3])
     q, _ = np.linalg.qr(np.random.default_rng(2).normal(size=(10, 10)))
@@ -421,7 +421,7 @@ def test_an_eigen_map_of_a_convnet_on_the_cpu_steps_from_the_host(monkeypatch):
     """A point's whole Lanczos run is a compiled loop, which XLA:CPU runs 20-40x slower around a
     convolution's gradient (digits-cnn: 9 points took over 10 minutes): such maps dispatch each
     step from the host, and give the dense eigenvalues (m = n steps: exact Ritz extremes)."""
-    from landscape.hessian import host_loop
+    from landscape.curvature import host_loop
 
     steps = []
     real_step = host_loop.dispatched_update

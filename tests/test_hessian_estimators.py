@@ -11,10 +11,10 @@ from jax.flatten_util import ravel_pytree
 from test_hessian import classifier_workload, dense_hessian
 
 import landscape
-from landscape import hessian as hs
+from landscape import curvature as hs
 from landscape.batches import Batch, Batches
 from landscape.errors import InputError
-from landscape.hessian.minibatch import minibatches
+from landscape.curvature.minibatch import minibatches
 from landscape.io import diagonal_h5
 
 

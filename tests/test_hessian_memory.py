@@ -3,7 +3,7 @@
 A derivative of the whole data set's mean in one expression keeps every batch's activations for
 its reverse pass: XLA's compiled estimate of such an HVP grew 171 → 4,168 MiB from 2 to 64
 batches of a small ResNet. Every curvature feature now sums its batches' products
-(:mod:`landscape.hessian.operator`). Here, on a small convnet, XLA's own compiled estimate
+(:mod:`landscape.curvature.operator`). Here, on a small convnet, XLA's own compiled estimate
 (``memory_analysis()``: the program's temporaries and outputs; the data are its arguments) of
 one HVP, one Gauss–Newton and one empirical-Fisher product, one sharpness gradient, one
 eigen-map point and one tracking measurement is the same for 1, 4 and 16 batches (within 10 %),
@@ -20,10 +20,10 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import landscape
-from landscape import hessian as hs
+from landscape import curvature as hs
 from landscape.geometry.tracking import SharpnessTracker
-from landscape.hessian.lanczos import lanczos_top
-from landscape.hessian.operator import _device_mean_jit
+from landscape.curvature.lanczos import lanczos_top
+from landscape.curvature.operator import _device_mean_jit
 from landscape.workload import Batch, Dataset, Workload
 
 BATCH = 8  # two samples per device of conftest.py's four
@@ -206,7 +206,7 @@ def test_out_of_memory_halves_the_batch_and_gives_the_same_numbers(monkeypatch):
     are rerun over batches of half the size, say so, keep the size that fitted, and give what
     an unconstrained run gives (the sums are the same at any batch size)."""
     from landscape.engine.memory import fake_out_of_memory
-    from landscape.hessian import operator
+    from landscape.curvature import operator
 
     rng = np.random.default_rng(5)
     x, y = rng.normal(size=(256, 3)), rng.normal(size=256)

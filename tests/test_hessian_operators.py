@@ -20,7 +20,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import landscape
-from landscape import hessian as hs
+from landscape import curvature as hs
 from landscape.errors import InputError
 from landscape.workload import Batch, Dataset, Workload
 
@@ -295,7 +295,7 @@ def test_a_host_summed_product_and_lanczos_compile_each_program_once(models, cap
     made on the host is placed as the parameters first (else every product compiled again for
     it); and the host-stepped Lanczos update compiles once (its starting buffers placed as its
     outputs are: made eagerly, the first step compiled a second program)."""
-    from landscape.hessian import host_loop, operator
+    from landscape.curvature import host_loop, operator
 
     case = models["cnn"]
     for program in (operator._add, host_loop.dispatched_update):  # other tests compiled them

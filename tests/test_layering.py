@@ -7,7 +7,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "landscape"
 CORE = ["workload.py", "objective.py", "batches.py", "tree.py", "grid.py", "directions.py",
-        "projection.py", "engine", "models", "hessian", "geometry"]
+        "projection.py", "engine", "models", "curvature", "geometry"]
 
 
 def imports(path: Path) -> set[str]:
@@ -72,10 +72,10 @@ def test_training_and_file_formats_know_nothing_of_curvature():
     """`train.py` takes a tracker, it does not make one; file formats import neither the
     training loop nor geometry nor curvature (issue 23's layers)."""
     assert not {n for n in imports(PACKAGE / "train.py")
-                if n.startswith(("landscape.geometry", "landscape.hessian"))}
+                if n.startswith(("landscape.geometry", "landscape.curvature"))}
     for path in modules("io"):
         bad = {n for n in imports(path)
-               if n.startswith(("landscape.train", "landscape.geometry", "landscape.hessian"))}
+               if n.startswith(("landscape.train", "landscape.geometry", "landscape.curvature"))}
         assert not bad, (path, bad)
 
 

@@ -61,7 +61,7 @@ def along_runs(paths: list[str], loaded: list, spec, *, bottom: bool, trace_samp
                operator: str = "hessian") -> None:
     """Measure, report and draw the curvature of every run at its chosen steps (inside the
     caller's ``precision``, which the outputs record) of the ``operator`` matrix."""
-    from landscape.hessian.products import OPERATOR_NAMES
+    from landscape.curvature.products import OPERATOR_NAMES
 
     from landscape.cli.plot import save_figure
     from landscape.geometry.curvature import run_curvature

@@ -29,8 +29,8 @@ from landscape.cli.plot import save_figure
 from landscape.cli.run_inputs import load_runs
 from landscape.cli.source import trained_model
 from landscape.directions import IGNORE_RULES
-from landscape.hessian.minibatch import MINIBATCH_SIZE
-from landscape.hessian.trace import TRACE_METHODS
+from landscape.curvature.minibatch import MINIBATCH_SIZE
+from landscape.curvature.trace import TRACE_METHODS
 
 EXAMPLES = """
 \b
@@ -73,7 +73,7 @@ def _model_options(command):
 
 def _curvature_options(command):
     """``--operator`` and ``--blocks``: which matrix every mode probes, and its blocks."""
-    from landscape.hessian.products import OPERATORS
+    from landscape.curvature.products import OPERATORS
 
     command = click.option(
         "--blocks", multiple=True, metavar="layer | PATTERN",
@@ -202,7 +202,7 @@ def hessian(runs, workload, steps_spec, lr, operator, blocks, top_k, bottom_k, t
     stability threshold (2/η for SGD, 2(1+β)/η heavy ball, (2+2β)/(η(1+2β)) Nesterov;
     (2+2β1)/((1−β1)η) against the preconditioned sharpness for Adam; Cohen et al. 2021, 2022).
     """
-    from landscape.hessian import hessian_eigenpairs, hessian_problem
+    from landscape.curvature import hessian_eigenpairs, hessian_problem
 
     import numpy as np
 
@@ -358,7 +358,7 @@ class _Fitted:
 
     def __call__(self, fn):
         from landscape.engine.memory import shrink_message
-        from landscape.hessian.operator import smaller_on_oom
+        from landscape.curvature.operator import smaller_on_oom
 
         def said(old: int, new: int, what: str) -> None:
             click.echo(shrink_message(old, new, what), err=True)
@@ -371,8 +371,8 @@ def _check_curvature(workload, operator: str, blocks: tuple, params=None) -> lis
     """Refuse an ``--operator`` the workload cannot give (a GGN without ``output_loss``) and
     ``--blocks`` patterns that match no parameter (of ``params``, or of the workload's
     initial ones); the blocks."""
-    from landscape.hessian import parameter_blocks
-    from landscape.hessian.products import workload_curvature
+    from landscape.curvature import parameter_blocks
+    from landscape.curvature.products import workload_curvature
 
     workload_curvature(workload, operator)
     if not blocks:
@@ -405,13 +405,13 @@ def _numbers(values) -> str:
 
 def _matrix(operator: str) -> str:
     """The matrix's name for titles: Hessian, Gauss–Newton, empirical Fisher."""
-    from landscape.hessian.products import OPERATOR_NAMES
+    from landscape.curvature.products import OPERATOR_NAMES
 
     return OPERATOR_NAMES[operator]
 
 
 def _trace(fitted, report, timings, *, samples, method, seed) -> list[str]:
-    from landscape.hessian import estimate_trace
+    from landscape.curvature import estimate_trace
 
     started = time.perf_counter()
     trace = fitted(lambda p: estimate_trace(p, method=method, num_matvecs=samples, seed=seed))
@@ -435,7 +435,7 @@ def _trace(fitted, report, timings, *, samples, method, seed) -> list[str]:
 
 def _density(fitted, pairs, report, timings, out, *, probes, steps, deflate, seed,
              quiet, operator="hessian") -> list[str]:
-    from landscape.hessian import slq_density
+    from landscape.curvature import slq_density
     from landscape.plot import density_figure
 
     converged = pairs.top.converged
@@ -480,7 +480,7 @@ def _eigen_map(model, problem, report, timings, out, *, grid, kind, ignore, map_
 
     from landscape.directions import layout_spec, random_plane
     from landscape.fingerprint import of_surface
-    from landscape.hessian import EIGEN_MAP_NAMES, evaluate_eigen_map, hessian_plane
+    from landscape.curvature import EIGEN_MAP_NAMES, evaluate_eigen_map, hessian_plane
     from landscape.io import surface_h5
     from landscape.io.surface_record import SurfaceRecord
     from landscape.io.surface_writer import SurfaceWriter

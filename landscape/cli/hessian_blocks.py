@@ -24,8 +24,8 @@ def probe_blocks(fitted, blocks, report, timings, out, *, spec, model, operator,
     ``fitted.problem``'s matrix; fill ``report["blocks"]``; print the table; return the paths
     written."""
     from landscape.cli.plot import save_figure
-    from landscape.hessian import block_summaries
-    from landscape.hessian.products import OPERATOR_NAMES
+    from landscape.curvature import block_summaries
+    from landscape.curvature.products import OPERATOR_NAMES
     from landscape.io.atomic import write_csv
     from landscape.plot import block_density_figure
 

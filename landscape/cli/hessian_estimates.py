@@ -31,7 +31,7 @@ def diagonal_report(fitted, report: dict, timings: dict, out: str, *, samples: i
                     description: dict) -> list[str]:
     """Hutchinson's diagonal: a table per layer on stdout, the summary in ``report``, the whole
     diagonal and its standard errors in OUT/diagonal.h5."""
-    from landscape.hessian import hutchinson_diagonal
+    from landscape.curvature import hutchinson_diagonal
     from landscape.io import diagonal_h5
 
     started = time.perf_counter()
@@ -67,7 +67,7 @@ def minibatch_report(model, full_values, report: dict, timings: dict, out: str, 
 
     from landscape.cli.plot import save_figure
     from landscape.engine.memory import shrink_message
-    from landscape.hessian import minibatch_eigenvalues
+    from landscape.curvature import minibatch_eigenvalues
     from landscape.io.atomic import write_csv
     from landscape.plot.spectra import minibatch_spectra_figure
 

@@ -32,10 +32,10 @@ from landscape.geometry.stability import (
     preconditioner,
     stability_threshold,
 )
-from landscape.hessian.eigen import ExtremeEigenpairs, lanczos_extremes
-from landscape.hessian.operator import HessianProblem
-from landscape.hessian.products import CurvatureSpec, workload_curvature
-from landscape.hessian.trace import hutchinson_trace
+from landscape.curvature.eigen import ExtremeEigenpairs, lanczos_extremes
+from landscape.curvature.operator import HessianProblem
+from landscape.curvature.products import CurvatureSpec, workload_curvature
+from landscape.curvature.trace import hutchinson_trace
 from landscape.workload import Params
 
 WARM_MIX = 0.5  # weight of the fresh Gaussian part of a warm start (unit vectors both)
@@ -145,10 +145,10 @@ def curvature_along(
 
     ``losses``: one loss for every point, or one per point (e.g. a BatchNorm state per step).
     ``operator``: the GGN or the empirical Fisher in place of the Hessian throughout (a
-    :class:`~landscape.hessian.products.CurvatureSpec` for the GGN: :func:`run_curvature` makes
+    :class:`~landscape.curvature.products.CurvatureSpec` for the GGN: :func:`run_curvature` makes
     it from the workload).
     ``tol``, ``atol``, ``stop``, ``max_iter``: as in
-    :func:`landscape.hessian.lanczos.lanczos_extremes`. ``on_point(i)`` is called after each
+    :func:`landscape.curvature.lanczos.lanczos_extremes`. ``on_point(i)`` is called after each
     point (progress bars).
     """
     count = len(points)

@@ -5,13 +5,13 @@ Three forms are accepted wherever a ``loss`` is:
 - :class:`DatasetLoss`: the exact mean of a per-batch loss over a data set (in memory, or a
   re-iterable of batches read one at a time). Its gradients and Hessian-vector products are
   summed batch by batch, so the memory is one batch's whatever the data set's size
-  (:mod:`landscape.hessian.operator`). :func:`workload_loss` makes one from a workload.
+  (:mod:`landscape.curvature.operator`). :func:`workload_loss` makes one from a workload.
 - :class:`DataLoss`: ``fn(params, data)``, one expression with its data kept apart so that they
   travel through ``jit`` as an argument.
 - any ``loss_fn(params) -> scalar``: one expression closing over its data (baked into every
   compiled program as constants: fine for a toy, slow for a data set).
 
-:func:`problem_of` turns any of them into a :class:`~landscape.hessian.HessianProblem` at a
+:func:`problem_of` turns any of them into a :class:`~landscape.curvature.HessianProblem` at a
 point: the loss, its gradient, HVPs and quadratic forms, summed the right way.
 """
 
@@ -24,8 +24,8 @@ from typing import Any, NamedTuple
 import jax
 
 from landscape.errors import InputError
-from landscape.hessian.operator import HessianProblem, dataset_problem, loss_problem
-from landscape.hessian.products import CurvatureSpec, curvature_spec
+from landscape.curvature.operator import HessianProblem, dataset_problem, loss_problem
+from landscape.curvature.products import CurvatureSpec, curvature_spec
 from landscape.workload import Params, State, Workload
 
 
@@ -66,7 +66,7 @@ def problem_of(loss: LossFn, params: Params, *, scale: Params | None = None,
                operator: str | CurvatureSpec = "hessian") -> HessianProblem:
     """The Hessian (and the loss and gradient) of ``loss`` at ``params``; with ``scale`` (a
     pytree d like the params), D H D with D = diag(d). ``operator``: the GGN or the empirical
-    Fisher instead (:mod:`landscape.hessian.products`), for a :class:`DatasetLoss` only."""
+    Fisher instead (:mod:`landscape.curvature.products`), for a :class:`DatasetLoss` only."""
     curvature = curvature_spec(operator)
     if isinstance(loss, DatasetLoss):
         return dataset_problem(loss.loss, params, loss.state, loss.data,
@@ -104,7 +104,7 @@ def workload_loss(
 
     ``batch_size`` (default ``workload.batch_size``) bounds memory only. Each batch's samples are
     split across ``devices`` (default: the local devices), as
-    :func:`landscape.hessian.hessian_problem` does.
+    :func:`landscape.curvature.hessian_problem` does.
     """
     return DatasetLoss(workload.loss, state, workload.dataset(split),
                        batch_size or workload.batch_size,

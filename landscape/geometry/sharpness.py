@@ -41,7 +41,7 @@ import numpy as np
 
 from landscape.errors import InputError
 from landscape.geometry.loss import LossFn, placed, problem_of
-from landscape.hessian.operator import HessianProblem
+from landscape.curvature.operator import HessianProblem
 from landscape.workload import Params
 
 NORMS = ("linf", "l2")
@@ -219,7 +219,7 @@ def model_sharpness(
     ``on_measure(name)`` after each, for progress bars)."""
     from landscape.geometry.curvature import extreme_eigenvalues
     from landscape.geometry.loss import workload_loss
-    from landscape.hessian.trace import hutchinson_trace
+    from landscape.curvature.trace import hutchinson_trace
 
     loss = workload_loss(workload, state, split=split)
     problem = problem_of(loss, params)

@@ -8,7 +8,7 @@ too), started from the previous measurement's Ritz vector plus a Gaussian part (
 :mod:`landscape.geometry.curvature`). Every HVP sums the batches' products, so a measurement
 holds one batch's activations whatever the training set's size. With a fixed m the
 measurement is one compiled program with no host round trip (on the CPU with convolutions, m
-host-stepped Lanczos updates: :mod:`landscape.hessian.linear`); it is dispatched between
+host-stepped Lanczos updates: :mod:`landscape.curvature.linear`); it is dispatched between
 training steps without waiting, and fetched later. The top Ritz value is a lower bound on λmax, and its residual
 ‖Hx − θx‖ (recorded beside it) says how close an eigenvalue lies; warm starts make a few steps
 enough once training moves slowly.
@@ -26,10 +26,10 @@ from jax.flatten_util import ravel_pytree
 
 from landscape.errors import InputError
 from landscape.geometry.curvature import WARM_MIX
-from landscape.hessian.host_loop import lanczos_top_on_host
-from landscape.hessian.lanczos import lanczos_top
-from landscape.hessian.operator import dataset_problem
-from landscape.hessian.products import CurvatureSpec, workload_curvature
+from landscape.curvature.host_loop import lanczos_top_on_host
+from landscape.curvature.lanczos import lanczos_top
+from landscape.curvature.operator import dataset_problem
+from landscape.curvature.products import CurvatureSpec, workload_curvature
 from landscape.workload import Dataset, Params, State, Workload
 
 

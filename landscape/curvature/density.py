@@ -34,16 +34,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from landscape.errors import InputError
-from landscape.hessian.eigen import Eigenpairs
-from landscape.hessian.host_loop import settled
-from landscape.hessian.lanczos import (
+from landscape.curvature.eigen import Eigenpairs
+from landscape.curvature.host_loop import settled
+from landscape.curvature.lanczos import (
     check_basis_fits,
     lanczos_init,
     lanczos_tridiagonal,
     lanczos_update,
 )
-from landscape.hessian.linear import LinearOperator
-from landscape.hessian.operator import HessianProblem
+from landscape.curvature.linear import LinearOperator
+from landscape.curvature.operator import HessianProblem
 
 # σ = SIGMA_REL × spectrum width: σ² = 1e-5 on the spectrum rescaled to [-1, 1], the smoothing
 # scale PyHessian's density plots use (σ² = 1e-5, scaled with the width).
@@ -101,7 +101,7 @@ def _start_all(probes, deflated, *, num_steps):
 def _tridiagonals_on_host(op: LinearOperator, deflated, probes, keys, *, num_steps):
     """:func:`_tridiagonals` with the loop over steps on the host, each step's products
     A Q from ``op.apply_many`` (streamed data; convolutions on the CPU: see
-    :mod:`landscape.hessian.linear`)."""
+    :mod:`landscape.curvature.linear`)."""
     states, qs = _start_all(probes, deflated, num_steps=num_steps)
     for j in range(num_steps):
         states, qs = _update_all(jnp.asarray(j, jnp.int32), states, op.apply_many(qs),

@@ -3,7 +3,7 @@
 An operator is applied one of two ways:
 
 - from the host, ``apply(v)`` / ``apply_many(V)``: whatever that takes (a Hessian of a data set
-  sums one compiled call per batch, see :mod:`landscape.hessian.operator`), and the algorithm
+  sums one compiled call per batch, see :mod:`landscape.curvature.operator`), and the algorithm
   steps from the host, one compiled update per step;
 - inside a compiled loop, ``matvec(v, operands)`` (jit- and vmap-able, ``operands`` arrays
   passed through jit): a whole Lanczos run is one program, with no host round trip per step.

@@ -34,7 +34,7 @@ import numpy as np
 from jax.scipy.linalg import eigh_tridiagonal
 
 from landscape.errors import InputError
-from landscape.hessian.linear import Matvec
+from landscape.curvature.linear import Matvec
 
 _BREAKDOWN = 100.0  # β ≤ 100 ε ‖A q_j‖ counts as an invariant subspace (then restart)
 _BLOCK = 16  # basis rows orthogonalized against at a time

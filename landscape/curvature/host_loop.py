@@ -2,10 +2,10 @@
 a data set, one compiled call per batch) and then one compiled update.
 
 For operators that cannot, or should not, sit inside a compiled loop (see
-:mod:`landscape.hessian.linear`): data streamed batch by batch, and convolutions on the CPU.
+:mod:`landscape.curvature.linear`): data streamed batch by batch, and convolutions on the CPU.
 The host reads one flag per convergence test, every ``check_every`` steps: milliseconds
 against an HVP's tenths of a second. Same steps, same start vector as the device loops of
-:mod:`landscape.hessian.lanczos`: the same values up to float rounding.
+:mod:`landscape.curvature.lanczos`: the same values up to float rounding.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from landscape.hessian.lanczos import (
+from landscape.curvature.lanczos import (
     LanczosState,
     Progress,
     TopRitzPair,
@@ -26,7 +26,7 @@ from landscape.hessian.lanczos import (
     start_progress,
     top_ritz_pair,
 )
-from landscape.hessian.linear import LinearOperator
+from landscape.curvature.linear import LinearOperator
 
 
 @functools.partial(jax.jit, donate_argnums=(1,))
@@ -94,7 +94,7 @@ def extremes_on_host(op: LinearOperator, v0, key, tol, atol, min_steps, *, num_s
 
 def lanczos_tridiagonal_on_host(op: LinearOperator, v0: jax.Array, num_steps: int,
                                 key: jax.Array) -> LanczosState:
-    """:func:`landscape.hessian.lanczos.lanczos_tridiagonal` stepped from the host, with no
+    """:func:`landscape.curvature.lanczos.lanczos_tridiagonal` stepped from the host, with no
     host wait (the step count is fixed)."""
     state = _lanczos_init(v0, num_steps)
     q = state.basis[0]
@@ -106,7 +106,7 @@ def lanczos_tridiagonal_on_host(op: LinearOperator, v0: jax.Array, num_steps: in
 
 def lanczos_top_on_host(op: LinearOperator, v0: jax.Array, num_steps: int,
                         key: jax.Array) -> TopRitzPair:
-    """:func:`landscape.hessian.lanczos.lanczos_top`, stepped from the host."""
+    """:func:`landscape.curvature.lanczos.lanczos_top`, stepped from the host."""
     return _top(lanczos_tridiagonal_on_host(op, v0, num_steps, key), num_steps=num_steps)
 
 

@@ -17,7 +17,7 @@ network, so G is positive semi-definite wherever L is convex in the outputs. F_b
 ``jvp`` of the per-sample losses (``jax.vmap`` of the batch loss over one-sample batches) and
 a ``vjp``: the per-sample gradients are never held. Each ``jvp``/``vjp`` pair shares one
 forward pass (``jax.linearize`` and its transpose). The data set's matrix is Σ_b (n_b/N) · the
-batch's, as for the Hessian (:mod:`landscape.hessian.operator`), so F = (1/N) Σ_i g_i g_iᵀ.
+batch's, as for the Hessian (:mod:`landscape.curvature.operator`), so F = (1/N) Σ_i g_i g_iᵀ.
 
 Quadratic forms (Hutchinson traces) are forward-only: zᵀG_b z = (Jz)ᵀ H_L (Jz), a ``jvp`` and
 a second directional derivative of L; zᵀF_b z = mean_i (g_iᵀ z)², one ``jvp``.

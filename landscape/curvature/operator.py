@@ -1,5 +1,5 @@
 """The Hessian of a mean loss over a data set — or its Gauss–Newton matrix, or its empirical
-Fisher (:mod:`landscape.hessian.products`), or the diagonal block of any of them for a group of
+Fisher (:mod:`landscape.curvature.products`), or the diagonal block of any of them for a group of
 parameters — as a matrix-free operator on flat vectors, in the memory of one batch whatever the
 data set's size.
 
@@ -59,8 +59,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec, SingleDeviceShardin
 
 from landscape.batches import Batches, Dataset
 from landscape.errors import InputError
-from landscape.hessian.linear import LOOPS, LinearOperator, Matvec, slow_in_compiled_loops
-from landscape.hessian.products import (
+from landscape.curvature.linear import LOOPS, LinearOperator, Matvec, slow_in_compiled_loops
+from landscape.curvature.products import (
     HESSIAN,
     CurvatureSpec,
     batch_products,
@@ -122,7 +122,7 @@ def batch_count(batch: Any) -> int:
 
 class Kernels(NamedTuple):
     """The per-batch products of one loss, parameter layout and curvature matrix (``operator``:
-    H, or G, or F of :mod:`landscape.hessian.products`; written H below), made once per triple
+    H, or G, or F of :mod:`landscape.curvature.products`; written H below), made once per triple
     so that every problem over them shares its compiled programs. ``w``: flat parameters (n,)."""
 
     value: Callable  # (w, state, batch) -> ℓ_b
@@ -333,7 +333,7 @@ class HessianProblem:
 
     @property
     def operator(self) -> LinearOperator:
-        """This Hessian as the Lanczos algorithms take it (:mod:`landscape.hessian.linear`).
+        """This Hessian as the Lanczos algorithms take it (:mod:`landscape.curvature.linear`).
 
         A block's algorithms step from the host: a Lanczos loop compiled around the product
         would compile the whole product again for every block size (8-14 s each for the sine
@@ -489,9 +489,9 @@ def dataset_problem(
         gradient slowly inside compiled loops: convolutions on the CPU), ``"device"`` or
         ``"host"``.
       scale: a pytree ``d`` shaped like ``params``: the operator is then D H D, D = diag(d).
-      operator: ``"hessian"``, ``"fisher"``, or a :class:`~landscape.hessian.products.
+      operator: ``"hessian"``, ``"fisher"``, or a :class:`~landscape.curvature.products.
         CurvatureSpec` (the GGN's needs the model's outputs and their loss:
-        :func:`~landscape.hessian.products.curvature_spec`).
+        :func:`~landscape.curvature.products.curvature_spec`).
     """
     curvature = curvature_spec(operator)
     if loop not in LOOPS:

@@ -2,7 +2,7 @@
 
 A block B is a set of flat parameter indices; its operator is the diagonal block H[B, B] of the
 whole matrix (Hessian, GGN or Fisher), the other parameters held fixed
-(:meth:`~landscape.hessian.operator.HessianProblem.restricted`). Zhang et al. 2024 ("Why
+(:meth:`~landscape.curvature.operator.HessianProblem.restricted`). Zhang et al. 2024 ("Why
 Transformers need Adam: a Hessian perspective", Figs. 1 and 3) compare such blocks' spectra:
 a transformer's differ from block to block far more than a CNN's. Per block,
 :func:`block_summaries` gives λmax and λmin (one Lanczos run), |λmin/λmax|, a Hutchinson trace
@@ -26,10 +26,10 @@ import jax
 import numpy as np
 
 from landscape.errors import InputError
-from landscape.hessian.density import SpectralDensity, gaussian_density, slq_nodes
-from landscape.hessian.eigen import hessian_eigenpairs
-from landscape.hessian.operator import HessianProblem
-from landscape.hessian.trace import hutchinson_trace
+from landscape.curvature.density import SpectralDensity, gaussian_density, slq_nodes
+from landscape.curvature.eigen import hessian_eigenpairs
+from landscape.curvature.operator import HessianProblem
+from landscape.curvature.trace import hutchinson_trace
 from landscape.tree import leaf_path
 
 LAYER = "layer"
@@ -80,7 +80,7 @@ def parameter_blocks(params: Any, blocks: str | Sequence[str]) -> list[Parameter
 class BlockSummary(NamedTuple):
     """One block's curvature: λmax by Lanczos to the ``stop`` rule with tolerance
     max(tol·|λmax|, atol), then λmin to max(tol·|λmax|, atol) (see
-    :func:`~landscape.hessian.eigen.hessian_eigenpairs`)."""
+    :func:`~landscape.curvature.eigen.hessian_eigenpairs`)."""
 
     name: str
     size: int  # parameters in the block

@@ -32,8 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from landscape.errors import InputError
-from landscape.hessian.operator import HessianProblem
-from landscape.hessian.trace import block_size, rademacher
+from landscape.curvature.operator import HessianProblem
+from landscape.curvature.trace import block_size, rademacher
 from landscape.tree import leaf_path
 
 Params = Any

@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from landscape.errors import InputError
-from landscape.hessian.operator import HessianProblem
+from landscape.curvature.operator import HessianProblem
 
 TRACE_METHODS = ("hutchinson", "hutch++")
 

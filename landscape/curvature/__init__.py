@@ -12,31 +12,31 @@ eigenpairs, eigenvector planes), ``trace``, ``diagonal``, ``density``, ``maps``,
 (each mini-batch's own Hessian), ``blocks`` (parameter blocks and their curvature).
 """
 
-from landscape.hessian.blocks import (
+from landscape.curvature.blocks import (
     BlockSummary,
     ParameterBlock,
     block_summaries,
     parameter_blocks,
 )
-from landscape.hessian.diagonal import (
+from landscape.curvature.diagonal import (
     DiagonalBlock,
     DiagonalEstimate,
     hutchinson_diagonal,
 )
-from landscape.hessian.density import (
+from landscape.curvature.density import (
     SpectralDensity,
     gaussian_density,
     slq_density,
     slq_nodes,
 )
-from landscape.hessian.eigen import (
+from landscape.curvature.eigen import (
     Eigenpairs,
     ExtremeEigenpairs,
     hessian_eigenpairs,
     hessian_plane,
     lanczos_extremes,
 )
-from landscape.hessian.lanczos import (
+from landscape.curvature.lanczos import (
     LanczosState,
     TopRitzPair,
     lanczos_top,
@@ -44,22 +44,22 @@ from landscape.hessian.lanczos import (
     ritz_values,
     tridiagonal_matrix,
 )
-from landscape.hessian.maps import (
+from landscape.curvature.maps import (
     EIGEN_MAP_NAMES,
     eigen_map_data,
     eigen_point_fn,
     evaluate_eigen_map,
 )
-from landscape.hessian.linear import LinearOperator
-from landscape.hessian.minibatch import MinibatchSpectra, minibatch_eigenvalues
-from landscape.hessian.operator import (
+from landscape.curvature.linear import LinearOperator
+from landscape.curvature.minibatch import MinibatchSpectra, minibatch_eigenvalues
+from landscape.curvature.operator import (
     HessianProblem,
     dataset_problem,
     hessian_problem,
     loss_problem,
 )
-from landscape.hessian.products import OPERATORS, CurvatureSpec, curvature_spec
-from landscape.hessian.trace import (
+from landscape.curvature.products import OPERATORS, CurvatureSpec, curvature_spec
+from landscape.curvature.trace import (
     TRACE_METHODS,
     TraceEstimate,
     estimate_trace,

@@ -12,10 +12,10 @@ import numpy as np
 
 from landscape.directions import Plane, normalize_direction
 from landscape.errors import InputError
-from landscape.hessian.host_loop import extremes_on_host
-from landscape.hessian.lanczos import STOP_RULES, check_basis_fits, extremes_on_device
-from landscape.hessian.linear import LinearOperator, Matvec
-from landscape.hessian.operator import HessianProblem, hessian_problem
+from landscape.curvature.host_loop import extremes_on_host
+from landscape.curvature.lanczos import STOP_RULES, check_basis_fits, extremes_on_device
+from landscape.curvature.linear import LinearOperator, Matvec
+from landscape.curvature.operator import HessianProblem, hessian_problem
 from landscape.workload import Params, State, Workload
 
 
@@ -73,7 +73,7 @@ def lanczos_extremes(
     Args:
       matvec, operands: the operator, ``matvec(v, operands)``; ``matvec`` is a static argument
         of the compiled loop (pass the same object to reuse the compilation). Or a
-        :class:`~landscape.hessian.linear.LinearOperator` (``operands`` None), which says itself
+        :class:`~landscape.curvature.linear.LinearOperator` (``operands`` None), which says itself
         whether it steps from the host (a Hessian's ``problem.operator``).
       check_every: steps between convergence tests (each is an eigendecomposition of the padded
         T, at most ``max_iter`` square).
@@ -85,7 +85,7 @@ def lanczos_extremes(
       loop: for a ``matvec``: ``"device"`` (the whole loop in one compiled call), ``"host"``
         (one compiled call per step, tests every ``check_every`` steps) or ``"auto"``: the host
         where XLA would run the operator slowly inside a compiled loop
-        (:mod:`landscape.hessian.linear`).
+        (:mod:`landscape.curvature.linear`).
     """
     n = int(v0.size)
     for name, k in (("top_k", top_k), ("bottom_k", bottom_k)):
@@ -152,7 +152,7 @@ def hessian_eigenpairs(
 
     Unlike power iteration (PyHessian) this finds the largest *algebraic* eigenvalues and the
     most negative ones in the same run, without shifts (Li et al. shift by 0.51·λ_max and rerun).
-    See :func:`landscape.hessian.lanczos.lanczos_extremes` for ``tol``, ``atol``, ``stop``
+    See :func:`landscape.curvature.lanczos.lanczos_extremes` for ``tol``, ``atol``, ``stop``
     (``"residual"``: each value within ``tol`` of an eigenvalue, guaranteed; ``"relative-change"``:
     PyHessian's rule, fewer HVPs, no guarantee) and ``max_iter``.
     Vectors, when returned, are flat (k, n); ``problem.unravel`` turns one into a params pytree.

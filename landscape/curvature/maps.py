@@ -1,5 +1,5 @@
 """Eigen maps: λ_max and λ_min of the Hessian (or of the GGN or the empirical Fisher:
-``operator``, :mod:`landscape.hessian.products`) at every point of a grid on a plane.
+``operator``, :mod:`landscape.curvature.products`) at every point of a grid on a plane.
 
 Li et al. (2018, §6 and Fig. 7) map |λ_min/λ_max| over a loss surface to show where it is convex.
 Each point runs a *fixed* number m of Lanczos steps (full reorthogonalization) from one shared
@@ -9,10 +9,10 @@ shards, pads and resumes it exactly as it does loss surfaces. Ritz values lie in
 spectrum, so λ_max is approached from below and λ_min from above as m grows; with m = n they are
 exact.
 
-Every HVP sums the batches' products (:mod:`landscape.hessian.operator`): a chunk of points
+Every HVP sums the batches' products (:mod:`landscape.curvature.operator`): a chunk of points
 holds one batch's activations per point, whatever the data set's size. On the CPU, for models
 with convolutions, the points run one at a time with each Lanczos step dispatched from the host
-instead (:mod:`landscape.hessian.host_loop`): XLA:CPU runs a convolution's gradient 20-40x
+instead (:mod:`landscape.curvature.host_loop`): XLA:CPU runs a convolution's gradient 20-40x
 slower inside a compiled loop, and a point's whole Lanczos run is one. Same steps, same start
 vector: the same values up to float rounding.
 """
@@ -33,16 +33,16 @@ from landscape.errors import InputError
 from landscape.engine import evaluate_points
 from landscape.engine.chunks import point_params, run_chunks, todo_points
 from landscape.grid import Grid
-from landscape.hessian.host_loop import lanczos_tridiagonal_on_host
-from landscape.hessian.lanczos import (
+from landscape.curvature.host_loop import lanczos_tridiagonal_on_host
+from landscape.curvature.lanczos import (
     LanczosState,
     check_basis_fits,
     lanczos_tridiagonal,
     ritz_values,
 )
-from landscape.hessian.linear import Matvec
-from landscape.hessian.operator import Stacked, device_mean, hessian_problem, kernels
-from landscape.hessian.products import CurvatureSpec, workload_curvature
+from landscape.curvature.linear import Matvec
+from landscape.curvature.operator import Stacked, device_mean, hessian_problem, kernels
+from landscape.curvature.products import CurvatureSpec, workload_curvature
 from landscape.objective import Params, State
 from landscape.workload import Workload
 

@@ -11,7 +11,7 @@ Mini-batches of an in-memory :class:`~landscape.Dataset` are drawn as a shuffled
 draws them: one epoch in a random order (``seed``), the first N whole batches of ``batch_size``
 (no sample in two of them). A re-iterable of batches (a ``DataLoader``) gives its first N
 batches as they come. Each batch's Hessian is a problem of its own
-(:func:`~landscape.hessian.operator.dataset_problem` over that batch), its eigenvalues by
+(:func:`~landscape.curvature.operator.dataset_problem` over that batch), its eigenvalues by
 Lanczos to the same tolerance as the full data's; out of device memory, a batch of an
 in-memory data set is summed in halves (a streamed batch is taken whole).
 """
@@ -26,8 +26,8 @@ import numpy as np
 
 from landscape.batches import Batch, Batches, Dataset
 from landscape.errors import InputError
-from landscape.hessian.eigen import hessian_eigenpairs
-from landscape.hessian.operator import (
+from landscape.curvature.eigen import hessian_eigenpairs
+from landscape.curvature.operator import (
     BatchLoss,
     HessianProblem,
     Stacked,
@@ -117,9 +117,9 @@ def minibatch_eigenvalues(
 ) -> MinibatchSpectra:
     """Top-``top_k`` eigenvalues of the Hessians of ``num_batches`` mini-batches of ``data``
     (:func:`minibatches`: ``batch_size``, ``seed``), each by Lanczos as
-    :func:`~landscape.hessian.eigen.hessian_eigenpairs` (``tol``, ``atol``, ``stop``,
+    :func:`~landscape.curvature.eigen.hessian_eigenpairs` (``tol``, ``atol``, ``stop``,
     ``max_iter``; start vector from ``seed``). ``on_batch(i)`` after batch i;
-    ``on_shrink`` as :func:`~landscape.hessian.operator.smaller_on_oom` says."""
+    ``on_shrink`` as :func:`~landscape.curvature.operator.smaller_on_oom` says."""
     rows = []
     for i, batch in enumerate(minibatches(data, num_batches=num_batches, batch_size=batch_size,
                                           seed=seed)):

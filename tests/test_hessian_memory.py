@@ -23,7 +23,7 @@ import landscape
 from landscape import curvature as hs
 from landscape.geometry.tracking import SharpnessTracker
 from landscape.curvature.lanczos import lanczos_top
-from landscape.curvature.operator import _device_mean_jit
+from landscape.curvature.sums import device_mean_compiled
 from landscape.workload import Batch, Dataset, Workload
 
 BATCH = 8  # two samples per device of conftest.py's four
@@ -108,7 +108,7 @@ def measured():
                 "hvp": footprint(jax.jit(device.matvec).lower(v, device.operands)),
                 **{op: footprint(jax.jit(p.matvec).lower(v, p.operands))
                    for op, p in others.items()},
-                "gradient": footprint(_device_mean_jit.lower(
+                "gradient": footprint(device_mean_compiled.lower(
                     (device.params, device.state), device.data, fn=k.value_and_grad)),
                 "eigen-map point": footprint(jax.jit(hs.eigen_point_fn(
                     workload, num_steps=4)).lower(params, map_data)),
@@ -206,7 +206,7 @@ def test_out_of_memory_halves_the_batch_and_gives_the_same_numbers(monkeypatch):
     are rerun over batches of half the size, say so, keep the size that fitted, and give what
     an unconstrained run gives (the sums are the same at any batch size)."""
     from landscape.engine.memory import fake_out_of_memory
-    from landscape.curvature import operator
+    from landscape.curvature import sums
 
     rng = np.random.default_rng(5)
     x, y = rng.normal(size=(256, 3)), rng.normal(size=256)
@@ -216,17 +216,17 @@ def test_out_of_memory_halves_the_batch_and_gives_the_same_numbers(monkeypatch):
     def loss_fn(p, batch):
         return jnp.mean((jnp.tanh(batch[0] @ p["w"]) @ p["v"] - batch[1]) ** 2)
 
-    real = operator.device_mean
+    real = sums.device_mean
 
     def limited(fn, args, data):  # called as each program is traced
         full, rest = data
         sizes = [jax.tree.leaves(full)[0].shape[1]] if full is not None else []
-        sizes += [operator.batch_count(rest)] if rest is not None else []
+        sizes += [sums.batch_count(rest)] if rest is not None else []
         if max(sizes) > 32:
             raise fake_out_of_memory()
         return real(fn, args, data)
 
-    monkeypatch.setattr(operator, "device_mean", limited)
+    monkeypatch.setattr(sums, "device_mean", limited)
     constrained = landscape.hessian(loss_fn, params, (x, y), batch_size=128)
     with pytest.warns(RuntimeWarning) as said:
         top = constrained.eigenvalues(top_k=2, tol=1e-6)

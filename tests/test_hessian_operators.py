@@ -295,10 +295,10 @@ def test_a_host_summed_product_and_lanczos_compile_each_program_once(models, cap
     made on the host is placed as the parameters first (else every product compiled again for
     it); and the host-stepped Lanczos update compiles once (its starting buffers placed as its
     outputs are: made eagerly, the first step compiled a second program)."""
-    from landscape.curvature import host_loop, operator
+    from landscape.curvature import host_loop, sums
 
     case = models["cnn"]
-    for program in (operator._add, host_loop.dispatched_update):  # other tests compiled them
+    for program in (sums._add, host_loop.dispatched_update):  # other tests compiled them
         program.clear_cache()
     with jax.enable_x64(True):
         problem = hs.hessian_problem(case.workload, case.params, {}, operator="fisher")

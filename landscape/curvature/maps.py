@@ -41,7 +41,8 @@ from landscape.curvature.lanczos import (
     ritz_values,
 )
 from landscape.curvature.linear import Matvec
-from landscape.curvature.operator import Stacked, device_mean, hessian_problem, kernels
+from landscape.curvature.operator import hessian_problem, kernels
+from landscape.curvature.sums import Stacked, device_mean
 from landscape.curvature.products import CurvatureSpec, workload_curvature
 from landscape.objective import Params, State
 from landscape.workload import Workload

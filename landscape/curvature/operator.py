@@ -55,10 +55,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
-from jax.sharding import Mesh, NamedSharding, PartitionSpec, SingleDeviceSharding
+from jax.sharding import NamedSharding, SingleDeviceSharding
 
 from landscape.batches import Batches, Dataset
-from landscape.errors import InputError
+from landscape.curvature import sums
 from landscape.curvature.linear import LOOPS, LinearOperator, Matvec, slow_in_compiled_loops
 from landscape.curvature.products import (
     HESSIAN,
@@ -67,54 +67,24 @@ from landscape.curvature.products import (
     curvature_spec,
     workload_curvature,
 )
+from landscape.curvature.sums import (  # noqa: F401 (the data types: public here too)
+    BatchLoss,
+    DatasetBatches,
+    Placed,
+    Stacked,
+    Streamed,
+    batch_count,
+    device_mean_compiled,
+    fitted_batch_size,
+    fits_on_devices,
+    host_mean,
+    place_stacked,
+    put_batch,
+    replicated_sharding,
+    unstack,
+)
+from landscape.errors import InputError
 from landscape.objective import Params, State
-
-BatchLoss = Callable[[Params, State, Any], Any]
-"""``loss(params, state, batch)``: the batch's mean loss, or ``(mean loss, metrics)``."""
-
-
-class Stacked(NamedTuple):
-    """Batches held in device memory: ``full`` stacks the whole batches on a leading axis
-    (num_full, batch, ...), ``rest`` is the short last batch (or the only one); either may be
-    None."""
-
-    full: Any
-    rest: Any
-
-
-class Placed(NamedTuple):
-    """Batches held in device memory one by one, for sums driven from the host."""
-
-    batches: tuple
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Streamed:
-    """Batches read from the host at every pass (a re-iterable) and placed one at a time;
-    with ``piece``, each cut into pieces of at most that many samples (memory)."""
-
-    source: Iterable
-    devices: tuple
-    piece: int | None = None
-
-    def __iter__(self) -> Iterator[Any]:
-        for batch in self.source:
-            n = batch_count(batch)
-            step = n if self.piece is None else self.piece
-            for start in range(0, n, step):
-                part = batch if step >= n else jax.tree.map(
-                    lambda a, s=start: a[s:s + step], batch)
-                yield _put_batch(part, list(self.devices))
-
-
-Data = Stacked | Placed | Streamed
-
-
-def batch_count(batch: Any) -> int:
-    """Samples in a batch: the leading axis of its first leaf (1 for a batch of scalars or
-    none: a loss over one fixed expression)."""
-    leaves = jax.tree.leaves(batch)
-    return int(np.shape(leaves[0])[0]) if leaves and np.ndim(leaves[0]) else 1
 
 
 # ---- per-batch products of one loss --------------------------------------------------------
@@ -161,86 +131,6 @@ def kernels(loss: BatchLoss, layout: tuple, curvature: CurvatureSpec = HESSIAN) 
         values=lambda ws, state, batch: jax.vmap(lambda w: value(w, state, batch))(ws),
         operator=curvature.kind,
     )
-
-
-# ---- the sum over batches ------------------------------------------------------------------
-
-
-def device_mean(fn: Callable, args: tuple, data: Stacked) -> Any:
-    """Σ_b n_b fn(*args, batch_b) / Σ_b n_b over batches held on the device (jit-able,
-    vmap-able): whole batches in a ``fori_loop``, so the memory is one batch's."""
-    full, rest = data
-    total, sums = 0, None
-
-    def weighted(batch):
-        n = batch_count(batch)
-        return jax.tree.map(lambda value: value * n, fn(*args, batch))
-
-    if full is not None:
-        num_full = int(jax.tree.leaves(full)[0].shape[0])
-        one = lambda i: jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, i, 0, False),  # noqa: E731
-                                     full)
-        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
-                             jax.eval_shape(weighted, one(0)))
-        # The trip count hidden from XLA (an optimization barrier) so that one batch compiles
-        # to the same loop as many: otherwise the loop is inlined and scheduled anew, and the
-        # program's memory differs (a small convnet's HVP: 168 KB for one batch, 194 KB for 4).
-        trips = jax.lax.optimization_barrier(jnp.asarray(num_full, jnp.int32))
-        sums = jax.lax.fori_loop(
-            0, trips, lambda i, acc: jax.tree.map(jnp.add, acc, weighted(one(i))), zeros)
-        total += num_full * batch_count(one(0))
-    if rest is not None:
-        out = weighted(rest)
-        sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
-        total += batch_count(rest)
-    if sums is None:
-        raise InputError("a dataset mean needs at least one batch")
-    return jax.tree.map(lambda value: value / total, sums)
-
-
-@functools.partial(jax.jit, static_argnames=("fn",))
-def _zeros(args, batch, *, fn):
-    """Zeros shaped as ``fn``'s value, where :func:`_add` keeps its sums: the running sum's
-    start. Not the first batch's product: that would be a second program around ``fn`` to
-    compile (a second of compilation per product for a small model, doubled on a loaded
-    machine), where this one holds no product."""
-    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn, *args, batch))
-
-
-def _placed_like(tree: Any, args: tuple) -> Any:
-    """``tree`` replicated where the first argument is (as :func:`_add` returns its sums), so
-    that its first call compiles the program its later calls run; as it is otherwise."""
-    first = jax.tree.leaves(args)[0] if jax.tree.leaves(args) else None
-    sharding = getattr(first, "sharding", None)
-    if sharding is None or not sharding.is_fully_replicated:
-        return tree
-    return jax.device_put(tree, sharding)
-
-
-@functools.partial(jax.jit, static_argnames=("fn",), donate_argnums=(0,))
-def _add(sums, args, batch, *, fn):
-    n = batch_count(batch)
-    return jax.tree.map(lambda acc, value: acc + value * n, sums, fn(*args, batch))
-
-
-@jax.jit
-def _divide(sums, total):
-    return jax.tree.map(lambda value: value / total, sums)
-
-
-def host_mean(fn: Callable, args: tuple, batches: Iterable) -> Any:
-    """:func:`device_mean` with the loop on the host: one compiled call per batch adds its
-    weighted value into a running sum kept (and donated) on the device. Nothing waits: the
-    calls are dispatched as fast as the batches come."""
-    sums, total = None, 0
-    for batch in batches:
-        if sums is None:
-            sums = _placed_like(_zeros(args, batch, fn=fn), args)
-        sums = _add(sums, args, batch, fn=fn)
-        total += batch_count(batch)
-    if sums is None:
-        raise InputError("a dataset mean needs at least one batch; the data yielded none")
-    return _divide(sums, total)
 
 
 # ---- the problem ---------------------------------------------------------------------------
@@ -356,14 +246,14 @@ class HessianProblem:
     def batches(self) -> Iterable:
         """The batches, one at a time (placed on the devices)."""
         if isinstance(self.data, Stacked):
-            return _unstack(self.data)
+            return unstack(self.data)
         return self.data.batches if isinstance(self.data, Placed) else self.data
 
     def mean(self, fn: Callable, args: tuple) -> Any:
         """The exact dataset mean of ``fn(*args, batch)`` (a pytree), summed the problem's way."""
         if self.on_host or not isinstance(self.data, Stacked):
             return host_mean(fn, args, self.batches())
-        return _device_mean_jit(args, self.data, fn=fn)
+        return device_mean_compiled(args, self.data, fn=fn)
 
     def hvp(self, v: jax.Array) -> jax.Array:
         """H v (D H D v when scaled) at :attr:`params`."""
@@ -427,20 +317,6 @@ def _gather(v: jax.Array, block: jax.Array) -> jax.Array:
     return v[..., block]
 
 
-@functools.partial(jax.jit, static_argnames=("fn",))
-def _device_mean_jit(args, data, *, fn):
-    return device_mean(fn, args, data)
-
-
-def _unstack(data: Stacked) -> Iterator[Any]:
-    full, rest = data
-    if full is not None:
-        for i in range(int(jax.tree.leaves(full)[0].shape[0])):
-            yield jax.tree.map(lambda a, i=i: a[i], full)
-    if rest is not None:
-        yield rest
-
-
 @functools.lru_cache(maxsize=64)
 def _device_matvec(k: Kernels, scaled: bool, blocked: bool) -> Matvec:
     def matvec(v, operands):
@@ -449,7 +325,7 @@ def _device_matvec(k: Kernels, scaled: bool, blocked: bool) -> Matvec:
             v = jnp.zeros(w.shape, v.dtype).at[block].set(v)
         if scaled:
             v = v * scale
-        hv = device_mean(k.hvp, (w, v, state), Stacked(full, rest))
+        hv = sums.device_mean(k.hvp, (w, v, state), Stacked(full, rest))
         hv = hv * scale if scaled else hv
         return hv[block] if blocked else hv
 
@@ -499,7 +375,7 @@ def dataset_problem(
     devices = list(devices) if devices is not None else jax.local_devices()
     flat, unravel = ravel_pytree(params)
     k = kernels(loss, _layout(params), curvature)
-    replicated = _replicated_sharding(devices)
+    replicated = replicated_sharding(devices)
     flat = jax.device_put(jnp.asarray(flat), replicated)
     state = jax.device_put(state, replicated)
     if scale is not None:
@@ -519,10 +395,10 @@ def dataset_problem(
                          "the data in memory", param="loop")
     if isinstance(data, Dataset) and sized:
         batch_size = fitted_batch_size(loss, params, state, data, batch_size, devices)
-    if streamed or (isinstance(data, Dataset) and not _fits(data, devices)):
+    if streamed or (isinstance(data, Dataset) and not fits_on_devices(data, devices)):
         # Batches come from the host at every pass: a stream, or a data set larger than a
         # share of the device's free memory (on the CPU the data are in its memory already).
-        source = data if streamed else _DatasetBatches(data, batch_size)
+        source = data if streamed else DatasetBatches(data, batch_size)
         return HessianProblem(k, flat, unravel, state,
                               Streamed(source, tuple(devices), batch_size), scale, True,
                               batch_size, remake)
@@ -535,93 +411,12 @@ def dataset_problem(
         k.value_and_grad, (flat, state, rest if full is None else
                            jax.tree.map(lambda a: a[0], full)), devices))
     if on_host:
-        batches = (list(_unstack(Stacked(full, rest))) if isinstance(data, Stacked)
+        batches = (list(unstack(Stacked(full, rest))) if isinstance(data, Stacked)
                    else list(data.batches(batch_size)))
-        placed = Placed(tuple(_put_batch(b, devices) for b in batches))
+        placed = Placed(tuple(put_batch(b, devices) for b in batches))
         return HessianProblem(k, flat, unravel, state, placed, scale, True, size, remake)
-    return HessianProblem(k, flat, unravel, state, _place_stacked(Stacked(full, rest), devices),
+    return HessianProblem(k, flat, unravel, state, place_stacked(Stacked(full, rest), devices),
                           scale, False, size, remake)
-
-
-DEVICE_DATA_FRACTION = 0.25  # of an accelerator's free memory, for a data set kept on it
-CPU_BATCH_BYTES = 512 * 2**20  # one batch's curvature products on a CPU (peak RSS, cache)
-ACCELERATOR_BATCH_FRACTION = 0.25  # of an accelerator's free memory, for one batch's products
-MAX_BATCH = 8192
-
-
-def fitted_batch_size(loss: BatchLoss, params: Params, state: State, data: Dataset,
-                      batch_size: int, devices: Sequence[jax.Device]) -> int:
-    """The most samples per batch whose curvature products fit: ``batch_size`` at most on a
-    CPU (where one batch's products stay within :data:`CPU_BATCH_BYTES`); on an accelerator
-    as many as fit :data:`ACCELERATOR_BATCH_FRACTION` of its free memory, up to the data set
-    (larger batches keep it busy).
-
-    A batch's products hold about as much as its forward pass's intermediate values: their
-    bytes per sample are read off the loss's traced program (the values of a two-sample batch
-    less a one-sample one's; no compilation). Measured on ResNet-20: 5.6 MiB per image traced,
-    4.0 MiB in XLA's compiled estimate of the HVP."""
-    per_sample = _traced_bytes_per_sample(loss, params, state, data)
-    if not per_sample:
-        return batch_size
-    if devices[0].platform == "cpu":
-        return max(1, min(batch_size, int(CPU_BATCH_BYTES // per_sample)))
-    from landscape.engine.sizing import device_memory_budget
-
-    free = min(device_memory_budget(d) for d in devices)
-    fits = int(free * ACCELERATOR_BATCH_FRACTION * len(devices) // per_sample)
-    return max(1, min(len(data), MAX_BATCH, fits))
-
-
-def _traced_bytes_per_sample(loss: BatchLoss, params: Params, state: State,
-                             data: Dataset) -> float:
-    def traced_bytes(n: int) -> int:
-        batch = jax.tree.map(lambda a: jax.ShapeDtypeStruct((n, *np.shape(a)[1:]),
-                                                            np.asarray(a).dtype),
-                             data.batches(1).__next__())
-        try:
-            jaxpr = jax.make_jaxpr(lambda p, s, b: loss(p, s, b))(params, state, batch)
-        except Exception:  # the loss's own errors surface where it runs
-            return 0
-        return _values_bytes(jaxpr.jaxpr)
-
-    return max(traced_bytes(2) - traced_bytes(1), 0)
-
-
-def _values_bytes(jaxpr: Any) -> int:
-    total = 0
-    for eqn in jaxpr.eqns:
-        for var in eqn.outvars:
-            aval = getattr(var, "aval", None)
-            if hasattr(aval, "shape") and hasattr(aval, "dtype"):
-                total += int(np.prod(aval.shape)) * np.dtype(aval.dtype).itemsize
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, (list, tuple)) else (value,):
-                sub = getattr(sub, "jaxpr", sub)
-                if hasattr(sub, "eqns"):
-                    total += _values_bytes(sub)
-    return total
-
-
-def _fits(data: Dataset, devices: list[jax.Device]) -> bool:
-    """Whether an in-memory data set is kept on the devices: always on the CPU (it is in that
-    memory already); on an accelerator where it takes at most :data:`DEVICE_DATA_FRACTION`
-    of the free memory (:func:`landscape.engine.sizing.device_memory_budget`)."""
-    if devices[0].platform == "cpu":
-        return True
-    from landscape.engine.sizing import device_memory_budget
-
-    return data.nbytes <= DEVICE_DATA_FRACTION * min(map(device_memory_budget, devices))
-
-
-@dataclasses.dataclass(frozen=True)
-class _DatasetBatches:
-    """An in-memory data set as a re-iterable of batches, read from the host."""
-
-    dataset: Dataset
-    batch_size: int
-
-    def __iter__(self) -> Iterator[Any]:
-        return self.dataset.batches(self.batch_size)
 
 
 def smaller_on_oom(problem: HessianProblem, fn: Callable[[HessianProblem], Any], *,
@@ -706,38 +501,3 @@ def _devices_of(data: Any) -> list[jax.Device]:
     return jax.local_devices()[:1]
 
 
-# ---- placement -----------------------------------------------------------------------------
-
-
-def _replicated_sharding(devices: list[jax.Device]):
-    if len(devices) == 1:
-        return SingleDeviceSharding(devices[0])
-    return NamedSharding(Mesh(np.array(devices), ("samples",)), PartitionSpec())
-
-
-def _split_sharding(devices: list[jax.Device], axis: int, size: int):
-    """Samples (``axis``) split across ``devices`` where ``size`` divides evenly, else
-    replicated."""
-    if len(devices) == 1 or size % len(devices):
-        return _replicated_sharding(devices)
-    mesh = Mesh(np.array(devices), ("samples",))
-    return NamedSharding(mesh, PartitionSpec(*[None] * axis, "samples"))
-
-
-def _put_batch(batch: Any, devices: list[jax.Device]) -> Any:
-    batch = jax.tree.map(np.asarray, batch) if not _on_devices(batch) else batch
-    return jax.device_put(batch, _split_sharding(devices, 0, batch_count(batch)))
-
-
-def _on_devices(tree: Any) -> bool:
-    return all(isinstance(leaf, jax.Array) for leaf in jax.tree.leaves(tree))
-
-
-def _place_stacked(data: Stacked, devices: list[jax.Device]) -> Stacked:
-    full, rest = data
-    if full is not None:
-        size = int(jax.tree.leaves(full)[0].shape[1])
-        full = jax.device_put(full, _split_sharding(devices, 1, size))
-    if rest is not None:
-        rest = jax.device_put(rest, _split_sharding(devices, 0, batch_count(rest)))
-    return Stacked(full, rest)

@@ -87,8 +87,8 @@ class Reference:
 
 @pytest.fixture(scope="module")
 def measured():
-    """For each batch count: the four programs' footprints, and the results to check (the
-    eigenvalues, which take n Lanczos steps to be exact, with the most batches only)."""
+    """For each batch count: the programs' footprints, and the results to check (the
+    eigenvalues, which take n Lanczos steps to be exact, at 4 batches only)."""
     out = {}
     with jax.enable_x64(True):
         for count in BATCH_COUNTS:
@@ -121,7 +121,7 @@ def measured():
                 "gradient": [np.asarray(p.value_and_grad()[1]) for p in (device, host)],
                 "host": host.on_host and not device.on_host,
             }
-            last = count == BATCH_COUNTS[-1]
+            last = count == BATCH_COUNTS[1]  # several batches (the cheaper of the two counts)
             if last:
                 tracker = SharpnessTracker(workload, num_steps=n)
                 tracker(0, params, state)
@@ -152,7 +152,7 @@ def test_each_result_equals_the_dense_float64_reference(measured, count):
         np.testing.assert_allclose(hv, ref.hv, rtol=1e-8, atol=1e-10)
     for g in results["gradient"]:
         np.testing.assert_allclose(g, ref.grad, rtol=1e-8, atol=1e-12)
-    if count == BATCH_COUNTS[-1]:  # m = n Lanczos steps: the exact extremes
+    if count == BATCH_COUNTS[1]:  # m = n Lanczos steps over 4 batches: the exact extremes
         point = results["eigen-map point"]
         np.testing.assert_allclose([point["max_eig"], point["min_eig"]],
                                    [ref.lam[-1], ref.lam[0]], rtol=1e-6, atol=1e-9)

@@ -394,7 +394,12 @@ def dataset_problem(
         raise InputError("streamed data are summed from the host: `loop` (='device') needs "
                          "the data in memory", param="loop")
     if isinstance(data, Dataset) and sized:
-        batch_size = fitted_batch_size(loss, params, state, data, batch_size, devices)
+        batch_size = fitted_batch_size(loss, params, state, next(data.batches(1)), batch_size,
+                                       devices, num_samples=len(data))
+    elif isinstance(data, Batches) and sized:  # sized from its first batch (read once now)
+        first = next(iter(data), None)
+        if first is not None:
+            batch_size = fitted_batch_size(loss, params, state, first, batch_size, devices)
     if streamed or (isinstance(data, Dataset) and not fits_on_devices(data, devices)):
         # Batches come from the host at every pass: a stream, or a data set larger than a
         # share of the device's free memory (on the CPU the data are in its memory already).

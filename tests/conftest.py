@@ -36,3 +36,28 @@ def trained_small_sine(small_sine):
 @pytest.fixture(scope="session")
 def devices():
     return jax.devices()
+
+
+@pytest.fixture
+def run_pvbatch():
+    return _run_pvbatch
+
+
+def _run_pvbatch(script, *args):
+    """ParaView's `pvbatch` on a virtual X display. `xvfb-run -a` picks the first free display
+    number by looking for lock files, so two test workers starting at once can pick the same one
+    and one pvbatch aborts creating its window: each worker starts its search at its own number,
+    and the workers of one machine take turns (an exclusive lock beside the X lock files)."""
+    import fcntl
+    import subprocess
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    first = 200 + 20 * int(worker.removeprefix("gw") or 0)
+    lock_path = os.path.join(tempfile.gettempdir(), f"landscape-tests-xvfb-{os.getuid()}.lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return subprocess.run(["xvfb-run", "-a", "-n", str(first), "pvbatch", str(script),
+                               *map(str, args)], capture_output=True, text=True, timeout=180)
+    finally:
+        os.close(fd)

@@ -166,7 +166,7 @@ print("REPORT " + json.dumps(report))
 
 
 @pytest.mark.slow
-def test_paraview_opens_the_files_and_renders_them(tmp_path):
+def test_paraview_opens_the_files_and_renders_them(tmp_path, run_pvbatch):
     if shutil.which("pvbatch") is None or shutil.which("xvfb-run") is None:
         pytest.skip("ParaView's `pvbatch` (Debian: paraview, python3-paraview) and `xvfb-run` "
                     "(xvfb, xauth) are not on PATH; .ci/run installs them")
@@ -176,8 +176,7 @@ def test_paraview_opens_the_files_and_renders_them(tmp_path):
     vtk_io.export(surface_h5.read(path), tmp_path, stem="s", log=True)
     script = tmp_path / "check.py"
     script.write_text(textwrap.dedent(PVBATCH_CHECK))
-    proc = subprocess.run(["xvfb-run", "-a", "pvbatch", str(script), str(tmp_path)],
-                          capture_output=True, text=True, timeout=180)
+    proc = run_pvbatch(script, tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     line = next(l for l in proc.stdout.splitlines() if l.startswith("REPORT "))
     report = json.loads(line[len("REPORT "):])

@@ -22,6 +22,7 @@ from landscape.grid import Grid  # noqa: E402
 from landscape.objective import Objective, dataset_mean  # noqa: E402
 from landscape.runs import load_run  # noqa: E402
 from landscape.scan import make_plane, scan_surface  # noqa: E402
+from landscape.sources import ModelSource, open_run, open_runs, trained_model  # noqa: E402
 from landscape.surfaces import Surface, load_surface  # noqa: E402
 from landscape.train import Run, TrainResult, train  # noqa: E402
 from landscape.workload import Workload  # noqa: E402
@@ -32,6 +33,7 @@ __all__ = [
     "Dataset",
     "Grid",
     "Hessian",
+    "ModelSource",
     "Objective",
     "Plane",
     "Run",
@@ -46,9 +48,12 @@ __all__ = [
     "load_surface",
     "make_plane",
     "normalize_direction",
+    "open_run",
+    "open_runs",
     "random_direction",
     "random_plane",
     "scan_surface",
     "surface",
     "train",
+    "trained_model",
 ]

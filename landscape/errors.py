@@ -47,7 +47,12 @@ class FileInUse(LandscapeError):
 
 
 class TrainingDiverged(LandscapeError):
-    """Training produced a NaN or infinite loss before anything could be kept."""
+    """Training produced a NaN or infinite loss before anything could be kept. ``param``, as
+    for ``InputError``: the arguments to change (the CLI names them as options)."""
+
+    def __init__(self, message: str, *, param: str | tuple[str, ...] | None = None):
+        super().__init__(message)
+        self.param = param
 
 
 class OutOfMemory(LandscapeError):

@@ -91,7 +91,7 @@ def test_scan_that_trains_on_the_spot_refuses_a_diverged_model(tmp_path):
                                        "--out", str(out)])
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
-    assert re.search(r"training `sine` with Adam \(--lr [^)]+\) diverged at step \d+ ",
+    assert re.search(r"training `sine` with Adam \(`--lr`=[^)]+\) diverged at step \d+ ",
                      result.output), result.output
     assert not (out / "surface.h5").exists()
 

@@ -70,7 +70,7 @@ def compare_workload(*, workload_name, names, rates, steps, num, x_spec, y_spec,
 
     from landscape import compare
     from landscape.cli.scan import scan_model
-    from landscape.cli.source import ModelSource
+    from landscape.sources import ModelSource
     from landscape.data import get_workload
     from landscape.data.files import ENV_VAR
     from landscape.engine.memory import shrink_message

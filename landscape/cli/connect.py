@@ -72,7 +72,7 @@ def connect(run_a, run_b, points, curve_steps, lr, batch_size, splits, user_work
     connect.json and curve.h5). While it runs it holds OUT/curve.h5.lock: a second connect
     into the same --out stops at once, naming the first one's pid.
     """
-    from landscape.cli.run_inputs import load_runs
+    from landscape.sources import open_runs
     from landscape.io.lock import exclusive
 
     wanted = [s.strip() for s in splits.split(",") if s.strip()]
@@ -87,7 +87,7 @@ def connect(run_a, run_b, points, curve_steps, lr, batch_size, splits, user_work
         raise click.UsageError(f"the runs are of different workloads ({names[0]!r} in {run_a}, "
                                f"{names[1]!r} in {run_b}): connect two runs of one")
     precision = compute_in(precision)
-    (model_a, _), (model_b, _) = load_runs([run_a, run_b], user_workload)
+    (model_a, _), (model_b, _) = open_runs([run_a, run_b], workload=user_workload)
     workload = model_a.workload
     wanted = tuple(dict.fromkeys(s for s in wanted if s == "train" or workload.test is not None))
     out = make_out_dir(out)
@@ -171,7 +171,7 @@ def _connect(run_a, run_b, model_a, model_b, workload, wanted, out, *, points, c
 
 def _workload_name(path: str) -> str | None:
     """What ``run.json`` says the run was trained on (``workload_source`` for a user workload),
-    or None when it cannot say (``loaded_run`` then reports what is wrong)."""
+    or None when it cannot say (``open_run`` then reports what is wrong)."""
     try:
         with open(os.path.join(path, "run.json")) as handle:
             document = json.load(handle)

@@ -26,8 +26,8 @@ from landscape.cli.options import (
 )
 from landscape.cli.hessian_estimates import check_minibatches, diagonal_report, minibatch_report
 from landscape.cli.plot import save_figure
-from landscape.cli.run_inputs import load_runs
 from landscape.cli.source import trained_model
+from landscape.sources import open_runs
 from landscape.directions import IGNORE_RULES
 from landscape.curvature.minibatch import MINIBATCH_SIZE
 from landscape.curvature.trace import TRACE_METHODS
@@ -236,7 +236,7 @@ def hessian(runs, workload, steps_spec, lr, operator, blocks, top_k, bottom_k, t
         if given("lr"):
             raise click.UsageError("`--lr` trains a model on the spot; it does not apply to RUN")
         spec = parse_steps(steps_spec)
-        loaded = load_runs(list(runs), workload if given("workload") else None)
+        loaded = open_runs(list(runs), workload=workload if given("workload") else None)
         if len(runs) > 1 or spec is not None:
             for option, ok in (("--top-k", top_k == 1), ("--bottom-k", bottom_k in (None, 1)),
                                ("--density", not with_density), ("--map", not with_map),
@@ -378,9 +378,9 @@ def _check_curvature(workload, operator: str, blocks: tuple, params=None) -> lis
     if not blocks:
         return []
     if params is None:
-        from landscape.cli.source import param_shapes
+        from landscape.workload import init_shapes
 
-        params = param_shapes(workload)
+        params = init_shapes(workload)[0]
     return parameter_blocks(params, blocks)
 
 

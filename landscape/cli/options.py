@@ -181,7 +181,7 @@ def library_errors(command: Callable) -> Callable:
             raise click.ClickException(one_line(f"{exc} or choose another --out")) from exc
         except LandscapeError as exc:
             _release(exc)
-            raise click.ClickException(one_line(str(exc))) from exc
+            raise click.ClickException(one_line(as_option(exc))) from exc
         except click.ClickException as exc:
             exc.message = one_line(exc.message)
             raise
@@ -208,7 +208,7 @@ def warn_if_batch_exceeds(batch_size: int | None, workload: str, train_size: int
                    err=True)
 
 
-def as_option(exc: InputError) -> str:
+def as_option(exc: LandscapeError) -> str:
     """The library's message with its argument named as the option: "`metrics` (=...)" →
     "`--metrics` (=...)" (``exc.param``, the library's name for it; ``_`` → ``-``)."""
     message = str(exc)

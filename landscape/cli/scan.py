@@ -25,7 +25,9 @@ from landscape.cli.options import (
     seed_option,
 )
 from landscape.cli.plot import save_figure
-from landscape.cli.source import loaded_run, model_options, param_shapes, trained_model
+from landscape.cli.source import model_options, trained_model
+from landscape.sources import open_run
+from landscape.workload import init_shapes
 from landscape.directions import IGNORE_RULES, NORMALIZATIONS
 from landscape.engine.strategy import STRATEGIES
 from landscape.scan import DIRECTION_KINDS
@@ -183,11 +185,11 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
         loaded = get_workload(workload)
         loaded.objective({}, splits).metric_names(metrics, splits)  # fail before training
         if stored is not None:  # directions of another model: likewise
-            stored.check_fit(param_shapes(loaded))
+            stored.check_fit(init_shapes(loaded)[0])
         description = {"workload": workload, "optimizer": "adam", "lr": lr, "steps": steps,
                        "seed": seed}
     else:
-        model, run = loaded_run(source, user_workload=given_workload)
+        model, run = open_run(source, workload=given_workload)
         if given_workload is not None and given_workload != model.description["workload"]:
             raise click.UsageError(f"`--workload {given_workload}` differs from the run's "
                                    f"workload `{model.description['workload']}`: SOURCE's model "
@@ -368,7 +370,7 @@ def _plane(kind, model, run, stored, to_runs, given_workload, *, normalization, 
     if kind == "pca":
         trajectory = [run.trajectory.params_at(int(step)) for step in run.trajectory.step]
     if kind == "interp":
-        ends = [loaded_run(path, user_workload=given_workload)[0].params for path in to_runs]
+        ends = [open_run(path, workload=given_workload)[0].params for path in to_runs]
     return make_plane(kind, model.params, objective=model.workload.objective(model.state),
                       seed=seed, normalization=normalization, ignore=ignore, dims=dims,
                       same=same, orthogonal=orthogonal, trajectory=trajectory, ends=ends or (),
@@ -384,7 +386,7 @@ def _layout_spec(kind: str, ignore: str, workload) -> dict:
     if workload.output_axis == "last" or not (
             kind in ("filter", "layer", "random") or (kind == "pca" and ignore == "biasbn")):
         return {}
-    return layout_spec(layout_of(param_shapes(workload), workload.output_axis))
+    return layout_spec(layout_of(init_shapes(workload)[0], workload.output_axis))
 
 
 def scan_model(model, plane, grid, out: str, *, provenance: dict, metrics, splits, chunk=None,

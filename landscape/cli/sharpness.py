@@ -81,12 +81,12 @@ def sharpness(runs, epsilons, rho_linf, rho_l2, rho_average, ascent_steps, sampl
     OUT/sharpness.csv (one row per run and measure, with how each was computed, and the
     --precision every loss, gradient and Hessian-vector product was computed at).
     """
-    from landscape.cli.run_inputs import load_runs
+    from landscape.sources import open_runs
     from landscape.geometry.sharpness import model_sharpness
     from landscape.io.atomic import write_csv, write_json
 
     precision = compute_in(precision)
-    models = [model for model, _ in load_runs(list(runs), user_workload)]
+    models = [model for model, _ in open_runs(list(runs), workload=user_workload)]
     out = make_out_dir(out)
     report = {"tool": "landscape", "split": "train", "precision": precision, "settings": {
         "epsilons": list(epsilons), "rho_linf": rho_linf, "rho_l2": rho_l2,

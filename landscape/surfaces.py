@@ -130,3 +130,23 @@ def load_surface(path: str | os.PathLike) -> Surface:
     """The surface file at ``path`` (ours or Li et al.'s; a running or killed scan's finished
     points included)."""
     return Surface.of(surface_h5.read(path), path)
+
+
+def nonfinite_points(surface) -> tuple[int, int]:
+    """``(bad, done)``: how many finished points hold a NaN/inf value in some metric, of how
+    many finished points (unfinished points are NaN by design and not counted)."""
+    done = np.asarray(surface.done, bool)
+    bad = np.zeros(done.shape, bool)
+    for values in surface.values.values():
+        bad |= ~np.isfinite(values)
+    return int((bad & done).sum()), int(done.sum())
+
+
+def nonfinite_note(surface) -> str | None:
+    """``"N of M points gave non-finite values ..."``, or None when every finished point is
+    finite."""
+    bad, done = nonfinite_points(surface)
+    if not bad:
+        return None
+    return (f"{bad} of {done} points gave non-finite values (NaN/inf: stored as such, marked "
+            "done, drawn as gaps)")

@@ -233,7 +233,7 @@ def test_the_lock_is_held_over_every_write_of_a_compare(tmp_path, monkeypatch, k
 
     import landscape.runs
 
-    plot_module = importlib.import_module("landscape.cli.plot")  # `landscape.cli.plot`: the command
+    atomic_module = importlib.import_module("landscape.io.atomic")
     target, calls = tmp_path / "surface.h5", []
 
     def watched(module, name):
@@ -250,7 +250,7 @@ def test_the_lock_is_held_over_every_write_of_a_compare(tmp_path, monkeypatch, k
     for module, name in [(surface_h5, "create"), (surface_h5, "write_points"),
                          (surface_h5, "write_trajectories"), (vtk_io, "write_vts"),
                          (vtk_io, "write_vtp"), (vtk_io, "write_pvd"), (landscape.runs, "save_run"),
-                         (plot_module, "save_figure"), (vtk_io, "write_paraview_script"),
+                         (atomic_module, "save_figure"), (vtk_io, "write_paraview_script"),
                          (html, "write")]:
         watched(module, name)
     result = CliRunner().invoke(main, ["compare", *SMALL[kind], "--out", str(tmp_path), "-q"],

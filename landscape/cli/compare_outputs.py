@@ -46,7 +46,7 @@ def write_outputs(result: Comparison, out: str, *, threshold: float | None, dpi:
     their ParaView script and the HTML page.
     Returns the paths written and the summary as a text table."""
     from landscape import compare
-    from landscape.cli.plot import save_figure
+    from landscape.io.atomic import save_figure
     from landscape.io import surface_h5
     from landscape.io import vtk as vtk_io
     from landscape.plot.compare import comparison_figure

@@ -104,7 +104,7 @@ def _connect(run_a, run_b, model_a, model_b, workload, wanted, out, *, points, c
              batch_size, seed, precision, quiet) -> list[str]:
     """Connect the two models and write the outputs (the caller holds OUT/curve.h5's lock);
     returns their paths."""
-    from landscape.cli.plot import save_figure
+    from landscape.io.atomic import save_figure
     from landscape.geometry.connect import connect_models, curve_coordinates
     from landscape.io import curve_h5
     from landscape.io.atomic import write_csv, write_json

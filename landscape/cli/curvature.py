@@ -63,7 +63,7 @@ def along_runs(paths: list[str], loaded: list, spec, *, bottom: bool, trace_samp
     caller's ``precision``, which the outputs record) of the ``operator`` matrix."""
     from landscape.curvature.products import OPERATOR_NAMES
 
-    from landscape.cli.plot import save_figure
+    from landscape.io.atomic import save_figure
     from landscape.geometry.curvature import run_curvature
     from landscape.io.atomic import write_csv, write_json
     from landscape.plot.geometry import curvature_figure

@@ -7,7 +7,7 @@ import os
 
 import click
 
-from landscape.cli.info import surface_file
+from landscape.cli.options import surface_file
 from landscape.cli.options import FiniteFloat, echo_outputs, library_errors, make_out_dir
 from landscape.errors import InputError
 

@@ -25,7 +25,7 @@ from landscape.cli.options import (
     seed_option,
 )
 from landscape.cli.hessian_estimates import check_minibatches, diagonal_report, minibatch_report
-from landscape.cli.plot import save_figure
+from landscape.io.atomic import save_figure
 from landscape.cli.source import trained_model
 from landscape.sources import open_runs
 from landscape.directions import IGNORE_RULES

@@ -23,7 +23,7 @@ def probe_blocks(fitted, blocks, report, timings, out, *, spec, model, operator,
     """Probe every block (``blocks``, made from the ``--blocks`` values ``spec``) of
     ``fitted.problem``'s matrix; fill ``report["blocks"]``; print the table; return the paths
     written."""
-    from landscape.cli.plot import save_figure
+    from landscape.io.atomic import save_figure
     from landscape.curvature import block_summaries
     from landscape.curvature.products import OPERATOR_NAMES
     from landscape.io.atomic import write_csv

@@ -65,7 +65,7 @@ def minibatch_report(model, full_values, report: dict, timings: dict, out: str, 
     ``full_values`` in OUT/minibatch_spectra.png."""
     import numpy as np
 
-    from landscape.cli.plot import save_figure
+    from landscape.io.atomic import save_figure
     from landscape.engine.memory import shrink_message
     from landscape.curvature import minibatch_eigenvalues
     from landscape.io.atomic import write_csv

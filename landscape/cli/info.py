@@ -10,16 +10,14 @@ from typing import Any
 import click
 import numpy as np
 
-from landscape.cli.options import ExistingPath, library_errors
+from landscape.cli.options import library_errors, surface_file
+from landscape.surfaces import nonfinite_note
 
 EXAMPLES = """
 \b
 Examples:
   landscape info landscape-out/surface.h5
 """
-
-surface_file = click.argument("file", type=ExistingPath())
-
 
 @click.command(epilog=EXAMPLES)
 @surface_file
@@ -37,26 +35,6 @@ def info(file):
     surface = surface_h5.read(file)
     density = surface_h5.read_density(file)
     click.echo("\n".join(describe(file, surface, density)))
-
-
-def nonfinite_points(surface) -> tuple[int, int]:
-    """``(bad, done)``: how many finished points hold a NaN/inf value in some metric, of how
-    many finished points (unfinished points are NaN by design and not counted)."""
-    done = np.asarray(surface.done, bool)
-    bad = np.zeros(done.shape, bool)
-    for values in surface.values.values():
-        bad |= ~np.isfinite(values)
-    return int((bad & done).sum()), int(done.sum())
-
-
-def nonfinite_note(surface) -> str | None:
-    """``"N of M points gave non-finite values ..."``, or None when every finished point is
-    finite."""
-    bad, done = nonfinite_points(surface)
-    if not bad:
-        return None
-    return (f"{bad} of {done} points gave non-finite values (NaN/inf: stored as such, marked "
-            "done, drawn as gaps)")
 
 
 def _number(value: float) -> str:

@@ -267,3 +267,6 @@ def echo_outputs(paths: list[str]) -> None:
     """Print the output paths, one per line, at the end of a command."""
     for path in paths:
         click.echo(path)
+
+
+surface_file = click.argument("file", type=ExistingPath())

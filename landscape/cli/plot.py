@@ -8,7 +8,6 @@ import click
 import numpy as np
 from click.core import ParameterSource
 
-from landscape.cli.info import surface_file
 from landscape.cli.options import (
     MAX_DPI,
     MAX_LEVELS,
@@ -16,7 +15,9 @@ from landscape.cli.options import (
     echo_outputs,
     library_errors,
     make_out_dir,
+    surface_file,
 )
+from landscape.io.atomic import save_figure
 from landscape.errors import FormatError, InputError
 
 ANIMATION_DPI = 80  # tens of frames: at print resolution a GIF would be tens of MB
@@ -31,17 +32,6 @@ Examples:
   landscape plot cmp-digits/surface.h5 --animate --log    # the paths step by step (GIF)
   landscape plot cmp-digits/surface.h5 --animate --format mp4 --fps 24 --frames 120
 """
-
-
-def save_figure(figure, path: str, *, dpi: int = 120, unique: bool = True) -> str:
-    """Save to a temporary name in the same folder, then rename (no half-written figures);
-    ``unique=False`` for a writer holding the output's lock, whose fixed temporary name a
-    killed run's leftover is overwritten by (see :func:`landscape.io.atomic.temporary_name`)."""
-    from landscape.io.atomic import atomic_path
-
-    with atomic_path(path, unique=unique) as tmp:  # OSError -> WriteError: a one-line CLI error
-        figure.savefig(tmp, dpi=dpi)
-    return path
 
 
 def save_animation(surface, path: str, *, file: str, metric: str, log: bool, levels: int,

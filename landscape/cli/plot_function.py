@@ -19,7 +19,7 @@ from landscape.cli.options import (
     out_option,
     printable,
 )
-from landscape.cli.plot import save_figure
+from landscape.io.atomic import save_figure
 
 EXAMPLES = """
 \b

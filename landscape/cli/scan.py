@@ -24,7 +24,7 @@ from landscape.cli.options import (
     quiet_option,
     seed_option,
 )
-from landscape.cli.plot import save_figure
+from landscape.io.atomic import save_figure
 from landscape.cli.source import model_options, trained_model
 from landscape.sources import open_run
 from landscape.workload import init_shapes
@@ -398,7 +398,7 @@ def scan_model(model, plane, grid, out: str, *, provenance: dict, metrics, split
     ``figure``); returns the paths. ``lock=False``: the caller holds the file's lock
     (``compare``). Running out of device memory prints one line per halving."""
     from landscape import distributed
-    from landscape.cli.info import nonfinite_note
+    from landscape.surfaces import nonfinite_note
     from landscape.engine.memory import shrink_message
     from landscape.io.choices import default_choices
     from landscape.projection import project_run

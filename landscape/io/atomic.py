@@ -212,3 +212,13 @@ def fsync_folder(folder: str | os.PathLike) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def save_figure(figure, path: str, *, dpi: int = 120, unique: bool = True) -> str:
+    """Save a matplotlib ``figure`` to a temporary name in the same folder, then rename (no
+    half-written figures); ``unique=False`` for a writer holding the output's lock, whose fixed
+    temporary name a killed run's leftover is overwritten by (see :func:`temporary_name`).
+    An ``OSError`` becomes a ``WriteError``."""
+    with atomic_path(path, unique=unique) as tmp:
+        figure.savefig(tmp, dpi=dpi)
+    return path

@@ -3,7 +3,10 @@
 frameworks document: Equinox's Conv2d weight (out, in, h, w) and Linear weight (out, in), Flax's
 Conv kernel (h, w, in, out) and Linear kernel (in, out)."""
 
+import json
+
 import equinox as eqx
+import h5py
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -196,3 +199,16 @@ def test_the_cli_takes_a_user_workloads_layout(tmp_path):
     for layer in ("dense0", "dense1"):
         assert_filters_normalized(d1[layer]["kernel"], origin[layer]["kernel"], 0)
     assert CliRunner().invoke(main, args).exit_code == 0  # finished: the same spec
+
+
+def test_li_direction_files_say_the_layout_their_tensors_are_in(eqx_scan, tmp_path):
+    """Li et al.'s direction file of an Equinox scan holds (out, in) tensors: its `layout`
+    attribute must not claim Flax's (out last), and it records each leaf's output axis."""
+    from landscape.io import li_files, surface_h5
+
+    _, path, _ = eqx_scan
+    written = li_files.export(surface_h5.read(path), tmp_path, stem="eqx")
+    with h5py.File(written[0]) as f:
+        assert f["xdirection/3"].shape == (3, 20)  # dense/weight as the model holds it
+        assert f.attrs["layout"] == "per-leaf"
+        assert json.loads(f.attrs["output_axis"]) == EQX_LAYOUT

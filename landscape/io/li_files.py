@@ -18,9 +18,12 @@ pytree in ``jax.tree`` order (dict keys sorted; keys made only of digits in nume
 jax orders an int-keyed dict) — the order ``jax.flatten_util.ravel_pytree`` concatenates them, so
 their ``projection.nplist_to_tensor`` of a direction list is exactly our flat direction — and in
 Flax layout (a dense kernel is (in, out), a conv kernel (h, w, in, out): the output filter is the
-*last* axis, where PyTorch puts it first). The file's attributes ``leaf_paths`` (JSON list) and
-``layout`` = ``"flax"`` say so; their readers ignore attributes. To perturb a PyTorch model with
-these directions, map each leaf to its tensor and move the last axis first.
+*last* axis, where PyTorch puts it first) — or, for an Equinox model or a pytree scanned with
+``output_axis="first"``, in that model's own layout. The file's attributes say which:
+``leaf_paths`` (JSON list), ``layout`` (``"flax"``, ``"torch"`` or ``"per-leaf"``) and, unless
+Flax's, ``output_axis`` as the surface file records it; their readers ignore attributes. To
+perturb a PyTorch model with Flax-laid-out directions, map each leaf to its tensor and move the
+last axis first.
 
 The projected coordinates are the surface file's (least squares onto the plane; for PCA planes,
 whose directions are orthonormal, equal to their cosine projection ``w·d / ‖d‖``).
@@ -110,7 +113,18 @@ def write_direction_file(path: str | os.PathLike, surface: Surface) -> None:
             for name, value in (stats or {}).items():
                 f[name] = value
             f.attrs["leaf_paths"] = json.dumps([name for name, _ in x])
-            f.attrs["layout"] = "flax"
+            f.attrs.update(_layout_attrs(surface.attrs.get("output_axis")))
+
+
+def _layout_attrs(output_axis: Any) -> dict[str, str]:
+    """``layout`` (``"flax"``: every output filter on the last axis, as files before the axis was
+    recorded; ``"torch"``: on the first, Equinox's and PyTorch's; ``"per-leaf"``) and, unless
+    Flax's, ``output_axis`` as the surface file records it (JSON)."""
+    if output_axis is None or output_axis == "last":
+        return {"layout": "flax"}
+    if output_axis == "first":
+        return {"layout": "torch", "output_axis": "first"}
+    return {"layout": "per-leaf", "output_axis": str(output_axis)}
 
 
 def write_projection_file(path: str | os.PathLike, x: np.ndarray, y: np.ndarray) -> None:

@@ -55,7 +55,8 @@ def train_runs(
 
     Args:
       workload: a built-in name, ``package.module:function`` (recorded in ``run.json`` as
-        ``workload_source``) or a loaded :class:`landscape.Workload`.
+        ``workload_source``) or a loaded :class:`landscape.Workload` (recorded by its ``name``,
+        which is what :func:`landscape.open_run` will load).
       optimizers: suite names (built with ``learning_rate``, default: each one's own) or
         :class:`landscape.train.OptimizerSpec` (a learning rate and hyperparameters of its own);
         one run directory each, so a name may appear once.
@@ -74,11 +75,14 @@ def train_runs(
 
     Raises:
       InputError: a bad optimizer, name or value, or a run directory taken (see
-        ``overwrite``); FileInUse: another process trains into one of the directories.
+        ``overwrite``).
+      FileInUse: another process trains into one of the directories.
     """
     from landscape.precision import check_precision, computing_in
 
     precision = check_precision(precision)
+    if isinstance(optimizers, (str, OptimizerSpec)):  # one optimizer, not its letters
+        optimizers = [optimizers]
     specs = [o if isinstance(o, OptimizerSpec) else OptimizerSpec(o, learning_rate)
              for o in optimizers]
     names = [spec.name for spec in specs]

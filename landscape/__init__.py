@@ -8,13 +8,15 @@ One call per job, for any JAX model (a parameter pytree, a Flax NNX or Equinox m
     landscape.hessian(loss_fn, model, (x, y)).eigenvalues(top_k=2)
 
 and the pieces underneath: workloads and training runs (``get_workload``, ``train``,
-``load_run``), planes (``random_plane`` ...), the engine (``evaluate_surface``), surface files
-(``load_surface``, ``scan_surface``).
+``train_runs``, ``load_run``), analyses of trained models (``sharpness_report``,
+``connect_runs``), planes (``random_plane`` ...), the engine (``evaluate_surface``), surface
+files (``load_surface``, ``scan_surface``).
 """
 
 from landscape.version import __version__  # noqa: E402
 from landscape.api import Hessian, hessian, surface  # noqa: E402
 from landscape.batches import Batch, Batches, Dataset  # noqa: E402
+from landscape.connectivity import connect_runs  # noqa: E402
 from landscape.data import get_workload  # noqa: E402
 from landscape.directions import Plane, normalize_direction, random_direction, random_plane  # noqa: E402
 from landscape.engine import evaluate_surface  # noqa: E402
@@ -22,9 +24,11 @@ from landscape.grid import Grid  # noqa: E402
 from landscape.objective import Objective, dataset_mean  # noqa: E402
 from landscape.runs import load_run  # noqa: E402
 from landscape.scan import make_plane, scan_surface  # noqa: E402
+from landscape.sharpness_table import sharpness_report  # noqa: E402
 from landscape.sources import ModelSource, open_run, open_runs, trained_model  # noqa: E402
 from landscape.surfaces import Surface, load_surface  # noqa: E402
 from landscape.train import Run, TrainResult, train  # noqa: E402
+from landscape.training import train_runs  # noqa: E402
 from landscape.workload import Workload  # noqa: E402
 
 __all__ = [
@@ -40,6 +44,7 @@ __all__ = [
     "Surface",
     "TrainResult",
     "Workload",
+    "connect_runs",
     "dataset_mean",
     "evaluate_surface",
     "get_workload",
@@ -53,7 +58,9 @@ __all__ = [
     "random_direction",
     "random_plane",
     "scan_surface",
+    "sharpness_report",
     "surface",
     "train",
+    "train_runs",
     "trained_model",
 ]

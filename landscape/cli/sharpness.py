@@ -3,25 +3,11 @@ Hessian trace, one table per run."""
 
 from __future__ import annotations
 
-import os
-import time
-
 import click
 
 from landscape.cli.options import (
-    ExistingPath,
-    USER_CODE_NOTE,
-    FiniteFloat,
-    compute_in,
-    echo_outputs,
-    library_errors,
-    make_out_dir,
-    out_option,
-    precision_option,
-    progress,
-    quiet_option,
-    seed_option,
-)
+    ExistingPath, FiniteFloat, USER_CODE_NOTE, compute_in, echo_outputs, library_errors,
+    make_out_dir, out_option, precision_option, progress, quiet_option, seed_option)
 
 EXAMPLES = """
 \b
@@ -30,9 +16,6 @@ Examples:
   landscape sharpness runs/sgd runs/adam --out sharp
   landscape sharpness runs/adam --epsilon 1e-3 --epsilon 5e-4 --rho-l2 0.05
 """
-
-COLUMNS = ("run", "measure", "value", "stderr", "base_loss", "perturbed_loss", "parameter",
-           "method", "definition", "precision")
 
 
 @click.command(epilog=EXAMPLES)
@@ -81,55 +64,17 @@ def sharpness(runs, epsilons, rho_linf, rho_l2, rho_average, ascent_steps, sampl
     OUT/sharpness.csv (one row per run and measure, with how each was computed, and the
     --precision every loss, gradient and Hessian-vector product was computed at).
     """
+    from landscape.sharpness_table import measures_per_model, sharpness_report
     from landscape.sources import open_runs
-    from landscape.geometry.sharpness import model_sharpness
-    from landscape.io.atomic import write_csv, write_json
 
     precision = compute_in(precision)
     models = [model for model, _ in open_runs(list(runs), workload=user_workload)]
     out = make_out_dir(out)
-    report = {"tool": "landscape", "split": "train", "precision": precision, "settings": {
-        "epsilons": list(epsilons), "rho_linf": rho_linf, "rho_l2": rho_l2,
-        "rho_average": rho_average, "ascent_steps": ascent_steps, "samples": samples,
-        "tol": tol, "seed": seed}, "runs": []}
-    rows = []
-    with progress(len(runs) * (len(epsilons) + 5), "sharpness", quiet=quiet,
+    with progress(len(runs) * measures_per_model(epsilons), "sharpness", quiet=quiet,
                   unit="measure") as bar:
-        for path, model in zip(runs, models):
-            started = time.perf_counter()
-            table = model_sharpness(model.workload, model.params, model.state,
-                                    epsilons=tuple(epsilons), rho_linf=rho_linf, rho_l2=rho_l2,
-                                    rho_average=rho_average, steps=ascent_steps,
-                                    samples=samples, trace_samples=samples, tol=tol, seed=seed,
-                                    on_measure=lambda name: bar.update(1))
-            report["runs"].append({"run": path, "model": model.description, "measures": table,
-                                   "seconds": time.perf_counter() - started})
-            for name, entry in table.items():
-                parameter = next((f"{k}={entry[k]:g}" for k in ("epsilon", "rho") if k in entry),
-                                 "")
-                rows.append({"run": path, "measure": name, "value": entry["value"],
-                             "stderr": entry["stderr"], "base_loss": entry.get("base_loss", ""),
-                             "perturbed_loss": entry.get("perturbed_loss", ""),
-                             "parameter": parameter, "method": entry["method"],
-                             "definition": entry["definition"], "precision": precision})
-    for entry in report["runs"]:
-        click.echo(f"{entry['run']}:")
-        for name, m in entry["measures"].items():
-            error = f" ± {m['stderr']:.2g}" if m["stderr"] == m["stderr"] else ""
-            click.echo(f"  {name:28s} {m['value']:.6g}{error}")
-    paths = [os.path.join(out, "sharpness.json"), os.path.join(out, "sharpness.csv")]
-    write_json(paths[0], _finite(report))
-    write_csv(paths[1], COLUMNS, rows)
-    echo_outputs(paths)
-
-
-def _finite(value):
-    """NaN → None, so the JSON is standard."""
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
+        report = sharpness_report(
+            models, out, epsilons=epsilons, rho_linf=rho_linf, rho_l2=rho_l2,
+            rho_average=rho_average, ascent_steps=ascent_steps, samples=samples, tol=tol,
+            seed=seed, precision=precision, on_measure=lambda name: bar.update(1))
+    click.echo("\n".join(report.lines()))
+    echo_outputs(report.paths)

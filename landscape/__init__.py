@@ -9,7 +9,8 @@ One call per job, for any JAX model (a parameter pytree, a Flax NNX or Equinox m
 
 and the pieces underneath: workloads and training runs (``get_workload``, ``train``,
 ``load_run``), planes (``random_plane`` ...), the engine (``evaluate_surface``), surface files
-(``load_surface``, ``scan_surface``).
+(``load_surface``, ``scan_surface``) and what the viewing commands write of them
+(``plot_file``, ``export_file``).
 """
 
 from landscape.version import __version__  # noqa: E402
@@ -18,6 +19,7 @@ from landscape.batches import Batch, Batches, Dataset  # noqa: E402
 from landscape.data import get_workload  # noqa: E402
 from landscape.directions import Plane, normalize_direction, random_direction, random_plane  # noqa: E402
 from landscape.engine import evaluate_surface  # noqa: E402
+from landscape.export import export_file  # noqa: E402
 from landscape.grid import Grid  # noqa: E402
 from landscape.objective import Objective, dataset_mean  # noqa: E402
 from landscape.runs import load_run  # noqa: E402
@@ -25,6 +27,7 @@ from landscape.scan import make_plane, scan_surface  # noqa: E402
 from landscape.sources import ModelSource, open_run, open_runs, trained_model  # noqa: E402
 from landscape.surfaces import Surface, load_surface  # noqa: E402
 from landscape.train import Run, TrainResult, train  # noqa: E402
+from landscape.views import plot_file  # noqa: E402
 from landscape.workload import Workload  # noqa: E402
 
 __all__ = [
@@ -42,6 +45,7 @@ __all__ = [
     "Workload",
     "dataset_mean",
     "evaluate_surface",
+    "export_file",
     "get_workload",
     "hessian",
     "load_run",
@@ -50,6 +54,7 @@ __all__ = [
     "normalize_direction",
     "open_run",
     "open_runs",
+    "plot_file",
     "random_direction",
     "random_plane",
     "scan_surface",

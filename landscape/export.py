@@ -18,12 +18,12 @@ def export_file(path: str | os.PathLike, formats: Collection[str],
                 out: str | os.PathLike | None = None, *, metric: str = "train_loss",
                 log: bool = False, zmax: float | None = None) -> list[str]:
     """Export the surface file at ``path`` into the folder ``out`` (default: the file's own;
-    created if missing) in each of ``formats`` (of ``FORMATS``, written in that order); returns the paths
-    written.
+    created if missing) in each of ``formats`` (of ``FORMATS``, written in that order); returns
+    the paths written.
 
     - ``vtk``: ``<name>.vts`` (the surface, z = ``metric``, or its log10 with ``log``, clipped
       at ``zmax``; every metric as point data), ``<name>_trajectories.vtp`` (if the file has
-      trajectories), ``<name>.pvd`` and ``<name>_paraview.py`` (see :func:`landscape.io.vtk.export`);
+      trajectories), ``<name>.pvd`` and ``<name>_paraview.py`` (:func:`landscape.io.vtk.export`);
     - ``html``: ``<name>.html``, every metric, ``metric`` shown first (on the log scale with
       ``log``);
     - ``li``: ``<name>_li_directions.h5`` and, on a plane, ``<name>_li_proj_<trajectory>.h5``.

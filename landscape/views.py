@@ -116,7 +116,8 @@ def plot_file(path: str | os.PathLike, out: str | os.PathLike | None = None, *,
     title += f" — {own} (scan incomplete)" if own else ""
     figures = []
     if kind == "curve" or (kind == "all" and grid.ndim == 1):
-        curves = {name: v for name, v in surface.values.items() if name not in ("max_eig", "min_eig")}
+        curves = {name: v for name, v in surface.values.items()
+                  if name not in ("max_eig", "min_eig")}
         figures.append((f"{stem}_curves", curves_figure(
             grid, curves, log=log, title=(workload or "") + partial,
             xlabel=plane_axis_labels(attrs)[0])))
@@ -170,10 +171,10 @@ def animate_file(path: str | os.PathLike, out: str | os.PathLike | None = None, 
     anim = path_animation(surface.grid, surface.values[metric], surface.trajectories,
                           metric=metric, attrs=surface.attrs, log=log, levels=levels,
                           frames=frames, fps=fps, title=title if isinstance(title, str) else "")
-    out = f"{_stem(path, out)}_{metric}_paths.{fmt}"
-    with atomic_path(out) as tmp:  # OSError -> WriteError
+    target = f"{_stem(path, out)}_{metric}_paths.{fmt}"
+    with atomic_path(target) as tmp:  # OSError -> WriteError
         anim.save(tmp, writer=writer, dpi=ANIMATION_DPI if dpi is None else dpi)
-    return out
+    return target
 
 
 def plot_function_file(name: str, out: str | os.PathLike = "landscape-out", *,

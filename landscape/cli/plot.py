@@ -76,9 +76,10 @@ def plot(file, kind, metric, log, vmin, vmax, levels, fmt, dpi, no_trajectories,
     if vmin is not None and vmax is not None and not vmin < vmax:
         raise click.BadParameter(f"(={vmin}) must be below --vmax (={vmax})", param_hint="--vmin")
     if animate:  # an animation's own resolution unless --dpi is given
-        given = click.get_current_context().get_parameter_source("dpi") == ParameterSource.COMMANDLINE
+        source = click.get_current_context().get_parameter_source("dpi")
         echo_outputs([animate_file(file, out, metric=metric, fmt=fmt, log=log, levels=levels,
-                                   frames=frames, fps=fps, dpi=dpi if given else None)])
+                                   frames=frames, fps=fps,
+                                   dpi=dpi if source == ParameterSource.COMMANDLINE else None)])
         return
     echo_outputs(plot_file(file, out, kind=kind, metric=metric, log=log, vmin=vmin, vmax=vmax,
                            levels=levels, fmt=fmt, dpi=dpi, trajectories=not no_trajectories,

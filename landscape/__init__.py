@@ -7,10 +7,16 @@ One call per job, for any JAX model (a parameter pytree, a Flax NNX or Equinox m
     surface.plot()
     landscape.hessian(loss_fn, model, (x, y)).eigenvalues(top_k=2)
 
-and the pieces underneath: workloads and training runs (``get_workload``, ``train``,
-``train_runs``, ``load_run``), analyses of trained models (``sharpness_report``,
-``connect_runs``), planes (``random_plane`` ...), the engine (``evaluate_surface``), surface
-files (``load_surface``, ``scan_surface``).
+and every pipeline a command runs, as a function:
+
+- models to analyse: ``open_run``/``open_runs`` (run directories of ``landscape train``),
+  ``trained_model``; training runs: ``train_runs`` (``landscape train``), ``train``,
+  ``load_run``, ``get_workload``;
+- surfaces: ``scan_surface``, ``make_plane``, ``evaluate_surface``, ``load_surface``;
+- geometry: ``sharpness_report`` (``landscape sharpness``), ``connect_runs``
+  (``landscape connect``);
+- views of a surface file: ``plot_file`` (``landscape plot``), ``export_file``
+  (``landscape export``), ``Surface.describe()`` (``landscape info``).
 """
 
 from landscape.version import __version__  # noqa: E402
@@ -20,6 +26,7 @@ from landscape.connectivity import connect_runs  # noqa: E402
 from landscape.data import get_workload  # noqa: E402
 from landscape.directions import Plane, normalize_direction, random_direction, random_plane  # noqa: E402
 from landscape.engine import evaluate_surface  # noqa: E402
+from landscape.export import export_file  # noqa: E402
 from landscape.grid import Grid  # noqa: E402
 from landscape.objective import Objective, dataset_mean  # noqa: E402
 from landscape.runs import load_run  # noqa: E402
@@ -29,6 +36,7 @@ from landscape.sources import ModelSource, open_run, open_runs, trained_model  #
 from landscape.surfaces import Surface, load_surface  # noqa: E402
 from landscape.train import Run, TrainResult, train  # noqa: E402
 from landscape.training import train_runs  # noqa: E402
+from landscape.views import plot_file  # noqa: E402
 from landscape.workload import Workload  # noqa: E402
 
 __all__ = [
@@ -47,6 +55,7 @@ __all__ = [
     "connect_runs",
     "dataset_mean",
     "evaluate_surface",
+    "export_file",
     "get_workload",
     "hessian",
     "load_run",
@@ -55,6 +64,7 @@ __all__ = [
     "normalize_direction",
     "open_run",
     "open_runs",
+    "plot_file",
     "random_direction",
     "random_plane",
     "scan_surface",

@@ -173,6 +173,26 @@ class Grid:
         return np.stack([xx.ravel(), yy.ravel()], axis=1)
 
 
+def interpolate(grid: Grid, values: np.ndarray, x: np.ndarray,
+                y: np.ndarray | None = None) -> np.ndarray:
+    """``values`` (grid.shape) at the points (x, y), linear along each axis (bilinear on a
+    plane, so exact for data of the form a + b·x + c·y + d·x·y), in float64; NaN outside the
+    grid and next to a NaN point. On a 1D grid ``y`` is ignored; on a 2D grid a missing ``y``
+    is 0. Values are interpolated as stored (a log scale is taken of the result, not of the
+    values). The heights under a trajectory in every figure, VTK polyline and HTML page."""
+    from scipy.interpolate import RegularGridInterpolator
+
+    x = np.asarray(x, np.float64)
+    values = np.asarray(values, np.float64)
+    if grid.y is None:
+        table = RegularGridInterpolator((grid.x,), values, bounds_error=False, fill_value=np.nan)
+        return table(x[:, None])
+    y = np.zeros_like(x) if y is None else np.asarray(y, np.float64)
+    table = RegularGridInterpolator((grid.y, grid.x), values, bounds_error=False,
+                                    fill_value=np.nan)
+    return table(np.stack([y, x], axis=1))
+
+
 def available_memory_bytes() -> int:
     """Memory available to this process now (Linux ``MemAvailable``, else total physical)."""
     try:

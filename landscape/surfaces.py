@@ -2,7 +2,8 @@
 
 Everything a surface file holds — coordinates, one array per metric, the ``done`` mask, the
 plane, the trajectories, the provenance — with the views: ``.plot()`` (a matplotlib figure),
-``.to_vtk(folder)`` (ParaView files) and ``.save(path)`` (the HDF5 file Li et al.'s scripts read).
+``.to_vtk(folder)`` (ParaView files), ``.save(path)`` (the HDF5 file Li et al.'s scripts read)
+and ``.describe()`` (the lines of ``landscape info``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+# nonfinite_*: imported from here by `landscape scan`
+from landscape.description import describe, nonfinite_note, nonfinite_points  # noqa: F401
 from landscape.directions import Plane, layout_from_record
 from landscape.io import surface_h5
 from landscape.io.surface_record import SurfaceRecord
@@ -96,6 +99,13 @@ class Surface(surface_h5.Surface):
             parts.append(self.path)
         return "; ".join(parts)
 
+    def describe(self) -> list[str]:
+        """What the surface holds, line by line, as ``landscape info`` prints it (grid,
+        completeness, metrics, provenance, directions, trajectories; the spectral density when
+        the file at :attr:`path` has one): :func:`landscape.description.describe`."""
+        density = None if self.path is None else surface_h5.read_density(self.path)
+        return describe(self, density=density)
+
     def _repr_html_(self) -> str:
         """How a notebook shows a surface: its summary line over the figure of :meth:`plot`,
         embedded as a PNG (no script, so it shows in any notebook and in saved ones; ``landscape
@@ -130,23 +140,3 @@ def load_surface(path: str | os.PathLike) -> Surface:
     """The surface file at ``path`` (ours or Li et al.'s; a running or killed scan's finished
     points included)."""
     return Surface.of(surface_h5.read(path), path)
-
-
-def nonfinite_points(surface) -> tuple[int, int]:
-    """``(bad, done)``: how many finished points hold a NaN/inf value in some metric, of how
-    many finished points (unfinished points are NaN by design and not counted)."""
-    done = np.asarray(surface.done, bool)
-    bad = np.zeros(done.shape, bool)
-    for values in surface.values.values():
-        bad |= ~np.isfinite(values)
-    return int((bad & done).sum()), int(done.sum())
-
-
-def nonfinite_note(surface) -> str | None:
-    """``"N of M points gave non-finite values ..."``, or None when every finished point is
-    finite."""
-    bad, done = nonfinite_points(surface)
-    if not bad:
-        return None
-    return (f"{bad} of {done} points gave non-finite values (NaN/inf: stored as such, marked "
-            "done, drawn as gaps)")

@@ -7,8 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from landscape.cli.plot_function import descent_path
-from landscape.data.functions import FUNCTIONS, get_function, names, noisy_quadratic
+from landscape.data.functions import FUNCTIONS, descent_path, get_function, names, noisy_quadratic
 from landscape.errors import InputError
 
 WITH_MINIMA = [name for name in names() if FUNCTIONS[name].minima]

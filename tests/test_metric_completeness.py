@@ -12,7 +12,7 @@ import li_layout
 from landscape import load_surface
 from landscape.cli import main
 
-plot_command = importlib.import_module("landscape.cli.plot")  # (`landscape.cli.plot`: the command)
+plot_command = importlib.import_module("landscape.views")  # where `landscape plot` saves
 
 
 def evaluate(coord):

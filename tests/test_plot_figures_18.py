@@ -63,7 +63,7 @@ def test_the_figures_of_a_partial_scan_say_how_much_is_done(tmp_path, monkeypatc
 
     path = tmp_path / "part.h5"
     make_surface(path, nx=7, ny=4, done_fraction=0.5, hessian=True, trajectories=False)
-    module = importlib.import_module("landscape.cli.plot")
+    module = importlib.import_module("landscape.views")
     titles = []
 
     def record(figure, path, **kwargs):

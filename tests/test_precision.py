@@ -270,7 +270,7 @@ def test_train_writes_the_precision_into_run_json(tmp_path, precision):
 
 
 def test_info_says_what_an_unrecorded_precision_means():
-    from landscape.cli.info import precision_text
+    from landscape.description import precision_text
 
     assert precision_text({"tool": "landscape", "precision": "bfloat16"}).startswith(
         "bfloat16 (JAX's bfloat16 level")

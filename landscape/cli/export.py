@@ -3,13 +3,9 @@ or Li et al.'s direction and projection files."""
 
 from __future__ import annotations
 
-import os
-
 import click
 
-from landscape.cli.options import surface_file
-from landscape.cli.options import FiniteFloat, echo_outputs, library_errors, make_out_dir
-from landscape.errors import InputError
+from landscape.cli.options import FiniteFloat, echo_outputs, library_errors, surface_file
 
 EXAMPLES = """
 \b
@@ -61,28 +57,10 @@ def export(file, as_vtk, as_html, as_li, metric, log, zmax, out):
     OUT/<name>_li_proj_<trajectory>.h5 (directions in our leaf order and Flax layout: see the
     README). OUT is FILE's folder unless --out is given.
     """
-    from landscape.io import surface_h5
+    from landscape.export import export_file
 
-    if not (as_vtk or as_html or as_li):
+    formats = [name for name, chosen in zip(("vtk", "html", "li"), (as_vtk, as_html, as_li))
+               if chosen]
+    if not formats:
         raise click.UsageError("choose an export format: --vtk, --html and/or --li")
-    surface = surface_h5.read(file)
-    if (as_vtk or as_html) and metric not in surface.values:  # before anything is written
-        raise InputError(f"`--metric` (={metric!r}) is not in the file; it holds "
-                         f"{', '.join(sorted(surface.values)) or 'no metric'}")
-    out = make_out_dir(out if out is not None else os.path.dirname(file) or ".")
-    stem = os.path.splitext(os.path.basename(file))[0]
-    written = []
-    if as_vtk:
-        from landscape.io import vtk as vtk_io
-
-        written += vtk_io.export(surface, out, stem=stem, metric=metric, log=log, zmax=zmax)
-    if as_html:
-        from landscape.io import html
-
-        written.append(os.path.join(out, f"{stem}.html"))
-        html.write(written[-1], surface, metric=metric, log=log, title=os.path.basename(file))
-    if as_li:
-        from landscape.io import li_files
-
-        written += li_files.export(surface, out, stem=stem)
-    echo_outputs(written)
+    echo_outputs(export_file(file, formats, out, metric=metric, log=log, zmax=zmax))

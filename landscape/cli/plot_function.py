@@ -3,23 +3,12 @@ optionally with a gradient-descent path (the seed article's Figure 1 for Rosenbr
 
 from __future__ import annotations
 
-import os
-
 import click
 import numpy as np
 
-from landscape.cli.options import (
-    MAX_DPI,
-    MAX_FUNCTION_GRID,
-    MAX_LEVELS,
-    FiniteFloat,
-    echo_outputs,
-    library_errors,
-    make_out_dir,
-    out_option,
-    printable,
-)
-from landscape.io.atomic import save_figure
+from landscape.cli.options import (MAX_DPI, MAX_FUNCTION_GRID, MAX_LEVELS, FiniteFloat,
+                                   echo_outputs, library_errors, out_option,
+                                   printable)
 
 EXAMPLES = """
 \b
@@ -41,22 +30,6 @@ def parse_point(ctx, param, value: str | None) -> tuple[float, float] | None:
     if not (np.isfinite(x) and np.isfinite(y)):
         raise click.BadParameter(f"(={printable(value)}) must be finite numbers")
     return x, y
-
-
-def descent_path(fn, start: tuple[float, float], *, steps: int, lr: float) -> np.ndarray:
-    """Plain gradient descent θ ← θ − lr ∇f(θ): the (steps + 1, 2) visited points, start first."""
-    import jax
-    import jax.numpy as jnp
-
-    grad = jax.grad(fn)
-
-    def step(theta, _):
-        theta = theta - lr * grad(theta)
-        return theta, theta
-
-    start_point = jnp.asarray(start, jnp.float32)
-    _, points = jax.jit(lambda t: jax.lax.scan(step, t, None, length=steps))(start_point)
-    return np.concatenate([np.asarray(start_point)[None], np.asarray(points)], axis=0)
 
 
 @click.command(epilog=EXAMPLES)
@@ -88,42 +61,8 @@ def plot_function(name, num, levels, scale, start, steps, lr, fmt, dpi, out):
 
     Writes OUT/<FUNCTION>.<format> and prints its path.
     """
-    from landscape.data.functions import get_function
-    from landscape.grid import Grid
-    from landscape.plot import function_figure
+    from landscape.views import plot_function_file
 
-    function = get_function(name)
-    (x0, x1), (y0, y1) = function.box
-    grid = Grid(np.linspace(x0, x1, num), np.linspace(y0, y1, num))
-    z = function.on_grid(grid.x, grid.y)
-    log = scale == "log" or (scale == "auto" and function.min_value >= 0)
-    if log and (z[np.isfinite(z)] < 0).any():  # drawn on a symmetric log scale: say so
-        from landscape.plot.surface import symmetric_log_levels
-
-        linear = symmetric_log_levels(z, levels)[0].linthresh
-        click.echo(f"note: {function.name} takes negative values on its box: `--scale log` draws "
-                   f"a symmetric log scale (the sign of f times log |f|, linear within "
-                   f"±{linear:.2g})", err=True)
-    path, label = None, "gradient descent"
-    if start is not None:
-        from landscape.compare import check_start
-        from landscape.errors import InputError
-
-        try:
-            check_start(function.fn, start)
-        except InputError as exc:
-            raise InputError(f"`--path-from` (={start[0]:g},{start[1]:g}): {exc}") from None
-        path = descent_path(function.fn, start, steps=steps, lr=lr)
-        label = f"gradient descent (lr {lr:g}, {steps} steps)"
-        end = path[-1]
-        value = float(function.fn(end))
-        if not np.isfinite(path).all():
-            click.echo(f"warning: gradient descent diverged (lr {lr:g} too large?)", err=True)
-        else:
-            click.echo(f"gradient descent: ({start[0]:g}, {start[1]:g}) → ({end[0]:.4g}, "
-                       f"{end[1]:.4g}) after {steps} steps, f = {value:.3g}", err=True)
-    figure = function_figure(grid, z, minima=function.minima, saddles=function.saddles,
-                             path=path, path_label=label, log=log, levels=levels,
-                             title=f"{function.name}: f(x, y) = {function.formula}")
-    path_out = os.path.join(make_out_dir(out), f"{function.name}.{fmt}")
-    echo_outputs([save_figure(figure, path_out, dpi=dpi)])
+    echo_outputs([plot_function_file(name, out, grid=num, levels=levels, scale=scale,
+                                     path_from=start, steps=steps, lr=lr, fmt=fmt, dpi=dpi,
+                                     on_note=lambda line: click.echo(line, err=True))])

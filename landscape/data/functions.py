@@ -135,3 +135,18 @@ def get_function(name: str) -> BenchmarkFunction:
         raise InputError(
             f"`FUNCTION` (={name!r}) is not a known test function; choose one of {', '.join(names())}"
         ) from None
+
+
+def descent_path(fn: Callable[[jax.Array], jax.Array], start: Point, *, steps: int,
+                 lr: float) -> np.ndarray:
+    """Plain gradient descent θ ← θ − lr ∇f(θ) from ``start`` in float32 (one compiled
+    ``lax.scan``): the (steps + 1, 2) visited points, ``start`` first."""
+    grad = jax.grad(fn)
+
+    def step(theta, _):
+        theta = theta - lr * grad(theta)
+        return theta, theta
+
+    start_point = jnp.asarray(start, jnp.float32)
+    _, points = jax.jit(lambda t: jax.lax.scan(step, t, None, length=steps))(start_point)
+    return np.concatenate([np.asarray(start_point)[None], np.asarray(points)], axis=0)

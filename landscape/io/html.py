@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 
 from landscape.errors import InputError
+from landscape.grid import interpolate
 from landscape.io.atomic import write_text
 from landscape.io.palette import trajectory_color
 from landscape.io.surface_h5 import Surface
 from landscape.io.surface_layout import json_attribute
-from landscape.io.vtk import interpolate
 
 PLOT_ID = "landscape-plot"
 

@@ -30,7 +30,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.interpolate import RegularGridInterpolator
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 from vtkmodules.vtkCommonCore import (
     vtkLogger,
@@ -49,7 +48,7 @@ from vtkmodules.vtkIOXML import (
 )
 
 from landscape.errors import InputError, ReadError, WriteError
-from landscape.grid import Grid
+from landscape.grid import Grid, interpolate
 from landscape.io.atomic import atomic_path
 from landscape.io.paraview_script import TRAJECTORY_ARRAY, write_script
 from landscape.io.surface_h5 import Surface
@@ -127,18 +126,6 @@ def loss_metric(surface: Surface, metric: str) -> str:
     """The surface a trajectory's true loss is compared with: ``train_loss`` if the file has it,
     else the exported metric."""
     return "train_loss" if "train_loss" in surface.values else metric
-
-
-def interpolate(grid: Grid, values: np.ndarray, x: np.ndarray, y: np.ndarray | None) -> np.ndarray:
-    """Bilinear interpolation of ``values`` (grid.shape) at points (x, y); NaN outside the grid
-    or next to a NaN point."""
-    x = np.asarray(x, np.float64)
-    if grid.y is None:
-        table = RegularGridInterpolator((grid.x,), values, bounds_error=False, fill_value=np.nan)
-        return table(x[:, None])
-    y = np.zeros_like(x) if y is None else np.asarray(y, np.float64)
-    table = RegularGridInterpolator((grid.y, grid.x), values, bounds_error=False, fill_value=np.nan)
-    return table(np.stack([y, x], axis=1))
 
 
 def trajectory_polydata(surface: Surface, metric: str = "train_loss", *, log: bool = False,

@@ -1,5 +1,6 @@
 """Matplotlib figures of surfaces. Plot functions take an ``ax`` and return what they drew;
-figure builders return a ``matplotlib.figure.Figure`` (no pyplot state); only the CLI saves.
+figure builders return a ``matplotlib.figure.Figure`` (no pyplot state); :mod:`landscape.views`
+writes the figures of a surface file.
 
 - :mod:`landscape.plot.surface` — contour, filled contour, heat map, 3D surface, 1D curves;
 - :mod:`landscape.plot.overlay` — trajectories, marked points, PCA / direction axis labels;

@@ -16,12 +16,11 @@ import numpy as np
 from matplotlib.animation import FuncAnimation
 from matplotlib.figure import Figure
 
-from landscape.grid import Grid
+from landscape.grid import Grid, interpolate
 from landscape.plot.overlay import plane_axis_labels, start_end_handles
 from landscape.plot.figures import colorbar, metric_label
 from landscape.plot.surface import (
     fit_3d_inside,
-    heights_under,
     plot_contour,
     plot_surface_3d,
 )
@@ -84,7 +83,7 @@ def path_animation(
         x = np.asarray(entry["x"], np.float64)
         y = np.asarray(entry["y"], np.float64)
         step = np.asarray(entry["step"], np.float64)
-        height = heights_under(grid, z, x, y)
+        height = interpolate(grid, z, x, y)
         if log:
             height = np.log10(np.where(height > 0, height, np.nan))
         color = f"C{(k + 1) % 10}"  # as plot_trajectories (and io.palette) colour them

@@ -14,10 +14,9 @@ import numpy as np
 from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from scipy.interpolate import RegularGridInterpolator
 
 from landscape.compare import ComparedPath
-from landscape.grid import Grid
+from landscape.grid import Grid, interpolate
 from landscape.plot.overlay import mark_points, plot_trajectories, start_end_handles
 from landscape.plot.surface import fit_3d_inside, log_levels, plot_contour, plot_surface_3d
 
@@ -29,13 +28,6 @@ COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "black", "
 def path_colors(names: Sequence[str]) -> dict[str, str]:
     """One colour per path, in the order compared."""
     return {name: COLORS[k % len(COLORS)] for k, name in enumerate(names)}
-
-
-def _heights(grid: Grid, z: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Bilinear heights of the surface at (x, y); NaN off the grid."""
-    table = RegularGridInterpolator((grid.y, grid.x), np.asarray(z, np.float64),
-                                    bounds_error=False, fill_value=np.nan)
-    return table(np.stack([np.asarray(y, np.float64), np.asarray(x, np.float64)], axis=1))
 
 
 def comparison_figure(
@@ -92,7 +84,7 @@ def comparison_figure(
     log3d = log and not function  # a function's 3D view is linear, as the seed's Figure 1
     plot_surface_3d(ax3d, grid, z, log=log3d)
     for path in paths:
-        heights = _heights(grid, z, path.x, path.y)  # NaN off the grid: gaps in the line
+        heights = interpolate(grid, z, path.x, path.y)  # NaN off the grid: gaps in the line
         if log3d:
             heights = np.log10(np.where(heights > 0, heights, np.nan))
         on = np.isfinite(heights)

@@ -1,4 +1,5 @@
-"""Whole figures, built on ``matplotlib.figure.Figure`` (no pyplot state); the CLI saves them.
+"""Whole figures, built on ``matplotlib.figure.Figure`` (no pyplot state); :mod:`landscape.views`
+saves them.
 
 One figure per view, sized for a paper column, colour bars labelled with the metric and its
 scale, the plane's axes labelled with what its directions are.
@@ -15,7 +16,7 @@ from matplotlib.colors import LogNorm, SymLogNorm
 from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 
-from landscape.grid import Grid
+from landscape.grid import Grid, interpolate
 from landscape.plot.hessian import (
     plot_block_densities,
     plot_eigen_maps,
@@ -232,7 +233,7 @@ def function_figure(
     ax3d = fig.add_subplot(1, 2, 2, projection="3d", computed_zorder=False)
     plot_surface_3d(ax3d, grid, z, log=False)
     if path is not None and len(path):
-        heights = _lift(grid, z, path)
+        heights = interpolate(grid, z, path[:, 0], path[:, 1])  # NaN off the grid
         ax3d.plot(path[:, 0], path[:, 1], heights, color="C3", linewidth=2, zorder=10)
     ax3d.set_xlabel("x")
     ax3d.set_ylabel("y")
@@ -243,11 +244,3 @@ def function_figure(
     fit_3d_inside(fig)
     return fig
 
-
-def _lift(grid: Grid, z: np.ndarray, path: np.ndarray) -> np.ndarray:
-    """Heights of the path's points on the gridded surface (bilinear; NaN off the grid)."""
-    from scipy.interpolate import RegularGridInterpolator
-
-    table = RegularGridInterpolator((grid.y, grid.x), np.asarray(z, np.float64),
-                                    bounds_error=False, fill_value=np.nan)
-    return table(np.asarray(path, np.float64)[:, ::-1])

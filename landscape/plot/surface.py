@@ -193,15 +193,6 @@ def plot_surface_3d(
     return drawn
 
 
-def heights_under(grid: Grid, z: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The surface ``z`` (ny, nx) at the points (x, y), bilinear; NaN off the grid."""
-    from scipy.interpolate import RegularGridInterpolator
-
-    table = RegularGridInterpolator((grid.y, grid.x), np.asarray(z, np.float64),
-                                    bounds_error=False, fill_value=np.nan)
-    return table(np.stack([np.asarray(y, np.float64), np.asarray(x, np.float64)], axis=1))
-
-
 def plot_curve(ax: Axes, grid: Grid, z: np.ndarray, *, label: str = "loss", log: bool = False,
                **style) -> Line2D:
     """A 1D curve of ``z`` over ``grid.x``; NaN points (and ≤ 0 with ``log``) are gaps."""

@@ -9,16 +9,19 @@ One call per job, for any JAX model (a parameter pytree, a Flax NNX or Equinox m
 
 and the pieces underneath: workloads and training runs (``get_workload``, ``train``,
 ``load_run``), planes (``random_plane`` ...), the engine (``evaluate_surface``), surface files
-(``load_surface``, ``scan_surface``).
+(``load_surface``, ``scan_surface``), and the pipelines of ``landscape scan`` and ``landscape
+compare`` (``scan_model``, ``compare_on_function``, ``compare_on_workload``).
 """
 
 from landscape.version import __version__  # noqa: E402
 from landscape.api import Hessian, hessian, surface  # noqa: E402
 from landscape.batches import Batch, Batches, Dataset  # noqa: E402
+from landscape.comparison import compare_on_function, compare_on_workload  # noqa: E402
 from landscape.data import get_workload  # noqa: E402
 from landscape.directions import Plane, normalize_direction, random_direction, random_plane  # noqa: E402
 from landscape.engine import evaluate_surface  # noqa: E402
 from landscape.grid import Grid  # noqa: E402
+from landscape.model_scan import scan_model  # noqa: E402
 from landscape.objective import Objective, dataset_mean  # noqa: E402
 from landscape.runs import load_run  # noqa: E402
 from landscape.scan import make_plane, scan_surface  # noqa: E402
@@ -40,6 +43,8 @@ __all__ = [
     "Surface",
     "TrainResult",
     "Workload",
+    "compare_on_function",
+    "compare_on_workload",
     "dataset_mean",
     "evaluate_surface",
     "get_workload",
@@ -52,6 +57,7 @@ __all__ = [
     "open_runs",
     "random_direction",
     "random_plane",
+    "scan_model",
     "scan_surface",
     "surface",
     "train",

@@ -17,16 +17,15 @@ ParaView script and ``surface.html``. The building blocks are in :mod:`landscape
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
 from landscape import compare
+from landscape.comparison_files import (SURFACE_H5, Comparison, ComparisonResult,
+                                        write_comparison)
 from landscape.errors import InputError
 from landscape.grid import Grid
 
@@ -34,37 +33,7 @@ FUNCTION_GRID = 201  # points per axis by default on a function
 NETWORK_OPTIMIZERS = ("sgd", "adam", "rangerlars")  # compared on a workload by default
 NETWORK_STEPS, NETWORK_BATCH = 500, 128
 NETWORK_GRID = 31  # points per axis by default, over the box of the projected paths
-SURFACE_H5 = "surface.h5"  # its lock, OUT/surface.h5.lock, guards every output of a compare
-SUMMARY_CSV, SUMMARY_JSON, FIGURE = "summary.csv", "summary.json", "compare.png"
 Axis = str | Sequence[float] | np.ndarray | None  # "MIN:MAX:N" or the points
-
-
-@dataclasses.dataclass(frozen=True)
-class ComparisonResult:
-    """What a comparison wrote (``files``: the run directories, then the surface file and the
-    other outputs), its summary ``rows`` (:func:`landscape.compare.summarize`), the loss
-    ``threshold`` they count steps to, and the summary as a text ``table``."""
-
-    files: list[str]
-    rows: list[dict[str, Any]]
-    threshold: float
-    table: str
-
-
-@dataclasses.dataclass(frozen=True)
-class _Comparison:
-    """What both kinds of comparison hand to the common outputs."""
-
-    h5_path: str
-    paths: list  # [landscape.compare.ComparedPath], in the order compared
-    log: bool  # log scale for contours, 3D and VTK heights
-    min_value: float | None  # the function's minimum (None on a network)
-    minima: tuple = ()
-    saddles: tuple = ()
-    labels: tuple[str, str] = ("x", "y")
-    title: str = ""
-    info: dict = dataclasses.field(default_factory=dict)  # for summary.json
-    run_dirs: list = dataclasses.field(default_factory=list)
 
 
 def compare_on_function(name: str = "rosenbrock", *, out: str | os.PathLike,
@@ -110,7 +79,7 @@ def compare_on_function(name: str = "rosenbrock", *, out: str | os.PathLike,
         grid = _grid(compare.function_grid(function.box, num or FUNCTION_GRID, include=[start]),
                      x, y)
         h5_path = _function_surface(function, start, steps, paths, grid, out, overwrite)
-        result = _Comparison(
+        result = Comparison(
             h5_path, paths, log=function.min_value >= 0, min_value=function.min_value,
             minima=function.minima, saddles=function.saddles,
             title=(f"{function.name}: f(x, y) = {function.formula}, from "
@@ -118,7 +87,7 @@ def compare_on_function(name: str = "rosenbrock", *, out: str | os.PathLike,
             info={"function": function.name, "formula": function.formula, "start": list(start),
                   "minima": [list(m) for m in function.minima],
                   "min_value": function.min_value})
-        return _write_outputs(result, out, threshold=threshold, dpi=dpi)
+        return write_comparison(result, out, threshold=threshold, dpi=dpi)
 
 
 def compare_on_workload(workload: str, *, out: str | os.PathLike,
@@ -228,10 +197,10 @@ def compare_on_workload(workload: str, *, out: str | os.PathLike,
         info = {"workload": workload, "plane": plane, "reference": label,
                 "explained_variance": None if common.explained_variance is None
                 else list(common.explained_variance), **settings, "precision": precision}
-        result = _Comparison(h5_path, paths, log=True, min_value=None, labels=labels,
+        result = Comparison(h5_path, paths, log=True, min_value=None, labels=labels,
                              title=f"{loaded.name}: {plane} plane through {label}", info=info,
                              run_dirs=run_dirs)
-        return _write_outputs(result, out, threshold=threshold, dpi=dpi)
+        return write_comparison(result, out, threshold=threshold, dpi=dpi)
 
 
 def reference_run(reference: str | None, names: Sequence[str]) -> str | None:
@@ -385,88 +354,3 @@ def _reuse_run(directory: str, expected: dict, overwrite: bool):
                          f"({', '.join(differ)} differ); pass --overwrite to retrain, or "
                          "choose another --out")
     return load_run(directory)
-
-
-def _write_outputs(result: _Comparison, out: str, *, threshold: float | None,
-                   dpi: int) -> ComparisonResult:
-    """Trajectories into the surface file, the summary files, the figure, the VTK files with
-    their ParaView script and the HTML page (the caller holds OUT/surface.h5's lock)."""
-    from landscape.io import surface_h5
-    from landscape.io import vtk as vtk_io
-    from landscape.io.atomic import save_figure
-    from landscape.plot.compare import comparison_figure
-
-    surface = surface_h5.read(result.h5_path)
-    z = surface.values["train_loss"]
-    paths = [dataclasses.replace(path, projected_loss=vtk_io.interpolate(surface.grid, z, path.x,
-                                                                         path.y))
-             for path in result.paths]
-    surface_h5.write_trajectories(result.h5_path, {  # one rewrite of the file for all paths
-        path.name: {"x": path.x, "y": path.y, "loss": path.loss, "step": path.step,
-                    "residual": path.residual, "relative_residual": path.relative_residual,
-                    "projected_loss": path.projected_loss} for path in paths})
-    if threshold is None:
-        threshold = compare.default_threshold(paths, result.min_value)
-    rows = compare.summarize(paths, threshold)
-    summary = {**result.info, "threshold": threshold, "summary": rows,
-               "optimizers": {path.name: path.optimizer for path in paths}}
-    written = [*result.run_dirs, result.h5_path, *_write_summary(rows, summary, out)]
-    function = result.min_value is not None
-    figure = comparison_figure(
-        surface.grid, z, paths, function=function, log=result.log, threshold=threshold,
-        minima=result.minima, saddles=result.saddles, labels=result.labels, title=result.title,
-        residuals=None if function else {r["optimizer"]: r["relative_residual"] for r in rows})
-    # A fixed temporary name is safe: the caller holds the output's lock.
-    written.append(save_figure(figure, os.path.join(out, FIGURE), dpi=dpi, unique=False))
-    written += _write_views(surface_h5.read(result.h5_path), out, [p.name for p in paths],
-                            log=result.log and result.min_value is None, html_log=result.log,
-                            title=result.title or "landscape compare")
-    return ComparisonResult(written, rows, threshold, compare.format_summary(rows, threshold))
-
-
-def _json_ready(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _json_ready(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(item) for item in value]
-    return value
-
-
-def _write_summary(rows: list[dict], summary: dict, out: str) -> list[str]:
-    """summary.csv (one row per optimizer) and summary.json, each via a temporary name."""
-    from landscape.io.atomic import write_csv, write_json
-
-    csv_path, json_path = os.path.join(out, SUMMARY_CSV), os.path.join(out, SUMMARY_JSON)
-    # Each whole or not at all (temporary name, rename); the CSV with csv's own "\r\n" rows.
-    write_csv(csv_path, compare.SUMMARY_COLUMNS, rows, lineterminator="\r\n")
-    write_json(json_path, _json_ready(summary), allow_nan=False)
-    return [csv_path, json_path]
-
-
-def _write_views(surface, out: str, names: list[str], *, log: bool, html_log: bool,
-                 title: str) -> list[str]:
-    """surface.vts, one surface_<optimizer>.vtp polyline each, surface.pvd opening them, the
-    ParaView script that `export --vtk` writes (surface_paraview.py: a colour and a legend
-    entry per optimizer) and the page of `export --html` (surface.html)."""
-    from landscape.io import html
-    from landscape.io import vtk as vtk_io
-
-    parts = ["surface.vts"]
-    grid_data = vtk_io.structured_grid(surface, "train_loss", log=log)
-    vtk_io.write_vts(os.path.join(out, parts[0]), grid_data)
-    for name in names:
-        parts.append(f"surface_{name}.vtp")
-        vtk_io.write_vtp(os.path.join(out, parts[-1]),
-                         vtk_io.trajectory_polydata(surface, "train_loss", log=log, only=[name]))
-    pvd = os.path.join(out, "surface.pvd")
-    vtk_io.write_pvd(pvd, parts)
-    script = os.path.join(out, "surface_paraview.py")
-    vtk_io.write_paraview_script(script, surface, grid_data, vts=parts[0], vtps=parts[1:],
-                                 metric="train_loss", log=log)
-    page = os.path.join(out, "surface.html")
-    # (the page may start on a log scale where the VTK heights may not: a function's minimum
-    # 0 is only one gap there, its toggle shows the linear scale)
-    html.write(page, surface, metric="train_loss", log=html_log, title=title)
-    return [os.path.join(out, part) for part in parts] + [pvd, script, page]

@@ -65,9 +65,10 @@ def adam_model(workload_name: str, *, steps: int, lr: float, seed: int = 0,
 @dataclasses.dataclass(frozen=True)
 class ScanResult:
     """What :func:`scan_model` made: the ``surface``, the ``files`` written (``surface.h5`` and
-    its figures; none on a process that does not write), whether the file was ``finished``
-    before the call (nothing computed), a ``note`` on non-finite points (None: all finite)
-    and the lines of ``landscape check`` on the file (``checks``)."""
+    its figures), whether the file was ``finished`` before the call (nothing computed), a
+    ``note`` on non-finite points (None: all finite) and the lines of ``landscape check`` on
+    the file (``checks``). On a process of a multi-process run that does not write: no files,
+    no checks, and no surface when the file was finished."""
 
     surface: Surface | None
     files: list[str]
@@ -106,7 +107,8 @@ def scan_model(model: ModelSource | ModelToTrain, run: Any = None, *, out: str |
         :class:`~landscape.io.stored_directions.StoredDirections`) whose directions are reused
         instead (``normalization``, ``ignore``, ``orthogonal``, ``same_direction`` unused).
       ignore: None: ``biasbn`` for random directions, ``none`` for PCA (Li et al.'s defaults).
-      dims: 1 (a line) or 2 [default: as stored, the number of ``to`` runs, else 2].
+      dims: 1 (a line) or 2 (None: 2); stored directions and ``interp`` (its number of ``to``
+        runs) bring their own.
       grid: the points [default: ``pca`` and ``interp``: ``num`` per axis covering the run's
         projected path, the origin and the end points with a 25 % margin
         (:func:`landscape.covering.covering_grid`); else ``num`` per axis over [-1, 1]].
@@ -188,6 +190,7 @@ def scan_model(model: ModelSource | ModelToTrain, run: Any = None, *, out: str |
             if grid is None:
                 grid = _covering(run, plane, kind, num)
         names = [f"{split}_{metric}" for split in splits for metric in metrics]
+        surface = None
         if writer:  # a finished scan returns at once; a mismatch fails now
             spec = scan_spec(provenance, grid, metrics=metrics, splits=splits,
                              samples=sample_record, precision=precision)
@@ -195,10 +198,13 @@ def scan_model(model: ModelSource | ModelToTrain, run: Any = None, *, out: str |
                                          sample_record)
             surface = finished_surface(h5_path, spec, names, overwrite=overwrite,
                                        fingerprints=prints)
-            if surface is not None:
-                files = _draw(surface, out, splits, metrics, figures, only_missing=True)
-                return ScanResult(surface, files, True, nonfinite_note(surface),
-                                  [f.line() for f in check_surface(surface)])
+        # every process returns with the writer (the others would wait for it in the scan)
+        if distributed.broadcast_from_writer(np.array(surface is not None)):
+            if surface is None:
+                return ScanResult(None, [], True)
+            files = _draw(surface, out, splits, metrics, figures, only_missing=True)
+            return ScanResult(surface, files, True, nonfinite_note(surface),
+                              [f.line() for f in check_surface(surface)])
         if not trained:
             model = model.train(precision)
             plane = _plane(kind, model, run, **plane_options)

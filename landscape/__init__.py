@@ -12,7 +12,9 @@ and every pipeline a command runs, as a function:
 - models to analyse: ``open_run``/``open_runs`` (run directories of ``landscape train``),
   ``trained_model``; training runs: ``train_runs`` (``landscape train``), ``train``,
   ``load_run``, ``get_workload``;
-- surfaces: ``scan_surface``, ``make_plane``, ``evaluate_surface``, ``load_surface``;
+- surfaces: ``scan_model`` (``landscape scan``), ``compare_on_function`` and
+  ``compare_on_workload`` (``landscape compare``), ``scan_surface``, ``make_plane``,
+  ``evaluate_surface``, ``load_surface``;
 - geometry: ``sharpness_report`` (``landscape sharpness``), ``connect_runs``
   (``landscape connect``);
 - views of a surface file: ``plot_file`` (``landscape plot``), ``export_file``
@@ -22,12 +24,14 @@ and every pipeline a command runs, as a function:
 from landscape.version import __version__  # noqa: E402
 from landscape.api import Hessian, hessian, surface  # noqa: E402
 from landscape.batches import Batch, Batches, Dataset  # noqa: E402
+from landscape.comparison import compare_on_function, compare_on_workload  # noqa: E402
 from landscape.connectivity import connect_runs  # noqa: E402
 from landscape.data import get_workload  # noqa: E402
 from landscape.directions import Plane, normalize_direction, random_direction, random_plane  # noqa: E402
 from landscape.engine import evaluate_surface  # noqa: E402
 from landscape.export import export_file  # noqa: E402
 from landscape.grid import Grid  # noqa: E402
+from landscape.model_scan import scan_model  # noqa: E402
 from landscape.objective import Objective, dataset_mean  # noqa: E402
 from landscape.runs import load_run  # noqa: E402
 from landscape.scan import make_plane, scan_surface  # noqa: E402
@@ -52,6 +56,8 @@ __all__ = [
     "Surface",
     "TrainResult",
     "Workload",
+    "compare_on_function",
+    "compare_on_workload",
     "connect_runs",
     "dataset_mean",
     "evaluate_surface",
@@ -67,6 +73,7 @@ __all__ = [
     "plot_file",
     "random_direction",
     "random_plane",
+    "scan_model",
     "scan_surface",
     "sharpness_report",
     "surface",

@@ -298,22 +298,6 @@ def runs_on_plane(runs: Mapping[str, Any], *, kind: str = "pca", reference: str 
     return plane, paths, origin
 
 
-def covering_grid(paths: Sequence[ComparedPath], num: int, *, margin: float = 0.25) -> Grid:
-    """A num × num grid over the box of every projected point, widened by ``margin`` of its
-    span on each side (a square box of half-width 1 if the points do not spread)."""
-    xs = np.concatenate([p.x for p in paths])
-    ys = np.concatenate([p.y for p in paths])
-    axes = []
-    for values in (xs, ys):
-        values = values[np.isfinite(values)]
-        lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
-        span = hi - lo
-        if span <= 0:
-            span = max(abs(lo), 1.0)
-        axes.append(np.linspace(lo - margin * span, hi + margin * span, num))
-    return Grid(axes[0], axes[1])
-
-
 # ---------------------------------------------------------------------------------------------
 # The summary table.
 

@@ -24,7 +24,7 @@ from landscape import distributed, fingerprint
 from landscape.directions import Plane
 from landscape.engine import STRATEGIES, Plan, evaluate_surface
 from landscape.engine.memory import OnShrink
-from landscape.errors import InputError
+from landscape.errors import InputError, ReadError
 from landscape.grid import Grid
 from landscape.io import surface_h5
 from landscape.io.surface_record import SurfaceRecord
@@ -108,19 +108,44 @@ def scan_spec(provenance: Mapping[str, Any], grid: Grid, *, metrics: Sequence[st
 
 
 def existing_surface(path: str | os.PathLike, spec: Mapping[str, Any], *,
-                     overwrite: bool = False, fingerprints: Mapping[str, Any] | None = None
-                     ) -> surface_h5.Surface | None:
+                     overwrite: bool = False, fingerprints: Mapping[str, Any] | None = None,
+                     names: Sequence[str] = ()) -> surface_h5.Surface | None:
     """The surface file at ``path`` when it can be resumed under ``spec`` (None when there is
     none, or ``overwrite``); one made with other arguments, or (of ``fingerprints``, the kinds
     known so far) from another model, directions, data or environment, raises
-    :class:`~landscape.errors.ResumeMismatch`. For checking before any training."""
+    :class:`~landscape.errors.ResumeMismatch`, and one lacking a dataset of ``names`` raises
+    :class:`~landscape.errors.ReadError`. The one decision between creating, resuming and
+    refusing a file: :func:`scan_surface` makes it, and :func:`finished_surface` before any
+    training."""
     if overwrite or not os.path.exists(path):
         return None
     record = SurfaceRecord(spec=dict(spec), fingerprints=None if fingerprints is None
                            else dict(fingerprints))
     existing = surface_h5.read(path)
     surface_h5.check_resumable(path, existing, record.to_attrs())
+    missing = [name for name in names if name not in existing.values]
+    if missing:
+        raise ReadError(f"{os.fspath(path)} lacks the dataset `{missing[0]}` its arguments "
+                        "need; pass --overwrite to scan it again")
     return existing
+
+
+def finished_surface(path: str | os.PathLike, spec: Mapping[str, Any], names: Sequence[str], *,
+                     overwrite: bool = False, fingerprints: Mapping[str, Any] | None = None,
+                     lock: bool = True) -> Surface | None:
+    """The surface file at ``path`` when a scan under ``spec`` would have nothing left to do
+    (every point done; the journal of a scan killed after its last chunk folded in, under the
+    file's lock unless ``lock=False``), else None; a file that cannot be resumed is refused as
+    :func:`existing_surface` refuses it. For checking before training a model: a finished scan
+    returns without it, a mismatched one fails before minutes of training."""
+    existing = existing_surface(path, spec, overwrite=overwrite, fingerprints=fingerprints,
+                                names=names)
+    if existing is None or not existing.done.all():
+        return None
+    if os.path.exists(surface_h5.journal_path(path)):
+        with SurfaceWriter(path, lock=lock) as file:
+            file.finish()
+    return Surface.of(surface_h5.read(path), os.fspath(path))
 
 
 PRECISION_CODES = {name: i + 1 for i, name in enumerate(PRECISIONS)}  # for broadcasting
@@ -138,8 +163,6 @@ def resumed_precision(path: str | os.PathLike | None, precision: str | None = No
         check_precision(precision)
     recorded = None
     if path is not None and not overwrite and distributed.is_writer() and os.path.exists(path):
-        from landscape.errors import ReadError
-
         try:
             spec = SurfaceRecord.from_attrs(surface_h5.read_attrs(path)).spec
         except ReadError:  # said by the resume itself, with what to do about it
@@ -241,7 +264,8 @@ def scan_surface(
     with SurfaceWriter(path, lock=lock and writer) as file:
         done, recorded = None, {}
         if writer:
-            existing = existing_surface(path, spec, overwrite=overwrite, fingerprints=prints)
+            existing = existing_surface(path, spec, overwrite=overwrite, fingerprints=prints,
+                                        names=names)
             if existing is not None:
                 recorded = _recorded(existing, strategy, chunk, eval_batch_size)
                 options.update(recorded)
@@ -272,13 +296,17 @@ def scan_surface(
             if on_progress is not None:
                 on_progress(count[0], total)
 
-        if not done.all():
+        finished = bool(done.all())
+        if not finished:
             with computing_in(precision):
                 evaluate_surface(objective, plane, grid, done=done, on_chunk=flush,
                                  **{**options, "on_plan": plan_chosen})
         if not writer:
             return Surface.of(_empty(grid, names, record), None)
-        file.finish(trajectories)
+        # A file finished before this call is left as it is, unless a path is new to it (its
+        # pending journal was folded in when it was opened).
+        if not finished or set(trajectories or ()) - set(surface_h5.read(path).trajectories):
+            file.finish(trajectories)
     return Surface.of(surface_h5.read(path), path)
 
 

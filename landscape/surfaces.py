@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-# nonfinite_*: imported from here by `landscape scan`
-from landscape.description import describe, nonfinite_note, nonfinite_points  # noqa: F401
+from landscape.description import describe
 from landscape.directions import Plane, layout_from_record
 from landscape.io import surface_h5
 from landscape.io.surface_record import SurfaceRecord

@@ -185,7 +185,11 @@ def test_summary_helpers():
     assert table[0].split() == ["optimizer", "lr", "steps", "final", "loss", "steps", "to", "1",
                                 "path", "length"]  # no test, accuracy or residual column here
     assert table[2].split()[-2] == "never"
-    grid = compare.covering_grid([a, b], 5)  # x spans [0, 1], y does not spread
+    # compare's default grid: the paths alone, an axis that does not spread ±0.25
+    from landscape.covering import covering_grid
+
+    grid = covering_grid(np.concatenate([a.x, b.x]), np.concatenate([a.y, b.y]), num=5,
+                         include=(), flat=0.25)  # x spans [0, 1], y does not spread
     np.testing.assert_allclose([grid.x[0], grid.x[-1], grid.y[0], grid.y[-1]],
                                [-0.25, 1.25, -0.25, 0.25])
 

@@ -48,6 +48,15 @@ def test_two_processes_write_the_same_file_as_one(tmp_path):
     assert two.done.all() and one.done.all()
     np.testing.assert_allclose(two.values["train_loss"], one.values["train_loss"], rtol=1e-6)
     assert two.attrs["spec_hash"] == one.attrs["spec_hash"]
+    # Run again, the file is finished: every process returns with the writer (none waits)
+    before, port = (tmp_path / "two" / "surface.h5").read_bytes(), _free_port()
+    again = [_landscape([*ARGS, "--out", "two", "--coordinator", f"127.0.0.1:{port}",
+                         "--num-processes", "2", "--process-id", str(i)], tmp_path, devices=1)
+             for i in range(2)]
+    for process in again:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-3000:]
+    assert (tmp_path / "two" / "surface.h5").read_bytes() == before
 
 
 def test_partial_distributed_flags_are_refused():

@@ -2,42 +2,21 @@
 network trained from one initialization — with one figure, one surface file, VTK files and a
 summary table.
 
-This module holds the command (options, checks, the output lock); the two kinds of comparison
-live in :mod:`landscape.cli.compare_function` and :mod:`landscape.cli.compare_workload`, the
-outputs they share in :mod:`landscape.cli.compare_outputs`."""
+The command parses and checks its options; :mod:`landscape.comparison` does the rest."""
 
 from __future__ import annotations
 
 import math
-import os
 
 import click
 
-from landscape.cli.compare_function import FUNCTION_GRID, compare_function
-from landscape.cli.compare_outputs import SURFACE_H5, write_outputs
-from landscape.cli.compare_workload import (
-    NETWORK_BATCH,
-    NETWORK_GRID,
-    NETWORK_OPTIMIZERS,
-    NETWORK_STEPS,
-    compare_workload,
-)
-from landscape.cli.options import (
-    MAX_DPI,
-    MAX_FUNCTION_GRID,
-    USER_CODE_NOTE,
-    FiniteFloat,
-    echo_outputs,
-    eval_batch_option,
-    library_errors,
-    make_out_dir,
-    out_option,
-    precision_option,
-    printable,
-    quiet_option,
-    seed_option,
-)
+from landscape.cli.options import (MAX_DPI, MAX_FUNCTION_GRID, USER_CODE_NOTE, Bars, FiniteFloat,
+                                   as_option, echo_outputs, eval_batch_option, library_errors,
+                                   make_out_dir, out_option, precision_option, printable,
+                                   quiet_option, seed_option)
 from landscape.cli.plot_function import parse_point
+from landscape.comparison import (FUNCTION_GRID, NETWORK_BATCH, NETWORK_GRID,
+                                  NETWORK_OPTIMIZERS, NETWORK_STEPS)
 
 EXAMPLES = """
 \b
@@ -172,11 +151,14 @@ def compare(function_name, workload, optimizer_names, rates, start, steps, thres
       summary.csv, summary.json   final loss/accuracy, steps to the threshold, path length,
                           plane residual; the table is also printed
     """
+    from landscape.comparison import compare_on_function, compare_on_workload
+    from landscape.engine.memory import shrink_message
+    from landscape.errors import InputError
+    from landscape.grid import parse_axis
+
     if function_name is not None and workload is not None:
         raise click.UsageError("`--function` and `--workload` exclude each other: compare on a "
                                "test function or on a network")
-    from landscape.grid import parse_axis
-
     for flag, spec in (("--x", x_spec), ("--y", y_spec)):  # checked before anything trains
         if spec is not None:
             parse_axis(spec, name=flag)
@@ -190,36 +172,35 @@ def compare(function_name, workload, optimizer_names, rates, start, steps, thres
         if plane_kind != "pca":
             raise click.UsageError("`--plane` applies to --workload only: a function's "
                                    "parameters are the plane")
-        make = compare_function
-        kwargs = dict(name=function_name or "rosenbrock", start=start)
-    else:
-        if start is not None:
-            raise click.UsageError("`--start` applies to --function only (a network starts from "
-                                   "its initialization, drawn with --seed)")
-        make = compare_workload
-        kwargs = dict(workload_name=workload, plane_kind=plane_kind, reference=reference,
-                      batch_size=batch_size, record_every=record_every, data_dir=data_dir,
-                      chunk=chunk, eval_batch_size=eval_batch_size, seed=seed,
-                      precision=precision)
-    names = optimizer_names or (None if workload is None else NETWORK_OPTIMIZERS)
-    if names is None:
-        import optimizers
-
-        names = optimizers.names()
-    unknown = [name for name in rates if name != "*" and name not in names]
-    if unknown:
-        raise click.BadParameter(f"(={printable(unknown[0])}=...) names an optimizer that is "
-                                 f"not compared; compared: {', '.join(names)}",
-                                 param_hint="'--lr'")
+    elif start is not None:
+        raise click.UsageError("`--start` applies to --function only (a network starts from "
+                               "its initialization, drawn with --seed)")
     out = make_out_dir(out)
-    from landscape.io.lock import exclusive
-
-    # Held from the first run trained to the last VTK file, as `landscape scan` holds it over
-    # its writes: a second compare (or scan) into this --out stops at once with "... is in use
-    # by another compare (pid N)" instead of interleaving runs, surface, paths and summaries.
-    with exclusive(os.path.join(out, SURFACE_H5), what="compare"):
-        result = make(names=names, rates=rates, steps=steps, num=num, x_spec=x_spec,
-                      y_spec=y_spec, overwrite=overwrite, out=out, quiet=quiet, **kwargs)
-        written, table = write_outputs(result, out, threshold=threshold, dpi=dpi)
-    click.echo(table, err=True)
-    echo_outputs(result.run_dirs + written)
+    common = dict(out=out, rates=rates, steps=steps, num=num, x=x_spec, y=y_spec,
+                  threshold=threshold, dpi=dpi, overwrite=overwrite)
+    with Bars(quiet) as bars:
+        try:
+            if workload is None:
+                result = compare_on_function(function_name or "rosenbrock", start=start,
+                                             optimizers=optimizer_names or None,
+                                             on_progress=bars.advance("optimizers", "opt"),
+                                             **common)
+            else:
+                result = compare_on_workload(
+                    workload, optimizers=optimizer_names or NETWORK_OPTIMIZERS,
+                    plane=plane_kind, reference=reference, batch_size=batch_size,
+                    record_every=record_every, data_dir=data_dir, chunk=chunk,
+                    eval_batch_size=eval_batch_size, seed=seed, precision=precision,
+                    on_training=lambda name, *done: bars.advance(name, "step")(*done),
+                    on_progress=bars.advance("scanning", "pt"),
+                    on_estimate=None if quiet else bars.write,
+                    on_shrink=lambda *sizes: bars.write(shrink_message(*sizes)),
+                    on_warning=lambda text, param: bars.write(
+                        "warning: " + as_option(InputError(text, param=param))), **common)
+        except InputError as exc:
+            if exc.param in ("lr", "reference"):  # click's form, as the options' own checks
+                raise click.BadParameter(printable(str(exc).removeprefix(f"`{exc.param}` ")),
+                                         param_hint=f"'--{exc.param}'") from exc
+            raise
+    click.echo(result.table, err=True)
+    echo_outputs(result.files)

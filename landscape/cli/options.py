@@ -263,6 +263,45 @@ def progress(total: int, desc: str, *, quiet: bool, unit: str = "it"):
                 dynamic_ncols=True)
 
 
+class Bars:
+    """Progress bars on stderr one after another (training, then scanning ...), each opened
+    when its first progress arrives and closed when the next one opens; silent with
+    ``--quiet``. ``write`` prints a line above them (on stderr, even with ``--quiet``)."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.bar, self.desc = quiet, None, None
+
+    def __enter__(self) -> "Bars":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._switch(None, 0, "it")
+
+    def _switch(self, desc: str | None, total: int, unit: str) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.desc = desc
+        self.bar = None if desc is None else progress(total, desc, quiet=self.quiet, unit=unit)
+
+    def advance(self, desc: str, unit: str = "it") -> Callable[[int, int], None]:
+        """An ``on_progress(done, total)`` for bar ``desc``."""
+        def update(done: int, total: int) -> None:
+            if self.desc != desc:
+                self._switch(desc, total, unit)
+            self.bar.update(done - self.bar.n)
+        return update
+
+    def step(self, desc: str, total: int, unit: str = "it") -> Callable[..., None]:
+        """A callback adding one to bar ``desc`` (of ``total``) whatever its arguments."""
+        advance = self.advance(desc, unit)
+        return lambda *_: advance((self.bar.n if self.desc == desc else 0) + 1, total)
+
+    def write(self, line: str) -> None:
+        from tqdm.auto import tqdm
+
+        tqdm.write(line, file=sys.stderr)
+
+
 def echo_outputs(paths: list[str]) -> None:
     """Print the output paths, one per line, at the end of a command."""
     for path in paths:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import click
-import numpy as np
 from click.core import ParameterSource
 
 from landscape.cli.options import (
+    Bars,
     ExistingPath,
     comma_list,
-    compute_in,
     distributed_options,
     echo_outputs,
     eval_batch_option,
@@ -20,14 +18,11 @@ from landscape.cli.options import (
     make_out_dir,
     out_option,
     precision_option,
-    progress,
     quiet_option,
     seed_option,
 )
-from landscape.io.atomic import save_figure
-from landscape.cli.source import model_options, trained_model
+from landscape.cli.source import model_options
 from landscape.sources import open_run
-from landscape.workload import init_shapes
 from landscape.directions import IGNORE_RULES, NORMALIZATIONS
 from landscape.engine.strategy import STRATEGIES
 from landscape.scan import DIRECTION_KINDS
@@ -129,8 +124,10 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
     one). It ends with the lines of `landscape check` on the file (on stderr; not with --quiet).
     """
     from landscape import distributed
+    from landscape.engine.memory import shrink_message
     from landscape.grid import Grid
-    from landscape.io import stored_directions
+    from landscape.io.stored_directions import read_stored_directions
+    from landscape.model_scan import adam_model, scan_model
 
     if orthogonal and same_direction:
         raise click.UsageError("`--orthogonal` and `--same-direction` exclude each other")
@@ -145,15 +142,15 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
         return click.get_current_context().get_parameter_source(name) == ParameterSource.COMMANDLINE
 
     _check_sources(source, kind, to_runs, given)
-    # The directions file, the axes (and a grid too large for memory) are checked before any
-    # training or loading: a bad file or option should not cost minutes of training first.
+    # The directions file and the axes are checked before any training or loading (the
+    # library checks the rest before training): a bad option should not cost minutes first.
     if directions_file:  # options that shape new directions would silently do nothing
         for name, flag in (("normalization", "--norm"), ("ignore", "--ignore"),
                            ("orthogonal", "--orthogonal"), ("same_direction", "--same-direction")):
             if given(name):
                 raise click.UsageError(f"`{flag}` has no effect with `--directions-from`: the "
                                        "stored directions are used as they are")
-    stored = stored_directions.read_stored_directions(directions_file) if directions_file else None
+    stored = read_stored_directions(directions_file) if directions_file else None
     if stored is not None and dims != str(stored.ndim) and given("dims"):
         raise click.UsageError(f"`--dims {dims}` differs from the {stored.ndim}D directions stored "
                                f"in {directions_file}")
@@ -166,111 +163,34 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
     grid = Grid.from_specs(x_spec or default_axis, y_axis if dims == "2" else None,
                            names=(("--x" if x_spec else "--range/--grid"),
                                   ("--y" if y_spec else "--x" if x_spec else "--range/--grid")))
+    if kind in ("pca", "interp") and not (x_spec or y_spec or given("span")):
+        grid = None  # the library's default: covering the run's path
     out = make_out_dir(out)
-    h5_path = os.path.join(out, "surface.h5")
-    if distributed.is_writer():  # a scan already writing OUT/surface.h5: fail before training
-        from landscape.io.lock import check_free
-
-        check_free(h5_path)
-    # Everything from here (training on the spot too) at the precision given, or the one
-    # OUT/surface.h5 recorded: a resume keeps it.
-    from landscape.scan import resumed_precision
-
-    precision = compute_in(resumed_precision(h5_path, precision, overwrite=overwrite))
-    run, loaded = None, None
-    given_workload = workload if given("workload") else None
+    bars = Bars(quiet)
     if source is None:
-        from landscape.data import get_workload
-
-        loaded = get_workload(workload)
-        loaded.objective({}, splits).metric_names(metrics, splits)  # fail before training
-        if stored is not None:  # directions of another model: likewise
-            stored.check_fit(init_shapes(loaded)[0])
-        description = {"workload": workload, "optimizer": "adam", "lr": lr, "steps": steps,
-                       "seed": seed}
+        model, run = adam_model(workload, steps=steps, lr=lr, seed=seed,
+                                on_step=bars.step("training", steps, "step")), None
     else:
-        model, run = open_run(source, workload=given_workload)
-        if given_workload is not None and given_workload != model.description["workload"]:
-            raise click.UsageError(f"`--workload {given_workload}` differs from the run's "
+        model, run = open_run(source, workload=workload if given("workload") else None)
+        if given("workload") and workload != model.description["workload"]:
+            raise click.UsageError(f"`--workload {workload}` differs from the run's "
                                    f"workload `{model.description['workload']}`: SOURCE's model "
                                    "is scanned on its own workload (drop the option)")
-        model.workload.objective({}, splits).metric_names(metrics, splits)
-        description = model.description
-    kind_name = "file" if stored is not None else kind
-    plane_normalization = ("none" if stored is not None or kind in ("pca", "interp", "hessian")
-                           else normalization or {"random": "none"}.get(kind, kind))
-    # The ignore rule as applied: random directions default to biasbn, PCA to none (Li et al.'s
-    # defaults); interpolation, Hessian and stored directions have none to apply.
-    applied_ignore = (ignore if kind_name in ("filter", "layer", "random") else
-                      ignore if kind_name == "pca" and given("ignore") else "none")
-    provenance = {
-        **description, "directions": kind_name,
-        "directions_from": directions_file, "to": list(to_runs),
-        "normalization": plane_normalization, "ignore": applied_ignore,
-        "orthogonal": orthogonal, "same_direction": same_direction, "dims": int(dims),
-        "direction_seed": seed,  # a run's own `seed` above is its training seed
-        **_layout_spec(kind_name, applied_ignore, loaded or model.workload),
-    }
-    sample_record = None
-    if samples is not None:
-        workload_of = loaded or model.workload
-        available = len(workload_of.train)
-        if samples > available:
-            raise click.BadParameter(f"(={samples}) must be at most the {available} training "
-                                     "samples", param_hint="'--samples'")
-        labels = np.ndim(workload_of.train.targets) == 1  # a class per sample: stratified
-        sample_record = {"num": samples, "seed": seed,
-                         "stratified": workload_of.task == "classification" and labels}
-    plane = None
-    if source is not None:  # nothing to train: the plane first, for the default range
-        plane = _plane(kind, model, run, stored, to_runs, given_workload,
-                       normalization=normalization, ignore=applied_ignore, dims=int(dims),
-                       same=same_direction, orthogonal=orthogonal, seed=seed)
-        range_given = x_spec or y_spec or given("span")
-        if kind in ("pca", "interp") and not range_given:
-            grid = _covering(run, plane, kind, num)
-    names = [f"{split}_{metric}" for split in splits for metric in metrics]
-    if distributed.is_writer():  # a finished scan returns at once; a mismatch fails now
-        prints = _known_fingerprints(model if source is not None else None, plane,
-                                     loaded or model.workload, splits, sample_record)
-        finished = _finished_scan(h5_path, grid, provenance, metrics, splits, sample_record,
-                                  names, overwrite, precision, prints)
-        if finished is not None:
-            echo_checks(h5_path, quiet=quiet)
-            echo_outputs(finished)
-            return
-    if source is None:
-        model = trained_model(workload, steps=steps, lr=lr, seed=seed, quiet=quiet,
-                              workload=loaded, precision=precision)
-        plane = _plane(kind, model, run, stored, to_runs, given_workload,
-                       normalization=normalization, ignore=applied_ignore, dims=int(dims),
-                       same=same_direction, orthogonal=orthogonal, seed=seed)
-    paths = scan_model(model, plane, grid, out, provenance=provenance, metrics=metrics,
-                       splits=splits, chunk=chunk, strategy=strategy, samples=sample_record,
-                       precision=precision, overwrite=overwrite, quiet=quiet,
-                       trajectory_run=run, eval_batch_size=eval_batch_size)
-    if distributed.is_writer():
-        echo_checks(h5_path, quiet=quiet)
-        echo_outputs(paths)
-
-
-def echo_checks(h5_path: str, *, quiet: bool) -> None:
-    """The lines of ``landscape check`` on the scanned file, on stderr (none with --quiet)."""
-    if quiet:
-        return
-    from landscape.check import check_surface
-    from landscape.io import surface_h5
-
-    for finding in check_surface(surface_h5.read(h5_path)):
-        click.echo(f"check: {finding.line()}", err=True)
-
-
-def figure_paths(out: str, splits, metric: str) -> dict[str, str]:
-    """``{dataset: figure path}``: ``OUT/surface.png`` for the first split's ``metric``, and
-    ``OUT/surface_<split>_<metric>.png`` for each further split's."""
-    names = [f"{split}_{metric}" for split in splits]
-    return {name: os.path.join(out, "surface.png" if k == 0 else f"surface_{name}.png")
-            for k, name in enumerate(names)}
+    with bars:
+        result = scan_model(
+            model, run, out=out, kind=kind, to=to_runs, directions_from=stored,
+            normalization=normalization, ignore=ignore if given("ignore") else None,
+            orthogonal=orthogonal, same_direction=same_direction, dims=int(dims), grid=grid,
+            num=num, metrics=metrics, splits=splits, samples=samples, seed=seed, chunk=chunk,
+            eval_batch_size=eval_batch_size, strategy=strategy, precision=precision,
+            overwrite=overwrite, on_estimate=None if quiet else bars.write,
+            on_progress=bars.advance("scanning", "pt"),
+            on_shrink=lambda *sizes: bars.write(shrink_message(*sizes)))
+    if result.note and not result.finished:
+        click.echo(f"warning: {result.note}", err=True)
+    for line in [] if quiet else result.checks:
+        click.echo(f"check: {line}", err=True)
+    echo_outputs(result.files)
 
 
 def _check_sources(source, kind, to_runs, given) -> None:
@@ -291,176 +211,3 @@ def _check_sources(source, kind, to_runs, given) -> None:
     if len(to_runs) == 2 and same(*to_runs):
         raise click.UsageError("the two `--to` runs are the same run: they span a line, not a "
                                "plane (give one `--to` for a line)")
-
-
-def _covering(run, plane, kind: str, num: int):
-    """The default grid of a PCA or interpolation scan: the run's projected path, the origin
-    and (interpolation) the end points, with a margin."""
-    from landscape.covering import covering_grid
-    from landscape.projection import project_run
-
-    path = project_run(run, plane)
-    include = [(0.0, 0.0)]
-    if kind == "interp":
-        include += [(1.0, 0.0)] + ([(0.0, 1.0)] if plane.d2 is not None else [])
-    return covering_grid(path["x"], path["y"], num=num, include=include)
-
-
-def _known_fingerprints(model, plane, workload, splits, samples) -> dict:
-    """The fingerprints known before any training: the data and the environment, and the model
-    and directions of a run's model (``model`` None: a model still to be trained)."""
-    from landscape import fingerprint
-
-    objective = workload.objective(model.state if model is not None else {}, splits)
-    if samples is not None:
-        objective, _ = objective.with_samples(samples["num"], seed=samples["seed"],
-                                              stratify=samples["stratified"])
-    if model is None:
-        return {"data": fingerprint.data_fingerprint(objective.data),
-                "environment": fingerprint.environment()}
-    return fingerprint.of_surface(plane.origin, objective.state, plane, objective.data)
-
-
-def _finished_scan(h5_path, grid, provenance, metrics, splits, samples, names, overwrite,
-                   precision, fingerprints):
-    """The outputs of a finished scan of the same arguments and ``fingerprints`` (None when
-    there is work to do); a file made with other arguments or from another computation, or
-    lacking one of the metrics, is refused now, before any training."""
-    from landscape.errors import ReadError
-    from landscape.io import surface_h5
-    from landscape.io.lock import exclusive
-    from landscape.scan import existing_surface, scan_spec
-
-    spec = scan_spec(provenance, grid, metrics=metrics, splits=splits, samples=samples,
-                     precision=precision)
-    existing = existing_surface(h5_path, spec, overwrite=overwrite, fingerprints=fingerprints)
-    if existing is None:
-        return None
-    missing = [name for name in names if name not in existing.values]
-    if missing:
-        raise ReadError(f"{h5_path} lacks the dataset `{missing[0]}` its arguments need; pass "
-                        "--overwrite to scan it again")
-    if not existing.done.all():
-        return None
-    if os.path.exists(surface_h5.journal_path(h5_path)):  # a killed scan's last fold: finish it
-        with exclusive(h5_path):
-            surface_h5.compact(h5_path)
-    figures = figure_paths(os.path.dirname(h5_path), splits, metrics[0])
-    if not all(os.path.exists(path) for path in figures.values()):  # drawn again from the file
-        from landscape.surfaces import load_surface
-
-        surface = load_surface(h5_path)
-        for name, path in figures.items():
-            if not os.path.exists(path):
-                save_figure(surface.plot(metric=name), path)
-    return [h5_path, *figures.values()]
-
-
-def _plane(kind, model, run, stored, to_runs, given_workload, *, normalization, ignore, dims,
-           same, orthogonal, seed):
-    import dataclasses
-
-    from landscape.directions import plane_from_directions
-    from landscape.scan import make_plane
-
-    if stored is not None:  # a PCA file's variance ratios label the axes of this scan too
-        plane = plane_from_directions(model.params, *stored.fit(model.params))
-        return dataclasses.replace(plane, explained_variance=stored.explained_variance)
-    trajectory = ends = None
-    if kind == "pca":
-        trajectory = [run.trajectory.params_at(int(step)) for step in run.trajectory.step]
-    if kind == "interp":
-        ends = [open_run(path, workload=given_workload)[0].params for path in to_runs]
-    return make_plane(kind, model.params, objective=model.workload.objective(model.state),
-                      seed=seed, normalization=normalization, ignore=ignore, dims=dims,
-                      same=same, orthogonal=orthogonal, trajectory=trajectory, ends=ends or (),
-                      output_axis=model.workload.output_axis)
-
-
-def _layout_spec(kind: str, ignore: str, workload) -> dict:
-    """The spec's entry for the workload's layout (``Workload.output_axis``) where the plane
-    uses it — random directions, and PCA zeroing biases — as :func:`landscape.surface` records
-    it: nothing for Flax's (every built-in workload's)."""
-    from landscape.directions import layout_of, layout_spec
-
-    if workload.output_axis == "last" or not (
-            kind in ("filter", "layer", "random") or (kind == "pca" and ignore == "biasbn")):
-        return {}
-    return layout_spec(layout_of(init_shapes(workload)[0], workload.output_axis))
-
-
-def scan_model(model, plane, grid, out: str, *, provenance: dict, metrics, splits, chunk=None,
-               strategy="auto", samples=None, precision=None, overwrite=False, quiet=False,
-               trajectory_run=None, lock: bool = True, figure: bool = True,
-               eval_batch_size=None) -> list[str]:
-    """Scan ``plane`` around ``model`` (a :class:`ModelSource`) into ``OUT/surface.h5`` with a
-    progress bar (and the run's path when given), draw ``OUT/surface.png`` (unless not
-    ``figure``); returns the paths. ``lock=False``: the caller holds the file's lock
-    (``compare``). Running out of device memory prints one line per halving."""
-    from landscape import distributed
-    from landscape.surfaces import nonfinite_note
-    from landscape.engine.memory import shrink_message
-    from landscape.io.choices import default_choices
-    from landscape.projection import project_run
-    from landscape.scan import scan_surface
-
-    objective = model.workload.objective(model.state, splits)
-    if samples is not None:
-        objective, _ = objective.with_samples(samples["num"], seed=samples["seed"],
-                                              stratify=samples["stratified"])
-    trajectories = None
-    if trajectory_run is not None:
-        name = str(trajectory_run.optimizer.get("name", "run"))
-        trajectories = {name: project_run(trajectory_run, plane)}
-    h5_path = os.path.join(out, "surface.h5")
-    with progress(grid.num_points, "scanning", quiet=quiet, unit="pt") as bar:
-        def advance(done: int, total: int) -> None:
-            bar.update(done - bar.n)
-
-        plans = []
-
-        def announce(plan) -> None:  # the estimate, before a scan long enough to need one
-            left = grid.num_points - bar.n
-            if not plans and not quiet and plan.rate and left / plan.rate >= ESTIMATE_FROM_S:
-                bar.write(estimate_line(left, plan), file=sys.stderr)
-            plans.append(plan)  # later plans: after running out of memory, said by `shrunk`
-
-        def shrunk(old: int, new: int, what: str) -> None:  # said even with --quiet
-            bar.write(shrink_message(old, new, what), file=sys.stderr)
-
-        surface = scan_surface(objective, plane, grid, out=h5_path, metrics=metrics,
-                               splits=splits, provenance=provenance, train_loss=model.train_loss,
-                               overwrite=overwrite, chunk=chunk, strategy=strategy,
-                               samples=samples, precision=precision,
-                               trajectories=trajectories, lock=lock,
-                               choices=default_choices(), on_plan=announce, on_progress=advance,
-                               eval_batch_size=eval_batch_size, on_shrink=shrunk)
-    if not distributed.is_writer():
-        return []
-    note = nonfinite_note(surface)
-    if note:
-        click.echo(f"warning: {note}", err=True)
-    if not figure:
-        return [h5_path]
-    figures = figure_paths(out, splits, metrics[0])  # one per split (train, test ...)
-    for name, path in figures.items():
-        save_figure(surface.plot(metric=name), path, unique=False)  # under the scan's lock
-    return [h5_path, *figures.values()]
-
-
-ESTIMATE_FROM_S = 10.0  # scans expected to take less are not announced
-
-
-def estimate_line(points: int, plan) -> str:
-    """``"2,601 points × 0.31 s ≈ 13 min on 2 devices (map, chunk 16, probe)"``."""
-    devices = plan.devices
-    seconds = points / plan.rate
-    if seconds < 90:
-        eta = f"{seconds:.0f} s"
-    elif seconds < 5400:
-        eta = f"{seconds / 60:.0f} min"
-    else:
-        eta = f"{seconds / 3600:.1f} h"
-    return (f"{points:,} points × {1 / plan.rate:.3g} s ≈ {eta} on {devices} "
-            f"device{'s' * (devices > 1)} ({plan.strategy}, chunk {plan.chunk}, {plan.source})")
-

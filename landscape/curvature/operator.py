@@ -69,6 +69,7 @@ from landscape.curvature.products import (
 )
 from landscape.curvature.sums import (  # noqa: F401 (the data types: public here too)
     BatchLoss,
+    Data,
     DatasetBatches,
     Placed,
     Stacked,

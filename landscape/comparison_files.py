@@ -1,22 +1,36 @@
-"""What ``landscape compare`` writes once the paths and the surface exist, for both kinds of
-comparison (a test function, :mod:`landscape.cli.compare_function`; a network,
-:mod:`landscape.cli.compare_workload`): the paths in the surface file, summary.csv/.json, the
-figure, the VTK files with their ParaView script and the HTML page. Called with ``OUT/surface.h5``'s lock held (see
-:mod:`landscape.cli.compare`)."""
+"""The files of a comparison of optimizers (:mod:`landscape.comparison`) once its paths and
+surface exist: the paths in the surface file, ``summary.csv``/``summary.json``, the figure,
+the VTK files with their ParaView script and the HTML page."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 import os
+from typing import Any
+
+from landscape import compare
 
 SURFACE_H5 = "surface.h5"  # its lock, OUT/surface.h5.lock, guards every output of a compare
 SUMMARY_CSV, SUMMARY_JSON, FIGURE = "summary.csv", "summary.json", "compare.png"
 
 
 @dataclasses.dataclass(frozen=True)
+class ComparisonResult:
+    """What a comparison wrote (``files``: the run directories, then the surface file and the
+    other outputs), its summary ``rows`` (:func:`landscape.compare.summarize`), the loss
+    ``threshold`` they count steps to, and the summary as a text ``table``."""
+
+    files: list[str]
+    rows: list[dict[str, Any]]
+    threshold: float
+    table: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Comparison:
-    """What both kinds of comparison hand to the common outputs."""
+    """A comparison's paths and surface file, as both kinds (a function, a network) hand them
+    to :func:`write_comparison`."""
 
     h5_path: str
     paths: list  # [landscape.compare.ComparedPath], in the order compared
@@ -28,33 +42,22 @@ class Comparison:
     title: str = ""
     info: dict = dataclasses.field(default_factory=dict)  # for summary.json
     run_dirs: list = dataclasses.field(default_factory=list)
-    pre_written: list = dataclasses.field(default_factory=list)  # outputs made on the way
 
 
-def comparison_grid(default, x_spec: str | None, y_spec: str | None):
-    """``default`` (a :class:`~landscape.grid.Grid`) with the axes given as ``--x``/``--y``
-    in its place; refused if too large for memory."""
-    from landscape.grid import Grid, parse_axis
-
-    return Grid(parse_axis(x_spec, name="--x") if x_spec else default.x,
-                parse_axis(y_spec, name="--y") if y_spec else default.y).checked_size()
-
-
-def write_outputs(result: Comparison, out: str, *, threshold: float | None, dpi: int
-                  ) -> tuple[list[str], str]:
-    """Trajectories into the surface file, the summary files, the figure, the VTK files with
-    their ParaView script and the HTML page.
-    Returns the paths written and the summary as a text table."""
-    from landscape import compare
-    from landscape.io.atomic import save_figure
+def write_comparison(result: Comparison, out: str, *, threshold: float | None,
+                     dpi: int) -> ComparisonResult:
+    """The paths into the surface file (with the surface at each projected point), the
+    summary files, the figure, the VTK files with their ParaView script and the HTML page
+    (the caller holds OUT/surface.h5's lock); ``threshold`` None: the default
+    (:func:`landscape.compare.default_threshold`)."""
     from landscape.io import surface_h5
-    from landscape.io import vtk as vtk_io
+    from landscape.grid import interpolate
+    from landscape.io.atomic import save_figure
     from landscape.plot.compare import comparison_figure
 
     surface = surface_h5.read(result.h5_path)
     z = surface.values["train_loss"]
-    paths = [dataclasses.replace(path, projected_loss=vtk_io.interpolate(surface.grid, z, path.x,
-                                                                         path.y))
+    paths = [dataclasses.replace(path, projected_loss=interpolate(surface.grid, z, path.x, path.y))
              for path in result.paths]
     surface_h5.write_trajectories(result.h5_path, {  # one rewrite of the file for all paths
         path.name: {"x": path.x, "y": path.y, "loss": path.loss, "step": path.step,
@@ -65,8 +68,7 @@ def write_outputs(result: Comparison, out: str, *, threshold: float | None, dpi:
     rows = compare.summarize(paths, threshold)
     summary = {**result.info, "threshold": threshold, "summary": rows,
                "optimizers": {path.name: path.optimizer for path in paths}}
-    written = [result.h5_path, *result.pre_written]
-    written += _write_summary(rows, summary, out)
+    written = [*result.run_dirs, result.h5_path, *_write_summary(rows, summary, out)]
     function = result.min_value is not None
     figure = comparison_figure(
         surface.grid, z, paths, function=function, log=result.log, threshold=threshold,
@@ -77,7 +79,7 @@ def write_outputs(result: Comparison, out: str, *, threshold: float | None, dpi:
     written += _write_views(surface_h5.read(result.h5_path), out, [p.name for p in paths],
                             log=result.log and result.min_value is None, html_log=result.log,
                             title=result.title or "landscape compare")
-    return written, compare.format_summary(rows, threshold)
+    return ComparisonResult(written, rows, threshold, compare.format_summary(rows, threshold))
 
 
 def _json_ready(value):
@@ -92,12 +94,11 @@ def _json_ready(value):
 
 def _write_summary(rows: list[dict], summary: dict, out: str) -> list[str]:
     """summary.csv (one row per optimizer) and summary.json, each via a temporary name."""
-    from landscape.compare import SUMMARY_COLUMNS
     from landscape.io.atomic import write_csv, write_json
 
     csv_path, json_path = os.path.join(out, SUMMARY_CSV), os.path.join(out, SUMMARY_JSON)
     # Each whole or not at all (temporary name, rename); the CSV with csv's own "\r\n" rows.
-    write_csv(csv_path, SUMMARY_COLUMNS, rows, lineterminator="\r\n")
+    write_csv(csv_path, compare.SUMMARY_COLUMNS, rows, lineterminator="\r\n")
     write_json(json_path, _json_ready(summary), allow_nan=False)
     return [csv_path, json_path]
 

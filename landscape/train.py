@@ -29,7 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from importlib import metadata
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp

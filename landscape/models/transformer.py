@@ -5,7 +5,6 @@ blocks of causal multi-head self-attention and a GELU MLP, a final LayerNorm and
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 _INIT = nnx.initializers.normal(0.02)  # GPT-2's

@@ -9,7 +9,8 @@ One call per job, for any JAX model (a parameter pytree, a Flax NNX or Equinox m
 
 and the pieces underneath: workloads and training runs (``get_workload``, ``train``,
 ``load_run``), planes (``random_plane`` ...), the engine (``evaluate_surface``), surface files
-(``load_surface``, ``scan_surface``).
+(``load_surface``, ``scan_surface``), the curvature pipelines of ``landscape hessian``
+(``probe``, ``eigen_map``, ``curvature_along_runs``).
 """
 
 from landscape.version import __version__  # noqa: E402
@@ -20,6 +21,7 @@ from landscape.directions import Plane, normalize_direction, random_direction, r
 from landscape.engine import evaluate_surface  # noqa: E402
 from landscape.grid import Grid  # noqa: E402
 from landscape.objective import Objective, dataset_mean  # noqa: E402
+from landscape.probes import curvature_along_runs, eigen_map, probe  # noqa: E402
 from landscape.runs import load_run  # noqa: E402
 from landscape.scan import make_plane, scan_surface  # noqa: E402
 from landscape.sources import ModelSource, open_run, open_runs, trained_model  # noqa: E402
@@ -40,7 +42,9 @@ __all__ = [
     "Surface",
     "TrainResult",
     "Workload",
+    "curvature_along_runs",
     "dataset_mean",
+    "eigen_map",
     "evaluate_surface",
     "get_workload",
     "hessian",
@@ -50,6 +54,7 @@ __all__ = [
     "normalize_direction",
     "open_run",
     "open_runs",
+    "probe",
     "random_direction",
     "random_plane",
     "scan_surface",

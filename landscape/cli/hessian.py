@@ -249,12 +249,12 @@ def hessian(runs, workload, steps_spec, lr, operator, blocks, top_k, bottom_k, t
             model = trained_model(workload, steps=steps, lr=lr, seed=seed, quiet=quiet,
                                   precision=precision, workload=untrained)
             timings = {"train_s": time.perf_counter() - started}
-        drawn = dict(grid=grid, kind=kind, ignore=ignore, map_steps=map_steps, chunk=chunk,
-                     overwrite=overwrite)
+        mapped = dict(grid=grid, kind=kind, ignore=ignore, map_steps=map_steps, chunk=chunk,
+                      overwrite=overwrite)
         written = probe(model, out, top_k=top_k, bottom_k=bottom_k or 0,
                         diagonal=with_diagonal, density=with_density, probes=probes,
                         lanczos_steps=lanczos_steps, deflate=deflate,
-                        map_options=drawn if with_map else None, timings=timings,
+                        map_options=mapped if with_map else None, timings=timings,
                         **checks, **shared)
     echo_outputs(written.files)
 

@@ -95,8 +95,10 @@ def probe(
       ``diagonal.h5``;
     - ``density``: the spectral density (``probes`` SLQ probes of ``lanczos_steps`` steps,
       the converged top eigenpairs deflated if ``deflate``): ``density.png``;
-    - ``map_options``: :func:`~landscape.probes.eigen_map`'s keyword arguments (``grid``,
-      ``kind`` ...): the eigen map too, ``eigen_map.h5`` and ``eigen_map.png`` (resumed);
+    - ``map_options``: keyword arguments of :func:`~landscape.probes.eigen_map` (``grid``,
+      ``kind``, ``ignore``, ``map_steps``, ``chunk``, ``overwrite``; the matrix, precision,
+      seed and tolerances are this call's): the eigen map too, ``eigen_map.h5`` and
+      ``eigen_map.png``, resumed where a killed one stopped;
     - ``minibatch_spectra``: the top-k eigenvalues of that many mini-batch Hessians of
       ``minibatch_size`` samples: ``minibatch_spectra.csv``, ``minibatch_spectra.png``;
     - ``blocks``: ``"layer"`` or leaf-path glob patterns: each block's λmax, λmin, trace
@@ -113,7 +115,8 @@ def probe(
     """
     from landscape.curvature import hessian_eigenpairs, hessian_problem
     from landscape.io.atomic import write_json
-    from landscape.precision import computing_in
+    from landscape.precision import DEFAULT as DEFAULT_PRECISION
+    from landscape.precision import check_precision, computing_in
     from landscape.probes import sections
     from landscape.probes.maps import MAP_FILES, eigen_map
     from landscape.scan import resumed_precision
@@ -128,7 +131,7 @@ def probe(
     if map_options is not None:  # a resumed eigen map keeps the precision it recorded
         precision = resumed_precision(os.path.join(out, MAP_FILES[0]), precision,
                                       overwrite=bool(map_options.get("overwrite")))
-    precision = resumed_precision(None, precision)  # checked; None: the default
+    precision = check_precision(precision or DEFAULT_PRECISION)
     timings = dict(timings or {})
     with computing_in(precision):
         problem = hessian_problem(model.workload, model.params, model.state, operator=operator)

@@ -64,8 +64,8 @@ def curvature_along_runs(
     from landscape.geometry.curvature import run_curvature
     from landscape.io.atomic import save_figure, write_csv, write_json
     from landscape.plot.geometry import curvature_figure
-    from landscape.precision import computing_in
-    from landscape.scan import resumed_precision
+    from landscape.precision import DEFAULT as DEFAULT_PRECISION
+    from landscape.precision import check_precision, computing_in
     from landscape.sources import open_runs
 
     if not runs:
@@ -73,7 +73,7 @@ def curvature_along_runs(
     loaded = (open_runs([os.fspath(r) for r in runs])
               if isinstance(runs[0], (str, os.PathLike)) else list(runs))
     paths = [model.description["run"] for model, _ in loaded]
-    precision = resumed_precision(None, precision)  # checked; None: the default
+    precision = check_precision(precision or DEFAULT_PRECISION)
     said = Reporter(on_progress, on_message, on_warning)
     chosen = [recorded_steps(path, run, steps) for path, (_, run) in zip(paths, loaded)]
     names = run_labels(paths, [run for _, run in loaded])

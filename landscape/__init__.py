@@ -15,6 +15,8 @@ and every pipeline a command runs, as a function:
 - surfaces: ``scan_model`` (``landscape scan``), ``compare_on_function`` and
   ``compare_on_workload`` (``landscape compare``), ``scan_surface``, ``make_plane``,
   ``evaluate_surface``, ``load_surface``;
+- curvature: ``probe`` and ``eigen_map`` (``landscape hessian``), ``curvature_along_runs``
+  (``landscape hessian RUN ... --steps all``);
 - geometry: ``sharpness_report`` (``landscape sharpness``), ``connect_runs``
   (``landscape connect``);
 - views of a surface file: ``plot_file`` (``landscape plot``), ``export_file``
@@ -33,6 +35,7 @@ from landscape.export import export_file  # noqa: E402
 from landscape.grid import Grid  # noqa: E402
 from landscape.model_scan import scan_model  # noqa: E402
 from landscape.objective import Objective, dataset_mean  # noqa: E402
+from landscape.probes import curvature_along_runs, eigen_map, probe  # noqa: E402
 from landscape.runs import load_run  # noqa: E402
 from landscape.scan import make_plane, scan_surface  # noqa: E402
 from landscape.sharpness_table import sharpness_report  # noqa: E402
@@ -59,7 +62,9 @@ __all__ = [
     "compare_on_function",
     "compare_on_workload",
     "connect_runs",
+    "curvature_along_runs",
     "dataset_mean",
+    "eigen_map",
     "evaluate_surface",
     "export_file",
     "get_workload",
@@ -71,6 +76,7 @@ __all__ = [
     "open_run",
     "open_runs",
     "plot_file",
+    "probe",
     "random_direction",
     "random_plane",
     "scan_model",

@@ -271,7 +271,7 @@ def _paths_grid(paths: Sequence[compare.ComparedPath], num: int) -> Grid:
 def _function_surface(function, start, steps, paths, grid: Grid, out: str,
                       overwrite: bool) -> str:
     """The function on ``grid`` as ``OUT/surface.h5`` (float64, on the host)."""
-    from landscape import __version__
+    from landscape.version import __version__
     from landscape.io import surface_h5
     from landscape.io.surface_record import SurfaceRecord
 

@@ -12,18 +12,17 @@ from typing import Any
 
 
 class LandscapeError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose. ``param`` names the library
+    argument(s) at fault (``metrics``, ``x`` ...) as the message writes them in backticks; the
+    CLI replaces each name by its option (``--metrics``)."""
+
+    def __init__(self, message: str = "", *, param: str | tuple[str, ...] | None = None):
+        super().__init__(message)
+        self.param = param
 
 
 class InputError(LandscapeError, ValueError):
-    """A user-supplied value (argument, option, name) is invalid.
-
-    ``param`` names the library argument(s) at fault (``metrics``, ``x`` ...) as the message
-    writes them in backticks; the CLI replaces each name by its option (``--metrics``)."""
-
-    def __init__(self, message: str, *, param: str | tuple[str, ...] | None = None):
-        super().__init__(message)
-        self.param = param
+    """A user-supplied value (argument, option, name) is invalid."""
 
 
 class FormatError(LandscapeError):
@@ -47,12 +46,8 @@ class FileInUse(LandscapeError):
 
 
 class TrainingDiverged(LandscapeError):
-    """Training produced a NaN or infinite loss before anything could be kept. ``param``, as
-    for ``InputError``: the arguments to change (the CLI names them as options)."""
-
-    def __init__(self, message: str, *, param: str | tuple[str, ...] | None = None):
-        super().__init__(message)
-        self.param = param
+    """Training produced a NaN or infinite loss before anything could be kept (``param``: the
+    arguments to change)."""
 
 
 class OutOfMemory(LandscapeError):

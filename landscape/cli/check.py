@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from landscape.cli.options import surface_file
-from landscape.cli.options import library_errors
+from landscape.cli.options import library_errors, surface_file
 
 EXAMPLES = """
 \b

@@ -10,11 +10,12 @@ import math
 
 import click
 
-from landscape.cli.options import (MAX_DPI, MAX_FUNCTION_GRID, USER_CODE_NOTE, Bars, FiniteFloat,
+from landscape.cli.options import (Bars, FiniteFloat, MAX_DPI, MAX_FUNCTION_GRID, USER_CODE_NOTE,
                                    as_option, echo_outputs, eval_batch_option, library_errors,
-                                   make_out_dir, out_option, precision_option, printable,
+                                   optimizer_names, out_option, precision_option, printable,
                                    quiet_option, seed_option)
 from landscape.cli.plot_function import parse_point
+from landscape.io.folders import make_output_folder
 from landscape.comparison import (FUNCTION_GRID, NETWORK_BATCH, NETWORK_GRID,
                                   NETWORK_OPTIMIZERS, NETWORK_STEPS)
 
@@ -36,24 +37,6 @@ def _function_name(ctx, param, value: str | None) -> str | None:
         raise click.BadParameter(f"(={value!r}) is not a known test function; choose one of "
                                  f"{', '.join(names())}")
     return value
-
-
-def _optimizer_names(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
-    import optimizers
-
-    valid = optimizers.names()
-    if "all" in values:
-        if len(values) > 1:
-            raise click.BadParameter("(=all) already names every optimizer; give it alone")
-        return valid
-    for name in values:
-        if name not in valid:
-            raise click.BadParameter(f"(={name!r}) is not a known optimizer; choose one of "
-                                     f"{', '.join(valid)} (or all)")
-    repeated = sorted({name for name in values if values.count(name) > 1})
-    if repeated:
-        raise click.BadParameter(f"(={repeated[0]!r}) is given twice")
-    return values
 
 
 def _learning_rates(ctx, param, values: tuple[str, ...]) -> dict[str, float]:
@@ -81,7 +64,8 @@ def _learning_rates(ctx, param, values: tuple[str, ...]) -> dict[str, float]:
               help="A network workload instead (digits, spirals, sine ... or "
                    "`package.module:function`): each optimizer trains it from the same "
                    "initialization. " + USER_CODE_NOTE)
-@click.option("--optimizer", "optimizer_names", multiple=True, callback=_optimizer_names,
+@click.option("--optimizer", "optimizer_names", multiple=True,
+              callback=optimizer_names(allow_all=True),
               help="Optimizer from the suite; repeat for several, or `all` [default: all on a "
                    f"function, {', '.join(NETWORK_OPTIMIZERS)} on a workload].")
 @click.option("--lr", "rates", multiple=True, callback=_learning_rates, metavar="NAME=VALUE",
@@ -175,7 +159,7 @@ def compare(function_name, workload, optimizer_names, rates, start, steps, thres
     elif start is not None:
         raise click.UsageError("`--start` applies to --function only (a network starts from "
                                "its initialization, drawn with --seed)")
-    out = make_out_dir(out)
+    out = make_output_folder(out)
     common = dict(out=out, rates=rates, steps=steps, num=num, x=x_spec, y=y_spec,
                   threshold=threshold, dpi=dpi, overwrite=overwrite)
     with Bars(quiet) as bars:

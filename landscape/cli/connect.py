@@ -7,9 +7,10 @@ import os
 
 import click
 
-from landscape.cli.options import (
-    ExistingPath, FiniteFloat, USER_CODE_NOTE, compute_in, echo_outputs, library_errors,
-    make_out_dir, out_option, precision_option, progress, quiet_option, seed_option)
+from landscape.cli.options import (ExistingPath, FiniteFloat, USER_CODE_NOTE, compute_in,
+                                   echo_outputs, library_errors, out_option, precision_option,
+                                   progress, quiet_option, seed_option)
+from landscape.io.folders import make_output_folder
 
 EXAMPLES = """
 \b
@@ -83,7 +84,7 @@ def connect(run_a, run_b, points, curve_steps, lr, batch_size, splits, user_work
         bars[stage].update(1)
 
     try:
-        connection = connect_runs(model_a, model_b, make_out_dir(out), points=points,
+        connection = connect_runs(model_a, model_b, make_output_folder(out), points=points,
                                   curve_steps=curve_steps, lr=lr, batch_size=batch_size,
                                   splits=wanted, seed=seed, precision=precision,
                                   on_progress=on_progress)

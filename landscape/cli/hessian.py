@@ -12,10 +12,11 @@ import time
 import click
 from click.core import ParameterSource
 
-from landscape.cli.options import (USER_CODE_NOTE, ExistingPath, FiniteFloat, compute_in,
-                                   echo_outputs, library_errors, make_out_dir, out_option,
-                                   precision_option, progress, quiet_option, seed_option)
+from landscape.cli.options import (Bars, ExistingPath, FiniteFloat, USER_CODE_NOTE, compute_in,
+                                   echo_outputs, library_errors, out_option, precision_option,
+                                   quiet_option, seed_option)
 from landscape.cli.source import trained_model
+from landscape.io.folders import make_output_folder
 from landscape.curvature.minibatch import MINIBATCH_SIZE
 from landscape.curvature.trace import TRACE_METHODS
 from landscape.directions import IGNORE_RULES
@@ -207,12 +208,13 @@ def hessian(runs, workload, steps_spec, lr, operator, blocks, top_k, bottom_k, t
     # Checked before training: a typo in an axis must not cost a training run.
     grid = Grid.from_specs(x_spec, (y_spec or x_spec) if dims == "2" else None)  # as the API
     steps = _steps(steps_spec, runs)
-    out = make_out_dir(out)
+    out = make_output_folder(out)
     if with_map:  # a resumed eigen map keeps the precision it recorded (before training)
         precision = resumed_precision(os.path.join(out, "eigen_map.h5"), precision,
                                       overwrite=overwrite)
     precision = compute_in(precision)
-    bars = _Bars(quiet)
+    bars = Bars(quiet, units={"density": "probe", "eigen map": "pt", "blocks": "block",
+                             "mini-batches": "batch", "curvature": "step"})
     click.get_current_context().call_on_close(bars.close)
     shared = dict(tol=tol, atol=atol, stop=stop, max_iter=max_iter, precision=precision,
                   seed=seed, on_progress=bars,
@@ -297,24 +299,3 @@ def _hinted():
             raise
         raise click.BadParameter(_options(re.sub(rf"^`{exc.param}`:? ", "", str(exc))),
                                  param_hint="--" + exc.param.replace("_", "-")) from exc
-
-
-class _Bars:
-    """The library's ``on_progress(what, done, total)``: a tqdm bar for each phase."""
-
-    UNITS = {"density": "probe", "eigen map": "pt", "blocks": "block",
-             "mini-batches": "batch", "curvature": "step"}
-
-    def __init__(self, quiet: bool):
-        self.quiet, self.what, self.bar = quiet, None, None
-
-    def __call__(self, what: str, done: int, total: int) -> None:
-        if what != self.what:
-            self.close()
-            self.what = what
-            self.bar = progress(total, what, quiet=self.quiet, unit=self.UNITS.get(what, "it"))
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()

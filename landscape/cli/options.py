@@ -244,17 +244,6 @@ def _os_error_in(exc: BaseException) -> OSError | None:
     return None
 
 
-def make_out_dir(path: str) -> str:
-    """Create ``path`` (and parents) and check that it is writable."""
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as exc:
-        raise click.ClickException(f"cannot create `--out` folder {path}: {exc.strerror}") from exc
-    if not os.access(path, os.W_OK):
-        raise click.ClickException(f"`--out` folder {path} is not writable")
-    return path
-
-
 def progress(total: int, desc: str, *, quiet: bool, unit: str = "it"):
     """A tqdm bar on stderr that goes silent with ``--quiet``."""
     from tqdm.auto import tqdm
@@ -268,14 +257,21 @@ class Bars:
     when its first progress arrives and closed when the next one opens; silent with
     ``--quiet``. ``write`` prints a line above them (on stderr, even with ``--quiet``)."""
 
-    def __init__(self, quiet: bool):
-        self.quiet, self.bar, self.desc = quiet, None, None
+    def __init__(self, quiet: bool, units: dict[str, str] | None = None):
+        self.quiet, self.bar, self.desc, self.units = quiet, None, None, units or {}
 
     def __enter__(self) -> "Bars":
         return self
 
     def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
         self._switch(None, 0, "it")
+
+    def __call__(self, desc: str, done: int, total: int) -> None:
+        """An ``on_progress(what, done, total)`` driving one bar per ``what``."""
+        self.advance(desc, self.units.get(desc, "it"))(done, total)
 
     def _switch(self, desc: str | None, total: int, unit: str) -> None:
         if self.bar is not None:
@@ -300,6 +296,30 @@ class Bars:
         from tqdm.auto import tqdm
 
         tqdm.write(line, file=sys.stderr)
+
+
+def optimizer_names(*, allow_all: bool = False, twice: str = "") -> Callable:
+    """A click callback checking ``--optimizer`` names against the suite (``all``: every one,
+    where ``allow_all``); a name given twice is refused, ``twice`` saying why."""
+
+    def parse(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
+        import optimizers
+
+        valid = optimizers.names()
+        if allow_all and "all" in values:
+            if len(values) > 1:
+                raise click.BadParameter("(=all) already names every optimizer; give it alone")
+            return valid
+        for name in values:
+            if name not in valid:
+                raise click.BadParameter(f"(={name!r}) is not a known optimizer; choose one of "
+                                         f"{', '.join(valid)}" + " (or all)" * allow_all)
+        repeated = sorted({name for name in values if values.count(name) > 1})
+        if repeated:
+            raise click.BadParameter(f"(={repeated[0]!r}) is given twice{twice}")
+        return values
+
+    return parse
 
 
 def echo_outputs(paths: list[str]) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from landscape.cli.options import (MAX_DPI, MAX_LEVELS, FiniteFloat, echo_outputs,
-                                   library_errors, surface_file)
+from landscape.cli.options import (FiniteFloat, MAX_DPI, MAX_LEVELS, echo_outputs, library_errors,
+                                   surface_file)
 from landscape.views import ANIMATION_DPI, KINDS
 
 EXAMPLES = """

@@ -6,9 +6,8 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from landscape.cli.options import (MAX_DPI, MAX_FUNCTION_GRID, MAX_LEVELS, FiniteFloat,
-                                   echo_outputs, library_errors, out_option,
-                                   printable)
+from landscape.cli.options import (FiniteFloat, MAX_DPI, MAX_FUNCTION_GRID, MAX_LEVELS,
+                                   echo_outputs, library_errors, out_option, printable)
 
 EXAMPLES = """
 \b

@@ -7,21 +7,11 @@ import os
 import click
 from click.core import ParameterSource
 
-from landscape.cli.options import (
-    Bars,
-    ExistingPath,
-    comma_list,
-    distributed_options,
-    echo_outputs,
-    eval_batch_option,
-    library_errors,
-    make_out_dir,
-    out_option,
-    precision_option,
-    quiet_option,
-    seed_option,
-)
+from landscape.cli.options import (Bars, ExistingPath, comma_list, distributed_options,
+                                   echo_outputs, eval_batch_option, library_errors, out_option,
+                                   precision_option, quiet_option, seed_option)
 from landscape.cli.source import model_options
+from landscape.io.folders import make_output_folder
 from landscape.sources import open_run
 from landscape.directions import IGNORE_RULES, NORMALIZATIONS
 from landscape.engine.strategy import STRATEGIES
@@ -165,7 +155,7 @@ def scan(source, workload, steps, lr, kind, to_runs, directions_file, normalizat
                                   ("--y" if y_spec else "--x" if x_spec else "--range/--grid")))
     if kind in ("pca", "interp") and not (x_spec or y_spec or given("span")):
         grid = None  # the library's default: covering the run's path
-    out = make_out_dir(out)
+    out = make_output_folder(out)
     bars = Bars(quiet)
     if source is None:
         model, run = adam_model(workload, steps=steps, lr=lr, seed=seed,

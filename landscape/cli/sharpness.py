@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import click
 
-from landscape.cli.options import (
-    ExistingPath, FiniteFloat, USER_CODE_NOTE, compute_in, echo_outputs, library_errors,
-    make_out_dir, out_option, precision_option, progress, quiet_option, seed_option)
+from landscape.cli.options import (ExistingPath, FiniteFloat, USER_CODE_NOTE, compute_in,
+                                   echo_outputs, library_errors, out_option, precision_option,
+                                   progress, quiet_option, seed_option)
+from landscape.io.folders import make_output_folder
 
 EXAMPLES = """
 \b
@@ -69,7 +70,7 @@ def sharpness(runs, epsilons, rho_linf, rho_l2, rho_average, ascent_steps, sampl
 
     precision = compute_in(precision)
     models = [model for model, _ in open_runs(list(runs), workload=user_workload)]
-    out = make_out_dir(out)
+    out = make_output_folder(out)
     with progress(len(runs) * measures_per_model(epsilons), "sharpness", quiet=quiet,
                   unit="measure") as bar:
         report = sharpness_report(

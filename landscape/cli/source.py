@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from landscape.cli.options import USER_CODE_NOTE, FiniteFloat, progress
+from landscape.cli.options import FiniteFloat, USER_CODE_NOTE, progress
 
 
 def model_options(command):

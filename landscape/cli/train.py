@@ -9,9 +9,10 @@ import click
 
 from landscape.data import names as workload_names
 
-from landscape.cli.options import (
-    FiniteFloat, USER_CODE_NOTE, compute_in, echo_outputs, library_errors, make_out_dir,
-    out_option, precision_option, progress, quiet_option, seed_option, warn_if_batch_exceeds)
+from landscape.cli.options import (FiniteFloat, USER_CODE_NOTE, compute_in, echo_outputs,
+                                   library_errors, optimizer_names, out_option, precision_option,
+                                   progress, quiet_option, seed_option, warn_if_batch_exceeds)
+from landscape.io.folders import make_output_folder
 
 BAR_METRICS = ("train_loss", "test_loss", "test_acc")  # no train_acc: test accuracy counts
 EXAMPLES = """
@@ -26,28 +27,13 @@ Examples:
 """
 
 
-def _optimizer_names(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
-    import optimizers
-
-    valid = optimizers.names()
-    for name in values:
-        if name not in valid:
-            raise click.BadParameter(
-                f"(={name!r}) is not a known optimizer; choose one of {', '.join(valid)}"
-            )
-    repeated = sorted({name for name in values if values.count(name) > 1})
-    if repeated:
-        raise click.BadParameter(f"(={repeated[0]!r}) is given twice; each optimizer gets one "
-                                 "run directory")
-    return values
-
-
 @click.command(epilog=EXAMPLES)
 @click.option("--workload", default="digits", show_default=True,
               help=f"Built-in workload ({', '.join(workload_names())}) or "
                    "`package.module:function` returning a landscape.Workload. " + USER_CODE_NOTE)
 @click.option("--optimizer", "optimizer_names", multiple=True, default=("adam",),
-              show_default=True, callback=_optimizer_names,
+              show_default=True,
+              callback=optimizer_names(twice="; each optimizer gets one run directory"),
               help="Optimizer from the suite; repeat for several (all start from the same "
                    "initial parameters).")
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True,
@@ -138,7 +124,7 @@ def train(workload, optimizer_names, steps, batch_size, lr, record_every, record
 
     try:
         runs = training.train_runs(
-            workload, optimizer_names, make_out_dir(out), steps=steps, batch_size=batch_size,
+            workload, optimizer_names, make_output_folder(out), steps=steps, batch_size=batch_size,
             learning_rate=lr, seed=seed, record_every=record_every,
             record_opt_state=record_opt_state, track_sharpness=track_every,
             sharpness_steps=sharpness_steps, sharpness_samples=sharpness_samples,

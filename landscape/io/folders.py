@@ -10,18 +10,14 @@ from landscape.errors import WriteError
 
 def make_output_folder(path: str | os.PathLike, *, param: str = "out") -> str:
     """Create the folder ``path`` and its parents if missing; a :class:`WriteError` if that
-    fails or the folder is not writable, naming the argument ``param`` in backticks (its
-    ``param`` attribute, as :class:`~landscape.errors.InputError`'s, lets the CLI name the
-    option: "cannot create `--out` folder ...")."""
+    fails or the folder is not writable, naming the argument ``param`` in backticks (the CLI names the option: "cannot create
+    `--out` folder ...")."""
     path = os.fspath(path)
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as exc:
-        error = WriteError(f"cannot create `{param}` folder {path}: {exc.strerror}")
-        error.param = param
-        raise error from exc
+        raise WriteError(f"cannot create `{param}` folder {path}: {exc.strerror}",
+                         param=param) from exc
     if not os.access(path, os.W_OK):
-        error = WriteError(f"`{param}` folder {path} is not writable")
-        error.param = param
-        raise error
+        raise WriteError(f"`{param}` folder {path} is not writable", param=param)
     return path

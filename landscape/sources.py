@@ -4,7 +4,7 @@ train`` (``open_run``, ``open_runs``) with the run itself (trajectory, optimizer
 state). Every scan and probe, from the command line or from Python, starts here.
 
     model, run = landscape.open_run("runs/adam")
-    landscape.scan_model(model, ...)
+    landscape.scan_model(model, run, out="scan-adam", kind="pca")
 """
 
 from __future__ import annotations

@@ -57,7 +57,11 @@ def _run_pvbatch(script, *args):
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        return subprocess.run(["xvfb-run", "-a", "-n", str(first), "pvbatch", str(script),
+        proc = subprocess.run(["xvfb-run", "-a", "-n", str(first), "pvbatch", str(script),
                                *map(str, args)], capture_output=True, text=True, timeout=180)
     finally:
         os.close(fd)
+    if proc.returncode != 0:  # the cause, not the last of a long stack trace, in the message
+        cause = proc.stderr.split("Stack trace", 1)[0]
+        proc.stderr = cause[-3000:] + "\n[stack trace cut]"
+    return proc

@@ -270,10 +270,12 @@ def _paths_grid(paths: Sequence[compare.ComparedPath], num: int) -> Grid:
 
 def _function_surface(function, start, steps, paths, grid: Grid, out: str,
                       overwrite: bool) -> str:
-    """The function on ``grid`` as ``OUT/surface.h5`` (float64, on the host)."""
+    """The function on ``grid`` as ``OUT/surface.h5`` (float64, on the host), written as every
+    surface file is (:class:`~landscape.io.surface_writer.SurfaceWriter`); the caller holds the
+    file's lock."""
     from landscape.version import __version__
-    from landscape.io import surface_h5
     from landscape.io.surface_record import SurfaceRecord
+    from landscape.io.surface_writer import SurfaceWriter
 
     spec = {"function": function.name, "start": list(start), "steps": steps,
             "optimizers": [path.optimizer for path in paths],
@@ -284,10 +286,13 @@ def _function_surface(function, start, steps, paths, grid: Grid, out: str,
                            tool_version=__version__,
                            extra={"function": function.name, "formula": function.formula})
     h5_path = os.path.join(out, SURFACE_H5)
-    surface_h5.create(h5_path, grid, ["train_loss"], compare.function_plane(),
-                      record.to_attrs(), overwrite=overwrite)
-    values = function.on_grid(grid.x, grid.y)
-    surface_h5.write_points(h5_path, np.arange(grid.num_points), {"train_loss": values.ravel()})
+    # lock=False: compare holds OUT/surface.h5's lock over all its outputs, and a second flock
+    # on the same file from this process would be refused.
+    with SurfaceWriter(h5_path, what="compare", lock=False) as writer:
+        writer.open(grid, ["train_loss"], compare.function_plane(), record, overwrite=overwrite)
+        values = function.on_grid(grid.x, grid.y)
+        writer.write_points(np.arange(grid.num_points), {"train_loss": values.ravel()})
+        writer.finish()
     return h5_path
 
 

@@ -36,7 +36,9 @@ class Objective:
     Attributes:
       loss: ``loss(params, state, batch) -> (mean loss, metrics)``, pure and jit-able; metrics
         are batch means too (``acc`` as a fraction in [0, 1]).
-      data: ``{split: Dataset | Batches}``; the first entry is the default split.
+      data: ``{split: Dataset | Batches}``; the first entry is the default split (for the
+        geometry measures, a split may also hold an earlier Hessian problem's batches, already
+        on the devices: :func:`landscape.geometry.loss.placed`).
       state: the model's untrained state, the same at every point.
       batch_size: samples per batch cut from in-memory datasets (memory only: means are exact).
       metrics: names of the entries ``loss`` returns in its metrics dict.

@@ -10,11 +10,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.flatten_util import ravel_pytree
 
 import landscape
 from landscape.geometry.tracking import SharpnessTracker
 from landscape.geometry import curvature as cv
-from landscape.geometry.loss import DataLoss
+from landscape.errors import InputError
+from landscape.geometry.loss import DataLoss, placed, problem_of
 from landscape.geometry.stability import preconditioner, stability_threshold
 from landscape.curvature.eigen import lanczos_extremes
 from landscape.workload import Dataset, Workload
@@ -184,3 +186,46 @@ def test_no_threshold_without_a_known_rule():
     assert stability_threshold("lamb", 0.01) is None
     assert stability_threshold("sgd", None) is None
     assert preconditioner("sgd", {}, (), {"w": np.ones(2)}) is None
+
+
+def _mlp_loss(params, state, batch):
+    """Mean squared error of a tanh MLP: one function object, so compilations are shared."""
+    hidden = jnp.tanh(batch.inputs @ params["w1"] + params["b1"])
+    return jnp.mean((hidden @ params["w2"] - batch.targets) ** 2), {}
+
+
+def test_lambda_max_of_an_objective_is_the_dense_float64_eigenvalue():
+    """An :class:`~landscape.Objective` made by hand (no workload) is a geometry loss: its λmax
+    and λmin (summed over batches of 5, a short last one included) are the extreme eigenvalues
+    of the dense ``jax.hessian`` of the whole split's mean loss; a second split is measured
+    only when asked for, and the placed data give the same problem."""
+    rng = np.random.default_rng(3)
+    with jax.enable_x64(True):
+        splits = {name: Dataset(rng.normal(size=(n, 2)), rng.normal(size=(n, 1)))
+                  for name, n in (("train", 13), ("test", 7))}
+        params = {"w1": jnp.asarray(rng.normal(size=(2, 4))), "b1": jnp.asarray(rng.normal(size=4)),
+                  "w2": jnp.asarray(rng.normal(size=(4, 1)))}
+        objective = landscape.Objective(_mlp_loss, splits, batch_size=5)
+        flat, unravel = ravel_pytree(params)
+
+        def dense(split):
+            data = splits[split]
+            whole = lambda w: _mlp_loss(unravel(w), {}, data)[0]  # noqa: E731
+            return np.linalg.eigvalsh(np.asarray(jax.hessian(whole)(flat)))
+
+        pairs = landscape.geometry.extreme_eigenvalues(objective, params, bottom_k=1, tol=1e-10,
+                                                       max_iter=flat.size)
+        reference = dense("train")
+        assert float(pairs.top.values[0]) == pytest.approx(reference[-1], rel=1e-8)
+        assert float(pairs.bottom.values[0]) == pytest.approx(reference[0], rel=1e-6, abs=1e-8)
+        test_split = problem_of(objective, params, split="test")
+        assert float(test_split.value()) == pytest.approx(
+            float(_mlp_loss(params, {}, splits["test"])[0]), rel=1e-12)
+        problem = problem_of(objective, params)
+        again = problem_of(placed(objective, problem), params)
+        assert placed(objective, problem).splits == ("train", "test")
+        v = jnp.asarray(rng.normal(size=flat.size))
+        np.testing.assert_allclose(np.asarray(again.hvp(v)), np.asarray(problem.hvp(v)),
+                                   rtol=1e-12)
+        with pytest.raises(InputError, match="`split`"):
+            problem_of(DataLoss(form, None), params, split="test")

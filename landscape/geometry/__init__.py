@@ -1,7 +1,8 @@
 """Geometry along training: curvature per recorded step and the edge of stability, sharpness
 measures of a minimum, and mode connectivity between two minima.
 
-One concept per module: ``loss`` (the loss interface every measure takes), ``curvature``
+One concept per module: ``loss`` (the losses every measure takes: an
+:class:`~landscape.objective.Objective`, or one expression), ``curvature``
 (λmax/λmin/trace along a run, warm-started Lanczos), ``stability`` (edge-of-stability thresholds,
 adaptive preconditioners from optimizer state), ``tracking`` (λmax while training),
 ``sharpness`` (ε-sharpness, adaptive worst- and average-case), ``batch_stats`` (BatchNorm
@@ -29,7 +30,7 @@ from landscape.geometry.curvature import (
     hessian_of,
     run_curvature,
 )
-from landscape.geometry.loss import DataLoss, workload_loss
+from landscape.geometry.loss import DataLoss, Loss, problem_of, workload_loss
 from landscape.geometry.sharpness import (
     SharpnessValue,
     average_case_sharpness,
@@ -44,11 +45,11 @@ from landscape.geometry.stability import (
 )
 
 __all__ = [
-    "Curvature", "DataLoss", "RunCurvature", "SharpnessValue", "StabilityThreshold",
+    "Curvature", "DataLoss", "Loss", "RunCurvature", "SharpnessValue", "StabilityThreshold",
     "average_case_sharpness", "barrier", "barriers", "bezier_point", "connect_models",
     "curvature_along", "curve_coordinates", "curve_plane", "epsilon_sharpness",
     "evaluate_path", "extreme_eigenvalues", "hessian_of", "linear_point", "model_sharpness",
-    "preconditioner", "recompute_batch_stats", "run_curvature", "stability_threshold",
+    "preconditioner", "problem_of", "recompute_batch_stats", "run_curvature", "stability_threshold",
     "state_momentum", "train_bezier", "workload_evaluator", "workload_loss",
     "worst_case_sharpness",
 ]

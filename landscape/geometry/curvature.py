@@ -10,7 +10,8 @@ v₀ = u_prev/‖u_prev‖ + ``WARM_MIX``·g/‖g‖ (g Gaussian; 80 % of the en
 stopping test waits ``WARM_MIN_STEPS`` steps, so the Krylov space sees the rest of the spectrum
 before the residual rule may accept a value.
 
-The measures take any ``loss_fn(params) -> scalar`` (:mod:`landscape.geometry.loss`);
+The measures take any loss of :mod:`landscape.geometry.loss` (an objective, or a
+``loss_fn(params) -> scalar``);
 :func:`run_curvature` is the glue from a run directory and its workload.
 """
 
@@ -26,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from landscape.errors import InputError
-from landscape.geometry.loss import LossFn, placed, problem_of
+from landscape.geometry.loss import Loss, placed, problem_of, workload_loss
 from landscape.geometry.stability import (
     StabilityThreshold,
     preconditioner,
@@ -42,7 +43,7 @@ WARM_MIX = 0.5  # weight of the fresh Gaussian part of a warm start (unit vector
 WARM_MIN_STEPS = 4  # Lanczos steps before the first convergence test of a warm start
 
 
-def hessian_of(loss: LossFn, params: Params, *, preconditioner: Params | None = None,
+def hessian_of(loss: Loss, params: Params, *, preconditioner: Params | None = None,
                operator: str | CurvatureSpec = "hessian") -> HessianProblem:
     """The Hessian of ``loss`` at ``params`` as a matrix-free problem; with a diagonal
     ``preconditioner`` P (pytree like ``params``, entries > 0), P^{-1/2} H P^{-1/2} instead;
@@ -68,7 +69,7 @@ def warm_start(previous: jax.Array | None, key: jax.Array, size: int, dtype) -> 
 
 
 def extreme_eigenvalues(
-    loss: LossFn,
+    loss: Loss,
     params: Params,
     *,
     preconditioner: Params | None = None,
@@ -123,7 +124,7 @@ class Curvature:
 
 
 def curvature_along(
-    losses: LossFn | Sequence[LossFn],
+    losses: Loss | Sequence[Loss],
     points: Sequence[Params],
     *,
     steps: Sequence[int] | None = None,
@@ -154,8 +155,8 @@ def curvature_along(
     count = len(points)
     if count == 0:
         raise InputError("no points to measure")
-    # One loss may itself be a tuple (a DatasetLoss or DataLoss is a NamedTuple): only a plain
-    # list or tuple is one loss per point.
+    # One loss may itself be a tuple (a DataLoss is a NamedTuple): only a plain list or tuple
+    # is one loss per point.
     losses = list(losses) if type(losses) in (list, tuple) else [losses] * count
     preconditioners = list(preconditioners) if preconditioners is not None else [None] * count
     if len(losses) != count or len(preconditioners) != count:
@@ -230,7 +231,6 @@ def run_curvature(
     sharpness with P from that state. ``operator``: the GGN (the workload's ``apply`` and
     ``output_loss``) or the empirical Fisher in place of the Hessian. ``options`` go to
     :func:`curvature_along`."""
-    from landscape.geometry.loss import workload_loss
 
     operator = workload_curvature(workload, operator)  # a GGN without outputs: refused first
     trajectory = run.trajectory
@@ -249,7 +249,7 @@ def run_curvature(
     for i in indices:
         at = lambda tree, i=i: jax.tree.map(lambda leaf: leaf[i], tree)  # noqa: E731
         state, params = at(trajectory.state), at(trajectory.params)
-        losses.append(base._replace(state=state))
+        losses.append(base.replace(state=state))
         points.append(params)
         p = None
         if reason == "yes":

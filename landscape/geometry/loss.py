@@ -1,10 +1,12 @@
 """The one thing every geometry measure needs: a scalar loss of the parameters, and its Hessian.
 
-Three forms are accepted wherever a ``loss`` is:
+Three forms are accepted wherever a ``loss`` is (:data:`Loss`):
 
-- :class:`DatasetLoss`: the exact mean of a per-batch loss over a data set (in memory, or a
-  re-iterable of batches read one at a time). Its gradients and Hessian-vector products are
-  summed batch by batch, so the memory is one batch's whatever the data set's size
+- an :class:`~landscape.objective.Objective` (the type the surface engine and
+  :func:`landscape.hessian` take): the exact mean of its per-batch loss over one split of its
+  data (the first; ``split=`` where a function takes one), in memory or a re-iterable of
+  batches read one at a time. Its gradients and Hessian-vector products are summed batch by
+  batch, so the memory is one batch's whatever the data set's size
   (:mod:`landscape.curvature.operator`). :func:`workload_loss` makes one from a workload.
 - :class:`DataLoss`: ``fn(params, data)``, one expression with its data kept apart so that they
   travel through ``jit`` as an argument.
@@ -23,10 +25,11 @@ from typing import Any, NamedTuple
 
 import jax
 
-from landscape.errors import InputError
 from landscape.curvature.operator import HessianProblem, dataset_problem, loss_problem
 from landscape.curvature.products import CurvatureSpec, curvature_spec
-from landscape.workload import Params, State, Workload
+from landscape.errors import InputError
+from landscape.objective import Objective, Params, State
+from landscape.workload import Workload
 
 
 class DataLoss(NamedTuple):
@@ -43,48 +46,46 @@ class DataLoss(NamedTuple):
         return self.fn(params, self.data)
 
 
-class DatasetLoss(NamedTuple):
-    """The exact mean of ``loss(params, state, batch)`` (the batch's mean loss, or ``(loss,
-    metrics)``) over ``data``: a :class:`~landscape.Dataset` cut into batches of
-    ``batch_size``, a :class:`~landscape.batches.Batches` stream, or the batches of an earlier
-    problem (``problem.data``: already placed). Each batch's weight is its size."""
-
-    loss: Callable[[Params, State, Any], Any]
-    state: State
-    data: Any
-    batch_size: int = 1024
-    devices: tuple | None = None
-
-    def __call__(self, params: Params) -> jax.Array:
-        return problem_of(self, params).value()
+Loss = Objective | DataLoss | Callable[[Params], jax.Array]
+"""What a geometry measure takes as its ``loss``: see the module docstring."""
 
 
-LossFn = Callable[[Params], jax.Array] | DataLoss | DatasetLoss
-
-
-def problem_of(loss: LossFn, params: Params, *, scale: Params | None = None,
-               operator: str | CurvatureSpec = "hessian") -> HessianProblem:
+def problem_of(loss: Loss, params: Params, *, split: str | None = None,
+               scale: Params | None = None, operator: str | CurvatureSpec = "hessian",
+               devices: Sequence[jax.Device] | None = None) -> HessianProblem:
     """The Hessian (and the loss and gradient) of ``loss`` at ``params``; with ``scale`` (a
-    pytree d like the params), D H D with D = diag(d). ``operator``: the GGN or the empirical
-    Fisher instead (:mod:`landscape.curvature.products`), for a :class:`DatasetLoss` only."""
+    pytree d like the params), D H D with D = diag(d).
+
+    For an :class:`~landscape.objective.Objective` only: ``split`` (default: its first),
+    ``operator`` (the GGN or the empirical Fisher instead, :mod:`landscape.curvature.products`)
+    and ``devices`` (those that share each batch's samples; default: the local devices). A
+    one-expression loss sits where its data are."""
     curvature = curvature_spec(operator)
-    if isinstance(loss, DatasetLoss):
-        return dataset_problem(loss.loss, params, loss.state, loss.data,
-                               batch_size=loss.batch_size, devices=loss.devices, scale=scale,
-                               operator=curvature)
-    if curvature.kind != "hessian":
-        raise InputError(f"`operator` (={curvature.kind!r}) needs a per-batch loss over a data "
-                         "set (a DatasetLoss: `workload_loss`); this loss is one expression",
-                         param="operator")
+    if isinstance(loss, Objective):
+        data = loss.dataset(loss.splits[0] if split is None else split)
+        return dataset_problem(loss.loss, params, loss.state, data, batch_size=loss.batch_size,
+                               devices=devices, scale=scale, operator=curvature)
+    for name, value, default in (("operator", curvature.kind, "hessian"),
+                                 ("split", split, None), ("devices", devices, None)):
+        if value != default:
+            raise InputError(f"`{name}` (={value!r}) needs a per-batch loss over a data set (an "
+                             "Objective: `workload_loss`); this loss is one expression",
+                             param=name)
     if isinstance(loss, DataLoss):
         return loss_problem(loss.fn, params, loss.data, scale=scale)
     return loss_problem(_ignoring_data(loss), params, None, scale=scale)
 
 
-def placed(loss: LossFn, problem: HessianProblem) -> LossFn:
-    """``loss`` with its data as ``problem`` placed them (a :class:`DatasetLoss` only): later
-    problems of it then skip the copy to the devices."""
-    return loss._replace(data=problem.data) if isinstance(loss, DatasetLoss) else loss
+def placed(loss: Loss, problem: HessianProblem, *, split: str | None = None) -> Loss:
+    """``loss`` with its ``split`` data (default: the first) as ``problem`` placed them on the
+    devices, for an :class:`~landscape.objective.Objective` (the other forms as they are):
+    later problems of it skip the copy. For :func:`problem_of` only: the surface engine takes
+    data sets and streams, not an earlier problem's batches."""
+    if not isinstance(loss, Objective):
+        return loss
+    # Replacing an existing key keeps the order of the splits, so the first stays first.
+    return loss.replace(data={**loss.data, loss.splits[0] if split is None else split:
+                              problem.data})
 
 
 @functools.lru_cache(maxsize=64)
@@ -98,14 +99,13 @@ def workload_loss(
     *,
     split: str = "train",
     batch_size: int | None = None,
-    devices: Sequence[jax.Device] | None = None,
-) -> DatasetLoss:
-    """The exact mean ``split`` loss of ``workload`` in evaluation mode, at model ``state``.
+) -> Objective:
+    """The exact mean ``split`` loss of ``workload`` in evaluation mode, at model ``state``: the
+    workload's :class:`~landscape.objective.Objective` on that one split.
 
     ``batch_size`` (default ``workload.batch_size``) bounds memory only. Each batch's samples are
-    split across ``devices`` (default: the local devices), as
+    split across the local devices (``devices=`` of :func:`problem_of` for others), as
     :func:`landscape.curvature.hessian_problem` does.
     """
-    return DatasetLoss(workload.loss, state, workload.dataset(split),
-                       batch_size or workload.batch_size,
-                       None if devices is None else tuple(devices))
+    objective = workload.objective(state, (split,))
+    return objective if batch_size is None else objective.replace(batch_size=batch_size)

@@ -24,9 +24,9 @@ lower bound on the true maximum. Keskar et al. maximized with 10 iterations of L
 Andriushchenko et al. with auto-PGD on m-sample batches; here the loss is the full-dataset mean
 (m = n) and the ascent plain PGD — stated with every result.
 
-The measures take any loss of :mod:`landscape.geometry.loss`; for a data set's mean
-(:class:`~landscape.geometry.loss.DatasetLoss`) every gradient is summed batch by batch, in
-the memory of one batch. :func:`model_sharpness` is the glue from a workload and a model.
+The measures take any loss of :mod:`landscape.geometry.loss`; for a data set's mean (an
+:class:`~landscape.objective.Objective`, on its first split) every gradient is summed batch by
+batch, in the memory of one batch. :func:`model_sharpness` is the glue from a workload and a model.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from landscape.errors import InputError
-from landscape.geometry.loss import LossFn, placed, problem_of
+from landscape.geometry.loss import Loss, placed, problem_of, workload_loss
 from landscape.curvature.operator import HessianProblem
 from landscape.workload import Params
 
@@ -106,7 +106,7 @@ def _ascent(problem: HessianProblem, scale, radius, step_size, key, *, norm, ste
 
 
 def worst_case_sharpness(
-    loss: LossFn,
+    loss: Loss,
     params: Params,
     *,
     rho: float,
@@ -129,7 +129,7 @@ def worst_case_sharpness(
 
 
 def epsilon_sharpness(
-    loss: LossFn,
+    loss: Loss,
     params: Params,
     *,
     epsilon: float = 1e-3,
@@ -164,7 +164,7 @@ def _maximum(problem: HessianProblem, scale, radius, *, norm, steps, step_size, 
 
 
 def average_case_sharpness(
-    loss: LossFn,
+    loss: Loss,
     params: Params,
     *,
     rho: float,
@@ -218,7 +218,6 @@ def model_sharpness(
     entry saying what it is and how it was computed (``len(epsilons) + 5`` entries;
     ``on_measure(name)`` after each, for progress bars)."""
     from landscape.geometry.curvature import extreme_eigenvalues
-    from landscape.geometry.loss import workload_loss
     from landscape.curvature.trace import hutchinson_trace
 
     loss = workload_loss(workload, state, split=split)

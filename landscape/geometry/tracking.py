@@ -24,12 +24,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from landscape.errors import InputError
-from landscape.geometry.curvature import WARM_MIX
 from landscape.curvature.host_loop import lanczos_top_on_host
 from landscape.curvature.lanczos import lanczos_top
-from landscape.curvature.operator import dataset_problem
 from landscape.curvature.products import CurvatureSpec, workload_curvature
+from landscape.errors import InputError
+from landscape.geometry.curvature import WARM_MIX
+from landscape.geometry.loss import problem_of, workload_loss
 from landscape.workload import Dataset, Params, State, Workload
 
 
@@ -59,7 +59,9 @@ class SharpnessTracker:
         if samples is not None and samples < len(data):
             rows = np.sort(np.random.default_rng(seed).permutation(len(data))[:samples])
             data = Dataset(data.inputs[rows], data.targets[rows])
-        self.data, self.samples, self.num_steps = data, len(data), num_steps
+        # The state is the one each measurement is given (the first one's until then).
+        self.objective = workload_loss(workload, {}).replace(data={"train": data})
+        self.samples, self.num_steps = len(data), num_steps
         self.problem = None  # made at the first measurement, from the params it is given
         self._pending: list[tuple[int, Any, Any]] = []
 
@@ -69,9 +71,8 @@ class SharpnessTracker:
         # On the training's device, where the params and state arrive.
         devices = list(jax.tree.leaves(params)[0].devices()) if isinstance(
             jax.tree.leaves(params)[0], jax.Array) else jax.local_devices()[:1]
-        self.problem = dataset_problem(self.workload.loss, params, state, self.data,
-                                       batch_size=self.workload.batch_size, devices=devices[:1],
-                                       operator=self.operator)
+        self.problem = problem_of(self.objective.replace(state=state), params,
+                                  devices=devices[:1], operator=self.operator)
 
         @jax.jit
         def start(params, previous, key):

@@ -84,7 +84,7 @@ def main() -> None:
     workload = landscape.get_workload("digits")
     rows = []
     candidates = [("plain optax loop", None)] + [
-        ("landscape.train", every) for every in args.record_every
+        ("landscape.train_loop", every) for every in args.record_every
     ]
     best: dict[tuple, float] = {}
     for _ in range(args.repeats):  # interleaved, so a busy moment hits every candidate alike

@@ -41,7 +41,7 @@ from landscape.scan import make_plane, scan_surface  # noqa: E402
 from landscape.sharpness_table import sharpness_report  # noqa: E402
 from landscape.sources import ModelSource, open_run, open_runs, trained_model  # noqa: E402
 from landscape.surfaces import Surface, load_surface  # noqa: E402
-from landscape.train import Run, TrainResult, train  # noqa: E402
+from landscape.train_loop import Run, TrainResult, train  # noqa: E402
 from landscape.training import train_runs  # noqa: E402
 from landscape.views import plot_file  # noqa: E402
 from landscape.workload import Workload  # noqa: E402

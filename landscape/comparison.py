@@ -133,7 +133,7 @@ def compare_on_workload(workload: str, *, out: str | os.PathLike,
     from landscape.precision import computing_in
     from landscape.scan import resumed_precision
     from landscape.sources import ModelSource
-    from landscape.train import OptimizerSpec
+    from landscape.train_loop import OptimizerSpec
 
     names, rates = _optimizers(optimizers, rates, default=NETWORK_OPTIMIZERS)
     if plane not in compare.PLANE_KINDS:
@@ -302,7 +302,7 @@ def _runs(workload, workload_name: str, specs, out: str, settings: dict, precisi
     import jax
 
     from landscape.runs import save_run
-    from landscape.train import train
+    from landscape.train_loop import train
 
     init = workload.init(jax.random.split(jax.random.key(settings["seed"]))[0])  # as train's
     source = None if workload_name == workload.name else workload_name  # as `landscape train`

@@ -51,7 +51,7 @@ def project_onto_plane(trajectory: list[Params], plane: Plane) -> Projection:
 def project_run(run: Any, plane: Plane) -> dict[str, np.ndarray | None]:
     """A training run's recorded path on ``plane``, as a surface file stores it: projected ``x``,
     ``y``, the recorded full-train-set ``loss``, ``step``, and the residuals (``run``: a
-    :class:`landscape.train.Run` or anything with its ``trajectory``)."""
+    :class:`landscape.train_loop.Run` or anything with its ``trajectory``)."""
     trajectory = run.trajectory
     points = [trajectory.params_at(int(step)) for step in trajectory.step]
     projection = project_onto_plane(points, plane)

@@ -34,7 +34,7 @@ class Divergence(NamedTuple):
 
 def host_metrics(values: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
     """``{"train_loss", "test_loss", "train_acc", "test_acc"}`` as floats (NaN for what does not
-    apply) from :func:`landscape.train.make_evaluator`'s output; waits for the device."""
+    apply) from :func:`landscape.train_loop.make_evaluator`'s output; waits for the device."""
     out = {name: math.nan for name in METRIC_NAMES}
     for split, metrics in jax.device_get(values).items():
         out[f"{split}_loss"] = float(metrics["loss"])
@@ -105,7 +105,7 @@ class Recorder:
             self.on_record(metrics)
 
     def columns(self) -> dict[str, Any]:
-        """The fetched records as :class:`~landscape.train.Trajectory` fields (call
+        """The fetched records as :class:`~landscape.train_loop.Trajectory` fields (call
         :meth:`fetch` first for the last one)."""
         records = self.records
         return dict(

@@ -39,7 +39,7 @@ from landscape.io import atomic, checkpoint, journal, trajectory_h5
 from landscape.precision import PRECISIONS, UNRECORDED
 from landscape.io.paths import check_file
 from landscape.tree import leaf_path
-from landscape.train import METRIC_NAMES, Divergence, Run, SharpnessTrack, Trajectory, versions
+from landscape.train_loop import METRIC_NAMES, Divergence, Run, SharpnessTrack, Trajectory, versions
 
 RUN_JSON = "run.json"
 TRAJECTORY = "trajectory.h5"

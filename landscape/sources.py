@@ -40,7 +40,7 @@ def trained_model(workload_name: str, *, steps: int, lr: float, seed: int = 0,
 
     from landscape.data import get_workload
     from landscape.precision import DEFAULT as DEFAULT_PRECISION
-    from landscape.train import train
+    from landscape.train_loop import train
 
     workload = workload or get_workload(workload_name)
     callback = None if on_step is None else (lambda step, loss: on_step())

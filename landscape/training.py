@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from landscape.errors import InputError, WriteError
-from landscape.train import OptimizerSpec, Run
+from landscape.train_loop import OptimizerSpec, Run
 from landscape.workload import Workload
 
 CHECK_EVERY = 25  # steps between divergence checks (each waits for the device once)
@@ -58,7 +58,7 @@ def train_runs(
         ``workload_source``) or a loaded :class:`landscape.Workload` (recorded by its ``name``,
         which is what :func:`landscape.open_run` will load).
       optimizers: suite names (built with ``learning_rate``, default: each one's own) or
-        :class:`landscape.train.OptimizerSpec` (a learning rate and hyperparameters of its own);
+        :class:`landscape.train_loop.OptimizerSpec` (a learning rate and hyperparameters of its own);
         one run directory each, so a name may appear once.
       steps, batch_size, seed, record_every, record_opt_state, precision: as
         :func:`landscape.train` (a ``batch_size`` beyond the training set is cut to its size:
@@ -129,7 +129,7 @@ def _setup(workload, batch_size, seed, track_every, sharpness_steps, sharpness_s
 
     from landscape.data import get_workload
     from landscape.errors import user_code
-    from landscape.train import check_loss
+    from landscape.train_loop import check_loss
 
     wl = workload if isinstance(workload, Workload) else get_workload(workload)
     source = workload if isinstance(workload, str) else wl.name
@@ -196,14 +196,13 @@ def _train_one(wl: Workload, spec: OptimizerSpec, directory: str, *, init, steps
                tracking: dict, precision: str, on_run, on_step, on_record, on_shrink) -> Run:
     """Train one optimizer into ``directory`` (its lock held by the caller), streaming every
     record to its journal; ``tracking``: what else to record (optimizer state, λmax while
-    training: :func:`landscape.train.train`'s options). Returns the run, with its ``path``."""
+    training: :func:`landscape.train_loop.train`'s options). Returns the run, with its ``path``."""
     import dataclasses
-    import importlib
 
+    from landscape import train_loop  # its `train` looked up at every call (tests replace it)
     from landscape.runs import start_run
 
-    # (`landscape.train` is the function; the module's `train` is looked up at every call)
-    train = importlib.import_module("landscape.train").train
+    train = train_loop.train
 
     tracking = dict(tracking)
     new_tracker = tracking.pop("new_tracker", None)

@@ -1,6 +1,6 @@
 """What a training run recorded: :class:`Trajectory` (every recorded step's parameters, state,
 metrics and optimizer state) and :class:`SharpnessTrack` (λmax measured while training). The
-types of :mod:`landscape.train`'s results, read and written by
+types of :mod:`landscape.train_loop`'s results, read and written by
 :mod:`landscape.io.trajectory_h5`, below both."""
 
 from __future__ import annotations

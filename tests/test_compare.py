@@ -196,7 +196,7 @@ def test_summary_helpers():
 
 def _run(rows, loss):
     """A landscape.Run whose recorded params are ``rows`` (each 7 numbers) every 10 steps."""
-    from landscape.train import Run, Trajectory
+    from landscape.train_loop import Run, Trajectory
 
     n = len(rows)
     stacked = {"w": np.stack([r[:4].reshape(2, 2) for r in rows]).astype(np.float32),

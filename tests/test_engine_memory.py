@@ -4,7 +4,6 @@ recording the final sizes, each giving the unconstrained run's numbers; the devi
 budget hook; the evaluation batch size; the shared first layer kept or not from the device's
 numbers (a fake H100 against the CPU)."""
 
-import importlib
 import json
 import types
 
@@ -36,7 +35,7 @@ from landscape.models import SmallCNN, pure_modes
 from landscape.objective import Objective
 from landscape.runs import load_run, save_run
 from landscape.scan import scan_surface
-from landscape.train import train
+from landscape.train_loop import train
 
 
 class FakeAccelerator:
@@ -374,7 +373,8 @@ def tiny():
 def _steps_failing_above(monkeypatch, samples: int, calls: list):
     """Make the training step raise XLA's out-of-memory error (before running) whenever it
     would differentiate more than ``samples`` samples at once."""
-    module = importlib.import_module("landscape.train")  # `landscape.train` is the function
+    from landscape import train_loop as module
+
     real = module.make_train_step
 
     def make(workload, optimizer, *, micro_batch=None):

@@ -10,7 +10,7 @@ from landscape.errors import InputError, ReadError
 from landscape.geometry.tracking import SharpnessTracker
 from landscape.io import trajectory_h5
 from landscape.runs import load_run, start_run
-from landscape.train import SharpnessTrack, Trajectory, train
+from landscape.train_loop import SharpnessTrack, Trajectory, train
 from landscape.workload import Dataset, Workload
 
 

@@ -69,13 +69,14 @@ def test_io_imports_nothing_from_the_package_top_and_the_version_is_one():
 
 
 def test_training_and_file_formats_know_nothing_of_curvature():
-    """`train.py` takes a tracker, it does not make one; file formats import neither the
+    """`train_loop.py` takes a tracker, it does not make one; file formats import neither the
     training loop nor geometry nor curvature (issue 23's layers)."""
-    assert not {n for n in imports(PACKAGE / "train.py")
+    assert not {n for n in imports(PACKAGE / "train_loop.py")
                 if n.startswith(("landscape.geometry", "landscape.curvature"))}
     for path in modules("io"):
         bad = {n for n in imports(path)
-               if n.startswith(("landscape.train", "landscape.geometry", "landscape.curvature"))}
+               if n.startswith(("landscape.train_loop", "landscape.training", "landscape.geometry",
+                                "landscape.curvature"))}
         assert not bad, (path, bad)
 
 
@@ -116,10 +117,15 @@ def test_no_import_circles():
 
 
 def test_no_function_of_the_api_shadows_a_module():
-    """`landscape.surface` is the function, and no module of that name exists beside it (a
-    module imported later would replace the function on the package)."""
+    """`landscape.surface`, `landscape.train` ... are functions, and no module of their name
+    exists beside them (a module imported later would replace the function on the package;
+    `import landscape.train as m` would give the function)."""
+    import inspect
+
     import landscape
 
-    for name in ("surface", "hessian"):
-        if callable(getattr(landscape, name, None)):
-            assert not (PACKAGE / f"{name}.py").exists() and not (PACKAGE / name).is_dir(), name
+    functions = [name for name in landscape.__all__
+                 if inspect.isfunction(getattr(landscape, name))]
+    assert {"surface", "hessian", "train"} <= set(functions)
+    for name in functions:
+        assert not (PACKAGE / f"{name}.py").exists() and not (PACKAGE / name).is_dir(), name

@@ -16,7 +16,7 @@ from landscape.cli import main
 from landscape.connectivity import check_same_workload
 from landscape.errors import FileInUse, InputError
 from landscape.io import curve_h5
-from landscape.train import OptimizerSpec
+from landscape.train_loop import OptimizerSpec
 from landscape.training import divergence_note, run_summary
 
 WORKLOAD = "test_run_pipelines:tiny_sine"  # this module (pytest puts tests/ on sys.path)

@@ -43,7 +43,7 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a model was trained before the check")
 
-    monkeypatch.setattr(importlib.import_module("landscape.train"), "train", refuse)
+    monkeypatch.setattr(importlib.import_module("landscape.train_loop"), "train", refuse)
 
 
 def test_interpolation_to_the_run_itself_is_refused(runs, tmp_path):
@@ -69,7 +69,7 @@ def test_training_options_beside_a_run_are_refused(runs, tmp_path, option, fragm
 
 def test_other_arguments_on_an_existing_file_are_refused_before_training(tmp_path, monkeypatch):
     assert invoke(["scan", *FAST, "--out", tmp_path]).exit_code == 0
-    monkeypatch.setattr(importlib.import_module("landscape.train"), "train",
+    monkeypatch.setattr(importlib.import_module("landscape.train_loop"), "train",
                         lambda *a, **k: pytest.fail("trained before the check"))
     one_line_error(invoke(["scan", *FAST, "--seed", "1", "--out", tmp_path]),
                    "made with other arguments", "--overwrite", code=1)
@@ -79,7 +79,7 @@ def test_a_finished_scan_returns_at_once(tmp_path, monkeypatch):
     assert invoke(["scan", *FAST, "--out", tmp_path]).exit_code == 0
     before = (tmp_path / "surface.h5").read_bytes()
     (tmp_path / "surface.png").unlink()  # drawn again from the file, still without training
-    monkeypatch.setattr(importlib.import_module("landscape.train"), "train",
+    monkeypatch.setattr(importlib.import_module("landscape.train_loop"), "train",
                         lambda *a, **k: pytest.fail("a finished scan trained again"))
     result = invoke(["scan", *FAST, "--out", tmp_path])
     assert result.exit_code == 0, result.output
@@ -92,7 +92,7 @@ def test_a_resumed_file_missing_train_loss(tmp_path, monkeypatch):
     path = tmp_path / "surface.h5"
     with h5py.File(path, "r+") as f:
         del f["train_loss"]
-    monkeypatch.setattr(importlib.import_module("landscape.train"), "train",
+    monkeypatch.setattr(importlib.import_module("landscape.train_loop"), "train",
                         lambda *a, **k: pytest.fail("trained before the check"))
     one_line_error(invoke(["scan", *FAST, "--out", tmp_path]), "lacks the dataset `train_loss`",
                    "--overwrite", code=1)

@@ -14,7 +14,7 @@ from landscape.data.classification import classification_workload
 from landscape.data.spirals import spirals
 from landscape.errors import InputError
 from landscape.models import pure_modes
-from landscape.train import OptimizerSpec, make_train_step, train
+from landscape.train_loop import OptimizerSpec, make_train_step, train
 from landscape.workload import Batch, dataset_mean
 
 

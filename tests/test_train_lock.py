@@ -36,9 +36,8 @@ def test_a_train_into_a_run_directory_in_use_stops_before_any_work(tmp_path, ove
 
 
 def test_the_locks_are_held_while_the_runs_train_and_dropped_after(tmp_path, monkeypatch):
-    import importlib
+    from landscape import train_loop as module
 
-    module = importlib.import_module("landscape.train")  # (`landscape.train` is the function)
     seen = []
     original = module.train
 

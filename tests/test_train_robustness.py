@@ -18,7 +18,7 @@ from landscape.cli import main
 from landscape.errors import TrainingDiverged
 from landscape.io import journal
 from landscape.runs import JOURNAL, load_run
-from landscape.train import train
+from landscape.train_loop import train
 
 
 def _finite(tree) -> bool:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from landscape.errors import ReadError, WriteError
 from landscape.io import trajectory_h5
-from landscape.train import METRIC_NAMES, Trajectory
+from landscape.train_loop import METRIC_NAMES, Trajectory
 
 RNG = np.random.default_rng(0)
 

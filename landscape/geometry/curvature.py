@@ -225,7 +225,7 @@ def run_curvature(
     **options: Any,
 ) -> RunCurvature:
     """:func:`curvature_along` at recorded ``steps`` (default: all) of ``run`` (a
-    :class:`landscape.train.Run`, e.g. from ``load_run``) on ``workload``'s mean ``split`` loss
+    :class:`landscape.train_loop.Run`, e.g. from ``load_run``) on ``workload``'s mean ``split`` loss
     in evaluation mode, each step with its own model state. For an adaptive optimizer whose
     state was recorded (``landscape train --record-opt-state``), also the preconditioned
     sharpness with P from that state. ``operator``: the GGN (the workload's ``apply`` and

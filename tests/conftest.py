@@ -44,23 +44,29 @@ def run_pvbatch():
 
 
 def _run_pvbatch(script, *args):
-    """ParaView's `pvbatch` on a virtual X display. `xvfb-run -a` picks the first free display
-    number by looking for lock files, so two test workers starting at once can pick the same one
-    and one pvbatch aborts creating its window: each worker starts its search at its own number,
-    and the workers of one machine take turns (an exclusive lock beside the X lock files)."""
-    import fcntl
+    """ParaView's `pvbatch` on a virtual X display of its own. Xvfb picks a free display number
+    itself and says which once it accepts connections (`-displayfd`): `xvfb-run -a` picks one by
+    looking for lock files, so two test workers starting at once could pick the same display,
+    and a pvbatch aborted on "bad X server connection". Access control is off (`-ac`): the
+    display lives for this one call and listens on no network port."""
     import subprocess
 
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    first = 200 + 20 * int(worker.removeprefix("gw") or 0)
-    lock_path = os.path.join(tempfile.gettempdir(), f"landscape-tests-xvfb-{os.getuid()}.lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    read, write = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x1024x24",
+                               "-nolisten", "tcp", "-ac"], pass_fds=(write,),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    os.close(write)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        proc = subprocess.run(["xvfb-run", "-a", "-n", str(first), "pvbatch", str(script),
-                               *map(str, args)], capture_output=True, text=True, timeout=180)
+        with os.fdopen(read) as handle:
+            display = handle.readline().strip()  # written when the server is ready
+        if not display:
+            raise RuntimeError(f"Xvfb did not start: {server.communicate(timeout=30)[1]!r}")
+        proc = subprocess.run(["pvbatch", str(script), *map(str, args)],
+                              env={**os.environ, "DISPLAY": f":{display}"},
+                              capture_output=True, text=True, timeout=180)
     finally:
-        os.close(fd)
+        server.terminate()
+        server.wait(timeout=30)
     if proc.returncode != 0:  # the cause, not the last of a long stack trace, in the message
         cause = proc.stderr.split("Stack trace", 1)[0]
         proc.stderr = cause[-3000:] + "\n[stack trace cut]"

@@ -299,9 +299,9 @@ print("REPORT " + json.dumps(report))
 
 @pytest.mark.slow
 def test_paraview_opens_the_surface_with_one_polyline_per_optimizer(network_out, tmp_path, run_pvbatch):
-    if shutil.which("pvbatch") is None or shutil.which("xvfb-run") is None:
-        pytest.skip("ParaView's `pvbatch` (Debian: paraview, python3-paraview) and `xvfb-run` "
-                    "(xvfb, xauth) are not on PATH; .ci/run installs them")
+    if shutil.which("pvbatch") is None or shutil.which("Xvfb") is None:
+        pytest.skip("ParaView's `pvbatch` (Debian: paraview, python3-paraview) and `Xvfb` "
+                    "(xvfb) are not on PATH; .ci/run installs them")
     from matplotlib.image import imread
 
     out, _, _ = network_out

@@ -167,9 +167,9 @@ print("REPORT " + json.dumps(report))
 
 @pytest.mark.slow
 def test_paraview_opens_the_files_and_renders_them(tmp_path, run_pvbatch):
-    if shutil.which("pvbatch") is None or shutil.which("xvfb-run") is None:
-        pytest.skip("ParaView's `pvbatch` (Debian: paraview, python3-paraview) and `xvfb-run` "
-                    "(xvfb, xauth) are not on PATH; .ci/run installs them")
+    if shutil.which("pvbatch") is None or shutil.which("Xvfb") is None:
+        pytest.skip("ParaView's `pvbatch` (Debian: paraview, python3-paraview) and `Xvfb` "
+                    "(xvfb) are not on PATH; .ci/run installs them")
     from matplotlib.image import imread
 
     path, _ = _export(tmp_path, nx=7, ny=4)

@@ -49,7 +49,7 @@ def adam_model(workload_name: str, *, steps: int, lr: float, seed: int = 0,
     """``workload_name`` (``workload``: already loaded) to be trained with Adam as
     :func:`landscape.sources.trained_model` trains it (``on_step()`` after every step)."""
     from landscape.data import get_workload
-    from landscape.sources import trained_model
+    from landscape.sources import adam_description, trained_model
 
     workload = workload or get_workload(workload_name)
 
@@ -57,9 +57,8 @@ def adam_model(workload_name: str, *, steps: int, lr: float, seed: int = 0,
         return trained_model(workload_name, steps=steps, lr=lr, seed=seed, workload=workload,
                              precision=precision, on_step=on_step)
 
-    description = {"workload": workload_name, "optimizer": "adam", "lr": lr, "steps": steps,
-                   "seed": seed}
-    return ModelToTrain(workload, description, train)
+    return ModelToTrain(workload, adam_description(workload_name, lr=lr, steps=steps, seed=seed),
+                        train)
 
 
 @dataclasses.dataclass(frozen=True)

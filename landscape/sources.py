@@ -51,9 +51,14 @@ def trained_model(workload_name: str, *, steps: int, lr: float, seed: int = 0,
             f"training `{workload_name}` with Adam (`lr`={lr}) diverged at "
             f"{result.divergence.describe()}; lower `lr` or train fewer `steps`",
             param=("lr", "steps"))
-    description = {"workload": workload_name, "optimizer": "adam", "lr": lr, "steps": steps,
-                   "seed": seed}
-    return ModelSource(workload, result.params, result.state, float(result.losses[-1]), description)
+    return ModelSource(workload, result.params, result.state, float(result.losses[-1]),
+                       adam_description(workload_name, lr=lr, steps=steps, seed=seed))
+
+
+def adam_description(workload_name: str, *, lr: float, steps: int, seed: int) -> dict:
+    """The provenance :func:`trained_model` gives its model (output files record it)."""
+    return {"workload": workload_name, "optimizer": "adam", "lr": lr, "steps": steps,
+            "seed": seed}
 
 
 def open_run(path: str | os.PathLike, *, workload: str | None = None) -> tuple[ModelSource, Any]:

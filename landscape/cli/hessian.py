@@ -15,14 +15,13 @@ from click.core import ParameterSource
 from landscape.cli.options import (Bars, ExistingPath, FiniteFloat, USER_CODE_NOTE, compute_in,
                                    echo_outputs, library_errors, out_option, precision_option,
                                    quiet_option, seed_option)
-from landscape.cli.source import trained_model
 from landscape.io.folders import make_output_folder
 from landscape.curvature.minibatch import MINIBATCH_SIZE
 from landscape.curvature.trace import TRACE_METHODS
 from landscape.directions import IGNORE_RULES
 from landscape.errors import InputError
 from landscape.probes import MAP_DIRECTIONS
-from landscape.sources import open_runs
+from landscape.sources import open_runs, trained_model
 
 EXAMPLES = """
 \b
@@ -248,8 +247,8 @@ def hessian(runs, workload, steps_spec, lr, operator, blocks, top_k, bottom_k, t
         else:
             untrained = get_workload(workload)
             check_probe(untrained, **checks)  # before minutes of training
-            model = trained_model(workload, steps=steps, lr=lr, seed=seed, quiet=quiet,
-                                  precision=precision, workload=untrained)
+            model = trained_model(workload, steps=steps, lr=lr, seed=seed, precision=precision,
+                                  workload=untrained, on_step=bars.step("training", steps, "step"))
             timings = {"train_s": time.perf_counter() - started}
         mapped = dict(grid=grid, kind=kind, ignore=ignore, map_steps=map_steps, chunk=chunk,
                       overwrite=overwrite)

@@ -103,6 +103,19 @@ USER_CODE_NOTE = ("A `module:function` is imported and called: it runs that code
                   "(name only code you trust; its folder must be on PYTHONPATH).")
 
 
+def model_options(command):
+    """``--workload --steps --lr`` for commands that train their model on the spot."""
+    command = click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=1e-2,
+                           show_default=True, help="Adam learning rate for training.")(command)
+    command = click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True,
+                           help="Training steps before the analysis.")(command)
+    command = click.option("--workload", default="sine", show_default=True,
+                           help="Built-in workload name (sine, spirals, digits ...) or "
+                                "`package.module:function` returning a landscape.Workload. "
+                                + USER_CODE_NOTE)(command)
+    return command
+
+
 def distributed_options(command: Callable) -> Callable:
     """``--coordinator --num-processes --process-id`` for multi-host runs (jax.distributed)."""
     command = click.option("--process-id", type=click.IntRange(min=0), default=None,

@@ -9,8 +9,7 @@ from click.core import ParameterSource
 
 from landscape.cli.options import (Bars, ExistingPath, comma_list, distributed_options,
                                    echo_outputs, eval_batch_option, library_errors, out_option,
-                                   precision_option, quiet_option, seed_option)
-from landscape.cli.source import model_options
+                                   model_options, precision_option, quiet_option, seed_option)
 from landscape.io.folders import make_output_folder
 from landscape.sources import open_run
 from landscape.directions import IGNORE_RULES, NORMALIZATIONS
